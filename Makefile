@@ -1,0 +1,55 @@
+# The README's two commands: `make demo` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch lies on disk; a newer or unpinned torch would download a multi-GB CUDA build.
+TORCH_CPU := torch==2.13.0
+export MODEL_CACHE_DIR ?= $(CURDIR)/model_cache
+
+.PHONY: demo test install models protos browser up down bench-text bench-image clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_CPU)"
+	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_CPU)"
+	touch $@
+
+install: $(VENV)/.installed
+
+models: install
+	$(PY) -m text_service.tiny
+	$(PY) -m image_service.tiny
+
+protos: install
+	$(PY) protos/generate.py
+
+# Debian's Chromium for the UI tests (Playwright cannot download browsers offline).
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+# Starts the whole stack offline with the tiny demo models; Ctrl-C stops all three services.
+demo: models
+	SDG_TEXT_MODEL=tiny SDG_IMAGE_MODEL=tiny bash scripts/demo.sh
+
+test: install browser
+	$(PY) -m pytest -q
+
+# The real models (downloaded on first start; a GPU is recommended).
+up:
+	docker compose up --build
+
+down:
+	docker compose down
+
+bench-text: install
+	$(PY) bench/text_bench.py --tiny
+
+bench-image: install
+	$(PY) bench/image_bench.py --tiny
+
+clean:
+	rm -rf $(VENV) model_cache generated_data .cache
