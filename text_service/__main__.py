@@ -1,0 +1,3 @@
+from text_service.server import main
+
+main()

@@ -1,0 +1,52 @@
+"""Builds each row's chat prompt: the schema in words, the caller's instructions, and a per-row
+hint drawn from the job seed, so that rows of one job do not collapse into the same answer."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+SYSTEM = (
+    "You generate realistic synthetic data. Reply with exactly one JSON object on one line and "
+    "nothing else."
+)
+# Steering words for variety; the model is asked to let one of them colour the row.
+HINTS = (
+    "Amsterdam", "Nairobi", "Osaka", "Lima", "Oslo", "Cairo", "Austin", "Porto", "Hanoi", "Quebec",
+    "Seoul", "Accra", "Krakow", "Perth", "Bogota", "Dublin", "Mumbai", "Reykjavik", "Tunis", "Zurich",
+    "student", "retiree", "nurse", "farmer", "engineer", "artist", "chef", "pilot", "teacher", "lawyer",
+    "budget", "premium", "bulk", "first-time", "returning", "seasonal", "urgent", "gift", "online", "in-store",
+    "spring", "summer", "autumn", "winter", "morning", "night", "weekend", "holiday", "rainy", "sunny",
+)
+
+
+def describe_field(name: str, spec: dict[str, Any]) -> str:
+    kind = spec["type"] if isinstance(spec["type"], str) else "/".join(spec["type"])
+    details = [kind]
+    for key in ("format", "minimum", "maximum", "enum", "pattern", "minLength", "maxLength", "minItems", "maxItems"):
+        if key in spec:
+            details.append(f"{key} {json.dumps(spec[key])}")
+    line = f"- {name}: {', '.join(details)}"
+    if spec.get("description"):
+        line += f" — {spec['description']}"
+    return line
+
+
+def row_hint(seed: int, slot: int) -> tuple[int, str]:
+    rng = random.Random(seed * 7919 + slot)
+    return rng.randrange(1, 10_000), rng.choice(HINTS)
+
+
+def build_prompt(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slot: int) -> list[int]:
+    number, hint = row_hint(seed, slot)
+    fields = "\n".join(describe_field(name, spec) for name, spec in schema["properties"].items())
+    user = f"Write one row of data with these fields:\n{fields}\n"
+    if schema.get("description"):
+        user += f"The data describes: {schema['description']}\n"
+    if instructions:
+        user += f"{instructions}\n"
+    user += f"This is record #{number}; let it be inspired by '{hint}'. Use realistic, varied values."
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -1,0 +1,53 @@
+"""Builds and runs the text service: TextService, Health and reflection on one grpc.aio server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from sdg import serving
+from sdg.v1 import text_pb2, text_pb2_grpc
+from text_service.engine import TextEngine
+from text_service.model import load_text_model
+from text_service.servicer import TextServicer
+from text_service.settings import TextSettings
+
+SERVICE_NAME = text_pb2.DESCRIPTOR.services_by_name["TextService"].full_name
+log = logging.getLogger(__name__)
+
+
+def create_server(settings: TextSettings) -> tuple[grpc.aio.Server, int, TextServicer, object]:
+    """Returns the server (not started), its bound port, the servicer and the health servicer."""
+    servicer = TextServicer()
+    server, port, health = serving.create_server(
+        settings.listen,
+        lambda s: text_pb2_grpc.add_TextServiceServicer_to_server(servicer, s),
+        [SERVICE_NAME],
+    )
+    return server, port, servicer, health
+
+
+def load_engine(settings: TextSettings) -> TextEngine:
+    return TextEngine(
+        load_text_model(settings),
+        batch_size=settings.batch_size,
+        mask_threads=settings.mask_threads,
+    )
+
+
+async def run(settings: TextSettings) -> None:
+    server, port, servicer, health = create_server(settings)
+    log.info("text service listening on %s (port %d), loading %s", settings.listen, port, settings.model)
+
+    async def load() -> None:
+        servicer.engine = await asyncio.to_thread(load_engine, settings)
+        log.info("text model ready: %s", servicer.engine.description.display_name)
+
+    await serving.serve(server, health, [SERVICE_NAME], load)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s text_service %(levelname)s %(message)s")
+    asyncio.run(run(TextSettings()))

@@ -1,0 +1,151 @@
+"""The TextService gRPC servicer: converts protobuf to engine dataclasses and back, nothing more.
+
+The engine is synchronous torch code, so each call runs it in a worker thread and hands its
+events to the event loop through a queue. A cancelled call sets a flag the engine checks every
+decode step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+import grpc
+
+from sdg.schema import SchemaError
+from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
+
+log = logging.getLogger(__name__)
+_DONE = object()
+
+
+class TextServicer(text_pb2_grpc.TextServiceServicer):
+    def __init__(self) -> None:
+        self.engine: TextEngine | None = None  # set once the model has loaded
+
+    def _engine(self, context: grpc.aio.ServicerContext) -> TextEngine:
+        if self.engine is None:
+            raise _Abort(grpc.StatusCode.UNAVAILABLE, "the text model is still loading")
+        return self.engine
+
+    async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
+        if self.engine is None:
+            return common_pb2.ModelInfo(loaded=False)
+        d = self.engine.description
+        return common_pb2.ModelInfo(
+            model_id=d.model_id,
+            source=d.source,
+            demo_model=d.demo_model,
+            loaded=True,
+            device=d.device,
+            dtype=d.dtype,
+            display_name=d.display_name,
+        )
+
+    async def ValidateSchema(self, request, context) -> text_pb2.ValidateSchemaResponse:
+        try:
+            schema = _parse_schema(request.schema_json)
+            prepared = await asyncio.to_thread(self._engine(context).prepare, schema)
+        except _Abort as abort:
+            await context.abort(abort.code, abort.message)
+        except SchemaError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return text_pb2.ValidateSchemaResponse(schema_json=json.dumps(prepared.schema))
+
+    async def GenerateRows(self, request, context) -> AsyncIterator[text_pb2.GenerateRowsResponse]:
+        try:
+            engine = self._engine(context)
+            row_request = _row_request(request)
+            await asyncio.to_thread(engine.check_request, row_request)
+        except _Abort as abort:
+            await context.abort(abort.code, abort.message)
+        except (SchemaError, RequestError) as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(maxsize=64)
+        cancelled = threading.Event()
+
+        def produce() -> None:
+            try:
+                for event in engine.generate(row_request, cancelled.is_set):
+                    asyncio.run_coroutine_threadsafe(queue.put(event), loop).result()
+            except BaseException as exc:  # handed to the event loop, which re-raises it
+                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+            asyncio.run_coroutine_threadsafe(queue.put(_DONE), loop).result()
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while (event := await queue.get()) is not _DONE:
+                if isinstance(event, BaseException):
+                    raise event
+                yield _to_pb(event)
+        finally:
+            # Reached on normal end, on error, and when the client cancels (GeneratorExit).
+            cancelled.set()
+            while not worker.done():
+                try:
+                    queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    await asyncio.sleep(0.01)
+
+
+class _Abort(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str):
+        self.code, self.message = code, message
+
+
+def _parse_schema(text: str):
+    if not text.strip():
+        raise SchemaError("", "schema_json is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError("", f"schema_json is not valid JSON: {exc}") from None
+
+
+def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
+    sampling = request.sampling
+    return RowRequest(
+        schema=_parse_schema(request.schema_json),
+        num_rows=request.num_rows,
+        seed=request.seed if request.HasField("seed") else None,
+        temperature=sampling.temperature or 1.0,
+        top_p=sampling.top_p or 0.95,
+        max_new_tokens=sampling.max_new_tokens or 512,
+        keep_duplicates=request.keep_duplicates,
+        instructions=request.instructions,
+    )
+
+
+def _to_pb(event: RowProgress | RowBatch | RowSummary) -> text_pb2.GenerateRowsResponse:
+    if isinstance(event, RowBatch):
+        return text_pb2.GenerateRowsResponse(rows=text_pb2.RowBatch(rows_json=event.rows))
+    if isinstance(event, RowProgress):
+        return text_pb2.GenerateRowsResponse(
+            progress=text_pb2.RowProgress(
+                rows_done=event.rows_done,
+                rows_total=event.rows_total,
+                rows_regenerated=event.rows_regenerated,
+                tokens_generated=event.tokens_generated,
+            )
+        )
+    return text_pb2.GenerateRowsResponse(
+        summary=text_pb2.GenerationSummary(
+            rows_generated=event.rows_generated,
+            rows_requested=event.rows_requested,
+            rows_invalid=event.rows_invalid,
+            duplicates_removed=event.duplicates_removed,
+            distinct_ratio=event.distinct_ratio,
+            seed=event.seed,
+            elapsed_s=event.elapsed_s,
+            tokens_generated=event.tokens_generated,
+            tokens_forced=event.tokens_forced,
+            partial=event.partial,
+            reason=event.reason,
+            schema_json=json.dumps(event.schema),
+        )
+    )

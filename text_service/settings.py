@@ -1,0 +1,37 @@
+"""TextSettings: the text service's configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+
+
+class TextSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SDG_TEXT_", extra="ignore")
+
+    listen: str = "0.0.0.0:50051"
+    # A Hugging Face id, a local directory, or "tiny" (the built-in demo model, random weights).
+    model: str = DEFAULT_TEXT_MODEL
+    model_cache_dir: Path = Field(
+        default=Path("model_cache"), validation_alias=AliasChoices("MODEL_CACHE_DIR")
+    )
+    device: str = Field(default="auto", validation_alias=AliasChoices("SDG_DEVICE"))
+    # Rows decoded together in one loop. 0 picks by device: 512 on CUDA, 128 on CPU.
+    batch_size: int = Field(default=0, ge=0, le=8192)
+    # Static KV cache + CUDA graphs for the decode step (CUDA only; ignored on CPU).
+    cuda_graphs: bool = True
+    # Largest num_rows one call may ask for.
+    max_rows: int = Field(default=1_000_000, ge=1)
+    # Worker threads for grammar masks; 0 lets xgrammar decide.
+    mask_threads: int = Field(default=0, ge=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _has_port(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError("SDG_TEXT_LISTEN must be host:port")
+        return value
