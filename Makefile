@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 export MODEL_CACHE_DIR ?= $(CURDIR)/model_cache
 
-.PHONY: demo test install models protos browser up down bench-text bench-image clean
+.PHONY: demo test install models protos system-deps up down bench-text bench-image clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,17 +25,23 @@ models: install
 protos: install
 	$(PY) protos/generate.py
 
-# Debian's Chromium for the UI tests (Playwright cannot download browsers offline).
-browser:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+# Debian packages the tests use: Chromium for the UI tests (Playwright cannot download browsers
+# offline) and docker-compose to validate docker-compose.yml without a Docker engine.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 # Starts the whole stack offline with the tiny demo models; Ctrl-C stops all three services.
 demo: models
 	SDG_TEXT_MODEL=tiny SDG_IMAGE_MODEL=tiny bash scripts/demo.sh
 
-test: install browser
+test: install system-deps
 	$(PY) -m pytest -q
 
 # The real models (downloaded on first start; a GPU is recommended).

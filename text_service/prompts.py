@@ -21,6 +21,15 @@ HINTS = (
 )
 
 
+# The fixed wording of the user turn, also used to train the tiny model's tokenizer.
+USER_TEMPLATE_WORDS = (
+    "Write one row of data with these fields: The data describes: This is record #; let it be "
+    "inspired by ''. Use realistic, varied values. format date date-time email uuid minimum "
+    "maximum enum pattern minLength maxLength minItems maxItems string integer number boolean "
+    "object array null"
+)
+
+
 def describe_field(name: str, spec: dict[str, Any]) -> str:
     kind = spec["type"] if isinstance(spec["type"], str) else "/".join(spec["type"])
     details = [kind]

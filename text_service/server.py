@@ -34,6 +34,7 @@ def load_engine(settings: TextSettings) -> TextEngine:
         load_text_model(settings),
         batch_size=settings.batch_size,
         mask_threads=settings.mask_threads,
+        feed_width=settings.feed_width,
     )
 
 

@@ -22,10 +22,11 @@ class TextSettings(BaseSettings):
     device: str = Field(default="auto", validation_alias=AliasChoices("SDG_DEVICE"))
     # Rows decoded together in one loop. 0 picks by device: 512 on CUDA, 128 on CPU.
     batch_size: int = Field(default=0, ge=0, le=8192)
-    # Static KV cache + CUDA graphs for the decode step (CUDA only; ignored on CPU).
-    cuda_graphs: bool = True
     # Largest num_rows one call may ask for.
     max_rows: int = Field(default=1_000_000, ge=1)
+    # Tokens fed per row per decode step (the sampled one plus jump-forward tokens); 0 picks by
+    # device: 4 on CUDA, 1 on CPU.
+    feed_width: int = Field(default=0, ge=0, le=64)
     # Worker threads for grammar masks; 0 lets xgrammar decide.
     mask_threads: int = Field(default=0, ge=0)
 

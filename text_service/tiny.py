@@ -46,6 +46,11 @@ def _corpus() -> list[str]:
     ]
     lines += [json.dumps(s) for s in samples] * 4
     lines += [" ".join(str(n) for n in range(k, k + 50)) for k in range(0, 1000, 50)]
+    # SDG's own prompt wording, so that prompts take few tokens and tiny-model tests stay fast.
+    from text_service.prompts import HINTS, SYSTEM, USER_TEMPLATE_WORDS
+
+    lines += [SYSTEM, USER_TEMPLATE_WORDS, " ".join(HINTS)] * 8
+    lines += [f"- {w}: {t}, maxLength 48" for w in words for t in ("string", "integer", "number", "boolean")]
     return lines
 
 
@@ -57,7 +62,7 @@ def build_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=1024,
+        vocab_size=2048,
         special_tokens=SPECIAL_TOKENS,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,

@@ -1,0 +1,293 @@
+"""Image throughput: ImageEngine against a plain diffusers StableDiffusionPipeline call, in one run
+on the same model, batch size, resolution and step count; then the engine with annotation tracing,
+and the same request through the gRPC service (started in this process on a free port).
+
+Full mode builds SD-1.5's UNet, VAE and CLIP text encoder from their published configs (written
+below) with random weights: speed does not depend on the weights' values, and nothing is
+downloaded. `--tiny` runs the tiny demo pipeline on the CPU with a few steps, as a smoke test.
+
+    python bench/image_bench.py                 # SD-1.5 architecture, 512x512, 30 steps, batch 8
+    python bench/image_bench.py --compile       # engine with torch.compile (baseline stays eager)
+    python bench/image_bench.py --tiny          # seconds on a CPU
+
+The last line printed is one JSON object with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import diffusers  # noqa: E402
+import grpc  # noqa: E402
+import torch  # noqa: E402
+from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
+
+from image_service.engine import ImageEngine  # noqa: E402
+from image_service.model import LoadedImageModel, ModelInfo, dtype_for, tune_for_device  # noqa: E402
+from image_service.server import create_server  # noqa: E402
+from image_service.servicer import ImageServicer  # noqa: E402
+from image_service.settings import ImageSettings  # noqa: E402
+from image_service.tiny import SD15_SCHEDULER, build_tiny, build_tokenizer  # noqa: E402
+from image_service.types import ImageRequest  # noqa: E402
+from sdg.devices import resolve_device  # noqa: E402
+from sdg.v1 import image_pb2, image_pb2_grpc  # noqa: E402
+
+# stable-diffusion-v1-5: unet/config.json, vae/config.json, and openai/clip-vit-large-patch14's
+# text config (text_encoder/config.json).
+SD15_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+    norm_eps=1e-5,
+    flip_sin_to_cos=True,
+    freq_shift=0,
+    downsample_padding=1,
+    act_fn="silu",
+)
+SD15_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    latent_channels=4,
+    norm_num_groups=32,
+    sample_size=512,
+    act_fn="silu",
+    scaling_factor=0.18215,
+)
+SD15_TEXT = dict(
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    hidden_act="quick_gelu",
+    layer_norm_eps=1e-5,
+    projection_dim=768,
+)
+PROMPTS = (
+    "a photo of a dog running on a beach at sunset",
+    "a red car parked in front of a modern house",
+    "a cat sleeping on a sofa next to a lamp",
+    "a warehouse interior with pallets and a forklift",
+)
+ANNOTATIONS = ("bbox", "segmentation")
+
+
+def build_sd15(device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
+    """SD-1.5's architecture with random weights, built directly on the device."""
+    tokenizer = build_tokenizer()  # ids stay far below CLIP's 49408; the tokenizer does not affect speed
+    torch.manual_seed(0)
+    with device:
+        unet = UNet2DConditionModel(**SD15_UNET)
+        vae = AutoencoderKL(**SD15_VAE)
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                **SD15_TEXT,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=PNDMScheduler(**SD15_SCHEDULER),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    return pipe.to(device, dtype)
+
+
+def load_tiny(cache_dir: Path, device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
+    folder = build_tiny(cache_dir)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, safety_checker=None, requires_safety_checker=False)
+    return pipe.to(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_baseline(pipe, device, args) -> float:
+    """Seconds per image of plain pipeline calls, `args.batch_size` prompts per call."""
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.batch_size)]
+
+    def call(steps: int, seed: int):
+        generators = [torch.Generator("cpu").manual_seed(seed + i) for i in range(args.batch_size)]
+        pipe(
+            prompts,
+            height=args.resolution,
+            width=args.resolution,
+            num_inference_steps=steps,
+            guidance_scale=7.5,
+            generator=generators,
+        )
+
+    call(2, 0)  # warm-up: cuDNN autotuning, allocator
+    sync(device)
+    started = time.perf_counter()
+    for batch in range(args.batches):
+        call(args.steps, batch * args.batch_size)
+    sync(device)
+    return (time.perf_counter() - started) / (args.batches * args.batch_size)
+
+
+def bench_request(args, annotations=()) -> ImageRequest:
+    return ImageRequest(
+        prompts=PROMPTS,
+        num_images=args.batches * args.batch_size,
+        width=args.resolution,
+        height=args.resolution,
+        num_inference_steps=args.steps,
+        guidance_scale=7.5,
+        seed=0,
+        annotations=annotations,
+    )
+
+
+def time_engine(engine: ImageEngine, request: ImageRequest) -> float:
+    started = time.perf_counter()
+    summary = engine.generate(request)
+    elapsed = time.perf_counter() - started
+    assert summary.images_generated == request.num_images, summary
+    return elapsed / request.num_images
+
+
+async def time_service(engine: ImageEngine, settings: ImageSettings, request: ImageRequest) -> float:
+    """Seconds per image for the whole GenerateImages stream over a local gRPC connection."""
+    servicer = ImageServicer(engine.info)
+    servicer.attach(engine)
+    server, port, _ = create_server(settings.model_copy(update={"listen": "127.0.0.1:0"}), servicer)
+    await server.start()
+    try:
+        message = image_pb2.GenerateImagesRequest(
+            prompts=request.prompts,
+            num_images=request.num_images,
+            width=request.width,
+            height=request.height,
+            num_inference_steps=request.num_inference_steps,
+            guidance_scale=request.guidance_scale,
+            seed=request.seed,
+        )
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = image_pb2_grpc.ImageServiceStub(channel)
+            started = time.perf_counter()
+            images = 0
+            async for response in stub.GenerateImages(message):
+                images += response.WhichOneof("event") == "image"
+            elapsed = time.perf_counter() - started
+    finally:
+        await server.stop(0)
+    assert images == request.num_images
+    return elapsed / images
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="tiny demo pipeline on the CPU, few steps")
+    parser.add_argument("--device", default=None, help="torch device (default: auto; cpu for --tiny)")
+    parser.add_argument("--batch-size", type=int, default=None, help="images per denoising batch (8; 2 for --tiny)")
+    parser.add_argument("--batches", type=int, default=2, help="timed batches per measurement")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (30; 3 for --tiny)")
+    parser.add_argument("--resolution", type=int, default=None, help="square image size (512; 128 for --tiny)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the engine's UNet and VAE decoder")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="where --tiny finds or builds its model (default: MODEL_CACHE_DIR)")
+    args = parser.parse_args()
+    args.device = args.device or ("cpu" if args.tiny else "auto")
+    args.batch_size = args.batch_size or (2 if args.tiny else 8)
+    args.steps = args.steps or (3 if args.tiny else 30)
+    args.resolution = args.resolution or (128 if args.tiny else 512)
+    return args
+
+
+def main() -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    diffusers.utils.logging.disable_progress_bar()
+    args = parse_args()
+    device = resolve_device(args.device)
+    dtype = dtype_for(device)
+    if args.tiny:
+        cache_dir = args.cache_dir or ImageSettings().model_cache_dir  # MODEL_CACHE_DIR, as the service
+        pipe = load_tiny(cache_dir, device, dtype)
+    else:
+        pipe = build_sd15(device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+
+    # 1. The baseline first, before the engine's tuning changes the modules in place.
+    baseline = time_baseline(pipe, device, args)
+
+    # 2. The engine on the same modules, tuned as the service tunes them.
+    settings = ImageSettings(
+        model="tiny" if args.tiny else "sd15-architecture-random-weights",
+        device=str(device),
+        batch_size=args.batch_size,
+        compile=args.compile,
+        max_resolution=max(1024, args.resolution),
+    )
+    compile_mode = settings.compile_mode if args.compile else None
+    tune_for_device(pipe, device, compile_mode)
+    info = ModelInfo(settings.model, "in-memory", True, True, str(device), str(dtype), "bench (random weights)")
+    engine = ImageEngine(LoadedImageModel(pipe, info, device, dtype), settings)
+    warm_started = time.perf_counter()
+    for annotations in ((), ANNOTATIONS):  # the shapes measured below; tracing is its own graph
+        engine.generate(replace(bench_request(args, annotations), num_images=args.batch_size, num_inference_steps=2))
+    warm_up_s = time.perf_counter() - warm_started
+    try:
+        plain = time_engine(engine, bench_request(args))
+        traced = time_engine(engine, bench_request(args, ANNOTATIONS))
+        service = asyncio.run(time_service(engine, settings, bench_request(args)))
+    finally:
+        engine.close()
+
+    result = {
+        "bench": "image",
+        "mode": "tiny" if args.tiny else "sd15-architecture",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "dtype": str(dtype).removeprefix("torch."),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "compile": args.compile,
+        "resolution": args.resolution,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "images_per_measurement": args.batches * args.batch_size,
+        "baseline_s_per_image": round(baseline, 4),
+        "engine_s_per_image": round(plain, 4),
+        "engine_traced_s_per_image": round(traced, 4),
+        "service_s_per_image": round(service, 4),
+        "ratio_vs_baseline": round(baseline / plain, 3),
+        "tracing_overhead_pct": round(100 * (traced / plain - 1), 1),
+        "service_vs_engine": round(plain / service, 3),
+        "engine_warm_up_s": round(warm_up_s, 1),
+    }
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

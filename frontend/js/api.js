@@ -1,0 +1,117 @@
+/* The gateway's REST API. Paths are relative to the page's origin (the gateway serves this page at
+   /ui); `?api=http://host:8000` points the page at another gateway, e.g. when it is opened from
+   file:// or from a static server on another port. */
+(function (SDG) {
+  'use strict';
+
+  function resolveBase() {
+    const override = new URLSearchParams(window.location.search).get('api');
+    if (override) return override.replace(/\/+$/, '');
+    // A page opened from disk has no origin to be relative to; the gateway's default address is
+    // the one useful guess.
+    if (window.location.protocol === 'file:') return 'http://localhost:8000';
+    return '';
+  }
+
+  const base = resolveBase();
+
+  class ApiError extends Error {
+    constructor(status, message, body) {
+      super(message);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  /** JSON.parse that keeps integers beyond 2^53 (seeds are uint64) as their exact digits, using
+      the reviver's source text where the browser provides it (Chromium 114+). */
+  function parseJson(text) {
+    return JSON.parse(text, (key, value, context) => (
+      typeof value === 'number' && !Number.isSafeInteger(value) && Number.isInteger(value) && context
+        ? context.source : value));
+  }
+
+  function url(path) {
+    return base + path;
+  }
+
+  /** Turns a FastAPI error body into one readable message: 400s carry a string naming the field,
+      422s a list of pydantic errors with a location each. */
+  function describeError(body, response) {
+    const detail = body && typeof body === 'object' && 'detail' in body ? body.detail : body;
+    if (Array.isArray(detail)) {
+      return detail.map((item) => {
+        if (!item || typeof item !== 'object') return String(item);
+        const where = (item.loc || []).filter((part) => part !== 'body').join('.');
+        return where ? `${where}: ${item.msg}` : item.msg;
+      }).join('\n');
+    }
+    if (typeof detail === 'string' && detail) return detail;
+    if (detail && typeof detail === 'object') return JSON.stringify(detail);
+    return `${response.status} ${response.statusText}`.trim();
+  }
+
+  async function send(method, path, body) {
+    const init = { method, headers: { Accept: 'application/json' } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url(path), init);
+    } catch (err) {
+      throw new ApiError(0, `Cannot reach the gateway at ${base || window.location.origin} (${err.message})`, null);
+    }
+    const text = await response.text();
+    let data = text;
+    try {
+      data = text ? parseJson(text) : null;
+    } catch (_) {
+      // Not JSON (a proxy's HTML error page, say): keep the text so the message shows it.
+    }
+    if (!response.ok) throw new ApiError(response.status, describeError(data, response), data);
+    return data;
+  }
+
+  /** GET /health. A degraded gateway answers 500 with the same JSON body, so the body is returned
+      whatever the status; only an unreachable gateway or a body that is not JSON throws. */
+  async function health() {
+    let response;
+    try {
+      response = await fetch(url('/health'), { headers: { Accept: 'application/json' } });
+    } catch (err) {
+      throw new ApiError(0, `Cannot reach the gateway at ${base || window.location.origin} (${err.message})`, null);
+    }
+    const text = await response.text();
+    try {
+      return { httpStatus: response.status, body: parseJson(text) };
+    } catch (_) {
+      throw new ApiError(response.status, `/health answered ${response.status} without JSON: ${text.slice(0, 200)}`, text);
+    }
+  }
+
+  /** URL of one file of a job's output; each path segment is encoded, the slashes kept. */
+  function fileUrl(jobId, path) {
+    const encoded = path.split('/').map(encodeURIComponent).join('/');
+    return url(`/jobs/${encodeURIComponent(jobId)}/files/${encoded}`);
+  }
+
+  async function fileText(jobId, path) {
+    const response = await fetch(fileUrl(jobId, path));
+    if (!response.ok) throw new ApiError(response.status, `${path}: ${response.status} ${response.statusText}`, null);
+    return response.text();
+  }
+
+  SDG.api = {
+    base,
+    url,
+    parseJson,
+    fileUrl,
+    fileText,
+    health,
+    ApiError,
+    get: (path) => send('GET', path),
+    post: (path, body) => send('POST', path, body),
+  };
+})(window.SDG = window.SDG || {});

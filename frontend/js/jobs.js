@@ -1,0 +1,155 @@
+/* The jobs panel: GET /jobs plus GET /status/{id} for each job that is still moving, polled every
+   second while something runs and every few seconds otherwise. List items are updated in place
+   rather than rebuilt, so a click that lands mid-poll is not lost. */
+(function (SDG) {
+  'use strict';
+  const { el, byId, formatTime } = SDG.dom;
+
+  const ACTIVE_MS = 1000;
+  const IDLE_MS = 5000;
+  // Statuses only change while a job runs; beyond this many, older finished jobs show list data only.
+  const MAX_DETAILED = 50;
+
+  const statuses = new Map(); // job id → last /status body
+  const items = new Map(); // job id → <li>
+  let selected = null;
+  let timer = null;
+  let cancelling = null; // job id whose "Cancelling…" notice shows until the job has stopped
+
+  const isActive = (job) => !SDG.jobView.FINISHED.has(job.status);
+
+  function createItem(jobId) {
+    const li = el('li', { class: 'job', dataset: { testid: 'job-item', jobId } });
+    li.append(
+      el('button', {
+        type: 'button', class: 'job-select', 'aria-pressed': 'false', dataset: { testid: 'job-select' },
+        onclick: () => select(jobId),
+      },
+      el('span', { class: 'job-type', dataset: { testid: 'job-type' } }),
+      el('span', { class: 'badge', dataset: { testid: 'job-status' } }),
+      el('span', { class: 'badge badge-partial', dataset: { testid: 'job-partial' }, hidden: true }, 'partial'),
+      el('time', { class: 'job-time muted small' })),
+      el('div', { class: 'job-progress-slot' }),
+      el('p', { class: 'job-message', dataset: { testid: 'job-message' }, hidden: true }),
+      el('p', { class: 'job-error', dataset: { testid: 'job-error' }, hidden: true }),
+      el('div', { class: 'job-foot' },
+        el('code', { class: 'job-id muted small' }, jobId),
+        el('button', {
+          type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-cancel' }, hidden: true,
+          'aria-label': `Cancel job ${jobId}`, onclick: () => cancel(jobId),
+        }, 'Cancel')));
+    return li;
+  }
+
+  function updateItem(li, job) {
+    const status = statuses.get(job.job_id) || job;
+    const merged = { ...job, ...status, status: status.status || job.status };
+    li.dataset.status = merged.status;
+    li.classList.toggle('selected', selected === job.job_id);
+    li.querySelector('.job-select').setAttribute('aria-pressed', String(selected === job.job_id));
+    li.querySelector('[data-testid="job-type"]').textContent = merged.type;
+    const badge = li.querySelector('[data-testid="job-status"]');
+    badge.textContent = merged.status;
+    badge.className = `badge badge-${merged.status}`;
+    li.querySelector('[data-testid="job-partial"]').hidden = !merged.partial;
+    li.querySelector('.job-time').textContent = formatTime(merged.created_at);
+    li.querySelector('.job-progress-slot').replaceChildren(SDG.jobView.progressBar(merged, 'job-progress'));
+    const message = li.querySelector('[data-testid="job-message"]');
+    const detail = SDG.jobView.messageOf(merged) || (merged.error ? '' : SDG.jobView.statsLine(merged.stats));
+    message.textContent = detail || '';
+    message.hidden = !detail;
+    const error = li.querySelector('[data-testid="job-error"]');
+    error.textContent = merged.error || '';
+    error.hidden = !merged.error;
+    li.querySelector('[data-testid="job-cancel"]').hidden = !isActive(merged);
+  }
+
+  async function fetchStatuses(jobs) {
+    const wanted = jobs.slice(0, MAX_DETAILED).filter((job) => {
+      const known = statuses.get(job.job_id);
+      return !known || isActive(known) || known.status !== job.status || job.job_id === selected;
+    });
+    await Promise.all(wanted.map(async (job) => {
+      try {
+        statuses.set(job.job_id, await SDG.api.get(`/status/${encodeURIComponent(job.job_id)}`));
+      } catch (err) {
+        // One missing status (a job removed meanwhile) must not stop the others from updating.
+        if (err.status !== 404) throw err;
+      }
+    }));
+  }
+
+  function render(jobs) {
+    const list = byId('job-list');
+    byId('jobs-empty').hidden = jobs.length > 0;
+    const current = new Set(jobs.map((j) => j.job_id));
+    for (const [id, li] of items) {
+      if (!current.has(id)) { li.remove(); items.delete(id); }
+    }
+    jobs.forEach((job, index) => {
+      let li = items.get(job.job_id);
+      if (!li) { li = createItem(job.job_id); items.set(job.job_id, li); }
+      updateItem(li, job);
+      if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
+    });
+    if (selected && statuses.has(selected)) SDG.jobView.show(statuses.get(selected), cancel);
+    if (cancelling && statuses.has(cancelling) && !isActive(statuses.get(cancelling))) {
+      byId('jobs-notice').textContent = '';
+      cancelling = null;
+    }
+    byId('jobs-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  let inFlight = false;
+  let again = false;
+
+  /** One poll. A call during a poll (a submit, a click) runs right after it instead of alongside,
+      so there is only ever one timer chain. */
+  async function refresh() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    clearTimeout(timer);
+    let anyActive = false;
+    const errorBox = byId('jobs-error');
+    try {
+      const jobs = await SDG.api.get('/jobs');
+      await fetchStatuses(jobs);
+      render(jobs);
+      anyActive = jobs.some((job) => isActive(statuses.get(job.job_id) || job));
+      errorBox.hidden = true;
+    } catch (err) {
+      errorBox.textContent = `Cannot load jobs: ${err.message}`;
+      errorBox.hidden = false;
+    } finally {
+      inFlight = false;
+    }
+    if (again) {
+      again = false;
+      refresh();
+    } else {
+      timer = setTimeout(refresh, anyActive ? ACTIVE_MS : IDLE_MS);
+    }
+  }
+
+  function select(jobId) {
+    selected = jobId;
+    statuses.delete(jobId); // fetch it fresh now rather than show a stale copy
+    refresh();
+  }
+
+  async function cancel(jobId) {
+    const notice = byId('jobs-notice');
+    notice.textContent = '';
+    try {
+      await SDG.api.post(`/jobs/${encodeURIComponent(jobId)}/cancel`);
+      notice.textContent = `Cancelling ${jobId}…`;
+      cancelling = jobId;
+    } catch (err) {
+      // 409: it finished while the button was on screen; the next poll shows how.
+      notice.textContent = err.status === 409 ? `Job ${jobId} had already finished.` : `Cancel failed: ${err.message}`;
+    }
+    refresh();
+  }
+
+  SDG.jobs = { refresh, select, cancel, start: refresh };
+})(window.SDG = window.SDG || {});

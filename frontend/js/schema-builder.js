@@ -1,0 +1,349 @@
+/* The visual schema builder: rows of field name + type + constraints that turn into the JSON
+   Schema subset sdg/schema.py accepts, with a toggle to edit that JSON directly. Checks here are
+   only those a JSON object cannot express (empty or repeated names); every other rule is the
+   gateway's, which names the field in its 400. */
+(function (SDG) {
+  'use strict';
+  const { el, clear } = SDG.dom;
+
+  // Builder type → JSON Schema. `kind` decides which constraints a row offers.
+  const TYPES = {
+    string: { schema: { type: 'string' }, kind: 'text' },
+    int: { schema: { type: 'integer' }, kind: 'number' },
+    float: { schema: { type: 'number' }, kind: 'number' },
+    bool: { schema: { type: 'boolean' }, kind: 'plain' },
+    date: { schema: { type: 'string', format: 'date' }, kind: 'plain' },
+    datetime: { schema: { type: 'string', format: 'date-time' }, kind: 'plain' },
+    email: { schema: { type: 'string', format: 'email' }, kind: 'plain' },
+    uuid: { schema: { type: 'string', format: 'uuid' }, kind: 'plain' },
+    enum: { schema: { type: 'string' }, kind: 'enum' },
+  };
+  const FORMAT_TYPES = { date: 'date', 'date-time': 'datetime', email: 'email', uuid: 'uuid' };
+  const SHORTHAND = {
+    string: 'string', str: 'string', int: 'int', integer: 'int', float: 'float', number: 'float',
+    bool: 'bool', boolean: 'bool', date: 'date', datetime: 'datetime', email: 'email', uuid: 'uuid',
+  };
+  // The keywords a builder row can hold; a raw schema using anything else stays in raw mode.
+  const ROW_KEYWORDS = new Set(['type', 'format', 'enum', 'minimum', 'maximum', 'pattern', 'maxLength', 'description']);
+
+  class SchemaInputError extends Error {}
+
+  function blankField(overrides) {
+    return {
+      name: '', type: 'string', nullable: false, enumValues: '', minimum: '', maximum: '',
+      pattern: '', maxLength: '', description: '', open: false, ...overrides,
+    };
+  }
+
+  function numberOrText(text) {
+    const n = Number(text);
+    // Sent as typed when it is not a number, so the gateway's message names the bad value.
+    return text.trim() !== '' && Number.isFinite(n) ? n : text;
+  }
+
+  /** One builder row → a JSON Schema property. */
+  function fieldSchema(field) {
+    const { schema, kind } = TYPES[field.type];
+    const out = { ...schema };
+    if (kind === 'enum') {
+      out.enum = field.enumValues.split(',').map((v) => v.trim()).filter((v) => v !== '');
+    }
+    if (kind === 'number') {
+      if (field.minimum.trim() !== '') out.minimum = numberOrText(field.minimum);
+      if (field.maximum.trim() !== '') out.maximum = numberOrText(field.maximum);
+    }
+    if (kind === 'text') {
+      if (field.pattern !== '') out.pattern = field.pattern;
+      if (field.maxLength.trim() !== '') out.maxLength = numberOrText(field.maxLength);
+    }
+    if (field.description.trim() !== '') out.description = field.description.trim();
+    if (field.nullable) out.type = [out.type, 'null'];
+    return out;
+  }
+
+  /** A JSON Schema property → a builder row, or null when a row cannot hold it exactly. */
+  function fieldFromSchema(name, spec) {
+    if (typeof spec === 'string') {
+      const type = SHORTHAND[spec.toLowerCase()];
+      return type ? blankField({ name, type }) : null;
+    }
+    if (!spec || typeof spec !== 'object' || Array.isArray(spec)) return null;
+    if (Object.keys(spec).some((key) => !ROW_KEYWORDS.has(key))) return null;
+    const types = Array.isArray(spec.type) ? spec.type : [spec.type];
+    const nullable = types.includes('null');
+    const concrete = types.filter((t) => t !== 'null');
+    if (concrete.length !== 1) return null;
+    const field = blankField({ name, nullable, description: spec.description || '' });
+    const base = concrete[0];
+    if (spec.enum !== undefined) {
+      const values = (spec.enum || []).filter((v) => v !== null);
+      // Rows hold string enums as comma-separated text; anything else would not survive the trip.
+      if (base !== 'string' || values.some((v) => typeof v !== 'string' || v.includes(','))) return null;
+      return { ...field, type: 'enum', enumValues: values.join(', ') };
+    }
+    if (spec.format !== undefined) {
+      return base === 'string' && FORMAT_TYPES[spec.format] ? { ...field, type: FORMAT_TYPES[spec.format] } : null;
+    }
+    if (base === 'integer' || base === 'number') {
+      if (spec.pattern !== undefined || spec.maxLength !== undefined) return null;
+      return {
+        ...field,
+        type: base === 'integer' ? 'int' : 'float',
+        minimum: spec.minimum !== undefined ? String(spec.minimum) : '',
+        maximum: spec.maximum !== undefined ? String(spec.maximum) : '',
+      };
+    }
+    if (base === 'boolean' || base === 'string') {
+      if (spec.minimum !== undefined || spec.maximum !== undefined) return null;
+      if (base === 'boolean') return spec.pattern === undefined && spec.maxLength === undefined ? { ...field, type: 'bool' } : null;
+      return {
+        ...field,
+        type: 'string',
+        pattern: spec.pattern || '',
+        maxLength: spec.maxLength !== undefined ? String(spec.maxLength) : '',
+      };
+    }
+    return null;
+  }
+
+  /** Any schema form the gateway accepts → builder rows, or null when one of them does not fit. */
+  function fieldsFromSchema(schema) {
+    if (!schema || typeof schema !== 'object' || Array.isArray(schema)) return null;
+    let properties = schema;
+    if (schema.type === 'object' && schema.properties && typeof schema.properties === 'object') {
+      const extra = Object.keys(schema).filter((k) => !['type', 'properties', 'required', 'additionalProperties', '$schema', 'description', 'title'].includes(k));
+      // Optional fields and extra properties have no row control, so such a schema stays raw.
+      const names = Object.keys(schema.properties);
+      const required = schema.required === undefined ? names : schema.required;
+      if (extra.length || schema.additionalProperties === true || names.some((n) => !required.includes(n))) return null;
+      properties = schema.properties;
+    }
+    const fields = [];
+    for (const [name, spec] of Object.entries(properties)) {
+      const field = fieldFromSchema(name, spec);
+      if (!field) return null;
+      fields.push(field);
+    }
+    return fields;
+  }
+
+  class SchemaBuilder {
+    /**
+     * @param {HTMLElement} root     where the builder renders itself
+     * @param {string} idPrefix      prefix for every element id (ids must be unique per page)
+     * @param {object[]} initial     starting rows (partial field objects)
+     * @param {function} onChange    called with the current field names after every edit
+     */
+    constructor(root, { idPrefix, initial = [], onChange = () => {} }) {
+      this.root = root;
+      this.prefix = idPrefix;
+      this.onChange = onChange;
+      this.fields = initial.map((f) => blankField(f));
+      this.nextKey = 0;
+      this.fields.forEach((f) => { f.key = this.nextKey++; });
+      this.rawMode = false;
+      this.build();
+      this.renderRows();
+    }
+
+    build() {
+      const p = this.prefix;
+      this.rawToggle = el('input', { type: 'checkbox', id: `${p}-raw-toggle`, dataset: { testid: `${p}-raw-toggle` } });
+      this.rawToggle.addEventListener('change', () => this.setRawMode(this.rawToggle.checked));
+      this.rows = el('div', { class: 'field-rows', dataset: { testid: `${p}-fields` } });
+      this.addButton = el('button', {
+        type: 'button', class: 'btn btn-ghost', dataset: { testid: `${p}-add-field` },
+        onclick: () => this.addField(),
+      }, '+ Add field');
+      this.visual = el('div', { class: 'schema-visual' },
+        el('div', { class: 'field-head', 'aria-hidden': 'true' },
+          el('span', {}, 'Field name'), el('span', {}, 'Type'), el('span', {}, 'Values / options')),
+        this.rows, this.addButton);
+      this.rawText = el('textarea', {
+        id: `${p}-raw`, class: 'mono', rows: 12, spellcheck: 'false', dataset: { testid: `${p}-raw` },
+      });
+      this.rawText.addEventListener('input', () => this.onChange(this.fieldNames()));
+      this.raw = el('div', { class: 'schema-raw', hidden: true },
+        el('label', { for: `${p}-raw` }, 'JSON Schema (or SDG shorthand, e.g. {"age": "int"})'),
+        this.rawText);
+      this.message = el('p', { class: 'schema-message', role: 'status', dataset: { testid: `${p}-schema-message` }, hidden: true });
+      clear(this.root).append(
+        el('div', { class: 'schema-toolbar' },
+          el('span', { class: 'switch' }, this.rawToggle, el('label', { for: `${p}-raw-toggle` }, 'Edit raw JSON'))),
+        this.visual, this.raw, this.message);
+    }
+
+    addField(overrides) {
+      const field = blankField(overrides);
+      field.key = this.nextKey++;
+      this.fields.push(field);
+      this.renderRows();
+      this.rows.querySelector(`[data-key="${field.key}"] .field-name`).focus();
+      this.onChange(this.fieldNames());
+    }
+
+    removeField(key) {
+      this.fields = this.fields.filter((f) => f.key !== key);
+      this.renderRows();
+      this.onChange(this.fieldNames());
+    }
+
+    renderRows() {
+      clear(this.rows);
+      this.fields.forEach((field, index) => this.rows.append(this.renderRow(field, index)));
+    }
+
+    renderRow(field, index) {
+      const id = `${this.prefix}-f${field.key}`;
+      const kind = TYPES[field.type].kind;
+      const constraintCount = () => [field.minimum, field.maximum, field.pattern, field.maxLength, field.description]
+        .filter((v) => String(v).trim() !== '').length;
+      let toggle; // created below; its label counts the constraints set
+      const update = (key, rerender) => (event) => {
+        field[key] = event.target.type === 'checkbox' ? event.target.checked : event.target.value;
+        if (rerender) this.renderRows();
+        else toggle.textContent = constraintCount() ? `Constraints (${constraintCount()})` : 'Constraints';
+        this.onChange(this.fieldNames());
+      };
+      const input = (key, attrs) => {
+        const node = el('input', { id: `${id}-${key}`, ...attrs });
+        node.value = field[key];
+        node.addEventListener('input', update(key, false));
+        return node;
+      };
+      const labelled = (key, label, attrs) => el('div', { class: 'form-field compact' },
+        el('label', { for: `${id}-${key}` }, label), input(key, attrs));
+
+      const type = el('select', { id: `${id}-type`, class: 'field-type', dataset: { testid: 'field-type' } },
+        Object.keys(TYPES).map((t) => el('option', { value: t }, t)));
+      type.value = field.type;
+      type.addEventListener('change', update('type', true));
+
+      const nullable = el('input', { type: 'checkbox', id: `${id}-nullable`, dataset: { testid: 'field-nullable' } });
+      nullable.checked = field.nullable;
+      nullable.addEventListener('change', update('nullable', false));
+
+      const optionsId = `${id}-options`;
+      const setCount = constraintCount();
+      toggle = el('button', {
+        type: 'button', class: 'btn btn-small btn-ghost', 'aria-expanded': String(field.open),
+        'aria-controls': optionsId, dataset: { testid: 'field-options-toggle' },
+        onclick: () => { field.open = !field.open; this.renderRows(); },
+      }, setCount ? `Constraints (${setCount})` : 'Constraints');
+
+      const name = input('name', {
+        type: 'text', class: 'field-name', placeholder: 'field_name', autocomplete: 'off',
+        spellcheck: 'false', dataset: { testid: 'field-name' },
+      });
+      const main = el('div', { class: 'field-main' },
+        el('label', { for: `${id}-name`, class: 'sr-only' }, `Field ${index + 1} name`), name,
+        el('label', { for: `${id}-type`, class: 'sr-only' }, `Field ${index + 1} type`), type,
+        el('div', { class: 'field-extra' },
+          // The spacer keeps "nullable" and "Constraints" in one column whether or not values show.
+          kind === 'enum' ? [
+            el('label', { for: `${id}-enumValues`, class: 'sr-only' }, `Field ${index + 1} allowed values`),
+            input('enumValues', { type: 'text', placeholder: 'values, comma, separated', dataset: { testid: 'field-enum' } }),
+          ] : el('span', { class: 'field-spacer' }),
+          el('span', { class: 'checkbox-field' }, nullable, el('label', { for: `${id}-nullable` }, 'nullable')),
+          toggle),
+        el('button', {
+          type: 'button', class: 'btn btn-icon', dataset: { testid: 'field-remove' },
+          'aria-label': `Remove field ${field.name || index + 1}`, title: 'Remove field',
+          onclick: () => this.removeField(field.key),
+        }, '×'));
+
+      const options = el('div', { class: 'field-options', id: optionsId, hidden: !field.open },
+        kind === 'number' && [
+          labelled('minimum', 'Minimum', { type: 'number', step: 'any', dataset: { testid: 'field-minimum' } }),
+          labelled('maximum', 'Maximum', { type: 'number', step: 'any', dataset: { testid: 'field-maximum' } }),
+        ],
+        kind === 'text' && [
+          labelled('pattern', 'Pattern (regex)', { type: 'text', class: 'mono', placeholder: '[A-Z]{3}-[0-9]{4}', dataset: { testid: 'field-pattern' } }),
+          labelled('maxLength', 'Max length', { type: 'number', min: 0, dataset: { testid: 'field-max-length' } }),
+        ],
+        labelled('description', 'Description', { type: 'text', placeholder: 'guides the model, e.g. "a city in Spain"', dataset: { testid: 'field-description' } }),
+        kind === 'text' && el('p', { class: 'help' }, 'Use a pattern or a max length, not both: put the length in the pattern.'));
+
+      return el('div', { class: 'field-row', dataset: { testid: 'schema-field', key: field.key } }, main, options);
+    }
+
+    /** The schema from the rows; throws SchemaInputError for what JSON cannot express. */
+    builderSchema() {
+      const properties = {};
+      const seen = new Set();
+      this.fields.forEach((field, i) => {
+        const name = field.name.trim();
+        if (!name) throw new SchemaInputError(`schema: field ${i + 1} has no name`);
+        if (seen.has(name)) throw new SchemaInputError(`schema.${name}: the name is used twice`);
+        seen.add(name);
+        properties[name] = fieldSchema(field);
+      });
+      if (!seen.size) throw new SchemaInputError('schema: add at least one field');
+      return { type: 'object', properties, required: [...seen] };
+    }
+
+    /** What to send as `schema`: the raw JSON as written, or the rows' schema. */
+    schema() {
+      if (!this.rawMode) return this.builderSchema();
+      try {
+        return JSON.parse(this.rawText.value);
+      } catch (err) {
+        throw new SchemaInputError(`schema: not valid JSON (${err.message})`);
+      }
+    }
+
+    fieldNames() {
+      if (!this.rawMode) return this.fields.map((f) => f.name.trim()).filter(Boolean);
+      try {
+        const parsed = JSON.parse(this.rawText.value);
+        const props = parsed && parsed.type === 'object' && parsed.properties ? parsed.properties : parsed;
+        return props && typeof props === 'object' ? Object.keys(props) : [];
+      } catch (_) {
+        return [];
+      }
+    }
+
+    setRawMode(raw) {
+      this.showMessage('');
+      if (raw) {
+        let schema;
+        try {
+          schema = this.builderSchema();
+        } catch (_) {
+          // Half-filled rows still carry over; the gateway will point at what is missing.
+          schema = { type: 'object', properties: Object.fromEntries(this.fields.map((f) => [f.name.trim(), fieldSchema(f)])) };
+        }
+        this.rawText.value = JSON.stringify(schema, null, 2);
+      } else {
+        let fields;
+        try {
+          fields = fieldsFromSchema(JSON.parse(this.rawText.value));
+        } catch (err) {
+          this.showMessage(`Cannot switch back: the JSON does not parse (${err.message}).`);
+        }
+        if (fields === null) {
+          this.showMessage('Cannot switch back: this schema uses features the builder has no controls for (nested objects, arrays, optional fields, other keywords). Keep editing it as JSON.');
+        }
+        if (!fields) {
+          this.rawToggle.checked = true;
+          return;
+        }
+        this.fields = fields.map((f) => ({ ...f, key: this.nextKey++ }));
+        this.renderRows();
+      }
+      this.rawMode = raw;
+      this.visual.hidden = raw;
+      this.raw.hidden = !raw;
+      this.onChange(this.fieldNames());
+    }
+
+    showMessage(text) {
+      this.message.textContent = text;
+      this.message.hidden = !text;
+    }
+  }
+
+  SDG.SchemaBuilder = SchemaBuilder;
+  SDG.SchemaInputError = SchemaInputError;
+  SDG.schemaRows = { fieldSchema, fieldsFromSchema };
+})(window.SDG = window.SDG || {});

@@ -1,0 +1,22 @@
+"""`python -m gateway`: reads GatewaySettings from the environment and serves the API with uvicorn
+on UVICORN_HOST:UVICORN_PORT. uvicorn turns SIGTERM into a lifespan shutdown, which records
+unfinished jobs as interrupted."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = GatewaySettings()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""create_app(settings): the FastAPI application. Its lifespan loads the job records, opens the gRPC
+channels and starts the job runner (all kept on app.state), and at shutdown stops running jobs
+(recorded as interrupted) and closes the channels."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from gateway.clients import ServiceClients
+from gateway.errors import install_exception_handlers
+from gateway.jobs import JobStore
+from gateway.routes import generate, health, jobs, root
+from gateway.runner import JobRunner
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+API_NAME = "Synthetic Data Generator (SDG)"
+API_VERSION = "2.0.0"
+API_DESCRIPTION = (
+    "Schema-driven tabular data from an LLM, prompt-driven image datasets from Stable Diffusion, "
+    "or both paired row by row. Jobs run in the background; poll /status/{job_id}."
+)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = JobStore(settings.jobs_dir, settings.progress_write_interval_s)
+        store.load()
+        clients = ServiceClients.connect(settings)
+        runner = JobRunner(settings, store, clients)
+        app.state.store, app.state.clients, app.state.runner = store, clients, runner
+        log.info(
+            "gateway ready: text service %s, image service %s, output in %s",
+            ",".join(settings.text_service_addrs),
+            ",".join(settings.image_service_addrs),
+            settings.output_dir,
+        )
+        try:
+            yield
+        finally:
+            await runner.shutdown()
+            await clients.close()
+
+    app = FastAPI(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    install_exception_handlers(app)
+    for module in (root, health, generate, jobs):
+        app.include_router(module.router)
+    if settings.frontend_dir.is_dir():
+        app.mount("/ui", StaticFiles(directory=settings.frontend_dir, html=True), name="ui")
+    else:
+        log.warning("no frontend at %s; /ui is not served", settings.frontend_dir)
+    return app

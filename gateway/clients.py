@@ -1,0 +1,126 @@
+"""gRPC clients of the model services: one channel per configured address, picked round-robin per
+job, built in the app's lifespan and kept on app.state. Also the probes behind /health and GET /."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Generic, Literal, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.models import ModelDescription, ServiceReport
+from gateway.settings import GatewaySettings
+from sdg.serving import MAX_MESSAGE_BYTES
+from sdg.v1 import common_pb2, image_pb2_grpc, text_pb2_grpc
+
+ServiceKind = Literal["text", "image"]
+Stub = TypeVar("Stub", text_pb2_grpc.TextServiceStub, image_pb2_grpc.ImageServiceStub)
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    # gRPC's default reconnect backoff grows to two minutes, during which every call fails fast with
+    # UNAVAILABLE; a restarted service should be usable again within seconds.
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 3000),
+]
+
+
+def model_description(info: common_pb2.ModelInfo) -> ModelDescription:
+    return ModelDescription(
+        model_id=info.model_id,
+        display_name=info.display_name or info.model_id,
+        source=info.source,
+        demo_model=info.demo_model,
+        loaded=info.loaded,
+        device=info.device,
+        dtype=info.dtype,
+    )
+
+
+@dataclass
+class ServiceEndpoint(Generic[Stub]):
+    """One address of one service, with its channel and stubs."""
+
+    kind: ServiceKind
+    address: str
+    channel: grpc.aio.Channel
+    stub: Stub
+    health: health_pb2_grpc.HealthStub
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} service at {self.address}"
+
+    async def model_info(self, timeout: float) -> ModelDescription:
+        """The loaded model; raises grpc.aio.AioRpcError when the service does not answer."""
+        reply = await self.stub.GetModelInfo(common_pb2.GetModelInfoRequest(), timeout=timeout)
+        return model_description(reply)
+
+    async def probe(self, timeout: float) -> ServiceReport:
+        """Health check plus model info, each bounded by `timeout`; never raises for a down service."""
+        try:
+            health = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            model = await self.model_info(timeout)
+        except grpc.aio.AioRpcError as err:
+            return ServiceReport(
+                kind=self.kind, address=self.address, status="unavailable", error=f"{err.code().name}: {err.details()}"
+            )
+        serving = health.status == health_pb2.HealthCheckResponse.SERVING
+        return ServiceReport(
+            kind=self.kind,
+            address=self.address,
+            status="serving" if serving else "not_serving",
+            model=model,
+            error=None if serving else "health check: " + health_pb2.HealthCheckResponse.ServingStatus.Name(health.status),
+        )
+
+
+@dataclass
+class ServicePool(Generic[Stub]):
+    """All addresses of one service; `next()` hands them out round-robin, one per job."""
+
+    endpoints: list[ServiceEndpoint[Stub]]
+    _turn: itertools.cycle = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._turn = itertools.cycle(self.endpoints)
+
+    def next(self) -> ServiceEndpoint[Stub]:
+        return next(self._turn)
+
+
+@dataclass
+class ServiceClients:
+    text: ServicePool[text_pb2_grpc.TextServiceStub]
+    image: ServicePool[image_pb2_grpc.ImageServiceStub]
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> ServiceClients:
+        """Creates the channels; gRPC connects lazily, so this never blocks on a service."""
+
+        def pool(kind: ServiceKind, addresses: list[str], make_stub) -> ServicePool:
+            endpoints = []
+            for address in addresses:
+                channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                endpoints.append(ServiceEndpoint(kind, address, channel, make_stub(channel), health_pb2_grpc.HealthStub(channel)))
+            return ServicePool(endpoints)
+
+        return cls(
+            text=pool("text", settings.text_service_addrs, text_pb2_grpc.TextServiceStub),
+            image=pool("image", settings.image_service_addrs, image_pb2_grpc.ImageServiceStub),
+        )
+
+    @property
+    def endpoints(self) -> list[ServiceEndpoint]:
+        return [*self.text.endpoints, *self.image.endpoints]
+
+    async def probe_all(self, timeout: float) -> list[ServiceReport]:
+        return list(await asyncio.gather(*(endpoint.probe(timeout) for endpoint in self.endpoints)))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(endpoint.channel.close() for endpoint in self.endpoints))

@@ -1,0 +1,112 @@
+"""The gateway's error types, the one gRPC → HTTP status table, and one exception handler per error
+type, so every error leaves the API as {"detail": ...}."""
+
+from __future__ import annotations
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from sdg.schema import SchemaError
+
+GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status_for(code: grpc.StatusCode) -> int:
+    """The HTTP status for a gRPC status; anything not in the table is a server error."""
+    return GRPC_TO_HTTP.get(code, 500)
+
+
+class InvalidRequest(ValueError):
+    """Input the API cannot honour although pydantic accepted its shape (400). `field` names it."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class JobNotFound(LookupError):
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} not found")
+
+
+class OutputFileNotFound(LookupError):
+    def __init__(self, job_id: str, path: str):
+        super().__init__(f"job {job_id!r} has no output file {path!r}")
+
+
+class JobConflict(RuntimeError):
+    """The job is in a state that does not allow the request, e.g. cancelling a finished job (409)."""
+
+
+class JobFailure(RuntimeError):
+    """A job cannot go on for a reason its status should state (not a bug in the gateway)."""
+
+
+class ServiceFailure(JobFailure):
+    """A model service failed a job: unreachable, rejected it, went silent or broke its stream.
+    The message names the service and its address; `code` is the gRPC status when there was one."""
+
+    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+        self.code = code
+        super().__init__(message)
+
+    @classmethod
+    def from_rpc_error(cls, kind: str, address: str, err: grpc.aio.AioRpcError) -> ServiceFailure:
+        code, details = err.code(), err.details() or ""
+        if code == grpc.StatusCode.UNAVAILABLE:
+            message = f"{kind} service unavailable at {address}: {details}"
+        elif code == grpc.StatusCode.INVALID_ARGUMENT:
+            message = f"{kind} service at {address} rejected the request: {details}"
+        elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            message = f"{kind} service at {address} did not answer in time: {details}"
+        else:
+            message = f"{kind} service at {address} failed ({code.name}): {details}"
+        return cls(message, code)
+
+    @property
+    def http_status(self) -> int:
+        return http_status_for(self.code) if self.code is not None else 500
+
+
+def _detail(status: int, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail})
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    async def invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return _detail(400, str(exc))
+
+    async def invalid_schema(_: Request, exc: SchemaError) -> JSONResponse:
+        return _detail(400, str(exc))
+
+    async def job_not_found(_: Request, exc: JobNotFound) -> JSONResponse:
+        return _detail(404, str(exc))
+
+    async def output_file_not_found(_: Request, exc: OutputFileNotFound) -> JSONResponse:
+        return _detail(404, str(exc))
+
+    async def job_conflict(_: Request, exc: JobConflict) -> JSONResponse:
+        return _detail(409, str(exc))
+
+    async def service_failure(_: Request, exc: ServiceFailure) -> JSONResponse:
+        return _detail(exc.http_status, str(exc))
+
+    async def rpc_error(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+        return _detail(http_status_for(exc.code()), f"{exc.code().name}: {exc.details()}")
+
+    app.add_exception_handler(InvalidRequest, invalid_request)
+    app.add_exception_handler(SchemaError, invalid_schema)
+    app.add_exception_handler(JobNotFound, job_not_found)
+    app.add_exception_handler(OutputFileNotFound, output_file_not_found)
+    app.add_exception_handler(JobConflict, job_conflict)
+    app.add_exception_handler(ServiceFailure, service_failure)
+    app.add_exception_handler(grpc.aio.AioRpcError, rpc_error)

@@ -1,0 +1,352 @@
+"""JobExecution: what one job does, step by step. It asks each service what it has loaded (so an
+unreachable service fails the job within seconds, naming its address, before anything is written),
+creates the job folder, streams rows and images into files as they arrive, and finishes with a
+manifest. Every way out (done, service failure, cancellation, shutdown) closes the files so they
+load, and the status and manifest say whether the output is partial and why."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from gateway.clients import ServiceClients, ServiceEndpoint
+from gateway.errors import JobFailure, ServiceFailure
+from gateway.jobs import Job, JobStore, utc_now
+from gateway.models import JobState
+from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs.images import image_file
+from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
+from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
+from gateway.settings import GatewaySettings
+from gateway.streams import generate_images, generate_rows
+
+log = logging.getLogger(__name__)
+
+FOLDER_PREFIX = {"text": "text_data", "images": "images", "unified": "unified"}
+# The share of the progress bar each phase fills.
+PHASES = {
+    "text": {"rows": (0, 100)},
+    "images": {"images": (0, 100)},
+    "unified": {"rows": (0, 50), "images": (50, 100)},
+}
+SHUTDOWN = "interrupted: gateway shut down"
+CANCELLED = "cancelled by request"
+
+
+def with_image_file(schema: dict[str, Any]) -> dict[str, Any]:
+    """The unified data file's schema: the row schema plus the path of each row's image."""
+    return {
+        **schema,
+        "properties": {**schema["properties"], IMAGE_FILE_COLUMN: {"type": ["string", "null"]}},
+        "required": [*schema.get("required", []), IMAGE_FILE_COLUMN],
+    }
+
+
+class JobExecution:
+    def __init__(self, job: Job, plan: JobPlan, store: JobStore, clients: ServiceClients, settings: GatewaySettings):
+        self.job = job
+        self.plan = plan
+        self.store = store
+        self.clients = clients
+        self.settings = settings
+        # Set by the runner just before it cancels this job's task: says why it stopped.
+        self.stop_reason: str | None = None
+        self.folder: Path | None = None
+        self.row_writer: RowWriter | None = None
+        self.image_writer: ImageDatasetWriter | None = None
+        # Only unified jobs keep rows: their data file is written once each row's image is known.
+        self.rows: list[dict[str, Any]] = []
+        self.rows_summary: RowsSummary | None = None
+        self.images_summary: ImagesSummary | None = None
+        self.models: dict[str, dict[str, Any]] = {}
+        self.timings: dict[str, float] = {}
+        self._submitted = time.monotonic()
+        self._started = 0.0
+        self._first_batch_size = 0
+
+    # -- the steps ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        job = self.job
+        self._started = time.monotonic()
+        self.timings["queued_s"] = round(self._started - self._submitted, 3)
+        job.status, job.started_at, job.message = "running", utc_now(), "contacting the model services"
+        self.store.save(job)
+        try:
+            text = self.clients.text.next() if self.plan.text else None
+            image = self.clients.image.next() if self.plan.images else None
+            for endpoint in (text, image):
+                if endpoint is not None:
+                    await self._describe_model(endpoint)
+            self._open_folder()
+            if text is not None:
+                await self._generate_rows(text)
+            if image is not None:
+                await self._generate_images(image)
+        except asyncio.CancelledError:
+            # The runner owns this task and cancelled it on purpose; finishing the files is the
+            # handling, so the cancellation stops here.
+            if self.stop_reason == SHUTDOWN:
+                self._finish("failed", error=SHUTDOWN)
+            else:
+                self._finish("cancelled", reason=self.stop_reason or CANCELLED)
+        except JobFailure as err:
+            self._finish("failed", error=str(err))
+        except Exception as err:
+            log.exception("job %s failed", job.job_id)
+            self._finish("failed", error=f"internal error: {type(err).__name__}: {err}")
+        else:
+            self._finish("completed")
+
+    def stop_unstarted(self, error: str | None = None) -> None:
+        """Records a job that run() could not finish: cancelled (or the gateway stopped) while it
+        waited for a slot, or `error` when recording its outcome failed."""
+        job = self.job
+        if error is None and self.stop_reason != SHUTDOWN:
+            job.status, job.message = "cancelled", self.stop_reason or CANCELLED
+        else:
+            job.status = "failed"
+            job.error = job.message = error or SHUTDOWN
+        job.partial = self.folder is not None
+        job.finished_at = utc_now()
+        self.store.save(job)
+
+    async def _describe_model(self, endpoint: ServiceEndpoint) -> None:
+        try:
+            model = await endpoint.model_info(self.settings.probe_timeout_s)
+        except grpc.aio.AioRpcError as err:
+            raise ServiceFailure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
+        self.models[endpoint.kind] = {"address": endpoint.address, **model.model_dump()}
+
+    def _open_folder(self) -> None:
+        root = self.settings.output_dir
+        self.folder = create_job_folder(root, FOLDER_PREFIX[self.plan.type])
+        self.job.output_dir = str(self.folder.resolve())
+        self.job.output_path = display_path(self.folder, root)
+        self.store.save(self.job)
+
+    async def _generate_rows(self, endpoint: ServiceEndpoint) -> None:
+        spec = self.plan.text
+        assert spec is not None and self.folder is not None
+        stats = self.job.stats
+        stats.rows_total = spec.num_rows
+        data_schema = with_image_file(spec.schema) if self.plan.type == "unified" else spec.schema
+        write_json_atomic(self.folder / "schema.json", data_schema)
+        if self.plan.type == "text":
+            self.row_writer = RowWriter(self.folder, self.plan.output_format or "json", spec.schema)
+
+        def on_progress(done: int, total: int) -> None:
+            stats.rows_done, stats.rows_total = done, total or spec.num_rows
+            self._progress("rows", done / max(stats.rows_total, 1), f"generating rows: {done}/{stats.rows_total}")
+
+        def on_rows(rows: list[dict[str, Any]]) -> None:
+            if self.row_writer is not None:
+                self.row_writer.write(rows)
+            else:
+                self.rows.extend(rows)
+            on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
+
+        began = time.monotonic()
+        self._progress("rows", 0, f"generating rows: 0/{spec.num_rows}")
+        self.rows_summary = await generate_rows(endpoint, spec, self.settings.stream_inactivity_timeout_s, on_progress, on_rows)
+        self.timings["text_s"] = round(time.monotonic() - began, 3)
+        self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
+
+    def _rows_received(self) -> int:
+        return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
+
+    async def _generate_images(self, endpoint: ServiceEndpoint) -> None:
+        spec = self.plan.images
+        assert spec is not None and self.folder is not None
+        prompts = spec.prompts
+        if self.plan.type == "unified":
+            # Image i belongs to row i, so there can be no more images than rows.
+            count = min(spec.num_images, len(self.rows))
+            if count == 0:
+                return
+            prompts = [format_prompt(spec.prompts[i % len(spec.prompts)], self.rows[i]) for i in range(count)]
+            spec = dataclasses.replace(spec, num_images=count)
+        stats = self.job.stats
+        stats.images_total = spec.num_images
+        self.image_writer = ImageDatasetWriter(self.folder)
+        writer = self.image_writer
+
+        def on_step(step: DenoiseStep) -> None:
+            stats.step, stats.total_steps, stats.images_done = step.step, step.total_steps, step.images_done
+            self._first_batch_size = self._first_batch_size or max(step.batch_size, 1)
+            batches = math.ceil(stats.images_total / self._first_batch_size)
+            batch = min(step.images_done // self._first_batch_size + 1, batches)
+            done = step.images_done + step.batch_size * step.step / max(step.total_steps, 1)
+            self._progress(
+                "images",
+                done / max(stats.images_total, 1),
+                f"generating images: batch {batch}/{batches}, step {step.step}/{step.total_steps}",
+            )
+
+        def on_image(image: GeneratedImage) -> None:
+            writer.add(image)
+            stats.images_done = writer.images_written
+            self._progress(
+                "images",
+                writer.images_written / max(stats.images_total, 1),
+                f"generating images: {writer.images_written}/{stats.images_total} done",
+            )
+
+        began = time.monotonic()
+        self._progress("images", 0, f"generating images: 0/{spec.num_images}")
+        self.images_summary = await generate_images(
+            endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image
+        )
+        self.timings["images_s"] = round(time.monotonic() - began, 3)
+        self.timings["image_service_s"] = round(self.images_summary.elapsed_s, 3)
+
+    def _progress(self, phase: str, fraction: float, message: str) -> None:
+        low, high = PHASES[self.plan.type][phase]
+        # 100 is kept for a finished job, so a client polling for 100 never reads unfinished files.
+        self.job.progress = min(99, max(self.job.progress, int(low + (high - low) * min(fraction, 1.0))))
+        self.job.message = message
+        self.store.save_progress(self.job)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _finish(self, status: JobState, error: str | None = None, reason: str | None = None) -> None:
+        """Closes the files, writes the manifest and records the outcome. Synchronous on purpose:
+        nothing can cancel it half-way."""
+        job = self.job
+        try:
+            self._close_files()
+        except JobFailure as err:
+            status, error = "failed", str(err)
+        shortfall = self._shortfall()
+        reason = "; ".join(part for part in (error or reason, shortfall) if part) or None
+        job.status = status
+        job.error = error
+        job.partial = self.folder is not None and (status != "completed" or shortfall is not None)
+        job.finished_at = utc_now()
+        self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
+        if status == "completed":
+            job.progress = 100
+        if self.folder is not None:
+            files = list_files(self.folder)
+            write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
+            job.files = sorted([*files, "manifest.json"])
+        job.message = self._final_message(reason)
+        self.store.save(job)
+        log.info("job %s %s%s", job.job_id, status, f": {reason}" if reason else "")
+
+    def _close_files(self) -> None:
+        if self.image_writer is not None:
+            self.image_writer.close()
+        if self.row_writer is not None:
+            self.row_writer.close()
+        if self.plan.type == "unified" and self.folder is not None and self.plan.text is not None:
+            written = self.image_writer.written_indexes if self.image_writer is not None else set()
+            with RowWriter(self.folder, self.plan.output_format or "json", with_image_file(self.plan.text.schema)) as writer:
+                writer.write([{**row, IMAGE_FILE_COLUMN: image_file(i) if i in written else None} for i, row in enumerate(self.rows)])
+                self.row_writer = writer
+
+    def _rows_written(self) -> int:
+        return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
+
+    def _shortfall(self) -> str | None:
+        """Why the output holds less than was asked for, or None when it is all there (or when
+        nothing was written at all)."""
+        if self.folder is None:
+            return None
+        reasons = []
+        if self.plan.text is not None:
+            wanted, got = self.plan.text.num_rows, self._rows_written()
+            if got < wanted:
+                service_reason = self.rows_summary.reason if self.rows_summary and self.rows_summary.reason else ""
+                reasons.append(f"{got} of {wanted} rows" + (f" ({service_reason})" if service_reason else ""))
+        if self.plan.images is not None:
+            wanted = self.plan.images.num_images
+            got = self.image_writer.images_written if self.image_writer is not None else 0
+            if got < wanted:
+                service_reason = self.images_summary.reason if self.images_summary and self.images_summary.reason else ""
+                reasons.append(f"{got} of {wanted} images" + (f" ({service_reason})" if service_reason else ""))
+        return "; ".join(reasons) or None
+
+    def _final_message(self, reason: str | None) -> str:
+        job = self.job
+        if job.status == "completed":
+            made = []
+            if self.plan.text is not None:
+                made.append(f"{self._rows_written()} rows")
+            if self.plan.images is not None:
+                made.append(f"{self.image_writer.images_written if self.image_writer else 0} images")
+            return "completed: " + ", ".join(made) + (f" (partial: {reason})" if reason else "")
+        return f"{job.status}: {reason}" if reason else job.status
+
+    def _manifest(self, files: list[str], reason: str | None) -> dict[str, Any]:
+        job, plan = self.job, self.plan
+        manifest: dict[str, Any] = {
+            "job_id": job.job_id,
+            "type": job.type,
+            "status": job.status,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "model": self.models,
+            "demo_model": any(model["demo_model"] for model in self.models.values()),
+            "seed": (plan.text or plan.images).seed,
+            "counts": self._counts(),
+            "timings": self.timings,
+            "partial": job.partial,
+            "reason": reason,
+            "output_format": plan.output_format,
+            "files": files,
+            "request": job.request,
+        }
+        if self.rows_summary is not None:
+            manifest["distinct_ratio"] = self.rows_summary.distinct_ratio
+            manifest["tokens"] = {"generated": self.rows_summary.tokens_generated, "forced": self.rows_summary.tokens_forced}
+        if plan.images is not None:
+            manifest["annotations"] = self._annotations()
+            manifest["images"] = {
+                "width": plan.images.width,
+                "height": plan.images.height,
+                "num_inference_steps": plan.images.num_inference_steps,
+                "guidance_scale": plan.images.guidance_scale,
+                "scheduler": self.images_summary.scheduler if self.images_summary else plan.images.scheduler,
+            }
+        return manifest
+
+    def _counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        if self.plan.text is not None:
+            summary = self.rows_summary
+            counts.update(
+                requested=self.plan.text.num_rows,
+                generated=self._rows_written(),
+                invalid_regenerated=summary.rows_invalid if summary else 0,
+                duplicates_removed=summary.duplicates_removed if summary else 0,
+            )
+        if self.plan.images is not None:
+            generated = self.image_writer.images_written if self.image_writer else 0
+            if self.plan.type == "images":
+                counts.update(requested=self.plan.images.num_images, generated=generated)
+            else:
+                counts.update(images_requested=self.plan.images.num_images, images_generated=generated)
+        return counts
+
+    def _annotations(self) -> dict[str, Any]:
+        assert self.plan.images is not None
+        writer = self.image_writer
+        produced = sorted(writer.kinds_produced) if writer else []
+        annotations: dict[str, Any] = {
+            "requested": self.plan.images.annotations,
+            "produced": produced,
+            "coco_file": writer.coco_file if writer else None,
+            "objects": writer.objects_written if writer else 0,
+        }
+        if not produced:
+            annotations["note"] = "no annotations were produced"
+        return annotations

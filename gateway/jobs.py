@@ -1,0 +1,109 @@
+"""JobStore: the jobs this gateway knows, kept in memory and persisted as one JSON file per job under
+SDG_OUTPUT_DIR/.jobs/. Writes are atomic (temp file + os.replace) so a crash never leaves a torn
+record; progress-only writes are throttled. On start-up, jobs a previous process left queued or
+running are marked failed and partial rather than silently lost."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.errors import JobNotFound
+from gateway.models import JobStatus, JobSummary, JobType
+from gateway.outputs.folders import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+JOB_ID = re.compile(r"^job_[0-9a-f]{12}$")
+INTERRUPTED = "interrupted: gateway restarted"
+
+
+def utc_now() -> str:
+    """ISO 8601 in UTC with a Z, microseconds so that jobs created in the same second still sort."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(6)
+
+
+class Job(JobStatus):
+    """A job's full record: the public status plus what only the gateway needs."""
+
+    # Absolute path of the job's output folder; `output_path` is the display form of it.
+    output_dir: str | None = None
+
+    def summary(self) -> JobSummary:
+        return JobSummary(job_id=self.job_id, type=self.type, status=self.status, progress=self.progress, created_at=self.created_at)
+
+
+class JobStore:
+    def __init__(self, jobs_dir: Path, progress_write_interval_s: float = 1.0):
+        self.jobs_dir = jobs_dir
+        self.progress_write_interval_s = progress_write_interval_s
+        self._jobs: dict[str, Job] = {}
+        self._last_write: dict[str, float] = {}
+
+    def load(self) -> None:
+        """Reads every persisted job; ones left unfinished by a previous process become failed."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.jobs_dir.glob("job_*.json")):
+            try:
+                job = Job.model_validate_json(path.read_bytes())
+            except (ValidationError, OSError) as err:
+                # Kept on disk for a person to look at; the gateway cannot report it as a job.
+                log.error("skipping unreadable job record %s: %s", path, err)
+                continue
+            if not job.finished:
+                job.status = "failed"
+                job.error = INTERRUPTED
+                job.message = INTERRUPTED
+                job.partial = True
+                job.finished_at = utc_now()
+                self._write(job)
+            self._jobs[job.job_id] = job
+        log.info("loaded %d job records from %s", len(self._jobs), self.jobs_dir)
+
+    def create(self, job_type: JobType, request: dict, message: str) -> Job:
+        job_id = new_job_id()
+        while job_id in self._jobs:
+            job_id = new_job_id()
+        job = Job(job_id=job_id, type=job_type, status="queued", created_at=utc_now(), message=message, request=request)
+        self._jobs[job_id] = job
+        self._write(job)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def newest_first(self) -> list[Job]:
+        """Newest first."""
+        return sorted(self._jobs.values(), key=lambda job: (job.created_at, job.job_id), reverse=True)
+
+    def count(self, *states: str) -> int:
+        return sum(1 for job in self._jobs.values() if job.status in states)
+
+    def save(self, job: Job) -> None:
+        """Persists a state change now."""
+        self._write(job)
+
+    def save_progress(self, job: Job) -> None:
+        """Persists progress, at most once per interval per job; memory is always current."""
+        last = self._last_write.get(job.job_id, 0.0)
+        if time.monotonic() - last >= self.progress_write_interval_s:
+            self._write(job)
+
+    def _write(self, job: Job) -> None:
+        if not JOB_ID.match(job.job_id):
+            raise ValueError(f"refusing to persist job with malformed id {job.job_id!r}")
+        write_json_atomic(self.jobs_dir / f"{job.job_id}.json", job.model_dump(mode="json"))
+        self._last_write[job.job_id] = time.monotonic()

@@ -1,0 +1,207 @@
+"""Pydantic bodies of the REST API: requests (the SEED.md fields plus the optional extensions in
+docs/ARCHITECTURE.md) and responses. Shape checks live here; checks that depend on settings or on
+the normalized schema (resolution bounds, prompt placeholders) live in routes/generate.py."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+OutputFormat = Literal["json", "jsonl", "csv", "parquet"]
+AnnotationKind = Literal["bbox", "segmentation", "caption"]
+Scheduler = Literal["default", "dpm++", "euler_a"]
+JobType = Literal["text", "images", "unified"]
+JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
+FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+
+# The services' request fields are uint32/uint64; these keep requests far inside them.
+MAX_ROWS = 1_000_000
+MAX_IMAGES = 100_000
+MAX_SEED = 2**64 - 1
+
+
+def _non_empty_strings(values: list[str], what: str) -> list[str]:
+    for i, value in enumerate(values):
+        if not value.strip():
+            raise ValueError(f"{what} {i} is empty")
+    return values
+
+
+class JobRequest(BaseModel):
+    # A misspelt field is an error, not a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Job seed; unset draws one (recorded in the manifest).")
+
+
+class TextFields(JobRequest):
+    schema_: Any = Field(
+        ...,
+        alias="schema",
+        description='SDG shorthand ({"age": "int"}), JSON Schema properties, or a whole JSON Schema object.',
+        examples=[{"customer_name": "string", "age": "int", "order_value": "float"}],
+    )
+    num_samples: int = Field(100, ge=1, le=MAX_ROWS)
+    output_format: OutputFormat = "json"
+    temperature: float | None = Field(None, gt=0, le=10)
+    instructions: str = Field("", max_length=4000, description='Guidance for the rows, e.g. "customers of a Dutch bakery".')
+    keep_duplicates: bool = False
+
+
+class ImageFields(JobRequest):
+    prompts: list[str] = Field(..., min_length=1)
+    num_images: int = Field(1, ge=1, le=MAX_IMAGES)
+    resolution: tuple[int, int] = Field((512, 512), description="[width, height], multiples of 8.")
+    annotations: list[AnnotationKind] = Field(default_factory=list)
+    negative_prompt: str = ""
+    num_inference_steps: int = Field(30, ge=1, le=500)
+    guidance_scale: float = Field(7.5, ge=0, le=50)
+    scheduler: Scheduler = "default"
+    labels: list[str] = Field(default_factory=list, description="Object words to annotate; empty: the prompt's nouns.")
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts_not_empty(cls, prompts: list[str]) -> list[str]:
+        return _non_empty_strings(prompts, "prompt")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_not_empty(cls, labels: list[str]) -> list[str]:
+        return _non_empty_strings(labels, "label")
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_once(cls, kinds: list[str]) -> list[str]:
+        return list(dict.fromkeys(kinds))
+
+
+class TextRequest(TextFields):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"schema": {"name": "string", "age": "int"}, "num_samples": 50, "output_format": "csv"}]}
+    )
+
+
+class ImagesRequest(ImageFields):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompts": ["A modern warehouse interior", "An outdoor retail storefront"],
+                    "num_images": 10,
+                    "resolution": [512, 512],
+                    "annotations": ["bbox"],
+                }
+            ]
+        }
+    )
+
+
+class UnifiedRequest(TextFields, ImageFields):
+    """Rows first, then images: image i is paired with row i, its prompt formatted with the row."""
+
+    num_images: int | None = Field(None, ge=1, le=MAX_IMAGES, description="Defaults to num_samples.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "schema": {"id": "int", "product": "string", "price": "float"},
+                    "num_samples": 50,
+                    "prompts": ["A product on white background"],
+                    "output_format": "json",
+                }
+            ]
+        }
+    )
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    message: str
+
+
+class JobStats(BaseModel):
+    rows_done: int = 0
+    rows_total: int = 0
+    images_done: int = 0
+    images_total: int = 0
+    step: int = 0
+    total_steps: int = 0
+
+
+class JobSummary(BaseModel):
+    """One entry of GET /jobs."""
+
+    job_id: str
+    type: JobType
+    status: JobState
+    progress: int = Field(0, ge=0, le=100)
+    created_at: str
+
+
+class JobStatus(JobSummary):
+    """GET /status/{job_id}."""
+
+    output_path: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str = ""
+    error: str | None = None
+    partial: bool = False
+    stats: JobStats = Field(default_factory=JobStats)
+    files: list[str] = Field(default_factory=list, description="Paths relative to output_path, once finished.")
+    request: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATES
+
+
+class ModelDescription(BaseModel):
+    """What a service reports it has loaded (sdg.v1.ModelInfo)."""
+
+    model_id: str
+    display_name: str
+    source: str
+    demo_model: bool
+    loaded: bool
+    device: str
+    dtype: str
+
+
+ServiceState = Literal["serving", "not_serving", "unavailable"]
+
+
+class ServiceReport(BaseModel):
+    kind: Literal["text", "image"]
+    address: str
+    status: ServiceState
+    model: ModelDescription | None = None
+    error: str | None = None
+
+
+class HealthReport(BaseModel):
+    status: Literal["healthy", "degraded"]
+    text_model: str
+    image_model: str
+    jobs_in_progress: int
+    demo_models: bool
+    services: dict[str, ServiceReport]
+
+
+class EndpointInfo(BaseModel):
+    method: str
+    path: str
+    summary: str
+
+
+class ApiInfo(BaseModel):
+    name: str
+    version: str
+    description: str
+    docs: str
+    ui: str | None
+    endpoints: list[EndpointInfo]
+    models: list[ServiceReport]
+    demo_models: bool

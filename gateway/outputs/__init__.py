@@ -1,0 +1,16 @@
+"""Everything a job writes under SDG_OUTPUT_DIR: its folder, data files in four formats, the image
+dataset (PNGs, imagefolder metadata, COCO annotations), schema.json and manifest.json."""
+
+from gateway.outputs.folders import create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs.images import ImageDatasetWriter
+from gateway.outputs.tables import RowWriter, arrow_schema
+
+__all__ = [
+    "ImageDatasetWriter",
+    "RowWriter",
+    "arrow_schema",
+    "create_job_folder",
+    "display_path",
+    "list_files",
+    "write_json_atomic",
+]

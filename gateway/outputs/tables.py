@@ -1,0 +1,196 @@
+"""Row files: data.json (an array), data.jsonl, data.csv and data.parquet, written incrementally as
+rows arrive. Parquet columns are typed from the normalized JSON Schema so that pandas and pyarrow
+read back integers, floats, booleans, dates and timestamps rather than strings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gateway.errors import JobFailure
+
+# Rows are buffered into row groups of this size; the service sends rows in small batches and a
+# Parquet file of thousands of tiny row groups reads slowly.
+PARQUET_ROW_GROUP = 10_000
+
+
+class RowFormatError(JobFailure):
+    """A generated value that does not fit its column's type, e.g. a date that does not parse."""
+
+
+def _kind(spec: dict[str, Any]) -> str:
+    """The one non-null type of a normalized property (sdg.schema allows [type, "null"])."""
+    types = spec.get("type", "string")
+    if isinstance(types, list):
+        types = next((t for t in types if t != "null"), "null")
+    return types
+
+
+def arrow_type(spec: dict[str, Any]) -> pa.DataType:
+    kind = _kind(spec)
+    if kind == "integer":
+        return pa.int64()
+    if kind == "number":
+        return pa.float64()
+    if kind == "boolean":
+        return pa.bool_()
+    if kind == "object":
+        return pa.struct([pa.field(name, arrow_type(sub)) for name, sub in spec.get("properties", {}).items()])
+    if kind == "array":
+        return pa.list_(arrow_type(spec.get("items", {"type": "string"})))
+    if kind == "string" and spec.get("format") == "date":
+        return pa.date32()
+    if kind == "string" and spec.get("format") == "date-time":
+        return pa.timestamp("us", tz="UTC")
+    return pa.string()
+
+
+def arrow_schema(schema: dict[str, Any]) -> pa.Schema:
+    """One nullable column per top-level property, in schema order. Columns are nullable because a
+    schema may make a field optional or nullable, and a partial job may leave values out."""
+    return pa.schema([pa.field(name, arrow_type(spec)) for name, spec in schema["properties"].items()])
+
+
+def _parse_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    # A time without an offset is taken as UTC, the only zone a generated row can mean.
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def arrow_value(value: Any, spec: dict[str, Any], field: str) -> Any:
+    """A JSON value as pyarrow expects it for arrow_type(spec); a value the schema's format does not
+    allow raises RowFormatError naming the field instead of being written as something else."""
+    if value is None:
+        return None
+    kind = _kind(spec)
+    try:
+        if kind == "object":
+            return {name: arrow_value(value.get(name), sub, f"{field}.{name}") for name, sub in spec.get("properties", {}).items()}
+        if kind == "array":
+            items = spec.get("items", {"type": "string"})
+            return [arrow_value(item, items, f"{field}[]") for item in value]
+        if kind == "number":
+            return float(value)
+        if kind == "string" and spec.get("format") == "date":
+            return date.fromisoformat(value)
+        if kind == "string" and spec.get("format") == "date-time":
+            return _parse_datetime(value)
+    except (TypeError, ValueError, AttributeError) as err:
+        raise RowFormatError(f"{field}: value {value!r} does not fit its schema ({err})") from None
+    return value
+
+
+def json_value(value: Any, spec: dict[str, Any]) -> Any:
+    """The value with every `number` written as a float (5 → 5.0), so that a number column whose
+    values happen to be whole still loads as float64 from JSON and CSV, as it does from Parquet."""
+    if value is None:
+        return None
+    kind = _kind(spec)
+    if kind == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "object" and isinstance(value, dict):
+        props = spec.get("properties", {})
+        return {k: json_value(v, props[k]) if k in props else v for k, v in value.items()}
+    if kind == "array" and isinstance(value, list):
+        items = spec.get("items", {})
+        return [json_value(item, items) for item in value]
+    return value
+
+
+def csv_value(value: Any) -> Any:
+    """Nested values become JSON text; booleans are written as JSON writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+class RowWriter:
+    """Appends rows to `data.<format>` in a job folder. close() always leaves a complete, loadable
+    file (a closed JSON array, a Parquet footer), also after a failure or cancellation."""
+
+    def __init__(self, folder: Path, output_format: str, schema: dict[str, Any]):
+        self.path = folder / f"data.{output_format}"
+        self.output_format = output_format
+        self.schema = schema
+        self.columns = list(schema["properties"])
+        self.rows_written = 0
+        self._pending: list[dict[str, Any]] = []
+        self._closed = False
+        if output_format == "parquet":
+            self._arrow_schema = arrow_schema(schema)
+            self._parquet = pq.ParquetWriter(self.path, self._arrow_schema)
+            return
+        self._file: io.TextIOWrapper = self.path.open("w", encoding="utf-8", newline="")
+        if output_format == "json":
+            self._file.write("[")
+        elif output_format == "csv":
+            # Keys outside the schema (allowed only with additionalProperties) have no column.
+            self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
+            self._csv.writeheader()
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self.output_format != "parquet":
+            rows = [json_value(row, self.schema) for row in rows]
+        if self.output_format == "json":
+            for row in rows:
+                self._file.write(("\n  " if self.rows_written == 0 else ",\n  ") + json.dumps(row, ensure_ascii=False))
+                self.rows_written += 1
+        elif self.output_format == "jsonl":
+            self._file.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            self.rows_written += len(rows)
+        elif self.output_format == "csv":
+            self._csv.writerows({k: csv_value(v) for k, v in row.items()} for row in rows)
+            self.rows_written += len(rows)
+        else:
+            self._pending.extend(rows)
+            self.rows_written += len(rows)
+            if len(self._pending) >= PARQUET_ROW_GROUP:
+                self._flush_parquet()
+            return
+        self._file.flush()
+
+    def _flush_parquet(self) -> None:
+        if not self._pending:
+            return
+        columns = {}
+        for name, spec in self.schema["properties"].items():
+            values = [arrow_value(row.get(name), spec, name) for row in self._pending]
+            try:
+                columns[name] = pa.array(values, type=self._arrow_schema.field(name).type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                raise RowFormatError(f"{name}: values do not fit column type {self._arrow_schema.field(name).type} ({err})") from None
+        self._parquet.write_table(pa.table(columns, schema=self._arrow_schema))
+        self._pending.clear()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.output_format == "parquet":
+            try:
+                self._flush_parquet()
+            finally:
+                self._parquet.close()
+            return
+        if self.output_format == "json":
+            self._file.write("\n]\n" if self.rows_written else "]\n")
+        self._file.close()
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,168 @@
+"""Plans: what a job will ask the services for, built from a validated request at submit time.
+Checks that need settings or the normalized schema (resolution bounds, prompt placeholders) are
+made here, so that a job that is accepted can be run as asked."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import InvalidRequest, JobFailure
+from gateway.models import ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
+from gateway.settings import GatewaySettings
+from sdg.schema import normalize_schema
+
+# The unified data file's column naming each row's image; a schema may not define it.
+IMAGE_FILE_COLUMN = "image_file"
+# Seeds the gateway draws stay within int64 so that every consumer of the manifest can hold them.
+SEED_BITS = 63
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    schema: dict[str, Any]
+    num_rows: int
+    seed: int
+    temperature: float | None
+    instructions: str
+    keep_duplicates: bool
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    # For a unified job these are templates formatted with each row's fields.
+    prompts: list[str]
+    num_images: int
+    width: int
+    height: int
+    negative_prompt: str
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    scheduler: str
+    annotations: list[str]
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    type: JobType
+    text: TextSpec | None = None
+    images: ImageSpec | None = None
+    output_format: str | None = None
+
+
+def job_seed(requested: int | None) -> int:
+    """The request's seed, or one drawn now, so that the manifest always records the seed used and
+    both halves of a unified job share it."""
+    return requested if requested is not None else secrets.randbits(SEED_BITS)
+
+
+def text_spec(request: TextFields, seed: int) -> TextSpec:
+    return TextSpec(
+        schema=normalize_schema(request.schema_),
+        num_rows=request.num_samples,
+        seed=seed,
+        temperature=request.temperature,
+        instructions=request.instructions,
+        keep_duplicates=request.keep_duplicates,
+    )
+
+
+def check_resolution(resolution: tuple[int, int], settings: GatewaySettings) -> None:
+    low, high = settings.min_resolution, settings.max_resolution
+    for axis, value in zip(("width", "height"), resolution):
+        if value % 8:
+            raise InvalidRequest("resolution", f"{axis} {value} is not a multiple of 8")
+        if not low <= value <= high:
+            raise InvalidRequest("resolution", f"{axis} {value} is outside {low}..{high}")
+
+
+def image_spec(request: ImageFields, num_images: int, seed: int, settings: GatewaySettings) -> ImageSpec:
+    check_resolution(request.resolution, settings)
+    width, height = request.resolution
+    return ImageSpec(
+        prompts=[prompt.strip() for prompt in request.prompts],
+        num_images=num_images,
+        width=width,
+        height=height,
+        negative_prompt=request.negative_prompt,
+        num_inference_steps=request.num_inference_steps,
+        guidance_scale=request.guidance_scale,
+        seed=seed,
+        scheduler=request.scheduler,
+        annotations=list(request.annotations),
+        labels=[label.strip() for label in request.labels],
+    )
+
+
+def template_fields(template: str) -> list[str]:
+    """The row fields a prompt template names ("{product}", "{price:.2f}"). Raises ValueError for
+    malformed templates, positional placeholders ("{}", "{0}") and attribute or index lookups, which
+    would fail only once the rows exist."""
+    names = []
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name or name.isdigit():
+            raise ValueError(f"placeholder {{{name}}} is positional; name a schema field instead")
+        if "." in name or "[" in name:
+            raise ValueError(f"placeholder {{{name}}}: only top-level field names are supported")
+        names.append(name)
+    return names
+
+
+class _RowFields(dict):
+    # A row may leave out an optional field: its placeholder reads as empty rather than failing
+    # the image after the rows were already generated.
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def format_prompt(template: str, row: dict[str, Any]) -> str:
+    """The template filled in with the row; a format spec that does not suit the row's value (say
+    "{price:.2f}" on a missing price) fails the job with the template and the value named."""
+    try:
+        return template.format_map(_RowFields({k: "" if v is None else v for k, v in row.items()}))
+    except (ValueError, TypeError, KeyError, IndexError) as err:
+        raise JobFailure(f"prompt {template!r} cannot be formatted with row {row}: {err}") from None
+
+
+def check_templates(prompts: list[str], fields: list[str]) -> None:
+    for i, template in enumerate(prompts):
+        try:
+            used = template_fields(template)
+        except ValueError as err:
+            raise InvalidRequest(f"prompts[{i}]", str(err)) from None
+        unknown = [name for name in used if name not in fields]
+        if unknown:
+            raise InvalidRequest(
+                f"prompts[{i}]",
+                f"placeholder {{{unknown[0]}}} is not a schema field; fields are {', '.join(fields)}",
+            )
+
+
+def text_plan(request: TextRequest) -> JobPlan:
+    return JobPlan("text", text=text_spec(request, job_seed(request.seed)), output_format=request.output_format)
+
+
+def images_plan(request: ImagesRequest, settings: GatewaySettings) -> JobPlan:
+    return JobPlan("images", images=image_spec(request, request.num_images, job_seed(request.seed), settings))
+
+
+def unified_plan(request: UnifiedRequest, settings: GatewaySettings) -> JobPlan:
+    seed = job_seed(request.seed)
+    text = text_spec(request, seed)
+    fields = list(text.schema["properties"])
+    if IMAGE_FILE_COLUMN in fields:
+        raise InvalidRequest(f"schema.{IMAGE_FILE_COLUMN}", "is reserved in unified jobs for the path of each row's image")
+    num_images = request.num_images if request.num_images is not None else request.num_samples
+    if num_images > request.num_samples:
+        raise InvalidRequest(
+            "num_images", f"{num_images} is greater than num_samples {request.num_samples}; image i is paired with row i"
+        )
+    images = image_spec(request, num_images, seed, settings)
+    check_templates(images.prompts, fields)
+    return JobPlan("unified", text=text, images=images, output_format=request.output_format)

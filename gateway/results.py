@@ -1,0 +1,75 @@
+"""What the model services produce, as plain dataclasses. Protobuf messages are converted in
+streams.py and go no further, so outputs and runner code never see transport types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunLength:
+    """COCO uncompressed RLE: column-major run lengths starting with zeros."""
+
+    counts: list[int]
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class DetectedObject:
+    label: str
+    score: float
+    area: float
+    # [x, y, width, height] in pixels; None when bounding boxes were not asked for.
+    bbox: list[float] | None = None
+    mask: RunLength | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    index: int
+    prompt: str
+    seed: int
+    png: bytes
+    width: int
+    height: int
+    objects: list[DetectedObject] = field(default_factory=list)
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class RowsSummary:
+    rows_generated: int
+    rows_requested: int
+    rows_invalid: int
+    duplicates_removed: int
+    distinct_ratio: float
+    seed: int
+    elapsed_s: float
+    tokens_generated: int
+    tokens_forced: int
+    partial: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImagesSummary:
+    images_generated: int
+    images_requested: int
+    elapsed_s: float
+    seed: int
+    annotations_produced: list[str]
+    partial: bool
+    reason: str
+    scheduler: str
+
+
+@dataclass(frozen=True)
+class DenoiseStep:
+    """One denoising step of one batch finished."""
+
+    step: int
+    total_steps: int
+    images_done: int
+    images_total: int
+    batch_size: int

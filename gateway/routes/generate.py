@@ -1,0 +1,42 @@
+"""POST /generate/{text,images,unified}: validate at the door, queue the job, answer 202."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from gateway.deps import RunnerDep, SettingsDep, StoreDep
+from gateway.models import ImagesRequest, JobAccepted, TextRequest, UnifiedRequest
+from gateway.plans import JobPlan, images_plan, text_plan, unified_plan
+
+router = APIRouter(prefix="/generate", tags=["generate"])
+
+ERRORS = {400: {"description": "Input the API cannot honour; `detail` names the field"}}
+
+
+def _queue(plan: JobPlan, request: dict, message: str, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+    job = store.create(plan.type, request, message)
+    runner.submit(job, plan)
+    return JobAccepted(job_id=job.job_id, message=message)
+
+
+def _echo(request: TextRequest | ImagesRequest | UnifiedRequest) -> dict:
+    return request.model_dump(mode="json", by_alias=True)
+
+
+@router.post("/text", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
+async def generate_text(body: TextRequest, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+    """Rows that validate against `schema`, written as data.<output_format>."""
+    return _queue(text_plan(body), _echo(body), "Text generation job queued", store, runner)
+
+
+@router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
+async def generate_images(body: ImagesRequest, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+    """PNG images spread over `prompts` round-robin, with optional COCO annotations."""
+    return _queue(images_plan(body, settings), _echo(body), "Image generation job queued", store, runner)
+
+
+@router.post("/unified", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
+async def generate_unified(body: UnifiedRequest, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+    """Rows first, then one image per row (up to num_images): image i's prompt is
+    prompts[i % len(prompts)] formatted with row i's fields; the data file gains `image_file`."""
+    return _queue(unified_plan(body, settings), _echo(body), "Unified generation job queued", store, runner)

@@ -1,0 +1,53 @@
+"""Job status, listing, cancellation and output files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, status
+from fastapi.responses import FileResponse
+
+from gateway.deps import RunnerDep, StoreDep
+from gateway.errors import OutputFileNotFound
+from gateway.models import JobStatus, JobSummary
+
+router = APIRouter(tags=["jobs"])
+
+NOT_FOUND = {404: {"description": "Unknown job"}}
+
+
+@router.get("/status/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
+async def job_status(job_id: str, store: StoreDep) -> JobStatus:
+    """Progress while the job runs; output_path, files and any error once it has finished."""
+    return store.get(job_id)
+
+
+@router.get("/jobs", response_model=list[JobSummary])
+async def list_jobs(store: StoreDep) -> list[JobSummary]:
+    """Every job this gateway knows, newest first."""
+    return [job.summary() for job in store.newest_first()]
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobStatus,
+    responses={**NOT_FOUND, 409: {"description": "The job has already finished"}},
+)
+async def cancel_job(job_id: str, runner: RunnerDep) -> JobStatus:
+    """Stops the job (its gRPC call is cancelled); what was written stays and is marked partial."""
+    return await runner.cancel(job_id)
+
+
+@router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)
+async def job_file(job_id: str, file_path: str, store: StoreDep) -> FileResponse:
+    """One file of the job's output, by its path relative to output_path (as listed in `files`)."""
+    job = store.get(job_id)
+    if job.output_dir is None:
+        raise OutputFileNotFound(job_id, file_path)
+    folder = Path(job.output_dir).resolve()
+    target = (folder / file_path).resolve()
+    # resolve() follows "..", and symlinks, so this also keeps links from leading out of the folder.
+    if not target.is_relative_to(folder) or not target.is_file():
+        raise OutputFileNotFound(job_id, file_path)
+    return FileResponse(target)

@@ -1,0 +1,72 @@
+"""JobRunner: runs jobs as asyncio background tasks, at most `max_concurrent_jobs` at a time (the
+rest stay queued), and cancels them on request or at shutdown. What a job does is in execution.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.clients import ServiceClients
+from gateway.errors import JobConflict
+from gateway.execution import CANCELLED, SHUTDOWN, JobExecution
+from gateway.jobs import Job, JobStore
+from gateway.plans import JobPlan
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+# How long POST /jobs/{id}/cancel waits for the job to wind down, so its answer shows the outcome.
+CANCEL_WAIT_S = 10.0
+
+
+class JobRunner:
+    def __init__(self, settings: GatewaySettings, store: JobStore, clients: ServiceClients):
+        self.settings = settings
+        self.store = store
+        self.clients = clients
+        self._slots = asyncio.Semaphore(settings.max_concurrent_jobs)
+        self._running: dict[str, tuple[asyncio.Task, JobExecution]] = {}
+
+    def submit(self, job: Job, plan: JobPlan) -> None:
+        execution = JobExecution(job, plan, self.store, self.clients, self.settings)
+        task = asyncio.create_task(self._run(execution), name=f"sdg-{job.job_id}")
+        self._running[job.job_id] = (task, execution)
+        task.add_done_callback(lambda done: self._on_done(done, execution))
+
+    async def _run(self, execution: JobExecution) -> None:
+        async with self._slots:
+            await execution.run()
+
+    def _on_done(self, task: asyncio.Task, execution: JobExecution) -> None:
+        self._running.pop(execution.job.job_id, None)
+        if execution.job.finished:
+            return
+        # run() records every outcome itself; the job is unfinished only when it never started (it
+        # was cancelled while queued) or when recording the outcome failed (e.g. the disk is full).
+        if task.cancelled():
+            execution.stop_unstarted()
+        else:
+            err = task.exception()
+            log.error("job %s crashed", execution.job.job_id, exc_info=err)
+            execution.stop_unstarted(f"internal error: {type(err).__name__}: {err}")
+
+    async def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        entry = self._running.get(job_id)
+        if job.finished or entry is None:
+            raise JobConflict(f"job {job_id} is already {job.status}")
+        task, execution = entry
+        execution.stop_reason = CANCELLED
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+        return job
+
+    async def shutdown(self) -> None:
+        """Stops every job; each is recorded as failed with "interrupted: gateway shut down"."""
+        entries = list(self._running.values())
+        for task, execution in entries:
+            execution.stop_reason = SHUTDOWN
+            task.cancel()
+        if entries:
+            log.info("stopping %d unfinished jobs", len(entries))
+            await asyncio.gather(*(task for task, _ in entries), return_exceptions=True)

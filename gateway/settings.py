@@ -1,0 +1,65 @@
+"""GatewaySettings: the one place the gateway reads its environment. Created once in __main__ (or by
+a test) and passed into create_app; no other module reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The frontend is a sibling of this package in the repository; containers may place it elsewhere.
+DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+# Comma-separated lists ("a:1,b:2") rather than pydantic-settings' JSON lists, as the docs promise.
+CommaList = Annotated[list[str], NoDecode]
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    text_service_addrs: CommaList = Field(["localhost:50051"], validation_alias="SDG_TEXT_SERVICE_ADDRS")
+    image_service_addrs: CommaList = Field(["localhost:50052"], validation_alias="SDG_IMAGE_SERVICE_ADDRS")
+    output_dir: Path = Field(Path("generated_data"), validation_alias="SDG_OUTPUT_DIR")
+    cors_origins: CommaList = Field(["*"], validation_alias="SDG_CORS_ORIGINS")
+    host: str = Field("0.0.0.0", validation_alias="UVICORN_HOST")
+    port: int = Field(8000, ge=0, le=65535, validation_alias="UVICORN_PORT")
+    frontend_dir: Path = Field(DEFAULT_FRONTEND_DIR, validation_alias="SDG_FRONTEND_DIR")
+
+    # Jobs beyond this many wait as "queued": each running job holds a model service busy.
+    max_concurrent_jobs: int = Field(2, ge=1, validation_alias="SDG_MAX_CONCURRENT_JOBS")
+    min_resolution: int = Field(64, ge=8, validation_alias="SDG_MIN_RESOLUTION")
+    max_resolution: int = Field(1024, ge=8, validation_alias="SDG_MAX_RESOLUTION")
+    # A stream that sends nothing for this long is treated as a hung service and the job fails.
+    # Services send an event per batch or denoising step, so silence this long is never normal.
+    stream_inactivity_timeout_s: float = Field(300.0, gt=0, validation_alias="SDG_STREAM_TIMEOUT_S")
+    # Deadline for the short calls (health, model info) that tell whether a service is there at all.
+    probe_timeout_s: float = Field(3.0, gt=0, validation_alias="SDG_PROBE_TIMEOUT_S")
+    # Job files are rewritten on every state change but at most this often for progress alone.
+    progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
+
+    @field_validator("text_service_addrs", "image_service_addrs", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("text_service_addrs", "image_service_addrs", "cors_origins")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one entry")
+        return value
+
+    @model_validator(mode="after")
+    def _resolution_bounds(self) -> GatewaySettings:
+        if self.min_resolution > self.max_resolution:
+            raise ValueError(f"SDG_MIN_RESOLUTION {self.min_resolution} is above SDG_MAX_RESOLUTION {self.max_resolution}")
+        return self
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Where job records live: inside the output folder, so they travel with the data."""
+        return self.output_dir / ".jobs"

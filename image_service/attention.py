@@ -1,0 +1,139 @@
+"""Recording the UNet's cross-attention while it denoises (DAAM-style): how strongly each latent
+pixel attends to each prompt token, summed over heads, layers and steps. These maps are where the
+bounding boxes and masks come from; no detection model is involved.
+
+Tracing wraps the existing processor of every `attn2` (cross-attention) layer, so the image itself
+is computed exactly as without tracing. For the conditional half of the CFG batch it recomputes
+the query and key projections and a softmax over the prompt tokens. Only layers at half the latent
+resolution or coarser are recorded: in SD-1.5 those are the semantically sharp 32x32/16x16/8x8
+levels, and skipping the 64x64 level avoids its 4096-query score tensors. Each call adds into one
+buffer per resolution in place; upsampling happens once per batch, not per step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from diffusers import UNet2DConditionModel
+from diffusers.models.attention_processor import Attention
+
+
+class CrossAttentionRecorder:
+    """Accumulates, for one batch, the attention of the conditional rows to prompt tokens
+    1..num_tokens (token 0, the start token, soaks up most attention and carries no object)."""
+
+    def __init__(self, latent_height: int, latent_width: int):
+        self.latent_height = latent_height
+        self.latent_width = latent_width
+        # Record a layer only at half the latent resolution or coarser (see module docstring).
+        self.max_queries = max(1, (latent_height * latent_width) // 4)
+        self.cond_rows = slice(0, 0)
+        self.num_tokens = 0
+        self._buckets: dict[tuple[int, int], torch.Tensor] = {}
+
+    def reset(self, cond_rows: slice, num_tokens: int) -> None:
+        """Starts a batch: `cond_rows` are the rows of the UNet batch that carry the prompt (the
+        second half under classifier-free guidance); 0 tokens turns recording off."""
+        self.cond_rows = cond_rows
+        self.num_tokens = num_tokens
+        self._buckets = {}
+
+    def grid_for(self, queries: int) -> tuple[int, int]:
+        """The (height, width) of a layer with `queries` positions: the latent grid halved by each
+        downsampling (rounding up, as SD's stride-2 convolutions with padding do)."""
+        factor = 1
+        while factor <= max(self.latent_height, self.latent_width):
+            h, w = math.ceil(self.latent_height / factor), math.ceil(self.latent_width / factor)
+            if h * w == queries:
+                return h, w
+            factor *= 2
+        raise ValueError(f"{queries} attention queries fit no downsampling of the latent grid")
+
+    # Eager even inside a compiled UNet: the in-place accumulation is a side effect that graphs
+    # should not capture, and the work here is small.
+    @torch.compiler.disable
+    def record(self, attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor) -> None:
+        queries = hidden_states.shape[1]
+        if self.num_tokens == 0 or queries > self.max_queries or hidden_states.ndim != 3:
+            return
+        hidden_states = hidden_states[self.cond_rows]
+        context = context[self.cond_rows]
+        if attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        batch = hidden_states.shape[0]
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(context)
+        head_dim = query.shape[-1] // attn.heads
+        # Scores in float32: fp16 products can overflow, and at <= 1/4 of the latent positions
+        # and 77 tokens this matmul is small next to the layer itself.
+        query = query.view(batch, queries, attn.heads, head_dim).transpose(1, 2).float() * attn.scale
+        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2).float()
+        probs = (query @ key.transpose(-1, -2)).softmax(dim=-1)
+        token_maps = probs[..., 1 : self.num_tokens + 1].sum(dim=1)  # (batch, queries, tokens)
+        h, w = self.grid_for(queries)
+        token_maps = token_maps.transpose(1, 2).reshape(batch, self.num_tokens, h, w)
+        bucket = self._buckets.get((h, w))
+        if bucket is None:
+            self._buckets[(h, w)] = token_maps
+        else:
+            bucket.add_(token_maps)
+
+    def token_maps(self) -> torch.Tensor | None:
+        """(batch, num_tokens, h, w) float32 attention at the finest recorded resolution, summed
+        over every recorded layer and step; map k belongs to token k + 1. None if nothing was
+        recorded."""
+        if not self._buckets:
+            return None
+        size = max(self._buckets, key=lambda hw: hw[0] * hw[1])
+        total = None
+        for hw, maps in self._buckets.items():
+            if hw != size:
+                maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+            total = maps if total is None else total + maps
+        return total
+
+
+class TracingAttnProcessor:
+    """Wraps a cross-attention layer's processor: hands the inputs to the recorder, then lets the
+    original processor compute the output unchanged."""
+
+    def __init__(self, inner, recorder: CrossAttentionRecorder):
+        self.inner = inner
+        self.recorder = recorder
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None:
+            self.recorder.record(attn, hidden_states, encoder_hidden_states)
+        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, **kwargs)
+
+
+def cross_attention_layers(unet: UNet2DConditionModel) -> list[Attention]:
+    return [m for name, m in unet.named_modules() if name.endswith("attn2") and isinstance(m, Attention)]
+
+
+@contextmanager
+def tracing_cross_attention(
+    unet: UNet2DConditionModel, recorder: CrossAttentionRecorder
+) -> Iterator[CrossAttentionRecorder]:
+    """Routes every cross-attention layer through `recorder` for the duration of the block."""
+    layers = cross_attention_layers(unet)
+    if not layers:
+        raise ValueError("the UNet has no cross-attention (attn2) layers to trace")
+    originals = [layer.processor for layer in layers]
+    for layer, original in zip(layers, originals):
+        layer.set_processor(TracingAttnProcessor(original, recorder))
+    try:
+        yield recorder
+    finally:
+        for layer, original in zip(layers, originals):
+            layer.set_processor(original)

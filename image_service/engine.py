@@ -1,0 +1,371 @@
+"""ImageEngine: batched text-to-image denoising with per-image seeds, progress and cancellation
+through one per-step callback, and optional cross-attention annotations. Plain Python: it takes
+an ImageRequest and returns dataclasses; the gRPC servicer only converts."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import random
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from image_service.annotations import token_positions
+from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
+from image_service.finishing import DecodedImage, finish_image
+from image_service.model import LoadedImageModel, ModelInfo, load_image_model
+from image_service.settings import ImageSettings
+from image_service.types import (
+    ANNOTATION_KINDS,
+    SCHEDULERS,
+    GeneratedImage,
+    ImageCallback,
+    ImageRequest,
+    ImageRunFailed,
+    ImageSummary,
+    InvalidImageRequest,
+    StepCallback,
+    StepProgress,
+)
+from image_service.words import object_words
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 150
+MAX_GUIDANCE = 50.0
+MAX_SEED = 2**64 - 1  # torch generators take unsigned 64-bit seeds
+# Batch size is set for 512x512; larger images get fewer per batch so activation memory stays put.
+BATCH_PIXEL_BASE = 512 * 512
+TRACED_KINDS = frozenset({"bbox", "segmentation"})
+
+
+class ImageEngine:
+    def __init__(self, model: LoadedImageModel, settings: ImageSettings):
+        self.info: ModelInfo = model.info
+        self._pipe = model.pipeline
+        self._device = model.device
+        self._batch_size = settings.batch_size_for(model.device.type)
+        self._min_resolution = settings.min_resolution
+        self._max_resolution = settings.max_resolution
+        self._default_scheduler = model.pipeline.scheduler
+        self._finishers = ThreadPoolExecutor(settings.postprocess_threads, thread_name_prefix="image-finish")
+        # One call denoises at a time: the model, its attention processors and the GPU are shared.
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: ImageSettings) -> ImageEngine:
+        """Loads the model and, where the first call would be slow (CUDA autotuning,
+        torch.compile), runs a warm-up so that cost is paid before the service says SERVING."""
+        engine = cls(load_image_model(settings), settings)
+        if engine._device.type == "cuda" or settings.compile:
+            engine.warm_up()
+        return engine
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @property
+    def default_resolution(self) -> int:
+        return self._pipe.unet.config.sample_size * self._pipe.vae_scale_factor
+
+    def close(self) -> None:
+        self._finishers.shutdown(wait=True)
+
+    def warm_up(self) -> None:
+        started = time.perf_counter()
+        size = self.default_resolution
+        for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
+            self.generate(
+                ImageRequest(
+                    prompts=("a warm-up image of a dog",),
+                    num_images=self._batch_size,
+                    width=size,
+                    height=size,
+                    num_inference_steps=2,
+                    seed=0,
+                    annotations=annotations,
+                )
+            )
+        log.info("warm-up done in %.1fs", time.perf_counter() - started)
+
+    # -- 1. Check inputs ----------------------------------------------------------------------
+
+    def validate(self, request: ImageRequest) -> None:
+        """Raises InvalidImageRequest naming the first field the engine cannot honour."""
+        if not request.prompts:
+            raise InvalidImageRequest("prompts", "at least one prompt is required")
+        for i, prompt in enumerate(request.prompts):
+            if not prompt.strip():
+                raise InvalidImageRequest("prompts", f"prompt {i} is empty")
+        if request.num_images < 1:
+            raise InvalidImageRequest("num_images", f"must be at least 1, got {request.num_images}")
+        for name in ("width", "height"):
+            value = getattr(request, name)
+            if value % 8:
+                raise InvalidImageRequest(name, f"{value} is not a multiple of 8")
+            if not self._min_resolution <= value <= self._max_resolution:
+                raise InvalidImageRequest(
+                    name, f"{value} is outside {self._min_resolution}..{self._max_resolution} pixels"
+                )
+        if not 1 <= request.num_inference_steps <= MAX_STEPS:
+            raise InvalidImageRequest(
+                "num_inference_steps", f"must be within 1..{MAX_STEPS}, got {request.num_inference_steps}"
+            )
+        if not (math.isfinite(request.guidance_scale) and 0 <= request.guidance_scale <= MAX_GUIDANCE):
+            raise InvalidImageRequest(
+                "guidance_scale", f"must be within 0..{MAX_GUIDANCE:g}, got {request.guidance_scale}"
+            )
+        if request.seed is not None and not 0 <= request.seed <= MAX_SEED - (request.num_images - 1):
+            raise InvalidImageRequest(
+                "seed", f"seed + image index must fit in 0..2**64-1, got seed {request.seed}"
+            )
+        if request.scheduler not in SCHEDULERS:
+            raise InvalidImageRequest(
+                "scheduler", f"unknown scheduler {request.scheduler!r}; expected one of {', '.join(SCHEDULERS)}"
+            )
+        for kind in request.annotations:
+            if kind not in ANNOTATION_KINDS:
+                raise InvalidImageRequest(
+                    "annotations", f"unknown annotation {kind!r}; expected any of {', '.join(ANNOTATION_KINDS)}"
+                )
+        for label in request.labels:
+            if not label.strip():
+                raise InvalidImageRequest("labels", "labels must not be empty")
+
+    # -- 2. Generate --------------------------------------------------------------------------
+
+    def generate(
+        self,
+        request: ImageRequest,
+        on_step: StepCallback | None = None,
+        on_image: ImageCallback | None = None,
+    ) -> ImageSummary:
+        """Generates `request.num_images` images in batches. `on_step` runs after every denoising
+        step and may stop the call by returning True; `on_image` receives each finished image in
+        index order. Returns the summary (partial when stopped); raises InvalidImageRequest before
+        any work, or ImageRunFailed (with what was delivered) if generation fails."""
+        self.validate(request)
+        seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
+        kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
+        started = time.perf_counter()
+        delivery = _OrderedDelivery(on_image)
+
+        def summary(partial: bool, reason: str) -> ImageSummary:
+            return ImageSummary(
+                images_generated=delivery.delivered,
+                images_requested=request.num_images,
+                elapsed_s=time.perf_counter() - started,
+                seed=seed,
+                scheduler=request.scheduler,
+                annotations_produced=kinds if delivery.delivered else (),
+                partial=partial,
+                reason=reason,
+            )
+
+        try:
+            with self._lock, torch.inference_mode():
+                stopped = _BatchRun(self, request, seed, delivery, on_step).execute()
+            # The last PNGs finish outside the lock: the next call can start denoising meanwhile.
+            delivery.drain()
+        except Exception as error:
+            delivery.abandon()
+            raise ImageRunFailed(summary(True, f"failed: {error}"), error) from error
+        if stopped:
+            return summary(True, "cancelled")
+        return summary(False, "")
+
+
+class _OrderedDelivery:
+    """Finished-image futures in index order; hands each to the callback once it and every
+    earlier one are done, always on the engine's thread."""
+
+    def __init__(self, on_image: ImageCallback | None):
+        self._on_image = on_image
+        self._pending: deque[Future[GeneratedImage]] = deque()
+        self.delivered = 0
+
+    def submit(self, future: Future[GeneratedImage]) -> None:
+        self._pending.append(future)
+
+    def deliver_ready(self) -> None:
+        while self._pending and self._pending[0].done():
+            self._emit(self._pending.popleft().result())
+
+    def drain(self) -> None:
+        while self._pending:
+            self._emit(self._pending.popleft().result())
+
+    def abandon(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+
+    def _emit(self, image: GeneratedImage) -> None:
+        if self._on_image is not None:
+            self._on_image(image)
+        self.delivered += 1
+
+
+class _BatchRun:
+    """One generate() call's denoising: prompt encoding, then per batch: noise, denoising loop,
+    VAE decode, hand-off to the finishing pool."""
+
+    def __init__(self, engine: ImageEngine, request: ImageRequest, seed: int, delivery: _OrderedDelivery, on_step):
+        self.engine = engine
+        self.pipe = engine._pipe
+        self.device = engine._device
+        self.request = request
+        self.seed = seed
+        self.delivery = delivery
+        self.on_step = on_step
+        self.cfg = request.guidance_scale > 1.0  # as the diffusers pipeline decides
+        self.scheduler = _make_scheduler(engine._default_scheduler, request.scheduler)
+        self.step_kwargs = _step_kwargs(self.scheduler)
+        self.traced = bool(TRACED_KINDS & set(request.annotations))
+        self.latent_hw = (request.height // self.pipe.vae_scale_factor, request.width // self.pipe.vae_scale_factor)
+        self.recorder = CrossAttentionRecorder(*self.latent_hw)
+        self._embeds: dict[str, torch.Tensor] = {}
+        self._negative: torch.Tensor | None = None
+
+    def execute(self) -> bool:
+        """Runs every batch; returns True when the step callback stopped the call."""
+        if not self.traced:
+            return self._run_batches()
+        with tracing_cross_attention(self.pipe.unet, self.recorder):
+            return self._run_batches()
+
+    def _run_batches(self) -> bool:
+        for batch in plan_batches(self.request, self.engine.batch_size):
+            prompts = [self.request.prompt_for(i) for i in batch]
+            label_positions = [self._label_positions(p) for p in prompts] if self.traced else []
+            num_tokens = max((max(pos) for lp in label_positions for pos in lp.values()), default=0)
+            rows = slice(len(batch), 2 * len(batch)) if self.cfg else slice(0, len(batch))
+            self.recorder.reset(rows, num_tokens)
+            latents = self._denoise(batch, prompts)
+            if latents is None:
+                return True
+            pixels = self._decode(latents)
+            token_maps = self.recorder.token_maps() if self.traced else None
+            token_maps = token_maps.cpu() if token_maps is not None else None
+            for row, index in enumerate(batch):
+                decoded = DecodedImage(
+                    index=index,
+                    prompt=prompts[row],
+                    seed=self.seed + index,
+                    pixels=pixels[row],
+                    token_maps=token_maps[row] if token_maps is not None else None,
+                    label_positions=label_positions[row] if self.traced else {},
+                    want_bbox="bbox" in self.request.annotations,
+                    want_segmentation="segmentation" in self.request.annotations,
+                    # The prompt is the caption: no captioning model runs.
+                    caption=prompts[row] if "caption" in self.request.annotations else "",
+                )
+                self.delivery.submit(self.engine._finishers.submit(finish_image, decoded))
+        return False
+
+    def _label_positions(self, prompt: str) -> dict[str, list[int]]:
+        labels = self.request.labels or tuple(object_words(prompt))
+        found = {}
+        for label in labels:
+            positions = token_positions(self.pipe.tokenizer, prompt, label)
+            if positions:
+                found[label] = positions
+        return found
+
+    def _encode(self, prompts: list[str]) -> torch.Tensor:
+        """Conditional (and, under CFG, unconditional first) text embeddings for the batch rows,
+        encoding each distinct prompt once per call."""
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._embeds))
+        if missing:
+            negative = [self.request.negative_prompt] * len(missing) if self.request.negative_prompt else None
+            positive, negatives = self.pipe.encode_prompt(missing, self.device, 1, self.cfg, negative_prompt=negative)
+            self._embeds.update(zip(missing, positive))
+            if self.cfg and self._negative is None:
+                self._negative = negatives[0]
+        conditional = torch.stack([self._embeds[p] for p in prompts])
+        if not self.cfg:
+            return conditional
+        return torch.cat([self._negative.expand_as(conditional), conditional])
+
+    def _denoise(self, batch: list[int], prompts: list[str]) -> torch.Tensor | None:
+        """The denoising loop of the diffusers pipeline, over latents drawn per image from that
+        image's own generator (so an image does not depend on its batch-mates). None if stopped."""
+        embeds = self._encode(prompts)
+        generators = [torch.Generator("cpu").manual_seed(self.seed + i) for i in batch]
+        unet = self.pipe.unet
+        shape = (len(batch), unet.config.in_channels, *self.latent_hw)
+        latents = randn_tensor(shape, generator=generators, device=self.device, dtype=embeds.dtype)
+        scheduler = self.scheduler
+        scheduler.set_timesteps(self.request.num_inference_steps, device=self.device)
+        latents = latents * scheduler.init_noise_sigma
+        step_kwargs = dict(self.step_kwargs)
+        if "generator" in step_kwargs:
+            step_kwargs["generator"] = generators
+        timesteps = scheduler.timesteps
+        for step, t in enumerate(timesteps, start=1):
+            model_input = torch.cat([latents] * 2) if self.cfg else latents
+            model_input = scheduler.scale_model_input(model_input, t)
+            noise = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            if self.cfg:
+                uncond, cond = noise.chunk(2)
+                noise = uncond + self.request.guidance_scale * (cond - uncond)
+            latents = scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
+            self.delivery.deliver_ready()
+            if self.on_step is not None:
+                progress = StepProgress(
+                    step=step,
+                    total_steps=len(timesteps),
+                    images_done=self.delivery.delivered,
+                    images_total=self.request.num_images,
+                    batch_size=len(batch),
+                )
+                if self.on_step(progress):
+                    return None
+        return latents
+
+    def _decode(self, latents: torch.Tensor):
+        """VAE decode to (batch, height, width, 3) uint8 on the CPU, with the pipeline's exact
+        arithmetic (denormalise in the model dtype, scale and round in float32)."""
+        vae = self.pipe.vae
+        images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        images = (images * 0.5 + 0.5).clamp(0, 1)
+        images = (images.float() * 255).round().to(torch.uint8)
+        return images.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def plan_batches(request: ImageRequest, batch_size: int) -> list[list[int]]:
+    """Image indices per denoising batch: `batch_size` images at 512x512 or below, proportionally
+    fewer for larger images so activation memory stays about the same."""
+    area = request.width * request.height
+    size = max(1, min(batch_size, batch_size * BATCH_PIXEL_BASE // area))
+    indices = list(range(request.num_images))
+    return [indices[i : i + size] for i in range(0, len(indices), size)]
+
+
+def _make_scheduler(default, name: str):
+    """A fresh scheduler per call (schedulers keep per-run state), sharing the model's noise
+    schedule configuration."""
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(default.config, algorithm_type="dpmsolver++")
+    if name == "euler_a":
+        return EulerAncestralDiscreteScheduler.from_config(default.config)
+    return type(default).from_config(default.config)
+
+
+def _step_kwargs(scheduler) -> dict:
+    """eta=0 (deterministic DDIM) and the generators, for schedulers whose step() takes them."""
+    accepted = inspect.signature(scheduler.step).parameters
+    kwargs = {}
+    if "eta" in accepted:
+        kwargs["eta"] = 0.0
+    if "generator" in accepted:
+        kwargs["generator"] = None  # replaced per batch with the batch's generators
+    return kwargs

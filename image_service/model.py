@@ -1,0 +1,142 @@
+"""Loading the diffusion pipeline: resolving SDG_IMAGE_MODEL to a source, from_pretrained (the
+same call for the tiny demo model and real ones), and the device tuning applied after loading."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from image_service.settings import TINY_MODEL, ImageSettings
+from image_service.tiny import DEMO_MARKER, build_tiny
+from sdg.devices import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is loaded, so callers can label output honestly (mirrors sdg.v1.ModelInfo)."""
+
+    model_id: str
+    source: str
+    demo_model: bool
+    loaded: bool
+    device: str
+    dtype: str
+    display_name: str
+
+
+@dataclass
+class LoadedImageModel:
+    pipeline: StableDiffusionPipeline
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype
+
+
+def dtype_for(device: torch.device) -> torch.dtype:
+    # fp16 halves memory and doubles tensor-core throughput; CPUs have no fast fp16 kernels.
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def unloaded_info(settings: ImageSettings) -> ModelInfo:
+    """What GetModelInfo reports while the weights are still loading."""
+    local = Path(settings.model).expanduser()
+    demo = settings.model == TINY_MODEL or (local / DEMO_MARKER).exists()
+    return ModelInfo(
+        model_id=settings.model,
+        source="",
+        demo_model=demo,
+        loaded=False,
+        device="",
+        dtype="",
+        display_name=_display_name(settings.model, demo),
+    )
+
+
+def _display_name(model_id: str, demo: bool) -> str:
+    if model_id == TINY_MODEL:
+        return "tiny-sd (demo model, random weights)"
+    return f"{model_id} (demo model, random weights)" if demo else model_id
+
+
+def _resolve_source(settings: ImageSettings) -> tuple[str, bool]:
+    """The from_pretrained argument for SDG_IMAGE_MODEL, and whether it is the demo model."""
+    if settings.model == TINY_MODEL:
+        return str(build_tiny(settings.model_cache_dir)), True
+    local = Path(settings.model).expanduser()
+    if local.is_dir():
+        return str(local.resolve()), (local / DEMO_MARKER).exists()
+    # A hub id: fetch (or find) the snapshot under the model cache first, so that loading is the
+    # same local-folder call as for every other model and ModelInfo.source names the folder.
+    # safety_checker=None skips downloading the checker's weights.
+    folder = StableDiffusionPipeline.download(
+        settings.model, cache_dir=str(settings.model_cache_dir), safety_checker=None
+    )
+    return str(folder), False
+
+
+def load_image_model(settings: ImageSettings) -> LoadedImageModel:
+    device = resolve_device(settings.device)
+    dtype = dtype_for(device)
+    source, demo = _resolve_source(settings)
+    log.info("loading image model %s from %s on %s (%s)", settings.model, source, device, dtype)
+    pipeline = StableDiffusionPipeline.from_pretrained(
+        source,
+        dtype=dtype,
+        # No safety checker, for any model: SDG generates datasets, and the checker's blacked-out
+        # images would be silent corruption of them.
+        safety_checker=None,
+        requires_safety_checker=False,
+    )
+    pipeline.to(device)
+    pipeline.set_progress_bar_config(disable=True)
+    tune_for_device(pipeline, device, compile_mode=settings.compile_mode if settings.compile else None)
+    info = ModelInfo(
+        model_id=settings.model,
+        source=source,
+        demo_model=demo,
+        loaded=True,
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+        display_name=_display_name(settings.model, demo),
+    )
+    log.info("safety checker: none (SDG never loads one)")
+    return LoadedImageModel(pipeline=pipeline, info=info, device=device, dtype=dtype)
+
+
+def tune_for_device(
+    pipeline: StableDiffusionPipeline, device: torch.device, compile_mode: str | None
+) -> None:
+    """CUDA: cuDNN autotuning and `use_fast_layout`; optionally torch.compile of the UNet and VAE
+    decoder (in place, so attention processors can still be swapped on the same modules). The
+    first call after this pays for autotuning and compilation: ImageEngine.warm_up does that at
+    start-up."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        use_fast_layout(pipeline)
+    if compile_mode:
+        import torch._inductor.config as inductor
+
+        # The settings diffusers' own speed guide uses for UNets: 1x1 convolutions as matmuls
+        # and coordinate-descent tuning of the generated kernels.
+        inductor.conv_1x1_as_mm = True
+        inductor.coordinate_descent_tuning = True
+        inductor.epilogue_fusion = False
+        inductor.coordinate_descent_check_all_directions = True
+        pipeline.unet.compile(mode=compile_mode)
+        pipeline.vae.decoder.compile(mode=compile_mode)
+
+
+def use_fast_layout(pipeline: StableDiffusionPipeline) -> None:
+    """channels_last convolutions (what cuDNN's fastest fp16 kernels expect) and fused QKV
+    projections (one GEMM instead of three; attention itself stays SDPA). Device-independent
+    arithmetic, so tests check it on the CPU."""
+    pipeline.unet.to(memory_format=torch.channels_last)
+    pipeline.vae.to(memory_format=torch.channels_last)
+    pipeline.fuse_qkv_projections(unet=True, vae=True)

@@ -1,0 +1,64 @@
+"""The image service process: a grpc.aio server (health, reflection, SIGTERM via sdg.serving)
+whose model loads after the port is open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import diffusers
+import grpc
+import transformers
+from grpc_health.v1 import health
+
+from image_service.engine import ImageEngine
+from image_service.model import unloaded_info
+from image_service.servicer import SERVICE_NAME, ImageServicer
+from image_service.settings import ImageSettings
+from sdg import serving
+from sdg.v1 import image_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def create_server(
+    settings: ImageSettings, servicer: ImageServicer | None = None
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """The server listening on settings.listen (port 0 picks a free one), with `servicer` (a new,
+    engine-less one by default) registered. Returns the server, its port and the health servicer."""
+    servicer = servicer or ImageServicer(unloaded_info(settings))
+    return serving.create_server(
+        settings.listen,
+        lambda server: image_pb2_grpc.add_ImageServiceServicer_to_server(servicer, server),
+        [SERVICE_NAME],
+    )
+
+
+async def run(settings: ImageSettings) -> None:
+    servicer = ImageServicer(unloaded_info(settings))
+    server, port, health_servicer = create_server(settings, servicer)
+    log.info("image service listening on port %d; loading %s", port, settings.model)
+    engine: ImageEngine | None = None
+
+    async def load() -> None:
+        nonlocal engine
+        engine = await asyncio.to_thread(ImageEngine.from_settings, settings)
+        servicer.attach(engine)
+        log.info("loaded %s on %s (%s)", engine.info.display_name, engine.info.device, engine.info.dtype)
+
+    try:
+        await serving.serve(server, health_servicer, [SERVICE_NAME], load)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def main() -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Loading progress bars are noise in a service log; the log lines say what loads.
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    asyncio.run(run(ImageSettings()))

@@ -1,0 +1,118 @@
+"""The image engine's inputs and outputs as plain dataclasses; the servicer converts them to and
+from protobuf, nothing past it sees a `*_pb2` type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ANNOTATION_KINDS = ("bbox", "segmentation", "caption")
+SCHEDULERS = ("default", "dpm++", "euler_a")
+DEFAULT_STEPS = 30
+DEFAULT_GUIDANCE = 7.5
+
+
+class InvalidImageRequest(ValueError):
+    """A request the engine cannot honour; `field` names the offending request field."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompts: tuple[str, ...]
+    num_images: int = 1
+    width: int = 512
+    height: int = 512
+    negative_prompt: str = ""
+    num_inference_steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE
+    # Job seed; image i uses seed + i. None: the engine draws one and reports it.
+    seed: int | None = None
+    scheduler: str = "default"
+    annotations: tuple[str, ...] = ()
+    # Object words to annotate; empty: the object words of each prompt.
+    labels: tuple[str, ...] = ()
+
+    def prompt_for(self, index: int) -> str:
+        return self.prompts[index % len(self.prompts)]
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    step: int  # steps finished in the current batch, 1-based
+    total_steps: int
+    images_done: int  # images finished in the whole call
+    images_total: int
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class BoundingBox:
+    """Pixels, COCO order: top-left corner, then size."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class RunLengthMask:
+    """COCO uncompressed RLE: run lengths over the column-major pixels, starting with zeros."""
+
+    counts: tuple[int, ...]
+    height: int
+    width: int
+
+
+@dataclass(frozen=True)
+class ObjectAnnotation:
+    label: str
+    score: float
+    area: float
+    bbox: BoundingBox | None = None
+    segmentation: RunLengthMask | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    index: int
+    prompt: str
+    seed: int
+    png: bytes
+    width: int
+    height: int
+    objects: tuple[ObjectAnnotation, ...] = ()
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    images_generated: int
+    images_requested: int
+    elapsed_s: float
+    seed: int
+    scheduler: str
+    annotations_produced: tuple[str, ...] = ()
+    partial: bool = False
+    reason: str = ""
+
+
+class ImageRunFailed(RuntimeError):
+    """Generation failed part-way; `summary` says what was delivered before the failure."""
+
+    def __init__(self, summary: ImageSummary, cause: BaseException):
+        super().__init__(f"image generation failed after {summary.images_generated} images: {cause}")
+        self.summary = summary
+
+
+# Called after every denoising step with the progress so far; returning True stops the call
+# within that step (the batch in flight is dropped, finished images are kept).
+StepCallback = Callable[[StepProgress], bool]
+# Called with each finished image, in index order, on the engine's thread.
+ImageCallback = Callable[[GeneratedImage], None]
+

@@ -1,0 +1,429 @@
+"""The gateway end to end: `python -m gateway` in front of the real text and image services with
+their tiny demo models (tests/conftest.py), driven over HTTP the way SEED.md's clients drive it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port, start_gateway, start_text_service, wait_for_job
+
+SEED_TEXT_BODY = {"schema": {"name": "string", "age": "int"}, "num_samples": 50, "output_format": "csv"}
+SMALL_IMAGES = {"resolution": [64, 64], "num_inference_steps": 2}
+
+
+def job_folder(status: dict) -> Path:
+    return Path(status["output_path"])
+
+
+def submit(api: httpx.Client, kind: str, body: dict) -> str:
+    response = api.post(f"/generate/{kind}", json=body)
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"]
+
+
+# -- info, docs, health ---------------------------------------------------------------------------
+
+
+def test_root_lists_the_api_and_the_models(api):
+    body = api.get("/").json()
+    assert body["name"] and body["version"]
+    paths = {(e["method"], e["path"]) for e in body["endpoints"]}
+    assert {("POST", "/generate/text"), ("POST", "/generate/images"), ("POST", "/generate/unified"), ("GET", "/health"),
+            ("GET", "/status/{job_id}"), ("GET", "/jobs"), ("POST", "/jobs/{job_id}/cancel")} <= paths
+    assert body["demo_models"] is True
+    assert {m["kind"] for m in body["models"]} == {"text", "image"}
+    assert all(m["model"]["demo_model"] for m in body["models"])
+    assert api.get("/docs").status_code == 200
+    assert api.get("/openapi.json").json()["paths"]["/generate/text"]
+    assert api.get("/ui/").status_code == 200
+
+
+def test_health_names_the_demo_models(api):
+    response = api.get("/health")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "healthy"
+    for key in ("text_model", "image_model"):
+        assert body[key].endswith("(loaded)")
+        assert "demo model, random weights" in body[key]
+    assert isinstance(body["jobs_in_progress"], int)
+    assert body["demo_models"] is True
+    assert {s["kind"] for s in body["services"].values()} == {"text", "image"}
+    assert all(s["status"] == "serving" for s in body["services"].values())
+
+
+# -- SEED.md examples, verbatim -------------------------------------------------------------------
+
+
+def test_seed_python_example(gateway):
+    import requests
+
+    base = gateway.address  # SEED.md says http://localhost:8000
+    r = requests.post(f"{base}/generate/text", json={
+        "schema": {"name": "string", "age": "int"},
+        "num_samples": 50,
+        "output_format": "csv"
+    })
+    assert r.status_code == 202
+    job_id = r.json()["job_id"]
+    status = requests.get(f"{base}/status/{job_id}").json()
+    assert status["job_id"] == job_id and status["status"] in ("queued", "running", "completed")
+
+    with httpx.Client(base_url=base, timeout=30) as api:
+        status = wait_for_job(api, job_id)
+    assert status["status"] == "completed", status
+    assert status["progress"] == 100 and status["partial"] is False
+    assert status["output_path"].endswith("/") and "/text_data_" in status["output_path"]
+    folder = job_folder(status)
+    # Random-weight names can be "" or "NA"; keep them as text rather than pandas' missing values.
+    frame = pd.read_csv(folder / "data.csv", keep_default_na=False)
+    assert len(frame) == 50
+    assert list(frame.columns) == ["name", "age"]
+    assert frame["age"].dtype == "int64"
+    assert frame["name"].map(type).eq(str).all()
+    assert sorted(status["files"]) == ["data.csv", "manifest.json", "schema.json"]
+    schema = json.loads((folder / "schema.json").read_text())
+    assert schema["properties"]["age"]["type"] == "integer"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["job_id"] == job_id and manifest["type"] == "text" and manifest["partial"] is False
+    assert manifest["model"]["text"]["demo_model"] is True
+    assert "demo model, random weights" in manifest["model"]["text"]["display_name"]
+    assert manifest["counts"]["requested"] == manifest["counts"]["generated"] == 50
+    assert isinstance(manifest["seed"], int) and manifest["output_format"] == "csv"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_seed_curl_example(gateway):
+    out = subprocess.run(
+        ["curl", "-s", "-X", "POST", f"{gateway.address}/generate/text",
+         "-H", "Content-Type: application/json",
+         "-d", '{"schema":{"name":"string","age":"int"},"num_samples":50,"output_format":"csv"}'],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout
+    body = json.loads(out)
+    assert body["message"] == "Text generation job queued" and body["job_id"].startswith("job_")
+    with httpx.Client(base_url=gateway.address, timeout=30) as api:
+        assert wait_for_job(api, body["job_id"])["status"] == "completed"
+
+
+def test_seed_text_body_example(api):
+    job_id = submit(api, "text", {
+        "schema": {"customer_name": "string", "age": "int", "order_value": "float"},
+        "num_samples": 100,
+        "output_format": "json",
+    })
+    status = wait_for_job(api, job_id)
+    assert status["status"] == "completed", status
+    rows = json.loads((job_folder(status) / "data.json").read_text())
+    assert len(rows) == 100
+    assert all(isinstance(r["age"], int) and isinstance(r["order_value"], float) for r in rows)
+    assert all(isinstance(r["customer_name"], str) for r in rows)
+    assert pd.read_json(job_folder(status) / "data.json")["age"].dtype == "int64"
+
+
+def test_seed_images_example(api):
+    response = api.post("/generate/images", json={
+        "prompts": [
+            "A modern warehouse interior",
+            "An outdoor retail storefront"
+        ],
+        "num_images": 10,
+        "resolution": [512, 512],
+        "annotations": ["bbox"]
+    })
+    assert response.status_code == 202
+    assert response.json()["message"] == "Image generation job queued"
+    status = wait_for_job(api, response.json()["job_id"], timeout=900)
+    assert status["status"] == "completed", status
+    folder = job_folder(status)
+    assert "/images_" in status["output_path"]
+    pngs = sorted((folder / "images").glob("image_*.png"))
+    assert [p.name for p in pngs] == [f"image_{i:05d}.png" for i in range(10)]
+    for png in pngs:
+        assert Image.open(png).size == (512, 512)
+    metadata = [json.loads(line) for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert [m["file_name"] for m in metadata] == [p.name for p in pngs]
+    assert [m["prompt"] for m in metadata] == ["A modern warehouse interior", "An outdoor retail storefront"] * 5
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"] == {"requested": 10, "generated": 10}
+    annotations = manifest["annotations"]
+    assert annotations["requested"] == ["bbox"]
+    coco_path = folder / "annotations" / "annotations.json"
+    if annotations["produced"]:
+        from pycocotools.coco import COCO
+
+        coco = COCO(str(coco_path))
+        assert len(coco.getImgIds()) == 10 and coco.getAnnIds()
+        assert annotations["coco_file"] == "annotations/annotations.json"
+    else:
+        # The random-weight model may locate nothing: then there is no annotations file at all.
+        assert not coco_path.exists() and annotations["note"] == "no annotations were produced"
+
+
+def test_seed_unified_example(api):
+    """SEED's body verbatim. Its 50 images at 512x512 and 30 steps take minutes on CPU, so the test
+    checks the rows and the first paired images, then cancels: what was made must stay paired."""
+    response = api.post("/generate/unified", json={
+        "schema": {"id": "int", "product": "string", "price": "float"},
+        "num_samples": 50,
+        "prompts": ["A product on white background"],
+        "output_format": "json"
+    })
+    assert response.status_code == 202
+    assert response.json()["message"] == "Unified generation job queued"
+    job_id = response.json()["job_id"]
+    deadline = time.monotonic() + 600
+    while (status := api.get(f"/status/{job_id}").json())["stats"]["images_done"] < 2:
+        assert status["status"] in ("queued", "running"), status
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert status["stats"]["rows_done"] == 50 and status["stats"]["images_total"] == 50
+    api.post(f"/jobs/{job_id}/cancel")
+    status = wait_for_job(api, job_id, timeout=60)
+    assert status["status"] == "cancelled" and status["partial"] is True
+    folder = job_folder(status)
+    rows = json.loads((folder / "data.json").read_text())
+    assert len(rows) == 50
+    assert [set(r) for r in rows] == [{"id", "product", "price", "image_file"}] * 50
+    paired = [r["image_file"] for r in rows if r["image_file"] is not None]
+    assert len(paired) >= 2
+    assert paired == [f"images/image_{i:05d}.png" for i in range(len(paired))]
+    assert all(r["image_file"] is None for r in rows[len(paired):])
+    assert Image.open(folder / paired[0]).size == (512, 512)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["partial"] is True and manifest["counts"]["images_generated"] == len(paired)
+
+
+# -- the rest of the API --------------------------------------------------------------------------
+
+
+def test_text_formats_load_with_their_types(api):
+    schema = {
+        "name": "string",
+        "age": {"type": "integer", "minimum": 18, "maximum": 90},
+        "score": "float",
+        "member": "bool",
+        "joined": "date",
+        "address": {"type": "object", "properties": {"city": "string", "zip": "int"}},
+        "tags": {"type": "array", "items": "string", "maxItems": 2},
+    }
+    jobs = {fmt: submit(api, "text", {"schema": schema, "num_samples": 8, "output_format": fmt, "seed": 3}) for fmt in ("json", "jsonl", "parquet")}
+    results = {fmt: wait_for_job(api, job_id) for fmt, job_id in jobs.items()}
+    for fmt, status in results.items():
+        assert status["status"] == "completed", status
+        assert f"data.{fmt}" in status["files"]
+    table = pq.read_table(job_folder(results["parquet"]) / "data.parquet")
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["age"] == "int64" and types["score"] == "double" and types["member"] == "bool"
+    assert types["joined"] == "date32[day]"
+    assert types["address"] == "struct<city: string, zip: int64>" and types["tags"] == "list<element: string>"
+    assert table.num_rows == 8 and all(18 <= a <= 90 for a in table.column("age").to_pylist())
+    lines = (job_folder(results["jsonl"]) / "data.jsonl").read_text().splitlines()
+    assert len(lines) == 8 and all(isinstance(json.loads(line)["address"], dict) for line in lines)
+    # The files endpoint serves what the status lists.
+    response = api.get(f"/jobs/{jobs['json']}/files/data.json")
+    assert response.status_code == 200 and len(response.json()) == 8
+
+
+def test_unified_pairs_image_i_with_row_i(api):
+    job_id = submit(api, "unified", {
+        "schema": {"id": "int", "product": {"type": "string", "maxLength": 12}, "price": "float"},
+        "num_samples": 6,
+        "num_images": 4,
+        "prompts": ["A {product} on white background", "Another {product}, {price:.2f} euro"],
+        "output_format": "parquet",
+        "seed": 11,
+        **SMALL_IMAGES,
+    })
+    status = wait_for_job(api, job_id)
+    assert status["status"] == "completed", status
+    assert "/unified_" in status["output_path"]
+    folder = job_folder(status)
+    rows = pq.read_table(folder / "data.parquet").to_pylist()
+    assert len(rows) == 6
+    assert [r["image_file"] for r in rows] == [f"images/image_{i:05d}.png" for i in range(4)] + [None, None]
+    metadata = [json.loads(line) for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert len(metadata) == 4
+    for i, meta in enumerate(metadata):
+        row = rows[i]
+        expected = (f"A {row['product']} on white background" if i % 2 == 0
+                    else f"Another {row['product']}, {row['price']:.2f} euro")
+        assert meta["file_name"] == f"image_{i:05d}.png" and meta["prompt"] == expected
+        assert Image.open(folder / row["image_file"]).size == (64, 64)
+    schema = json.loads((folder / "schema.json").read_text())
+    assert "image_file" in schema["properties"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"]["generated"] == 6 and manifest["counts"]["images_generated"] == 4
+    assert set(manifest["model"]) == {"text", "image"}
+
+
+def test_images_with_annotations_and_progress_messages(api):
+    job_id = submit(api, "images", {
+        "prompts": ["a red barn in a field", "a cat on a sofa"],
+        "num_images": 3,
+        "resolution": [128, 128],
+        "num_inference_steps": 20,  # enough steps that polling sees the per-step messages
+        "annotations": ["bbox", "segmentation", "caption"],
+        "seed": 5,
+    })
+    messages = set()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = api.get(f"/status/{job_id}").json()
+        messages.add(status["message"])
+        assert 0 <= status["progress"] <= 100
+        if status["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    assert status["status"] == "completed", status
+    assert any("batch 1/" in m and "step " in m for m in messages), messages
+    assert status["stats"]["images_done"] == status["stats"]["images_total"] == 3
+    folder = job_folder(status)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    produced = manifest["annotations"]["produced"]
+    coco_path = folder / "annotations" / "annotations.json"
+    if {"bbox", "segmentation"} & set(produced):
+        from pycocotools.coco import COCO
+
+        coco = COCO(str(coco_path))
+        for ann in coco.loadAnns(coco.getAnnIds()):
+            assert len(ann["bbox"]) == 4 and ann["iscrowd"] == 0
+            assert coco.annToMask(ann).shape == (128, 128)
+    else:
+        assert not coco_path.exists()
+    captions = [json.loads(line)["caption"] for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert ("caption" in produced) == any(captions)
+
+
+def test_jobs_list_is_newest_first(api):
+    first = submit(api, "text", {"schema": {"a": "int"}, "num_samples": 1})
+    second = submit(api, "text", {"schema": {"a": "int"}, "num_samples": 1})
+    listed = api.get("/jobs").json()
+    ids = [job["job_id"] for job in listed]
+    assert ids.index(second) < ids.index(first)
+    assert set(listed[0]) == {"job_id", "type", "status", "progress", "created_at"}
+    assert listed[0]["created_at"].endswith("Z")
+    for job_id in (first, second):
+        wait_for_job(api, job_id)
+
+
+def test_cancel_a_running_images_job(api):
+    job_id = submit(api, "images", {"prompts": ["a slow picture"], "num_images": 24, "resolution": [128, 128], "num_inference_steps": 50})
+    deadline = time.monotonic() + 120
+    while api.get(f"/status/{job_id}").json()["stats"]["step"] < 1:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    response = api.post(f"/jobs/{job_id}/cancel")
+    assert response.status_code == 202
+    status = wait_for_job(api, job_id, timeout=30)
+    assert status["status"] == "cancelled" and status["partial"] is True
+    manifest = json.loads((job_folder(status) / "manifest.json").read_text())
+    assert manifest["partial"] is True and manifest["status"] == "cancelled"
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
+    # The service stopped that work and takes the next job.
+    follow_up = submit(api, "images", {"prompts": ["after"], "num_images": 1, **SMALL_IMAGES})
+    assert wait_for_job(api, follow_up, timeout=120)["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "status", "names"),
+    [
+        ("text", {"schema": {"a": "int"}, "num_samples": 0}, 422, "num_samples"),
+        ("text", {"schema": {"a": "int"}, "output_format": "xlsx"}, 422, "output_format"),
+        ("text", {"schema": {"age": {"type": "integer", "minimum": 90, "maximum": 18}}}, 400, "schema.age"),
+        ("text", {"schema": {"a": "wibble"}}, 400, "schema.a"),
+        ("text", {"schema": {"a": "int"}, "num_sample": 5}, 422, "num_sample"),
+        ("images", {"prompts": []}, 422, "prompts"),
+        ("images", {"prompts": ["ok", ""]}, 422, "prompts"),
+        ("images", {"prompts": ["x"], "annotations": ["keypoints"]}, 422, "annotations"),
+        ("images", {"prompts": ["x"], "resolution": [500, 512]}, 400, "resolution"),
+        ("images", {"prompts": ["x"], "resolution": [2048, 512]}, 400, "resolution"),
+        ("images", {"prompts": ["x"], "num_images": 0}, 422, "num_images"),
+        ("unified", {"schema": {"a": "int"}, "prompts": ["A {b}"]}, 400, "prompts[0]"),
+        ("unified", {"schema": {"a": "int"}, "num_samples": 2, "num_images": 3, "prompts": ["x"]}, 400, "num_images"),
+    ],
+)
+def test_bad_requests_name_the_field(api, kind, body, status, names):
+    response = api.post(f"/generate/{kind}", json=body)
+    assert response.status_code == status, response.text
+    assert names in json.dumps(response.json()["detail"])
+
+
+def test_unknown_jobs_are_404(api):
+    for response in (
+        api.get("/status/job_000000000000"),
+        api.post("/jobs/job_000000000000/cancel"),
+        api.get("/jobs/job_000000000000/files/data.json"),
+    ):
+        assert response.status_code == 404 and "job_000000000000" in response.json()["detail"]
+
+
+# -- services down, gateway restarted -------------------------------------------------------------
+
+
+def test_health_degraded_and_jobs_fail_fast_when_a_service_is_down(text_service, service_logs, tmp_path):
+    dead = f"127.0.0.1:{free_port()}"
+    gateway = start_gateway(service_logs, text_service.address, dead, tmp_path)
+    try:
+        with httpx.Client(base_url=gateway.address, timeout=30) as api:
+            response = api.get("/health")
+            assert response.status_code == 500
+            body = response.json()
+            assert body["status"] == "degraded"
+            assert body["image_model"] == f"unavailable at {dead}"
+            assert body["text_model"].endswith("(loaded)")
+            started = time.monotonic()
+            job_id = submit(api, "images", {"prompts": ["x"], "num_images": 1, **SMALL_IMAGES})
+            status = wait_for_job(api, job_id, timeout=30)
+            assert time.monotonic() - started < 10
+            assert status["status"] == "failed"
+            assert status["error"].startswith(f"image service unavailable at {dead}")
+    finally:
+        gateway.stop()
+
+
+def test_a_stopped_service_turns_health_degraded(service_logs, tmp_path, image_service):
+    text = start_text_service(service_logs)
+    gateway = start_gateway(service_logs, text.address, image_service.address, tmp_path)
+    try:
+        with httpx.Client(base_url=gateway.address, timeout=30) as api:
+            assert api.get("/health").status_code == 200
+            text.stop()
+            response = api.get("/health")
+            assert response.status_code == 500
+            assert response.json()["text_model"] == f"unavailable at {text.address}"
+            status = wait_for_job(api, submit(api, "text", {"schema": {"a": "int"}, "num_samples": 2}), timeout=30)
+            assert status["status"] == "failed" and text.address in status["error"]
+    finally:
+        gateway.stop()
+        text.stop()
+
+
+def test_jobs_interrupted_by_a_crash_are_failed_after_restart(text_service, image_service, service_logs, tmp_path):
+    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    with httpx.Client(base_url=gateway.address, timeout=30) as api:
+        job_id = submit(api, "images", {"prompts": ["x"], "num_images": 20, "resolution": [128, 128], "num_inference_steps": 40})
+        deadline = time.monotonic() + 60
+        while api.get(f"/status/{job_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    gateway.proc.kill()  # no shutdown handler runs: the record still says "running"
+    gateway.proc.wait()
+    restarted = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    try:
+        with httpx.Client(base_url=restarted.address, timeout=30) as api:
+            status = api.get(f"/status/{job_id}").json()
+            assert status["status"] == "failed" and status["error"] == "interrupted: gateway restarted"
+            assert status["partial"] is True
+    finally:
+        restarted.stop()

@@ -1,0 +1,253 @@
+"""Output files without any service: the four data formats load with the right types, job folders
+never collide, and the image dataset loads as COCO (pycocotools) and as a Hugging Face imagefolder."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from datetime import date, datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path
+from gateway.outputs.images import mask_bbox
+from gateway.outputs.tables import RowFormatError
+from gateway.results import DetectedObject, GeneratedImage, RunLength
+from sdg.schema import normalize_schema
+
+SCHEMA = normalize_schema(
+    {
+        "name": "string",
+        "age": "int",
+        "score": "float",
+        "active": "bool",
+        "born": "date",
+        "seen": "datetime",
+        "nickname": {"type": ["string", "null"]},
+        "address": {"type": "object", "properties": {"city": "string", "zip": "int"}},
+        "tags": {"type": "array", "items": "string"},
+    }
+)
+ROWS = [
+    {
+        "name": "Ada",
+        "age": 36,
+        "score": 1.5,
+        "active": True,
+        "born": "1990-01-02",
+        "seen": "2024-05-06T07:08:09Z",
+        "nickname": None,
+        "address": {"city": "Delft", "zip": 2611},
+        "tags": ["a", "b"],
+    },
+    {
+        "name": "Bo, \"the\" second",
+        "age": 41,
+        "score": 2,
+        "active": False,
+        "born": "1983-12-31",
+        "seen": "2024-05-06T09:08:09+02:00",
+        "nickname": "bo",
+        "address": {"city": "Gent", "zip": 9000},
+        "tags": [],
+    },
+]
+
+
+def write(tmp_path, fmt, rows=ROWS, batches=2):
+    with RowWriter(tmp_path, fmt, SCHEMA) as writer:
+        for i in range(batches):
+            writer.write(rows[i::batches])
+    return tmp_path / f"data.{fmt}"
+
+
+def test_json_is_an_array_in_order(tmp_path):
+    path = write(tmp_path, "json", batches=1)
+    assert json.loads(path.read_text()) == ROWS
+    frame = pd.read_json(path)
+    assert frame["age"].dtype == "int64" and frame["active"].dtype == bool
+
+
+def test_whole_numbers_in_a_number_column_are_written_as_floats(tmp_path):
+    rows = [{**ROWS[0], "score": 3}, {**ROWS[1], "score": 4, "address": {"city": "x", "zip": 1}}]
+    frame = pd.read_csv(write(tmp_path, "csv", rows=rows, batches=1))
+    assert frame["score"].dtype == "float64" and frame["age"].dtype == "int64"
+    # pandas' read_json turns 3.0 back into an int on its own, so JSON is checked as JSON.
+    for row in json.loads(write(tmp_path, "json", rows=rows, batches=1).read_text()):
+        assert isinstance(row["score"], float) and isinstance(row["age"], int)
+        assert isinstance(row["address"]["zip"], int)
+
+
+def test_empty_json_is_still_an_array(tmp_path):
+    with RowWriter(tmp_path, "json", SCHEMA):
+        pass
+    assert json.loads((tmp_path / "data.json").read_text()) == []
+
+
+def test_jsonl_has_one_row_per_line(tmp_path):
+    path = write(tmp_path, "jsonl", batches=1)
+    assert [json.loads(line) for line in path.read_text().splitlines()] == ROWS
+    assert pd.read_json(path, lines=True)["score"].tolist() == [1.5, 2.0]
+
+
+def test_csv_types_and_nested_values(tmp_path):
+    path = write(tmp_path, "csv", batches=1)
+    frame = pd.read_csv(path)
+    assert list(frame.columns) == list(SCHEMA["properties"])
+    assert frame["age"].dtype == "int64"
+    assert frame["score"].dtype == "float64"
+    assert frame["active"].dtype == bool
+    assert frame["name"].tolist() == ["Ada", 'Bo, "the" second']
+    assert json.loads(frame["address"][0]) == {"city": "Delft", "zip": 2611}
+    assert json.loads(frame["tags"][1]) == []
+    assert pd.isna(frame["nickname"][0])
+
+
+def test_parquet_columns_are_typed_from_the_schema(tmp_path):
+    path = write(tmp_path, "parquet")
+    table = pq.read_table(path)
+    types = {field.name: str(field.type) for field in table.schema}
+    assert types == {
+        "name": "string",
+        "age": "int64",
+        "score": "double",
+        "active": "bool",
+        "born": "date32[day]",
+        "seen": "timestamp[us, tz=UTC]",
+        "nickname": "string",
+        "address": "struct<city: string, zip: int64>",
+        "tags": "list<element: string>",
+    }
+    # Batches went in as [row 0], [row 1]: the order must survive.
+    rows = table.to_pylist()
+    assert [row["name"] for row in rows] == ["Ada", 'Bo, "the" second']
+    assert rows[0]["born"] == date(1990, 1, 2)
+    assert rows[1]["seen"] == datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+    assert rows[0]["address"] == {"city": "Delft", "zip": 2611}
+    assert rows[1]["tags"] == [] and rows[0]["nickname"] is None
+    frame = pd.read_parquet(path)
+    assert frame["age"].dtype == "int64" and frame["active"].dtype == bool
+    assert str(frame["seen"].dtype) == "datetime64[us, UTC]"
+
+
+def test_empty_parquet_still_loads_with_its_columns(tmp_path):
+    with RowWriter(tmp_path, "parquet", SCHEMA):
+        pass
+    table = pq.read_table(tmp_path / "data.parquet")
+    assert table.num_rows == 0 and table.schema.field("age").type == "int64"
+
+
+def test_a_value_that_does_not_fit_its_column_names_the_field(tmp_path):
+    writer = RowWriter(tmp_path, "parquet", SCHEMA)
+    writer.write([{**ROWS[0], "born": "not a date"}])
+    with pytest.raises(RowFormatError, match="born"):
+        writer.close()
+    # Closed anyway: the file is a valid (empty) Parquet file rather than a torn one.
+    assert pq.read_table(tmp_path / "data.parquet").num_rows == 0
+
+
+def test_folders_are_unique_within_one_second(tmp_path):
+    now = datetime(2025, 12, 3, 12, 0, 0, tzinfo=timezone.utc)
+    folders: list = []
+    threads = [threading.Thread(target=lambda: folders.append(create_job_folder(tmp_path, "text_data", now))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    names = sorted(folder.name for folder in folders)
+    assert len(set(names)) == 8
+    assert "text_data_20251203_120000" in names and "text_data_20251203_120000_2" in names
+    assert all(folder.is_dir() for folder in folders)
+
+
+def test_display_path_keeps_a_relative_root_relative(tmp_path):
+    folder = tmp_path / "text_data_20251203_120000"
+    assert display_path(folder, __import__("pathlib").Path("generated_data")) == "generated_data/text_data_20251203_120000/"
+    assert display_path(folder, tmp_path) == f"{folder}/"
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+
+def png(width=64, height=48, color=(200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def rle(mask: np.ndarray) -> RunLength:
+    """Column-major run lengths starting with zeros, as the image service sends them."""
+    flat = mask.T.reshape(-1)
+    counts, current, run = [], False, 0
+    for value in flat:
+        if bool(value) != current:
+            counts.append(run)
+            current, run = bool(value), 0
+        run += 1
+    counts.append(run)
+    return RunLength(counts, mask.shape[0], mask.shape[1])
+
+
+def test_mask_bbox_reads_column_major_runs():
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[10:20, 5:30] = True
+    assert mask_bbox(rle(mask)) == [5.0, 10.0, 25.0, 10.0]
+    assert mask_bbox(rle(np.zeros((8, 8), dtype=bool))) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_coco_loads_in_pycocotools(tmp_path):
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    mask = np.zeros((48, 64), dtype=bool)
+    mask[10:20, 5:30] = True
+    with ImageDatasetWriter(tmp_path) as writer:
+        writer.add(
+            GeneratedImage(
+                0, "a red barn", 7, png(), 64, 48,
+                objects=[DetectedObject("barn", 0.9, float(mask.sum()), bbox=[5, 10, 25, 10], mask=rle(mask))],
+                caption="a red barn",
+            )
+        )
+        writer.add(GeneratedImage(1, "a cat", 8, png(), 64, 48, objects=[DetectedObject("cat", 0.5, 0.0, bbox=[1, 2, 3, 4])]))
+    assert writer.kinds_produced == {"bbox", "segmentation", "caption"}
+    coco = COCO(str(tmp_path / "annotations" / "annotations.json"))
+    assert sorted(coco.getImgIds()) == [1, 2]
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["barn", "cat"]
+    barn = coco.loadAnns(coco.getAnnIds(imgIds=[1]))[0]
+    assert barn["bbox"] == [5, 10, 25, 10] and barn["iscrowd"] == 0 and barn["segmentation"]["size"] == [48, 64]
+    assert (coco.annToMask(barn).astype(bool) == mask).all()
+    assert mask_utils.area(coco.annToRLE(barn)) == mask.sum()
+    # A box-only annotation still has a segmentation (the box), so annToMask works for every object.
+    cat = coco.loadAnns(coco.getAnnIds(imgIds=[2]))[0]
+    assert coco.annToMask(cat).sum() == 12 and cat["area"] == 12.0
+
+
+def test_no_objects_means_no_annotations_file(tmp_path):
+    with ImageDatasetWriter(tmp_path) as writer:
+        writer.add(GeneratedImage(0, "fog", 1, png(), 64, 48))
+    assert not (tmp_path / "annotations").exists()
+    assert writer.coco_file is None and writer.kinds_produced == set()
+    assert (tmp_path / "images" / "image_00000.png").is_file()
+
+
+@pytest.mark.parametrize("with_objects", [True, False])
+def test_images_load_as_a_hugging_face_imagefolder(tmp_path, with_objects):
+    datasets = pytest.importorskip("datasets")
+    objects = [DetectedObject("barn", 0.9, 12.0, bbox=[1, 2, 3, 4])] if with_objects else []
+    with ImageDatasetWriter(tmp_path) as writer:
+        for i in range(3):
+            writer.add(GeneratedImage(i, f"prompt {i}", 100 + i, png(), 64, 48, objects=objects if i != 1 else []))
+    dataset = datasets.load_dataset("imagefolder", data_dir=str(tmp_path / "images"), split="train")
+    assert len(dataset) == 3
+    assert sorted(dataset["prompt"]) == ["prompt 0", "prompt 1", "prompt 2"]
+    assert dataset[0]["image"].size == (64, 48)
+    if with_objects:
+        by_prompt = {row["prompt"]: row for row in dataset}
+        assert by_prompt["prompt 0"]["objects"]["category"] == ["barn"]
+        assert by_prompt["prompt 1"]["objects"]["bbox"] == []

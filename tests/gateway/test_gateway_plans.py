@@ -1,0 +1,70 @@
+"""Validation at the door that needs settings or the normalized schema, without any service."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.errors import InvalidRequest
+from gateway.models import ImagesRequest, UnifiedRequest
+from gateway.plans import format_prompt, images_plan, template_fields, unified_plan
+from gateway.settings import GatewaySettings
+
+SETTINGS = GatewaySettings()
+
+
+def unified(**fields) -> UnifiedRequest:
+    return UnifiedRequest.model_validate({"schema": {"id": "int", "product": "string"}, "num_samples": 4, "prompts": ["A {product}"], **fields})
+
+
+def test_unified_defaults_num_images_to_num_samples_and_shares_the_seed():
+    plan = unified_plan(unified(seed=5), SETTINGS)
+    assert plan.images.num_images == 4
+    assert plan.text.seed == plan.images.seed == 5
+    # An unset seed is drawn once, for both halves.
+    drawn = unified_plan(unified(), SETTINGS)
+    assert drawn.text.seed == drawn.images.seed
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"prompts": ["A {colour} thing"]}, "prompts[0]", "{colour} is not a schema field"),
+        ({"prompts": ["ok", "A {} thing"]}, "prompts[1]", "positional"),
+        ({"prompts": ["A {product.name}"]}, "prompts[0]", "top-level"),
+        ({"prompts": ["A {product"]}, "prompts[0]", "expected '}'"),
+        ({"num_images": 5}, "num_images", "greater than num_samples 4"),
+        ({"schema": {"image_file": "string"}}, "schema.image_file", "reserved"),
+        ({"resolution": [512, 100]}, "resolution", "height 100 is not a multiple of 8"),
+        ({"resolution": [2048, 512]}, "resolution", "width 2048 is outside 64..1024"),
+        ({"resolution": [56, 512]}, "resolution", "outside"),
+    ],
+)
+def test_unified_rejections_name_the_field(fields, field, reason):
+    with pytest.raises(InvalidRequest) as caught:
+        unified_plan(unified(**fields), SETTINGS)
+    assert caught.value.field == field and reason in str(caught.value)
+
+
+def test_resolution_bounds_come_from_settings():
+    narrow = GatewaySettings(SDG_MAX_RESOLUTION=256)
+    request = ImagesRequest(prompts=["x"], resolution=(512, 512))
+    with pytest.raises(InvalidRequest, match="outside 64..256"):
+        images_plan(request, narrow)
+
+
+def test_templates():
+    assert template_fields("A {product} for {price:.2f} {{literal}}") == ["product", "price"]
+    assert format_prompt("A {product} for {price:.2f}", {"product": "lamp", "price": 3}) == "A lamp for 3.00"
+    # An optional field a row left out reads as empty rather than failing the image.
+    assert format_prompt("A {product} {colour}", {"product": "lamp", "colour": None}) == "A lamp "
+
+
+def test_settings_read_comma_lists_and_ignore_generic_variables(monkeypatch):
+    monkeypatch.setenv("SDG_TEXT_SERVICE_ADDRS", "a:1, b:2")
+    monkeypatch.setenv("SDG_CORS_ORIGINS", "http://x")
+    monkeypatch.setenv("HOST", "not-this")
+    monkeypatch.setenv("PORT", "1")
+    settings = GatewaySettings()
+    assert settings.text_service_addrs == ["a:1", "b:2"]
+    assert settings.cors_origins == ["http://x"]
+    assert (settings.host, settings.port) == ("0.0.0.0", 8000)

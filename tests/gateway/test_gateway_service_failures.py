@@ -1,0 +1,213 @@
+"""How jobs end when a service misbehaves in ways the real services do not (a stream without its
+summary, a stream that goes silent, a rejection), when one is not there at all, and when jobs are
+cancelled or the gateway stops. The gateway runs in-process; the text service is a scripted gRPC
+server whose GenerateRows does what each test asks."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+from fastapi.testclient import TestClient
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tests.conftest import free_port
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
+
+ROW = {"name": "Ada", "age": 36}
+
+
+class ScriptedTextService(text_pb2_grpc.TextServiceServicer):
+    def __init__(self) -> None:
+        self.behaviour = "complete"
+        self.cancelled = threading.Event()
+
+    def GetModelInfo(self, request, context):
+        return common_pb2.ModelInfo(model_id="scripted", display_name="scripted (test double)", loaded=True, demo_model=True)
+
+    def GenerateRows(self, request, context):
+        context.add_callback(self.cancelled.set)
+        if self.behaviour == "reject":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "schema.age: not today")
+        yield text_pb2.GenerateRowsResponse(progress=text_pb2.RowProgress(rows_done=0, rows_total=request.num_rows))
+        yield text_pb2.GenerateRowsResponse(rows=text_pb2.RowBatch(rows_json=[json.dumps(ROW)]))
+        if self.behaviour == "silent":
+            while context.is_active():
+                time.sleep(0.05)
+            return
+        if self.behaviour == "no_summary":
+            return
+        yield text_pb2.GenerateRowsResponse(summary=text_pb2.GenerationSummary(rows_generated=1, rows_requested=request.num_rows, seed=request.seed))
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    servicer = ScriptedTextService()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    text_pb2_grpc.add_TextServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    servicer.address = f"127.0.0.1:{port}"
+    yield servicer
+    server.stop(0)
+
+
+def settings(tmp_path, text_addr: str, **overrides) -> GatewaySettings:
+    return GatewaySettings(
+        SDG_TEXT_SERVICE_ADDRS=text_addr,
+        SDG_IMAGE_SERVICE_ADDRS=f"127.0.0.1:{free_port()}",  # nothing listens there
+        SDG_OUTPUT_DIR=str(tmp_path / "out"),
+        SDG_STREAM_TIMEOUT_S=overrides.pop("timeout", 30),
+        **overrides,
+    )
+
+
+def wait(client: TestClient, job_id: str, states=("completed", "failed", "cancelled"), timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/status/{job_id}").json()
+        if body["status"] in states:
+            return body
+        time.sleep(0.05)
+    raise TimeoutError(body)
+
+
+def wait_for_first_row(client: TestClient, job_id: str, timeout: float = 20) -> None:
+    """Until the job has written a row: its folder exists, so stopping it now leaves partial output."""
+    deadline = time.monotonic() + timeout
+    while client.get(f"/status/{job_id}").json()["stats"]["rows_done"] < 1:
+        assert time.monotonic() < deadline, client.get(f"/status/{job_id}").json()
+        time.sleep(0.05)
+
+
+def submit(client: TestClient, fmt: str = "json") -> str:
+    response = client.post("/generate/text", json={"schema": {"name": "string", "age": "int"}, "num_samples": 3, "output_format": fmt})
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"]
+
+
+def test_a_stream_without_summary_fails_the_job_and_keeps_loadable_partial_output(tmp_path, scripted):
+    scripted.behaviour = "no_summary"
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        job = wait(client, submit(client, "parquet"))
+        assert job["status"] == "failed" and job["partial"] is True
+        assert "ended its stream without a summary" in job["error"] and scripted.address in job["error"]
+        assert "data.parquet" in job["files"] and "manifest.json" in job["files"]
+        manifest = client.get(f"/jobs/{job['job_id']}/files/manifest.json").json()
+        assert manifest["partial"] is True and manifest["counts"]["generated"] == 1
+        assert manifest["model"]["text"]["display_name"] == "scripted (test double)" and manifest["demo_model"] is True
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "out" / job["output_path"].rstrip("/").rsplit("/", 1)[-1]
+    assert pq.read_table(folder / "data.parquet").to_pylist() == [ROW]
+
+
+def test_a_silent_stream_times_out(tmp_path, scripted):
+    scripted.behaviour = "silent"
+    scripted.cancelled.clear()
+    with TestClient(create_app(settings(tmp_path, scripted.address, timeout=1))) as client:
+        started = time.monotonic()
+        job = wait(client, submit(client))
+        assert time.monotonic() - started < 10
+        assert job["status"] == "failed" and "sent nothing for 1s" in job["error"]
+        # The gateway hung up, so the service stops working for nobody.
+        assert scripted.cancelled.wait(5)
+
+
+def test_a_rejection_is_reported_with_the_services_reason(tmp_path, scripted):
+    scripted.behaviour = "reject"
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        job = wait(client, submit(client))
+        assert job["status"] == "failed"
+        assert job["error"] == f"text service at {scripted.address} rejected the request: schema.age: not today"
+
+
+def test_a_service_that_is_not_there_fails_the_job_quickly(tmp_path):
+    dead = f"127.0.0.1:{free_port()}"
+    with TestClient(create_app(settings(tmp_path, dead))) as client:
+        started = time.monotonic()
+        job = wait(client, submit(client))
+        assert time.monotonic() - started < 5
+        assert job["status"] == "failed" and job["error"].startswith(f"text service unavailable at {dead}")
+        assert job["output_path"] is None and job["files"] == [] and job["partial"] is False
+        images = client.post("/generate/images", json={"prompts": ["a"], "num_images": 1, "resolution": [64, 64]}).json()
+        assert wait(client, images["job_id"])["error"].startswith("image service unavailable at 127.0.0.1:")
+
+
+def test_cancel_stops_the_grpc_call_and_marks_output_partial(tmp_path, scripted):
+    scripted.behaviour = "silent"
+    scripted.cancelled.clear()
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        job_id = submit(client)
+        wait_for_first_row(client, job_id)
+        response = client.post(f"/jobs/{job_id}/cancel")
+        assert response.status_code == 202
+        body = response.json()
+        assert body["status"] == "cancelled" and body["partial"] is True
+        assert scripted.cancelled.wait(5)
+        assert json.loads(client.get(f"/jobs/{job_id}/files/data.json").text) == [ROW]
+        # Cancelling again is a conflict; an unknown job is not found.
+        assert client.post(f"/jobs/{job_id}/cancel").status_code == 409
+        assert client.post("/jobs/job_000000000000/cancel").status_code == 404
+
+
+def test_jobs_beyond_the_limit_wait_queued_and_can_be_cancelled_there(tmp_path, scripted):
+    scripted.behaviour = "silent"
+    with TestClient(create_app(settings(tmp_path, scripted.address, SDG_MAX_CONCURRENT_JOBS=1))) as client:
+        first, second = submit(client), submit(client)
+        wait(client, first, states=("running",))
+        time.sleep(0.3)
+        assert client.get(f"/status/{second}").json()["status"] == "queued"
+        assert client.get("/health").json()["jobs_in_progress"] == 2
+        cancelled = client.post(f"/jobs/{second}/cancel").json()
+        assert cancelled["status"] == "cancelled" and cancelled["output_path"] is None
+        client.post(f"/jobs/{first}/cancel")
+
+
+def test_shutdown_records_running_jobs_as_interrupted(tmp_path, scripted):
+    scripted.behaviour = "silent"
+    app_settings = settings(tmp_path, scripted.address)
+    with TestClient(create_app(app_settings)) as client:
+        job_id = submit(client)
+        wait_for_first_row(client, job_id)
+    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    assert record["status"] == "failed" and record["error"] == "interrupted: gateway shut down" and record["partial"] is True
+    # A new gateway on the same output folder still knows the job.
+    with TestClient(create_app(app_settings)) as client:
+        assert client.get(f"/status/{job_id}").json()["error"] == "interrupted: gateway shut down"
+
+
+def test_files_outside_the_job_folder_are_not_served(tmp_path, scripted):
+    scripted.behaviour = "complete"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "secret.txt").write_text("no")
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        job = wait(client, submit(client))
+        assert job["status"] == "completed"
+        base = f"/jobs/{job['job_id']}/files"
+        assert client.get(f"{base}/data.json").status_code == 200
+        for path in ("../secret.txt", "..%2Fsecret.txt", "%2e%2e/secret.txt", "/etc/passwd", "nope.json"):
+            response = client.get(f"{base}/{path}")
+            assert response.status_code == 404, path
+        assert client.get("/jobs/job_000000000000/files/data.json").status_code == 404
+
+
+def test_health_is_degraded_when_a_service_is_down(tmp_path, scripted):
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        response = client.get("/health")
+        assert response.status_code == 500
+        body = response.json()
+        assert body["status"] == "degraded"
+        assert body["text_model"] == "scripted (test double) (loaded)"
+        assert body["image_model"].startswith("unavailable at 127.0.0.1:")
+        assert body["services"][scripted.address]["status"] == "serving"
+        assert body["demo_models"] is True

@@ -1,0 +1,228 @@
+"""Attention map → mask → bbox → RLE arithmetic on synthetic maps with known answers, token
+positions with the tiny tokenizer, and the real attention path through the tiny pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as coco_mask
+
+from image_service.annotations import (
+    annotate_object,
+    attention_score,
+    heatmap_to_mask,
+    mask_to_bbox,
+    mask_to_rle,
+    otsu_threshold,
+    rle_to_mask,
+    token_positions,
+)
+from image_service.attention import CrossAttentionRecorder
+from image_service.finishing import DecodedImage, finish_image
+from image_service.tiny import build_tokenizer
+from image_service.types import BoundingBox, ImageRequest
+from image_service.words import object_words
+
+
+def gaussian(height, width, cy, cx, sigma):
+    ys, xs = np.mgrid[0:height, 0:width]
+    return np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2))
+
+
+def coco_decode(rle):
+    """pycocotools' own reading of our uncompressed RLE (as COCO annToMask does)."""
+    compressed = coco_mask.frPyObjects({"counts": list(rle.counts), "size": [rle.height, rle.width]}, rle.height, rle.width)
+    return coco_mask.decode(compressed).astype(bool), compressed
+
+
+# -- RLE and bbox -------------------------------------------------------------------------------
+
+
+def test_rle_is_column_major_and_starts_with_zeros():
+    mask = np.array([[0, 1, 1], [0, 1, 0]], dtype=bool)
+    # Column-major pixels: 0,0 | 1,1 | 1,0  ->  runs: 2 zeros, 3 ones, 1 zero.
+    assert mask_to_rle(mask).counts == (2, 3, 1)
+    first_set = np.array([[1, 0], [1, 0]], dtype=bool)
+    assert mask_to_rle(first_set).counts == (0, 2, 2)
+    assert mask_to_rle(np.zeros((3, 4), bool)).counts == (12,)
+    assert mask_to_rle(np.ones((3, 4), bool)).counts == (0, 12)
+
+
+def test_rle_round_trips_through_pycocotools():
+    rng = np.random.default_rng(0)
+    mask = rng.random((37, 53)) > 0.6
+    mask[0, 0] = True
+    rle = mask_to_rle(mask)
+    decoded, compressed = coco_decode(rle)
+    np.testing.assert_array_equal(decoded, mask)
+    np.testing.assert_array_equal(rle_to_mask(rle), mask)
+    assert coco_mask.area(compressed) == mask.sum()
+
+
+def test_bbox_is_tight_and_matches_pycocotools():
+    mask = np.zeros((40, 60), bool)
+    mask[10:25, 7:31] = True
+    mask[30, 45] = True
+    bbox = mask_to_bbox(mask)
+    assert bbox == BoundingBox(x=7, y=10, width=39, height=21)
+    _, compressed = coco_decode(mask_to_rle(mask))
+    assert list(coco_mask.toBbox(compressed)) == [7, 10, 39, 21]
+    assert mask_to_bbox(np.zeros((4, 4), bool)) is None
+
+
+# -- heatmap -> mask ------------------------------------------------------------------------------
+
+
+def test_plateau_map_gives_exact_rectangle():
+    heatmap = np.full((64, 96), 0.1)
+    heatmap[16:48, 20:60] = 2.0
+    mask = heatmap_to_mask(heatmap)
+    assert mask_to_bbox(mask) == BoundingBox(x=20, y=16, width=40, height=32)
+    assert mask.sum() == 32 * 40
+    assert attention_score(heatmap, mask) == pytest.approx(1.0)
+
+
+def test_gaussian_blob_mask_is_centred_disc():
+    heatmap = gaussian(100, 100, cy=40, cx=60, sigma=8)
+    obj = annotate_object("dog", heatmap, want_bbox=True, want_segmentation=True)
+    bbox = obj.bbox
+    assert bbox.x + bbox.width / 2 == pytest.approx(60.5, abs=1)
+    assert bbox.y + bbox.height / 2 == pytest.approx(40.5, abs=1)
+    assert bbox.width == pytest.approx(bbox.height, abs=1)
+    # The threshold stays within [0.3, 0.8] of the peak: the radius is between the two levels.
+    radius = bbox.width / 2
+    assert 8 * np.sqrt(-2 * np.log(0.8)) - 1 <= radius <= 8 * np.sqrt(-2 * np.log(0.3)) + 1
+    assert obj.area == pytest.approx(np.pi * radius**2, rel=0.1)
+    assert obj.score > 0.5
+    decoded, _ = coco_decode(obj.segmentation)
+    assert decoded.sum() == obj.area
+
+
+def test_speckle_is_dropped_and_comparable_blobs_kept():
+    big = gaussian(80, 120, 40, 30, 10)
+    speck = 0.9 * gaussian(80, 120, 40, 100, 2)
+    mask = heatmap_to_mask(big + speck)
+    assert not mask[:, 80:].any()  # the speck is < 25% of the blob: gone
+    twin = big + gaussian(80, 120, 40, 90, 10)
+    bbox = mask_to_bbox(heatmap_to_mask(twin))
+    assert bbox.x < 30 < 90 < bbox.x + bbox.width  # both instances kept, one box spans them
+
+
+def test_flat_map_has_no_object():
+    assert annotate_object("cat", np.full((16, 16), 3.0), True, True) is None
+
+
+def test_otsu_splits_two_modes():
+    values = np.concatenate([np.full(500, 0.2), np.full(500, 0.9)])
+    assert 0.2 < otsu_threshold(values) <= 0.9
+
+
+def test_token_maps_are_upsampled_to_image_pixels():
+    # One 8x8 map for token 1 with a hot 2x2 square at rows 2-3, cols 4-5 -> in a 64x64 image
+    # (8x scale) the box lands around rows 16-31, cols 32-47.
+    maps = torch.zeros(3, 8, 8)
+    maps[0, 2:4, 4:6] = 1.0
+    decoded = DecodedImage(
+        index=0,
+        prompt="a dog",
+        seed=1,
+        pixels=np.zeros((64, 64, 3), np.uint8),
+        token_maps=maps,
+        label_positions={"dog": [1]},
+        want_bbox=True,
+        want_segmentation=False,
+        caption="",
+    )
+    (obj,) = finish_image(decoded).objects
+    assert obj.label == "dog" and obj.segmentation is None
+    assert abs((obj.bbox.x + obj.bbox.width / 2) - 40) <= 1
+    assert abs((obj.bbox.y + obj.bbox.height / 2) - 24) <= 1
+    assert 12 <= obj.bbox.width <= 20
+
+
+# -- words and tokens --------------------------------------------------------------------------
+
+
+def test_object_words_keep_nouns_only():
+    assert object_words("A modern warehouse interior") == ["warehouse", "interior"]
+    assert object_words("A red car parked next to a tree, photorealistic, 4k") == ["car", "tree"]
+    assert object_words("a cat and a cat") == ["cat"]
+
+
+def test_token_positions_with_the_tiny_tokenizer():
+    tokenizer = build_tokenizer()
+    prompt = "A red car parked next to two Trees"
+    # Position 0 is the start token; words follow one token each.
+    assert token_positions(tokenizer, prompt, "car") == [3]
+    assert token_positions(tokenizer, prompt, "red car") == [2, 3]
+    assert token_positions(tokenizer, prompt, "tree") == [8]  # plural, any case
+    assert token_positions(tokenizer, prompt, "boat") == []
+    assert token_positions(tokenizer, "carpet", "car") == []  # whole words only
+
+
+# -- the real attention path ---------------------------------------------------------------------
+
+
+def test_recorder_grid_and_layer_selection():
+    recorder = CrossAttentionRecorder(16, 24)
+    assert recorder.grid_for(16 * 24) == (16, 24)
+    assert recorder.grid_for(8 * 12) == (8, 12)
+    assert recorder.max_queries == 8 * 12  # the full-resolution level is not recorded
+    odd = CrossAttentionRecorder(9, 9)
+    assert odd.grid_for(25) == (5, 5)  # stride-2 convolutions round up
+
+
+def test_tiny_pipeline_annotations(tiny_engine):
+    images = []
+    request = ImageRequest(
+        prompts=("a dog next to a red car", "a boat"),
+        num_images=3,
+        width=128,
+        height=96,
+        num_inference_steps=2,
+        seed=5,
+        annotations=("bbox", "segmentation", "caption"),
+    )
+    summary = tiny_engine.generate(request, on_image=images.append)
+    assert summary.annotations_produced == ("bbox", "segmentation", "caption")
+    assert [image.caption for image in images] == [request.prompt_for(i) for i in range(3)]
+    assert {o.label for o in images[0].objects} == {"dog", "car"}
+    assert {o.label for o in images[1].objects} == {"boat"}
+    for image in images:
+        for obj in image.objects:
+            box = obj.bbox
+            assert 0 <= box.x and box.x + box.width <= 128 and 0 <= box.y and box.y + box.height <= 96
+            decoded, _ = coco_decode(obj.segmentation)
+            assert decoded.shape == (96, 128) and decoded.sum() == obj.area > 0
+            assert mask_to_bbox(decoded) == box
+            assert 0 <= obj.score <= 1
+
+
+def test_caller_labels_restrict_annotations(tiny_engine):
+    images = []
+    tiny_engine.generate(
+        ImageRequest(
+            prompts=("a dog next to a red car",),
+            width=64,
+            height=64,
+            num_inference_steps=2,
+            seed=5,
+            annotations=("bbox",),
+            labels=("car", "giraffe"),
+        ),
+        on_image=images.append,
+    )
+    (image,) = images
+    assert [o.label for o in image.objects] == ["car"]  # "giraffe" is not in the prompt
+    assert image.objects[0].segmentation is None and image.caption == ""
+
+
+def test_tracing_does_not_change_the_image(tiny_engine):
+    def png(annotations):
+        images = []
+        request = ImageRequest(prompts=("a cat on a sofa",), width=64, height=64, num_inference_steps=2, seed=9, annotations=annotations)
+        tiny_engine.generate(request, on_image=images.append)
+        return images[0].png
+
+    assert png(("bbox", "segmentation")) == png(())

@@ -1,0 +1,35 @@
+"""`bench/image_bench.py --tiny` runs end to end on the CPU and reports its ratio as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tiny_bench_reports_the_ratio(tiny_model_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDG_")}
+    env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    cache_dir = tiny_model_dir.parents[1]  # the folder that holds tiny/image
+    done = subprocess.run(
+        [sys.executable, "bench/image_bench.py", "--tiny", "--steps", "2", "--batches", "1", "--cache-dir", str(cache_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["mode"] == "tiny" and result["steps"] == 2 and result["batch_size"] == 2
+    for key in ("baseline_s_per_image", "engine_s_per_image", "engine_traced_s_per_image", "service_s_per_image"):
+        assert result[key] > 0
+    ratio = result["baseline_s_per_image"] / result["engine_s_per_image"]
+    assert result["ratio_vs_baseline"] == pytest.approx(ratio, rel=0.01)  # both sides rounded
+    assert "tracing_overhead_pct" in result and "service_vs_engine" in result

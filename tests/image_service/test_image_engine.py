@@ -1,0 +1,199 @@
+"""ImageEngine without gRPC, on the tiny pipeline: input checks, batching, reproducibility,
+agreement with the plain diffusers pipeline, schedulers and cancellation."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from image_service.engine import plan_batches
+from image_service.model import load_image_model
+from image_service.types import ImageRequest, ImageRunFailed, InvalidImageRequest
+
+
+def request(**fields) -> ImageRequest:
+    values = dict(prompts=("a dog in a park",), width=64, height=64, num_inference_steps=2, seed=3)
+    values.update(fields)
+    return ImageRequest(**values)
+
+
+def run(engine, req, on_step=None):
+    images = []
+    summary = engine.generate(req, on_step=on_step, on_image=images.append)
+    return images, summary
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        (dict(width=100), "width", "multiple of 8"),
+        (dict(height=2048), "height", "outside 64..1024"),
+        (dict(width=56), "width", "outside 64..1024"),
+        (dict(prompts=()), "prompts", "at least one"),
+        (dict(prompts=("a cat", "  ")), "prompts", "prompt 1 is empty"),
+        (dict(num_images=0), "num_images", "at least 1"),
+        (dict(num_inference_steps=0), "num_inference_steps", "1..150"),
+        (dict(num_inference_steps=151), "num_inference_steps", "1..150"),
+        (dict(guidance_scale=float("nan")), "guidance_scale", "0..50"),
+        (dict(scheduler="lms"), "scheduler", "unknown scheduler 'lms'"),
+        (dict(annotations=("keypoints",)), "annotations", "unknown annotation 'keypoints'"),
+        (dict(labels=("",)), "labels", "must not be empty"),
+        (dict(seed=2**64 - 1, num_images=2), "seed", "2**64"),
+    ],
+)
+def test_bad_input_names_the_field(tiny_engine, fields, field, reason):
+    with pytest.raises(InvalidImageRequest) as caught:
+        tiny_engine.generate(request(**fields))
+    assert caught.value.field == field
+    assert str(caught.value).startswith(f"{field}: ") and reason in str(caught.value)
+
+
+def test_tiny_model_is_a_real_pipeline_folder(tiny_engine, tiny_model_dir):
+    folder = tiny_model_dir
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["safety_checker"] == [None, None]
+    info = tiny_engine.info
+    assert info.demo_model and info.loaded and "demo model, random weights" in info.display_name
+    assert info.source == str(folder) and info.dtype == "float32"
+    assert tiny_engine.default_resolution == 512  # 64x64 latents, VAE factor 8
+
+
+def test_images_stream_in_order_with_seeds_and_progress(tiny_engine):
+    steps = []
+    images, summary = run(
+        tiny_engine,
+        request(prompts=("a dog", "a cat"), num_images=3, width=96, height=64, seed=10, annotations=("caption",)),
+        on_step=steps.append,
+    )
+    assert [(i.index, i.seed, i.prompt) for i in images] == [(0, 10, "a dog"), (1, 11, "a cat"), (2, 12, "a dog")]
+    assert all(pixels(i.png).shape == (64, 96, 3) for i in images)
+    assert not summary.partial and summary.images_generated == 3 and summary.seed == 10
+    # Two batches (batch size 2) of PNDM steps; steps count 1..total within each batch.
+    total = steps[0].total_steps
+    assert [s.step for s in steps] == list(range(1, total + 1)) * 2
+    assert [s.batch_size for s in steps] == [2] * total + [1] * total
+    assert steps[-1].images_total == 3 and steps[-1].images_done <= 2
+
+
+def test_same_seed_same_png_bytes(tiny_engine):
+    first, _ = run(tiny_engine, request(num_images=2, seed=42, scheduler="euler_a"))
+    again, _ = run(tiny_engine, request(num_images=2, seed=42, scheduler="euler_a"))
+    other, _ = run(tiny_engine, request(num_images=2, seed=43, scheduler="euler_a"))
+    assert [i.png for i in first] == [i.png for i in again]
+    assert first[0].png != other[0].png
+    # Image i uses seed + i on its own generator: image 1 of seed 42 is image 0 of seed 43.
+    np.testing.assert_allclose(pixels(first[1].png), pixels(other[0].png), atol=2)
+
+
+def test_unset_seed_is_drawn_and_reported(tiny_engine):
+    images, summary = run(tiny_engine, request(seed=None))
+    again, _ = run(tiny_engine, request(seed=summary.seed))
+    assert images[0].seed == summary.seed and images[0].png == again[0].png
+
+
+@pytest.mark.parametrize("scheduler", ["default", "dpm++", "euler_a"])
+def test_schedulers_run_from_one_step(tiny_engine, scheduler):
+    images, summary = run(tiny_engine, request(scheduler=scheduler, num_inference_steps=1))
+    assert len(images) == 1 and summary.scheduler == scheduler
+
+
+def test_schedulers_differ(tiny_engine):
+    pngs = {s: run(tiny_engine, request(scheduler=s, num_inference_steps=3))[0][0].png for s in ("default", "dpm++", "euler_a")}
+    assert len(set(pngs.values())) == 3
+
+
+def test_matches_the_plain_diffusers_pipeline(tiny_engine, tiny_model_dir):
+    """The engine's loop is the pipeline's arithmetic: same seeds, same pixels (the bench's ratio
+    compares equal work)."""
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = ["a dog in a park", "a red car"]
+    generators = [torch.Generator("cpu").manual_seed(7 + i) for i in range(2)]
+    expected = pipe(
+        prompts, height=64, width=96, num_inference_steps=3, guidance_scale=7.5, negative_prompt=["blurry"] * 2, generator=generators
+    ).images
+    images, _ = run(
+        tiny_engine,
+        request(prompts=tuple(prompts), num_images=2, width=96, height=64, num_inference_steps=3, seed=7, negative_prompt="blurry"),
+    )
+    for image, reference in zip(images, expected):
+        np.testing.assert_array_equal(pixels(image.png), np.asarray(reference))
+
+
+def test_no_guidance_below_scale_one(tiny_engine):
+    with_cfg, _ = run(tiny_engine, request(guidance_scale=7.5))
+    without, _ = run(tiny_engine, request(guidance_scale=1.0))
+    assert with_cfg[0].png != without[0].png
+
+
+def test_cancel_stops_within_one_step(tiny_engine):
+    steps = []
+    images, summary = run(tiny_engine, request(num_images=4, num_inference_steps=5), on_step=lambda s: steps.append(s) or len(steps) == 2)
+    assert len(steps) == 2  # no step ran after the callback said stop
+    assert images == [] and summary.partial and summary.reason == "cancelled"
+    assert summary.images_generated == 0 and summary.annotations_produced == ()
+
+
+def test_cancel_keeps_finished_batches(tiny_engine):
+    steps = []
+
+    def stop_in_second_batch(step):
+        steps.append(step)
+        return len(steps) > step.total_steps  # the first step of batch two
+
+    images, summary = run(tiny_engine, request(num_images=4, annotations=("caption",)), on_step=stop_in_second_batch)
+    assert [i.index for i in images] == [0, 1]
+    assert summary.partial and summary.images_generated == 2 and summary.annotations_produced == ("caption",)
+
+
+def test_large_images_get_smaller_batches():
+    assert [len(b) for b in plan_batches(request(num_images=5, width=1024, height=1024), 8)] == [2, 2, 1]
+    assert [len(b) for b in plan_batches(request(num_images=9, width=256, height=256), 8)] == [8, 1]
+    assert [len(b) for b in plan_batches(request(num_images=3, width=1024, height=1024), 2)] == [1, 1, 1]
+
+
+def test_tiny_folder_by_path_is_still_a_demo_model(make_tiny_settings, tiny_model_dir):
+    info = load_image_model(make_tiny_settings(model=str(tiny_model_dir))).info
+    assert info.demo_model and info.display_name.endswith("(demo model, random weights)")
+
+
+def test_tiny_cli_is_idempotent(tiny_model_dir):
+    before = (tiny_model_dir / "model_index.json").stat().st_mtime_ns
+    done = subprocess.run(
+        [sys.executable, "-m", "image_service.tiny", "--cache-dir", str(tiny_model_dir.parents[1])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(tiny_model_dir)
+    assert (tiny_model_dir / "model_index.json").stat().st_mtime_ns == before
+
+
+def test_failure_part_way_reports_what_was_delivered(tiny_engine):
+    delivered = []
+
+    def sink(image):
+        if delivered:
+            raise OSError("disk full")
+        delivered.append(image)
+
+    with pytest.raises(ImageRunFailed) as caught:
+        tiny_engine.generate(request(num_images=3), on_image=sink)
+    summary = caught.value.summary
+    assert summary.partial and summary.images_generated == 1 and "disk full" in summary.reason
+    assert isinstance(caught.value.__cause__, OSError)
+    # The engine is usable again afterwards.
+    assert tiny_engine.generate(request()).images_generated == 1

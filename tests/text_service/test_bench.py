@@ -1,0 +1,25 @@
+"""Keeps `bench/text_bench.py --tiny` working: it must run the real paths and report its ratios."""
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO, TEST_MODEL_CACHE
+
+
+def test_tiny_bench_reports_ratio_against_generate():
+    out = subprocess.run(
+        [sys.executable, "bench/text_bench.py", "--tiny", "--rows", "16", "--validity", "24", "--cache-dir", str(TEST_MODEL_CACHE)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ratio_vs_generate"] > 0
+    assert result["service_vs_engine"] > 0
+    assert result["engine"]["rows"] == 16 and result["service"]["rows"] == 16
+    assert result["baseline_generate"]["tokens_per_s"] > 0
+    assert result["validity"]["valid_pct"] == 100.0
+    assert "demo model" in result["model"]

@@ -1,0 +1,117 @@
+"""TextEngine on the random-weight tiny model, the adversary: every row it writes must be valid."""
+
+import json
+import math
+import os
+
+import pytest
+
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary
+from tests.text_service.schemas import EVERY_TYPE, SEED_SCHEMA
+
+# 10,000 in the benchmark (bench/text_bench.py --validity 10000); fewer here to keep CI quick.
+VALIDITY_ROWS = int(os.environ.get("SDG_TEST_VALIDITY_ROWS", "1500"))
+
+
+def run(engine, **kwargs):
+    rows, progress, summary = [], [], None
+    for event in engine.generate(RowRequest(**kwargs)):
+        if isinstance(event, RowBatch):
+            rows += event.rows
+        elif isinstance(event, RowProgress):
+            progress.append(event)
+        else:
+            assert summary is None, "exactly one summary"
+            summary = event
+    assert isinstance(summary, RowSummary), "the summary comes last"
+    return rows, progress, summary
+
+
+def assert_clean(value):
+    """Values that load without surprise: finite numbers, strings without control characters."""
+    if isinstance(value, float):
+        assert math.isfinite(value)
+    elif isinstance(value, str):
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value), repr(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            assert_clean(item)
+    elif isinstance(value, list):
+        for item in value:
+            assert_clean(item)
+
+
+def test_every_row_is_valid_by_construction(text_engine):
+    prepared = text_engine.prepare(EVERY_TYPE)
+    rows, progress, summary = run(text_engine, schema=EVERY_TYPE, num_rows=VALIDITY_ROWS, seed=7)
+    assert len(rows) == VALIDITY_ROWS == summary.rows_generated
+    assert not summary.partial
+    for text in rows:
+        row = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+        assert prepared.validator.is_valid(row), text
+        assert list(row) == list(EVERY_TYPE)
+        assert_clean(row)
+    assert len(set(rows)) == len(rows), "duplicates are removed by default"
+    assert 0 < summary.distinct_ratio <= 1
+    # The grammar makes invalid rows rare; they are counted when they happen, never kept.
+    assert summary.rows_invalid <= VALIDITY_ROWS // 20
+    assert summary.tokens_forced > 0, "jump-forward skipped no tokens"
+    assert progress[-1].rows_done == VALIDITY_ROWS
+
+
+def test_same_seed_same_rows_and_other_seed_other_rows(text_engine):
+    first, _, s1 = run(text_engine, schema=SEED_SCHEMA, num_rows=12, seed=42)
+    again, _, _ = run(text_engine, schema=SEED_SCHEMA, num_rows=12, seed=42)
+    other, _, _ = run(text_engine, schema=SEED_SCHEMA, num_rows=12, seed=43)
+    assert first == again
+    assert first != other
+    assert s1.seed == 42
+
+
+def test_seed_is_drawn_and_reported_when_absent(text_engine):
+    _, _, summary = run(text_engine, schema=SEED_SCHEMA, num_rows=2)
+    assert summary.seed > 0
+
+
+def test_a_schema_with_few_distinct_rows_ends_partial_not_looping(text_engine):
+    rows, _, summary = run(text_engine, schema={"flag": "bool"}, num_rows=5, seed=1)
+    assert len(rows) == 2 and sorted(rows) == ['{"flag": false}', '{"flag": true}']
+    assert summary.partial and "keep_duplicates" in summary.reason
+    assert summary.duplicates_removed > 0
+
+
+def test_keep_duplicates_allows_repeats(text_engine):
+    rows, _, summary = run(text_engine, schema={"flag": "bool"}, num_rows=6, seed=1, keep_duplicates=True)
+    assert len(rows) == 6 and not summary.partial
+    assert summary.distinct_ratio == pytest.approx(2 / 6)
+
+
+def test_cancellation_stops_and_marks_partial(text_engine):
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 5
+
+    events = list(text_engine.generate(RowRequest(schema=EVERY_TYPE, num_rows=500, seed=3), cancelled))
+    summary = events[-1]
+    assert isinstance(summary, RowSummary)
+    assert summary.partial and summary.reason == "cancelled"
+    assert summary.rows_generated < 500
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_rows": 0}, "num_rows"),
+        ({"num_rows": 1, "temperature": 0}, "temperature"),
+        ({"num_rows": 1, "top_p": 1.5}, "top_p"),
+    ],
+)
+def test_bad_requests_name_the_field(text_engine, kwargs, message):
+    with pytest.raises(RequestError, match=message):
+        text_engine.check_request(RowRequest(schema=SEED_SCHEMA, **kwargs))
+
+
+def test_grammar_is_compiled_once_per_schema(text_engine):
+    assert text_engine.prepare(SEED_SCHEMA) is text_engine.prepare(dict(SEED_SCHEMA))

@@ -1,0 +1,92 @@
+"""The text service over real gRPC: `python -m text_service` with the tiny model on a free port."""
+
+import json
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
+from tests.text_service.schemas import SEED_SCHEMA
+
+
+@pytest.fixture
+def stub(text_service):
+    with grpc.insecure_channel(text_service.address) as channel:
+        yield text_pb2_grpc.TextServiceStub(channel), channel
+
+
+def generate(stub, **kwargs):
+    return list(stub.GenerateRows(text_pb2.GenerateRowsRequest(**kwargs), timeout=120))
+
+
+def test_health_serving_and_reflection(stub):
+    _, channel = stub
+    health = health_pb2_grpc.HealthStub(channel)
+    for name in ("", "sdg.v1.TextService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    reply = next(reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"sdg.v1.TextService", "grpc.health.v1.Health"} <= names
+
+
+def test_model_info_says_demo_model(stub):
+    info = stub[0].GetModelInfo(common_pb2.GetModelInfoRequest(), timeout=5)
+    assert info.loaded and info.demo_model
+    assert "demo model, random weights" in info.display_name
+    assert info.device == "cpu"
+
+
+def test_generate_rows_streams_progress_rows_then_summary(stub):
+    messages = generate(stub[0], schema_json=json.dumps(SEED_SCHEMA), num_rows=20, seed=9)
+    kinds = [m.WhichOneof("event") for m in messages]
+    assert kinds[-1] == "summary" and kinds.count("summary") == 1
+    assert "progress" in kinds and "rows" in kinds
+    rows = [json.loads(r) for m in messages if m.HasField("rows") for r in m.rows.rows_json]
+    assert len(rows) == 20
+    for row in rows:
+        assert isinstance(row["customer_name"], str)
+        assert isinstance(row["age"], int)
+        assert isinstance(row["order_value"], float)
+    summary = messages[-1].summary
+    assert summary.rows_generated == 20 and summary.seed == 9 and not summary.partial
+    assert json.loads(summary.schema_json)["properties"]["age"] == {"type": "integer"}
+    progress = [m.progress for m in messages if m.HasField("progress")]
+    assert progress[-1].rows_done == 20 and progress[-1].rows_total == 20
+
+
+@pytest.mark.parametrize(
+    "schema_json, num_rows, message",
+    [
+        (json.dumps({"age": {"type": "integer", "minimum": 9, "maximum": 1}}), 3, "schema.age: minimum 9"),
+        (json.dumps({"x": "colour"}), 3, "schema.x: unknown type"),
+        ("{not json", 3, "not valid JSON"),
+        (json.dumps(SEED_SCHEMA), 0, "num_rows"),
+    ],
+)
+def test_bad_input_is_invalid_argument(stub, schema_json, num_rows, message):
+    with pytest.raises(grpc.RpcError) as info:
+        generate(stub[0], schema_json=schema_json, num_rows=num_rows)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+
+
+def test_validate_schema(stub):
+    reply = stub[0].ValidateSchema(text_pb2.ValidateSchemaRequest(schema_json=json.dumps({"d": "date"})), timeout=10)
+    assert json.loads(reply.schema_json)["properties"]["d"] == {"type": "string", "format": "date"}
+    with pytest.raises(grpc.RpcError) as info:
+        stub[0].ValidateSchema(text_pb2.ValidateSchemaRequest(schema_json=json.dumps({"d": "day"})), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_cancelled_call_leaves_the_service_working(stub):
+    call = stub[0].GenerateRows(
+        text_pb2.GenerateRowsRequest(schema_json=json.dumps(SEED_SCHEMA), num_rows=5000, seed=1), timeout=120
+    )
+    next(call)
+    call.cancel()
+    messages = generate(stub[0], schema_json=json.dumps(SEED_SCHEMA), num_rows=3, seed=2)
+    assert messages[-1].summary.rows_generated == 3

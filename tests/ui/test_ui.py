@@ -1,0 +1,265 @@
+"""The web UI in headless Chromium, against the real gateway and the real (tiny-model) services:
+what a user sees and clicks, end to end. Debian's Chromium is used because Playwright cannot
+download its own browser offline (`make browser` installs it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.ui
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Jobs on the tiny models take seconds; the margin is for a loaded CI machine.
+JOB_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium, or `make browser`)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, gateway):
+    """A fresh page on {gateway}/ui. Fails the test on any uncaught script error or console error
+    (a 404 for a script or stylesheet shows up as one)."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.goto(f"{gateway.address}/ui")
+    expect(page.get_by_test_id("health-status")).not_to_have_text("checking…")
+    yield page
+    context.close()
+    # A 4xx answer that a test provoked on purpose is logged by Chromium as a failed resource.
+    unexpected = [p for p in problems if "the server responded with a status of 4" not in p]
+    assert not unexpected, "\n".join(unexpected)
+
+
+def submitted_job_id(page, kind: str) -> str:
+    note = page.get_by_test_id(f"{kind}-note")
+    expect(note).to_have_text(re.compile(r"^Queued \S+$"), timeout=30_000)
+    return note.inner_text().split()[-1]
+
+
+def job_item(page, job_id: str):
+    return page.locator(f'[data-testid="job-item"][data-job-id="{job_id}"]')
+
+
+def fill_field(page, row, name: str, type_: str) -> None:
+    row.get_by_test_id("field-name").fill(name)
+    row.get_by_test_id("field-type").select_option(type_)
+
+
+def test_header_shows_health_and_the_demo_model_banner(page):
+    banner = page.get_by_test_id("demo-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Demo models with random weights: output is schema-shaped nonsense")
+    expect(page.get_by_test_id("health-status")).to_have_text("healthy")
+    expect(page.get_by_test_id("health-text-model")).to_contain_text("demo model")
+    expect(page.get_by_test_id("health-image-model")).to_contain_text("demo model")
+    expect(page.get_by_test_id("health-problem")).to_be_hidden()
+
+
+def test_text_job_from_the_visual_builder_completes_with_a_rows_preview(page, gateway, tmp_path):
+    form = page.get_by_test_id("form-text")
+    # Start from an empty builder: remove the example fields.
+    while form.get_by_test_id("field-remove").count():
+        form.get_by_test_id("field-remove").first.click()
+
+    add = page.get_by_test_id("text-add-field")
+    for name, type_ in [("city", "string"), ("age", "int"), ("member", "bool"), ("tier", "enum"), ("joined", "date")]:
+        add.click()
+        fill_field(page, form.get_by_test_id("schema-field").last, name, type_)
+    rows = form.get_by_test_id("schema-field")
+    age = rows.nth(1)
+    age.get_by_test_id("field-options-toggle").click()
+    age.get_by_test_id("field-minimum").fill("18")
+    age.get_by_test_id("field-maximum").fill("65")
+    rows.nth(3).get_by_test_id("field-enum").fill("bronze, silver, gold")
+    rows.nth(4).get_by_test_id("field-nullable").check()
+
+    page.get_by_test_id("text-num-samples").fill("5")
+    page.get_by_test_id("text-format").select_option("csv")
+    page.get_by_test_id("text-seed").fill("7")
+    page.get_by_test_id("submit-text").click()
+    job_id = submitted_job_id(page, "text")
+
+    item = job_item(page, job_id)
+    expect(item).to_be_visible()
+    expect(item.get_by_test_id("job-type")).to_have_text("text")
+    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+
+    view = page.get_by_test_id("job-view")
+    expect(view.get_by_test_id("job-view-status")).to_have_text("completed")
+    table = view.get_by_test_id("preview-table")
+    expect(table).to_be_visible()
+    expect(table.locator("thead th")).to_have_text(["#", "city", "age", "member", "tier", "joined"])
+    expect(table.get_by_test_id("preview-row")).to_have_count(5)
+    for tier in table.locator("tbody tr td:nth-child(5)").all_inner_texts():
+        assert tier in {"bronze", "silver", "gold"}
+    for age_text in table.locator("tbody tr td:nth-child(3)").all_inner_texts():
+        assert 18 <= int(age_text) <= 65
+    expect(view.get_by_test_id("result-model-label")).to_contain_text("demo model")
+    expect(view.get_by_test_id("result-demo")).to_be_visible()
+    expect(view.get_by_test_id("result-files")).to_contain_text("data.csv")
+
+    # The schema the gateway received is exactly what the rows describe.
+    schema = httpx.get(f"{gateway.address}/status/{job_id}").json()["request"]["schema"]
+    assert schema["required"] == ["city", "age", "member", "tier", "joined"]
+    assert schema["properties"]["age"] == {"type": "integer", "minimum": 18, "maximum": 65}
+    assert schema["properties"]["tier"] == {"type": "string", "enum": ["bronze", "silver", "gold"]}
+    assert schema["properties"]["joined"] == {"type": ["string", "null"], "format": "date"}
+    page.screenshot(path=str(tmp_path / "text-job.png"), full_page=True)
+
+
+def test_image_job_shows_step_progress_and_annotated_thumbnails(page, tmp_path):
+    page.get_by_test_id("tab-images").click()
+    page.get_by_test_id("images-prompts").fill("a red cube on a wooden table\na blue ball on the grass")
+    page.get_by_test_id("images-num").fill("2")
+    page.get_by_test_id("images-width").fill("64")
+    page.get_by_test_id("images-height").fill("64")
+    page.get_by_test_id("images-steps").fill("2")
+    page.get_by_test_id("images-seed").fill("3")
+    page.get_by_test_id("images-ann-caption").check()
+    page.get_by_test_id("submit-images").click()
+    job_id = submitted_job_id(page, "images")
+
+    expect(job_item(page, job_id).get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    view = page.get_by_test_id("job-view")
+    # Steps are counted per batch and the finished job keeps its last count. The total is the
+    # scheduler's real number of UNet passes: the default (PNDM) scheduler adds one to those asked for.
+    stats = view.get_by_test_id("job-view-stats")
+    expect(stats).to_contain_text("images 2/2")
+    step, total = map(int, re.search(r"step (\d+)/(\d+)", stats.inner_text()).groups())
+    assert step == total >= 2
+    thumbs = view.get_by_test_id("thumbnail")
+    expect(thumbs).to_have_count(2)
+    for i in range(2):
+        img = thumbs.nth(i).locator("img")
+        expect(img).to_be_visible()
+        assert img.evaluate("img => img.complete && img.naturalWidth") == 64
+    # Boxes (bbox is on by default) are drawn on a canvas over each annotated image.
+    expect(view.get_by_test_id("result-files")).to_contain_text("annotations/annotations.json")
+    overlay = view.get_by_test_id("annotation-overlay").first
+    expect(overlay).to_be_visible()
+    assert int(overlay.get_attribute("data-objects")) >= 1
+    expect(view.get_by_test_id("result-model-label")).to_contain_text("demo model")
+    page.screenshot(path=str(tmp_path / "image-job.png"), full_page=True)
+
+
+def test_running_image_job_reports_steps_and_can_be_cancelled(page):
+    page.get_by_test_id("tab-images").click()
+    page.get_by_test_id("images-prompts").fill("a long job to watch and cancel")
+    # Enough work to still be running when the page polls; it is cancelled as soon as it is seen.
+    page.get_by_test_id("images-num").fill("64")
+    page.get_by_test_id("images-width").fill("64")
+    page.get_by_test_id("images-height").fill("64")
+    page.get_by_test_id("images-steps").fill("40")
+    page.get_by_test_id("images-ann-bbox").uncheck()
+    page.get_by_test_id("submit-images").click()
+    job_id = submitted_job_id(page, "images")
+
+    item = job_item(page, job_id)
+    # 40 steps asked for; the default (PNDM) scheduler runs 41.
+    expect(item.get_by_test_id("job-message")).to_have_text(re.compile(r"batch \d+/\d+, step \d+/4[01]\b"), timeout=JOB_TIMEOUT_MS)
+    expect(item.get_by_test_id("job-status")).to_have_text("running")
+    item.get_by_test_id("job-cancel").click()
+    expect(item.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
+    expect(item.get_by_test_id("job-cancel")).to_be_hidden()
+
+
+def test_unified_job_pairs_rows_with_images(page, tmp_path):
+    page.get_by_test_id("tab-unified").click()
+    # The default schema has product, color and price; a chip inserts a placeholder at the caret.
+    prompts = page.get_by_test_id("unified-prompts")
+    prompts.fill("A ")
+    prompts.press("End")
+    page.get_by_test_id("unified-placeholders").get_by_text("{product}").click()
+    expect(prompts).to_have_value("A {product}")
+    page.get_by_test_id("unified-num-samples").fill("2")
+    page.get_by_test_id("unified-width").fill("64")
+    page.get_by_test_id("unified-height").fill("64")
+    page.get_by_test_id("form-unified").locator("summary").click()
+    page.get_by_test_id("unified-steps").fill("2")
+    page.get_by_test_id("submit-unified").click()
+    job_id = submitted_job_id(page, "unified")
+
+    expect(job_item(page, job_id).get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    view = page.get_by_test_id("job-view")
+    table = view.get_by_test_id("preview-table")
+    expect(table.get_by_test_id("preview-row")).to_have_count(2)
+    expect(table.locator("thead th")).to_contain_text(["product", "color", "price", "image_file"])
+    # The image_file cells link to the paired images.
+    expect(table.locator("tbody a")).to_have_count(2)
+    expect(view.get_by_test_id("thumbnail")).to_have_count(2)
+    expect(view.get_by_test_id("result-model-label")).to_have_count(2)  # text and image model
+    page.screenshot(path=str(tmp_path / "unified-job.png"), full_page=True)
+
+
+def test_page_opened_from_disk_talks_to_the_gateway_named_by_api(browser, gateway):
+    context = browser.new_context()
+    page = context.new_page()
+    index = Path(__file__).resolve().parents[2] / "frontend" / "index.html"
+    page.goto(f"{index.as_uri()}?api={gateway.address}")
+    expect(page.get_by_test_id("health-status")).to_have_text("healthy")
+    expect(page.get_by_test_id("demo-banner")).to_be_visible()
+    context.close()
+
+
+def test_bad_input_shows_the_gateways_400_detail(page):
+    page.get_by_test_id("tab-unified").click()
+    page.get_by_test_id("unified-prompts").fill("A {colour} {product} on white")  # the field is "color"
+    page.get_by_test_id("submit-unified").click()
+    error = page.get_by_test_id("unified-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("400")
+    expect(error).to_contain_text("colour")
+
+    page.get_by_test_id("tab-text").click()
+    page.get_by_test_id("text-raw-toggle").check()
+    page.get_by_test_id("text-raw").fill('{"name": "string", "age": "integr"}')
+    page.get_by_test_id("submit-text").click()
+    error = page.get_by_test_id("text-error")
+    expect(error).to_contain_text("400")
+    expect(error).to_contain_text("age")
+    expect(error).to_contain_text("integr")
+
+
+def test_raw_json_and_the_builder_convert_both_ways(page):
+    page.get_by_test_id("text-raw-toggle").check()
+    raw = page.get_by_test_id("text-raw")
+    assert '"format": "email"' in raw.input_value()
+    raw.fill('{"sku": {"type": "string", "pattern": "[A-Z]{3}-[0-9]{4}"}, "qty": "int"}')
+    page.get_by_test_id("text-raw-toggle").uncheck()
+    names = page.get_by_test_id("form-text").get_by_test_id("field-name")
+    expect(names).to_have_count(2)
+    assert [n.input_value() for n in names.all()] == ["sku", "qty"]
+    # Nested objects have no row controls: the page says so and stays in JSON mode.
+    page.get_by_test_id("text-raw-toggle").check()
+    raw.fill('{"address": {"type": "object", "properties": {"city": "string"}}}')
+    page.get_by_test_id("text-raw-toggle").click()  # not uncheck(): the page refuses, on purpose
+    expect(page.get_by_test_id("text-schema-message")).to_contain_text("Keep editing it as JSON")
+    expect(page.get_by_test_id("text-raw-toggle")).to_be_checked()
