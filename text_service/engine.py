@@ -24,7 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -32,6 +32,7 @@ import torch
 import xgrammar as xgr
 
 from sdg.schema import SchemaError, normalize_schema
+from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar
 from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompt
@@ -97,25 +98,6 @@ class PreparedSchema:
     validator: jsonschema.protocols.Validator
 
 
-@dataclass
-class _Stats:
-    tokens: int = 0
-    forced: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    valid: int = 0
-
-
-@dataclass
-class _Finished:
-    """A row slot that left the decode loop: its text, or None when it ran out of tokens."""
-
-    slot: int
-    text: str | None
-    tokens: int = 0
-    extra: dict = field(default_factory=dict)
-
-
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -128,7 +110,14 @@ def _reject_constant(name: str) -> None:
 
 
 class TextEngine:
-    def __init__(self, loaded: LoadedTextModel, batch_size: int = 0, mask_threads: int = 0, feed_width: int = 0):
+    def __init__(
+        self,
+        loaded: LoadedTextModel,
+        batch_size: int = 0,
+        mask_threads: int = 0,
+        feed_width: int = 0,
+        decode: str = "auto",
+    ):
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
@@ -141,9 +130,19 @@ class TextEngine:
         self.compiler = xgr.GrammarCompiler(self.tokenizer_info, cache_enabled=True)
         self.mask_filler = xgr.BatchGrammarMatcher(max_threads=mask_threads or "auto")
         self.pad_id = self.tokenizer.pad_token_id
-        # Tokens fed per row per step. Every row in a step pays for the widest feed: cheap on a GPU
-        # while decode is memory-bound, but a loss on a CPU (measured: 1 is fastest there).
-        self.feed_width = feed_width or (4 if self.device.type == "cuda" else 1)
+        cuda = self.device.type == "cuda"
+        if decode == "auto":
+            decode = "static" if cuda else "dynamic"
+        if decode == "static":
+            # Fixed shapes; on CUDA the step is captured in CUDA graphs.
+            self.decoder = StaticDecoder(self, compile_step=cuda)
+        elif decode == "dynamic":
+            # Tokens fed per row per step. Every row in a step pays for the widest feed: cheap on
+            # a GPU while decode is memory-bound, a loss on a CPU (measured: 1 is fastest there).
+            self.decoder = DynamicDecoder(self, feed_width=feed_width or (4 if cuda else 1))
+        else:
+            raise ValueError(f"decode: expected auto, static or dynamic, got {decode!r}")
+        self.decode_mode = decode
         # transformers renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(self.model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -200,7 +199,7 @@ class TextEngine:
         prepared = self.check_request(request)
         started = time.perf_counter()
         seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**63)
-        stats = _Stats()
+        stats = DecodeStats()
         seen: set[str] = set()
         done = 0
         slot = 0
@@ -267,138 +266,25 @@ class TextEngine:
         request: RowRequest,
         seed: int,
         slots: list[int],
-        stats: _Stats,
+        stats: DecodeStats,
         cancelled: Callable[[], bool],
-    ) -> Iterator[list[_Finished]]:
+    ) -> Iterator[list[Finished]]:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
-        model, device = self.model, self.device
-        n = len(slots)
         prompts = [build_prompt(self.tokenizer, prepared.schema, request.instructions, seed, s) for s in slots]
-        # 1. Left-padded prefill of every prompt.
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((n, width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            input_ids[i, width - len(prompt) :] = torch.tensor(prompt)
-            attention[i, width - len(prompt) :] = 1
-        input_ids, attention = input_ids.to(device), attention.to(device)
-        generator = torch.Generator(device=device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
-        matchers = [xgr.GrammarMatcher(prepared.compiled) for _ in range(n)]
-        outputs: list[list[int]] = [[] for _ in range(n)]
-        pending: list[list[int]] = [[] for _ in range(n)]  # accepted but not yet fed to the model
-        active = list(range(n))  # batch position -> wave row
-        bitmask = xgr.allocate_token_bitmask(n, self.vocab_size)
-        cache = _new_cache(model)
+        sampling = Sampling(request.temperature, request.top_p, request.max_new_tokens)
+        rows = WaveRows(self, prepared.compiled, slots, sampling, stats)
+        generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         with torch.inference_mode():
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)
-            logits = model(
-                input_ids=input_ids,
-                attention_mask=attention,
-                position_ids=positions,
-                use_cache=True,
-                logits_to_keep=1,
-                **{self.cache_kwarg: cache},
-            ).logits[:, -1, :]
-            while active:
-                if cancelled():
-                    return
-                # 2. Rows with nothing left to feed sample their next token. Their masks are
-                # filled on the CPU while the forward pass that produced `logits` still runs.
-                sampling = [j for j, r in enumerate(active) if not pending[r]]
-                sampled: list[int] = []
-                if sampling:
-                    self.mask_filler.batch_fill_next_token_bitmask([matchers[active[j]] for j in sampling], bitmask)
-                    rows_logits = logits[sampling] if len(sampling) < len(active) else logits
-                    xgr.apply_token_bitmask_inplace(
-                        rows_logits, bitmask[: len(sampling)].to(device, non_blocking=True), vocab_size=self.vocab_size
-                    )
-                    sampled = _sample(rows_logits, request.temperature, request.top_p, generator).tolist()
-                # 3. Accept each sampled token, jump forward over what the grammar forces, and
-                # retire rows that are complete or out of tokens.
-                finished: list[_Finished] = []
-                for j, token in zip(sampling, sampled):
-                    r = active[j]
-                    matcher = matchers[r]
-                    stats.tokens += 1
-                    if not matcher.accept_token(token):
-                        finished.append(_Finished(slots[r], None, len(outputs[r])))
-                        continue
-                    outputs[r].append(token)
-                    pending[r].append(token)
-                    forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
-                    if forced:
-                        forced_ids = self.tokenizer.encode(forced, add_special_tokens=False)
-                        matcher.accept_string(forced)
-                        outputs[r].extend(forced_ids)
-                        pending[r].extend(forced_ids)
-                        stats.forced += len(forced_ids)
-                    if matcher.is_completed():
-                        text = self.tokenizer.decode(outputs[r], skip_special_tokens=True)
-                        finished.append(_Finished(slots[r], text, len(outputs[r])))
-                    elif len(outputs[r]) >= request.max_new_tokens:
-                        finished.append(_Finished(slots[r], None, len(outputs[r])))
-                if finished:
-                    yield finished
-                    gone = {f.slot for f in finished}
-                    keep = [j for j, r in enumerate(active) if slots[r] not in gone]
-                    if not keep:
-                        return
-                    index = torch.tensor(keep, device=device)
-                    cache.batch_select_indices(index)
-                    attention = attention.index_select(0, index)
-                    active = [active[j] for j in keep]
-                # 4. Next forward: each row feeds up to `feed_width` of its pending tokens,
-                # right-padded to the widest row; padding is masked out of attention.
-                feeds = [pending[r][: self.feed_width] for r in active]
-                for r, feed in zip(active, feeds):
-                    del pending[r][: len(feed)]
-                step = max(len(f) for f in feeds)
-                step_ids = torch.full((len(feeds), step), self.pad_id, dtype=torch.long)
-                step_mask = torch.zeros((len(feeds), step), dtype=torch.long)
-                for j, feed in enumerate(feeds):
-                    step_ids[j, : len(feed)] = torch.tensor(feed)
-                    step_mask[j, : len(feed)] = 1
-                attention = torch.cat([attention, step_mask.to(device)], dim=1)
-                positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -step:]
-                out = model(
-                    input_ids=step_ids.to(device),
-                    attention_mask=attention,
-                    position_ids=positions,
-                    use_cache=True,
-                    logits_to_keep=step,
-                    **{self.cache_kwarg: cache},
-                ).logits
-                last = torch.tensor([len(f) - 1 for f in feeds], device=device)
-                logits = out[torch.arange(len(feeds), device=device), last]
+            yield from self.decoder.decode(rows, prompts, generator, cancelled)
 
-
-def _new_cache(model):
-    from transformers import DynamicCache
-
-    return DynamicCache(config=model.config)
-
-
-# Nucleus sampling looks at the best TOP_K tokens only: a full-vocabulary sort every step costs
-# more than the rest of sampling together, and the mass beyond the top 64 is negligible.
-TOP_K = 64
-
-
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
-    """Temperature and nucleus sampling, one token per row, reproducible through `generator`.
-
-    Uses the exponential-race form of categorical sampling (argmax of p / E with E ~ Exp(1)),
-    which needs one random draw per candidate and no cumulative sums."""
-    scores = logits.float() / temperature
-    candidates = None
-    if top_p < 1.0:
-        scores, candidates = scores.topk(min(TOP_K, scores.shape[-1]), dim=-1)
-        probs = scores.softmax(dim=-1)
-        # Drop a token once the mass before it already exceeds top_p; the best token always stays.
-        drop = probs.cumsum(dim=-1) - probs > top_p
-        scores = scores.masked_fill(drop, float("-inf"))
-    probs = scores.softmax(dim=-1)
-    race = torch.empty_like(probs).exponential_(generator=generator)
-    choice = (probs / race).argmax(dim=-1)
-    if candidates is not None:
-        choice = candidates.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-    return choice.cpu()
+    def forward(self, input_ids, attention_mask, position_ids, cache, keep: int, **kwargs) -> torch.Tensor:
+        """One eager forward pass; returns the logits of the last `keep` positions."""
+        return self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=keep,
+            **{self.cache_kwarg: cache},
+            **kwargs,
+        ).logits

@@ -35,6 +35,7 @@ def load_engine(settings: TextSettings) -> TextEngine:
         batch_size=settings.batch_size,
         mask_threads=settings.mask_threads,
         feed_width=settings.feed_width,
+        decode=settings.decode,
     )
 
 

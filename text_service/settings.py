@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,9 @@ class TextSettings(BaseSettings):
     batch_size: int = Field(default=0, ge=0, le=8192)
     # Largest num_rows one call may ask for.
     max_rows: int = Field(default=1_000_000, ge=1)
+    # Decode loop: "static" (fixed shapes, CUDA graphs on CUDA), "dynamic" (eager, finished rows
+    # leave the batch, multi-token jump-forward) or "auto" (static on CUDA, dynamic on CPU).
+    decode: Literal["auto", "static", "dynamic"] = "auto"
     # Tokens fed per row per decode step (the sampled one plus jump-forward tokens); 0 picks by
     # device: 4 on CUDA, 1 on CPU.
     feed_width: int = Field(default=0, ge=0, le=64)

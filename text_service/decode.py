@@ -1,0 +1,271 @@
+"""The decode loops behind TextEngine: one wave of rows, decoded together under their grammar.
+
+Both loops share WaveRows, the per-row bookkeeping: grammar matchers, masks, sampling,
+jump-forward and retirement. They differ in how they drive the model:
+
+- DynamicDecoder (eager; the CPU default): a growing DynamicCache; rows that finish leave the
+  batch, and a row may feed several jump-forward tokens in one step.
+- StaticDecoder (the CUDA default): fixed shapes throughout (a StaticCache sized for the wave, one
+  token per row per step, finished rows feed masked padding), so the decode step can be compiled
+  with CUDA graphs (`torch.compile(mode="reduce-overhead")`). Forced tokens still skip masking and
+  sampling; they are fed one per step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import xgrammar as xgr
+
+log = logging.getLogger(__name__)
+
+# Nucleus sampling looks at the best TOP_K tokens only: a full-vocabulary sort every step costs
+# more than the rest of sampling together, and the mass beyond the top 64 is negligible.
+TOP_K = 64
+# Static caches are sized in multiples of this, so waves with similar prompts reuse one graph.
+STATIC_CACHE_QUANTUM = 256
+
+
+@dataclass
+class Finished:
+    """A row slot that left the decode loop: its text, or None when it ran out of tokens."""
+
+    slot: int
+    text: str | None
+    tokens: int = 0
+
+
+@dataclass
+class DecodeStats:
+    tokens: int = 0
+    forced: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    valid: int = 0
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+
+class WaveRows:
+    """Per-row state of one wave: what each row has produced, what it still has to feed the model,
+    and its grammar matcher."""
+
+    def __init__(self, engine, compiled: xgr.CompiledGrammar, slots: list[int], sampling: Sampling, stats: DecodeStats):
+        self.engine = engine
+        self.slots = slots
+        self.sampling = sampling
+        self.stats = stats
+        n = len(slots)
+        self.matchers = [xgr.GrammarMatcher(compiled) for _ in range(n)]
+        self.outputs: list[list[int]] = [[] for _ in range(n)]
+        self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model
+        self.bitmask = xgr.allocate_token_bitmask(n, engine.vocab_size)
+
+    def step(self, logits: torch.Tensor, rows: list[int], generator: torch.Generator) -> list[Finished]:
+        """Samples for the rows in `rows` (logits[j] belongs to rows[j]) that have nothing pending,
+        accepts the tokens, jumps forward, and returns the rows that finished."""
+        engine = self.engine
+        sampling_pos = [j for j, r in enumerate(rows) if not self.pending[r]]
+        if not sampling_pos:
+            return []
+        # The masks are filled on the CPU while the forward pass that produced `logits` still runs.
+        engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[rows[j]] for j in sampling_pos], self.bitmask)
+        selected = logits if len(sampling_pos) == len(rows) else logits[torch.tensor(sampling_pos, device=logits.device)]
+        xgr.apply_token_bitmask_inplace(
+            selected, self.bitmask[: len(sampling_pos)].to(logits.device, non_blocking=True), vocab_size=engine.vocab_size
+        )
+        tokens = sample(selected, self.sampling.temperature, self.sampling.top_p, generator).tolist()
+        finished = []
+        for j, token in zip(sampling_pos, tokens):
+            done = self._accept(rows[j], token)
+            if done is not None:
+                finished.append(done)
+        return finished
+
+    def _accept(self, r: int, token: int) -> Finished | None:
+        matcher, stats = self.matchers[r], self.stats
+        stats.tokens += 1
+        if not matcher.accept_token(token):
+            return Finished(self.slots[r], None, len(self.outputs[r]))
+        self.outputs[r].append(token)
+        self.pending[r].append(token)
+        forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
+        if forced:
+            forced_ids = self.engine.tokenizer.encode(forced, add_special_tokens=False)
+            matcher.accept_string(forced)
+            self.outputs[r].extend(forced_ids)
+            self.pending[r].extend(forced_ids)
+            stats.forced += len(forced_ids)
+        if matcher.is_completed():
+            text = self.engine.tokenizer.decode(self.outputs[r], skip_special_tokens=True)
+            return Finished(self.slots[r], text, len(self.outputs[r]))
+        if len(self.outputs[r]) >= self.sampling.max_new_tokens:
+            return Finished(self.slots[r], None, len(self.outputs[r]))
+        return None
+
+    def take_feed(self, r: int, width: int) -> list[int]:
+        feed = self.pending[r][:width]
+        del self.pending[r][:width]
+        return feed
+
+
+def left_padded(prompts: list[list[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    width = width or max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, prompt in enumerate(prompts):
+        ids[i, width - len(prompt) :] = torch.tensor(prompt)
+        mask[i, width - len(prompt) :] = 1
+    return ids, mask
+
+
+class DynamicDecoder:
+    def __init__(self, engine, feed_width: int):
+        self.engine = engine
+        self.feed_width = feed_width
+
+    def decode(
+        self, rows: WaveRows, prompts: list[list[int]], generator: torch.Generator, cancelled: Callable[[], bool]
+    ) -> Iterator[list[Finished]]:
+        from transformers import DynamicCache
+
+        engine = self.engine
+        model, device = engine.model, engine.device
+        input_ids, attention = (t.to(device) for t in left_padded(prompts, engine.pad_id))
+        cache = DynamicCache(config=model.config)
+        active = list(range(len(prompts)))  # batch position -> wave row
+        logits = engine.forward(input_ids, attention, (attention.cumsum(-1) - 1).clamp(min=0), cache, keep=1)[:, -1]
+        while True:
+            if cancelled():
+                return
+            finished = rows.step(logits, active, generator)
+            if finished:
+                yield finished
+                gone = {f.slot for f in finished}
+                keep = [j for j, r in enumerate(active) if rows.slots[r] not in gone]
+                if not keep:
+                    return
+                # Finished rows leave the batch, so later steps pay only for rows still running.
+                index = torch.tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                attention = attention.index_select(0, index)
+                active = [active[j] for j in keep]
+            # Each row feeds up to `feed_width` pending tokens, right-padded to the widest row;
+            # the padding is masked out of attention.
+            feeds = [rows.take_feed(r, self.feed_width) for r in active]
+            width = max(len(f) for f in feeds)
+            step_ids = torch.full((len(feeds), width), engine.pad_id, dtype=torch.long)
+            step_mask = torch.zeros((len(feeds), width), dtype=torch.long)
+            for j, feed in enumerate(feeds):
+                step_ids[j, : len(feed)] = torch.tensor(feed)
+                step_mask[j, : len(feed)] = 1
+            attention = torch.cat([attention, step_mask.to(device)], dim=1)
+            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+            out = engine.forward(step_ids.to(device), attention, positions, cache, keep=width)
+            last = torch.tensor([len(f) - 1 for f in feeds], device=device)
+            logits = out[torch.arange(len(feeds), device=device), last]
+
+
+class StaticDecoder:
+    def __init__(self, engine, compile_step: bool):
+        self.engine = engine
+        self.compile_step = compile_step
+        self._step = None
+
+    def _step_fn(self):
+        if self._step is None:
+            forward = self.engine.model.forward
+            # reduce-overhead captures the step in CUDA graphs; shapes stay fixed within a wave,
+            # and caches are sized in quanta so most waves reuse a captured graph.
+            self._step = torch.compile(forward, mode="reduce-overhead", dynamic=False) if self.compile_step else forward
+        return self._step
+
+    def decode(
+        self, rows: WaveRows, prompts: list[list[int]], generator: torch.Generator, cancelled: Callable[[], bool]
+    ) -> Iterator[list[Finished]]:
+        from transformers import StaticCache
+
+        engine = self.engine
+        model, device = engine.model, engine.device
+        n = len(prompts)
+        width = max(len(p) for p in prompts)
+        steps = rows.sampling.max_new_tokens + 1
+        length = -(-(width + steps) // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
+        cache = StaticCache(config=model.config, max_cache_len=length)
+        input_ids, prompt_mask = left_padded(prompts, engine.pad_id, width)
+        attention = torch.zeros((n, length), dtype=torch.long, device=device)
+        attention[:, :width] = prompt_mask.to(device)
+        next_position = prompt_mask.sum(-1).to(device)  # each row's next RoPE position
+        positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0).to(device)
+        logits = engine.forward(
+            input_ids.to(device), attention[:, :width], positions, cache, keep=1,
+            cache_position=torch.arange(width, device=device),
+        )[:, -1]
+        everyone = list(range(n))
+        live = torch.ones(n, dtype=torch.bool)
+        step = self._step_fn()
+        for t in range(steps):
+            if cancelled():
+                return
+            live_rows = [r for r in everyone if live[r]]
+            live_logits = logits if len(live_rows) == n else logits[torch.tensor(live_rows, device=device)]
+            finished = rows.step(live_logits, live_rows, generator)
+            if finished:
+                yield finished
+                gone = {f.slot for f in finished}
+                for r in everyone:
+                    if rows.slots[r] in gone:
+                        live[r] = False
+                if not live.any():
+                    return
+            # One token per row: a live row feeds its next pending token; a finished row feeds
+            # padding that attention ignores, keeping the batch shape fixed.
+            step_ids = torch.full((n, 1), engine.pad_id, dtype=torch.long)
+            fed = torch.zeros(n, dtype=torch.long)
+            for r in everyone:
+                if live[r]:
+                    step_ids[r, 0] = rows.take_feed(r, 1)[0]
+                    fed[r] = 1
+            fed = fed.to(device)
+            slot = width + t
+            attention[:, slot] = fed
+            out = step(
+                input_ids=step_ids.to(device),
+                attention_mask=attention,
+                position_ids=next_position.unsqueeze(-1),
+                cache_position=torch.tensor([slot], device=device),
+                use_cache=True,
+                logits_to_keep=1,
+                **{engine.cache_kwarg: cache},
+            ).logits
+            next_position = next_position + fed
+            logits = out[:, -1]
+
+
+def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """Temperature and nucleus sampling, one token per row, reproducible through `generator`.
+
+    Uses the exponential-race form of categorical sampling (argmax of p / E with E ~ Exp(1)),
+    which needs one random draw per candidate and no cumulative sums."""
+    scores = logits.float() / temperature
+    candidates = None
+    if top_p < 1.0:
+        scores, candidates = scores.topk(min(TOP_K, scores.shape[-1]), dim=-1)
+        probs = scores.softmax(dim=-1)
+        # Drop a token once the mass before it already exceeds top_p; the best token always stays.
+        drop = probs.cumsum(dim=-1) - probs > top_p
+        scores = scores.masked_fill(drop, float("-inf"))
+    probs = scores.softmax(dim=-1)
+    race = torch.empty_like(probs).exponential_(generator=generator)
+    choice = (probs / race).argmax(dim=-1)
+    if candidates is not None:
+        choice = candidates.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+    return choice.cpu()
