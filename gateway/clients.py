@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.errors import ServiceFailure
 from gateway.models import ModelDescription, ServiceReport
 from gateway.settings import GatewaySettings
 from sdg.serving import MAX_MESSAGE_BYTES
-from sdg.v1 import common_pb2, image_pb2_grpc, text_pb2_grpc
+from sdg.v1 import common_pb2, image_pb2_grpc, text_pb2, text_pb2_grpc
 
 ServiceKind = Literal["text", "image"]
 Stub = TypeVar("Stub", text_pb2_grpc.TextServiceStub, image_pb2_grpc.ImageServiceStub)
@@ -118,6 +120,19 @@ class ServiceClients:
     @property
     def endpoints(self) -> list[ServiceEndpoint]:
         return [*self.text.endpoints, *self.image.endpoints]
+
+    async def confirm_schema(self, schema: dict, timeout: float) -> None:
+        """Asks a text service to compile the schema's grammar, which can reject what the door check
+        passed (a regex the grammar compiler cannot read, say): INVALID_ARGUMENT becomes a
+        ServiceFailure with status 400. A service that cannot answer now is not an input error;
+        the job reports it when it runs."""
+        endpoint = self.text.endpoints[0]
+        request = text_pb2.ValidateSchemaRequest(schema_json=json.dumps(schema))
+        try:
+            await endpoint.stub.ValidateSchema(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise ServiceFailure.from_rpc_error("text", endpoint.address, err) from None
 
     async def probe_all(self, timeout: float) -> list[ServiceReport]:
         return list(await asyncio.gather(*(endpoint.probe(timeout) for endpoint in self.endpoints)))

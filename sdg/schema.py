@@ -54,8 +54,10 @@ KEYWORDS_BY_TYPE = {
     "null": set(),
 }
 ROOT_KEYWORDS = {"$schema", "$id"}
-# A grammar can only express regular languages: these regex features have no grammar equivalent.
-UNSUPPORTED_REGEX = re.compile(r"\(\?[=!<]|\\[1-9]|\\[bB]")
+# A grammar can only express regular languages, and the grammar compiler reads a plain regex
+# dialect: no lookaround, backreferences, word boundaries, \A/\Z anchors, inline flags, named or
+# atomic groups (any "(?" but "(?:"), or "{,n}".
+UNSUPPORTED_REGEX = re.compile(r"\(\?(?!:)|\\[1-9]|\\[bBAZzG]|\{,")
 
 
 class SchemaError(ValueError):
@@ -222,7 +224,7 @@ def _check_pattern(pattern: Any, path: str) -> None:
     except re.error as exc:
         raise SchemaError(path, f"pattern {pattern!r} does not compile: {exc}") from None
     if UNSUPPORTED_REGEX.search(pattern):
-        raise SchemaError(path, f"pattern {pattern!r} uses lookaround, backreferences or word boundaries, which a grammar cannot express")
+        raise SchemaError(path, f"pattern {pattern!r} uses a regex feature a grammar cannot express (lookaround, backreferences, word boundaries, \\A/\\Z, inline flags, named or atomic groups, {{,n}})")
 
 
 def _number(spec: dict[str, Any], key: str, path: str, integer: bool) -> float | None:

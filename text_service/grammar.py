@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
-from sdg.schema import MAX_ABS_NUMBER, integer_bounds
+from sdg.schema import MAX_ABS_NUMBER, SchemaError, integer_bounds
 
 # Characters allowed inside strings: printable, no quote or backslash (so no escapes are needed),
 # no C0/C1 controls, no Unicode line separators, no surrogates (they are not valid UTF-8).
@@ -104,7 +105,7 @@ class RowGrammar:
         self.schema = schema
         self._rules: dict[str, str] = {}
         self._used_builtins: set[str] = set()
-        self._rules[self.root] = self._value(schema, "row")
+        self._rules[self.root] = self._value(schema, "row", "")
         builtins = [f"{name} ::= {BUILTIN_RULES[name]}" for name in sorted(self._used_builtins)]
         self.ebnf = "\n".join([*(f"{k} ::= {v}" for k, v in self._rules.items()), *builtins]) + "\n"
 
@@ -117,26 +118,27 @@ class RowGrammar:
         self._rules[candidate] = body
         return candidate
 
-    def _value(self, spec: dict[str, Any], hint: str) -> str:
+    def _value(self, spec: dict[str, Any], hint: str, path: str) -> str:
         types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
         kind = next(t for t in types if t != "null")
         if "enum" in spec:
             body = " | ".join(literal(json.dumps(v)) for v in spec["enum"] if v is not None)
         else:
-            body = getattr(self, f"_{kind}")(spec, hint)
+            body = getattr(self, f"_{kind}")(spec, hint, path)
         if "null" in types:
             body = f'({body}) | "null"'
         return body
 
-    def _object(self, spec: dict[str, Any], hint: str) -> str:
+    def _object(self, spec: dict[str, Any], hint: str, path: str) -> str:
         parts = []
         for i, (name, sub) in enumerate(spec["properties"].items()):
             key = ("{" if i == 0 else ", ") + json.dumps(name) + ": "
-            parts.append(f"{literal(key)} {self._rule(f'{hint}_{name}', self._value(sub, f'{hint}_{name}'))}")
+            value = self._value(sub, f"{hint}_{name}", f"{path}.{name}" if path else name)
+            parts.append(f"{literal(key)} {self._rule(f'{hint}_{name}', value)}")
         return " ".join(parts) + ' "}"'
 
-    def _array(self, spec: dict[str, Any], hint: str) -> str:
-        item = self._rule(f"{hint}_item", self._value(spec["items"], f"{hint}_item"))
+    def _array(self, spec: dict[str, Any], hint: str, path: str) -> str:
+        item = self._rule(f"{hint}_item", self._value(spec["items"], f"{hint}_item", f"{path}[]"))
         low, high = spec.get("minItems", 0), spec["maxItems"]
         if high == 0:
             return '"[]"'
@@ -144,7 +146,7 @@ class RowGrammar:
         body = f"{item} {more}"
         return f'"[" {body} "]"' if low >= 1 else f'"[" ({body})? "]"'
 
-    def _string(self, spec: dict[str, Any], hint: str) -> str:
+    def _string(self, spec: dict[str, Any], hint: str, path: str) -> str:
         fmt = spec.get("format")
         if fmt == "date":
             return self._builtin('"\\"" date_body "\\""', "date_body")
@@ -156,7 +158,11 @@ class RowGrammar:
         if fmt == "uuid":
             return self._builtin('"\\"" uuid_body "\\""', "uuid_body")
         if "pattern" in spec:
-            return f'"\\"" ({pattern_ebnf(spec["pattern"])}) "\\""'
+            try:
+                body = pattern_ebnf(spec["pattern"])
+            except RuntimeError as exc:
+                raise SchemaError(path, f"pattern {spec['pattern']!r} cannot be compiled to a grammar: {_first_line(exc)}") from None
+            return f'"\\"" ({body}) "\\""'
         low = spec.get("minLength", 1)
         high = spec["maxLength"]
         if high == 0:
@@ -175,13 +181,13 @@ class RowGrammar:
         self._used_builtins.add(name)
         return body
 
-    def _integer(self, spec: dict[str, Any], hint: str) -> str:
+    def _integer(self, spec: dict[str, Any], hint: str, path: str) -> str:
         low, high = integer_bounds(spec)
         if low == -MAX_ABS_NUMBER and high == MAX_ABS_NUMBER:
             return UNBOUNDED_INT
         return int_range(low, high)
 
-    def _number(self, spec: dict[str, Any], hint: str) -> str:
+    def _number(self, spec: dict[str, Any], hint: str, path: str) -> str:
         fraction = f'"." [0-9]{{1,{FRACTION_DIGITS}}}'
         if all(spec.get(k) is None for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")):
             return f"{UNBOUNDED_INT} {fraction}"
@@ -205,7 +211,7 @@ class RowGrammar:
             return decimal_range_ebnf(low, high, spec.get("exclusiveMinimum") is not None, spec.get("exclusiveMaximum") is not None)
         return " | ".join(f"({p})" for p in parts)
 
-    def _boolean(self, spec: dict[str, Any], hint: str) -> str:
+    def _boolean(self, spec: dict[str, Any], hint: str, path: str) -> str:
         return '"true" | "false"'
 
 
@@ -215,6 +221,12 @@ def decimal_range_ebnf(low: float | None, high: float | None, exclusive_low: boo
 
     regex = _generate_float_regex(low, high, exclusive_start=exclusive_low, exclusive_end=exclusive_high)
     return pattern_ebnf(regex)
+
+
+def _first_line(exc: Exception) -> str:
+    """xgrammar's messages start with a source location; the reason follows it."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return re.sub(r"^(\[[^\]]*\] )?\S+\.cc:\d+: ", "", text)
 
 
 def pattern_ebnf(pattern: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from gateway.deps import RunnerDep, SettingsDep, StoreDep
+from gateway.deps import ClientsDep, RunnerDep, SettingsDep, StoreDep
 from gateway.models import ImagesRequest, JobAccepted, TextRequest, UnifiedRequest
 from gateway.plans import JobPlan, images_plan, text_plan, unified_plan
 
@@ -24,9 +24,13 @@ def _echo(request: TextRequest | ImagesRequest | UnifiedRequest) -> dict:
 
 
 @router.post("/text", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
-async def generate_text(body: TextRequest, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+async def generate_text(
+    body: TextRequest, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+) -> JobAccepted:
     """Rows that validate against `schema`, written as data.<output_format>."""
-    return _queue(text_plan(body), _echo(body), "Text generation job queued", store, runner)
+    plan = text_plan(body)
+    await clients.confirm_schema(plan.text.schema, settings.probe_timeout_s)
+    return _queue(plan, _echo(body), "Text generation job queued", store, runner)
 
 
 @router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
@@ -36,7 +40,11 @@ async def generate_images(body: ImagesRequest, settings: SettingsDep, store: Sto
 
 
 @router.post("/unified", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
-async def generate_unified(body: UnifiedRequest, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+async def generate_unified(
+    body: UnifiedRequest, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+) -> JobAccepted:
     """Rows first, then one image per row (up to num_images): image i's prompt is
     prompts[i % len(prompts)] formatted with row i's fields; the data file gains `image_file`."""
-    return _queue(unified_plan(body, settings), _echo(body), "Unified generation job queued", store, runner)
+    plan = unified_plan(body, settings)
+    await clients.confirm_schema(plan.text.schema, settings.probe_timeout_s)
+    return _queue(plan, _echo(body), "Unified generation job queued", store, runner)

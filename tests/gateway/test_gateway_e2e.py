@@ -342,6 +342,9 @@ def test_cancel_a_running_images_job(api):
         ("text", {"schema": {"a": "int"}, "output_format": "xlsx"}, 422, "output_format"),
         ("text", {"schema": {"age": {"type": "integer", "minimum": 90, "maximum": 18}}}, 400, "schema.age"),
         ("text", {"schema": {"a": "wibble"}}, 400, "schema.a"),
+        # Python compiles it; only the text service's grammar compiler can say no, at submit.
+        ("text", {"schema": {"code": {"type": "string", "pattern": "a*+"}}}, 400, "schema.code"),
+        ("unified", {"schema": {"code": {"type": "string", "pattern": "a*+"}}, "prompts": ["x"]}, 400, "schema.code"),
         ("text", {"schema": {"a": "int"}, "num_sample": 5}, 422, "num_sample"),
         ("images", {"prompts": []}, 422, "prompts"),
         ("images", {"prompts": ["ok", ""]}, 422, "prompts"),

@@ -62,3 +62,13 @@ def test_separators_are_fixed_so_keys_can_be_jumped():
     assert accepts(grammar.ebnf, '{"a": 1, "b": 2}')
     assert not accepts(grammar.ebnf, '{"a":1,"b":2}')
     assert not accepts(grammar.ebnf, '{"b": 2, "a": 1}')
+
+
+def test_a_pattern_the_grammar_compiler_cannot_read_names_its_field():
+    from sdg.schema import SchemaError
+
+    schema = normalize_schema({"a": {"type": "object", "properties": {"code": {"type": "string", "pattern": "a*+"}}}})
+    with pytest.raises(SchemaError) as info:
+        RowGrammar(schema)
+    assert str(info.value).startswith("schema.a.code: pattern 'a*+' cannot be compiled to a grammar: ")
+    assert ".cc:" not in str(info.value)
