@@ -39,7 +39,7 @@ from sdg.v1 import text_pb2, text_pb2_grpc  # noqa: E402
 from tests.text_service.schemas import EVERY_TYPE, SEED_SCHEMA  # noqa: E402
 from text_service.engine import RowSummary, RowRequest, TextEngine  # noqa: E402
 from text_service.model import LoadedTextModel, ModelDescription, load_text_model  # noqa: E402
-from text_service.prompts import build_prompt  # noqa: E402
+from text_service.prompts import build_prompts  # noqa: E402
 from text_service.server import create_server  # noqa: E402
 from text_service.settings import TextSettings  # noqa: E402
 from text_service.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, _corpus  # noqa: E402
@@ -116,7 +116,8 @@ def bench_generate(loaded: LoadedTextModel, rows: int, batch: int, new_tokens: i
     """Plain `model.generate` on the same prompts, `batch` rows per call, fixed new tokens."""
     tok, model, device = loaded.tokenizer, loaded.model, loaded.device
     schema = normalize_schema(SEED_SCHEMA)
-    prompts = [build_prompt(tok, schema, "", 0, i) for i in range(rows)]
+    wave = build_prompts(tok, schema, "", 0, list(range(rows)))
+    prompts = [wave.full(i) for i in range(rows)]
     started = time.perf_counter()
     generated = 0
     for i in range(0, rows, batch):

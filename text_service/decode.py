@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import xgrammar as xgr
 
+from text_service.prompts import WavePrompts
+
 log = logging.getLogger(__name__)
 
 # Nucleus sampling looks at the best TOP_K tokens only: a full-vocabulary sort every step costs
@@ -117,6 +119,23 @@ class WaveRows:
         return feed
 
 
+def prefill_prefix(engine, prefix: list[int]):
+    """Runs the wave's shared prompt prefix once, at batch 1; returns its DynamicCache."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=engine.model.config)
+    ids = torch.tensor([prefix], device=engine.device)
+    engine.forward(ids, torch.ones_like(ids), torch.arange(len(prefix), device=engine.device)[None], cache, keep=1)
+    return cache
+
+
+def layer_kv(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each layer's (keys, values) of a DynamicCache, across transformers' cache layouts."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache))
+
+
 def left_padded(prompts: list[list[int]], pad_id: int, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     width = width or max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -133,16 +152,18 @@ class DynamicDecoder:
         self.feed_width = feed_width
 
     def decode(
-        self, rows: WaveRows, prompts: list[list[int]], generator: torch.Generator, cancelled: Callable[[], bool]
+        self, rows: WaveRows, prompts: WavePrompts, generator: torch.Generator, cancelled: Callable[[], bool]
     ) -> Iterator[list[Finished]]:
-        from transformers import DynamicCache
-
         engine = self.engine
-        model, device = engine.model, engine.device
-        input_ids, attention = (t.to(device) for t in left_padded(prompts, engine.pad_id))
-        cache = DynamicCache(config=model.config)
-        active = list(range(len(prompts)))  # batch position -> wave row
-        logits = engine.forward(input_ids, attention, (attention.cumsum(-1) - 1).clamp(min=0), cache, keep=1)[:, -1]
+        device = engine.device
+        n = len(prompts.suffixes)
+        cache = prefill_prefix(engine, prompts.prefix)
+        cache.batch_repeat_interleave(n)
+        suffix_ids, suffix_mask = (t.to(device) for t in left_padded(prompts.suffixes, engine.pad_id))
+        attention = torch.cat([torch.ones((n, len(prompts.prefix)), dtype=torch.long, device=device), suffix_mask], 1)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -suffix_ids.shape[1] :]
+        logits = engine.forward(suffix_ids, attention, positions, cache, keep=1)[:, -1]
+        active = list(range(n))  # batch position -> wave row
         while True:
             if cancelled():
                 return
@@ -189,26 +210,37 @@ class StaticDecoder:
         return self._step
 
     def decode(
-        self, rows: WaveRows, prompts: list[list[int]], generator: torch.Generator, cancelled: Callable[[], bool]
+        self, rows: WaveRows, prompts: WavePrompts, generator: torch.Generator, cancelled: Callable[[], bool]
     ) -> Iterator[list[Finished]]:
         from transformers import StaticCache
 
         engine = self.engine
         model, device = engine.model, engine.device
-        n = len(prompts)
-        width = max(len(p) for p in prompts)
+        n = len(prompts.suffixes)
+        shared = len(prompts.prefix)
+        suffix_ids, suffix_mask = left_padded(prompts.suffixes, engine.pad_id)
+        width = shared + suffix_ids.shape[1]
         steps = rows.sampling.max_new_tokens + 1
         length = -(-(width + steps) // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
         cache = StaticCache(config=model.config, max_cache_len=length)
-        input_ids, prompt_mask = left_padded(prompts, engine.pad_id, width)
+        # The shared prefix is computed once and copied into every row's slots of the static cache.
+        positions_so_far = torch.arange(shared, device=device)
+        for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(engine, prompts.prefix))):
+            cache.update(
+                keys.expand(n, -1, -1, -1).contiguous(),
+                values.expand(n, -1, -1, -1).contiguous(),
+                layer,
+                {"cache_position": positions_so_far},
+            )
         attention = torch.zeros((n, length), dtype=torch.long, device=device)
-        attention[:, :width] = prompt_mask.to(device)
-        next_position = prompt_mask.sum(-1).to(device)  # each row's next RoPE position
-        positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0).to(device)
+        attention[:, :shared] = 1
+        attention[:, shared:width] = suffix_mask.to(device)
+        positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)[:, shared:]
         logits = engine.forward(
-            input_ids.to(device), attention[:, :width], positions, cache, keep=1,
-            cache_position=torch.arange(width, device=device),
+            suffix_ids.to(device), attention[:, :width], positions, cache, keep=1,
+            cache_position=torch.arange(shared, width, device=device),
         )[:, -1]
+        next_position = attention[:, :width].sum(-1)  # each row's next RoPE position
         everyone = list(range(n))
         live = torch.ones(n, dtype=torch.bool)
         step = self._step_fn()

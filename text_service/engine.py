@@ -35,7 +35,7 @@ from sdg.schema import SchemaError, normalize_schema
 from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar
 from text_service.model import LoadedTextModel
-from text_service.prompts import build_prompt
+from text_service.prompts import build_prompts
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class TextEngine:
         cancelled: Callable[[], bool],
     ) -> Iterator[list[Finished]]:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
-        prompts = [build_prompt(self.tokenizer, prepared.schema, request.instructions, seed, s) for s in slots]
+        prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots)
         sampling = Sampling(request.temperature, request.top_p, request.max_new_tokens)
         rows = WaveRows(self, prepared.compiled, slots, sampling, stats)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)

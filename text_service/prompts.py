@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from typing import Any
 
 SYSTEM = (
@@ -47,15 +48,36 @@ def row_hint(seed: int, slot: int) -> tuple[int, str]:
     return rng.randrange(1, 10_000), rng.choice(HINTS)
 
 
-def build_prompt(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slot: int) -> list[int]:
-    number, hint = row_hint(seed, slot)
+@dataclass(frozen=True)
+class WavePrompts:
+    """The prompts of one wave as token ids: the part every row shares (system turn, fields,
+    instructions) and each row's own ending (its hint and the assistant turn's opening). The
+    decoders prefill the shared part once and copy its KV cache to every row."""
+
+    prefix: list[int]
+    suffixes: list[list[int]]
+
+    def full(self, row: int) -> list[int]:
+        return self.prefix + self.suffixes[row]
+
+
+# Stands where the per-row line goes while the chat template is applied, then splits the text.
+_ROW_LINE = "\x00SDG-ROW-LINE\x00"
+
+
+def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int]) -> WavePrompts:
     fields = "\n".join(describe_field(name, spec) for name, spec in schema["properties"].items())
     user = f"Write one row of data with these fields:\n{fields}\n"
     if schema.get("description"):
         user += f"The data describes: {schema['description']}\n"
     if instructions:
         user += f"{instructions}\n"
-    user += f"This is record #{number}; let it be inspired by '{hint}'. Use realistic, varied values."
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user + _ROW_LINE}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    head, tail = text.split(_ROW_LINE)
+    suffixes = []
+    for slot in slots:
+        number, hint = row_hint(seed, slot)
+        line = f"This is record #{number}; let it be inspired by '{hint}'. Use realistic, varied values."
+        suffixes.append(tokenizer(line + tail, add_special_tokens=False)["input_ids"])
+    return WavePrompts(tokenizer(head, add_special_tokens=False)["input_ids"], suffixes)

@@ -146,3 +146,15 @@ def test_cuda_static_decoder_with_cuda_graphs_writes_valid_rows():
     rows, _, summary = run(engine, schema=EVERY_TYPE, num_rows=64, seed=1)
     assert len(rows) == 64 and not summary.partial
     assert all(engine.parse_row(r, prepared) is not None for r in rows)
+
+
+def test_rows_of_a_wave_share_the_prompt_prefix(text_engine):
+    """Only each row's last line differs, so the decoders prefill the rest once per wave."""
+    from text_service.prompts import build_prompts
+
+    prompts = build_prompts(text_engine.tokenizer, text_engine.prepare(EVERY_TYPE).schema, "Dutch bakery", 3, [0, 1, 2])
+    assert len(prompts.prefix) > 3 * max(len(s) for s in prompts.suffixes)
+    texts = [text_engine.tokenizer.decode(prompts.full(i)) for i in range(3)]
+    assert len(set(texts)) == 3
+    for text in texts:
+        assert "Dutch bakery" in text and "- age: integer" in text and text.endswith("<|im_start|>assistant\n")
