@@ -42,7 +42,7 @@ from text_service.model import LoadedTextModel, ModelDescription, load_text_mode
 from text_service.prompts import build_prompts  # noqa: E402
 from text_service.server import create_server  # noqa: E402
 from text_service.settings import TextSettings  # noqa: E402
-from text_service.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, _corpus  # noqa: E402
+from text_service.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, tokenizer_corpus  # noqa: E402
 
 QWEN25_15B = dict(
     vocab_size=151936,
@@ -68,7 +68,7 @@ def bench_tokenizer(vocab_size: int, cache_dir: Path):
         rng = random.Random(0)
         syllables = [a + b for a in "bcdfghjklmnprstvwz" for b in ("a", "e", "i", "o", "u", "ai", "ou", "ee")]
         words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(600_000)]
-        lines = _corpus() + [" ".join(words[i : i + 20]) for i in range(0, len(words), 20)]
+        lines = tokenizer_corpus() + [" ".join(words[i : i + 20]) for i in range(0, len(words), 20)]
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()

@@ -200,6 +200,21 @@ class StaticDecoder:
         self.engine = engine
         self.compile_step = compile_step
         self._step = None
+        self._cache = None
+        self._cache_shape: tuple[int, int] | None = None
+
+    def _cache_for(self, rows: int, length: int):
+        """A StaticCache of this shape, reused across waves: CUDA graphs are recorded against the
+        cache's fixed addresses, so a new cache per wave would mean a new recording per wave."""
+        from transformers import StaticCache
+
+        if self._cache_shape == (rows, length):
+            self._cache.reset()
+        else:
+            self._cache = None  # free the old one before allocating
+            self._cache = StaticCache(config=self.engine.model.config, max_cache_len=length)
+            self._cache_shape = (rows, length)
+        return self._cache
 
     def _step_fn(self):
         if self._step is None:
@@ -212,17 +227,15 @@ class StaticDecoder:
     def decode(
         self, rows: WaveRows, prompts: WavePrompts, generator: torch.Generator, cancelled: Callable[[], bool]
     ) -> Iterator[list[Finished]]:
-        from transformers import StaticCache
-
         engine = self.engine
-        model, device = engine.model, engine.device
+        device = engine.device
         n = len(prompts.suffixes)
         shared = len(prompts.prefix)
         suffix_ids, suffix_mask = left_padded(prompts.suffixes, engine.pad_id)
         width = shared + suffix_ids.shape[1]
         steps = rows.sampling.max_new_tokens + 1
         length = -(-(width + steps) // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
-        cache = StaticCache(config=model.config, max_cache_len=length)
+        cache = self._cache_for(n, length)
         # The shared prefix is computed once and copied into every row's slots of the static cache.
         positions_so_far = torch.arange(shared, device=device)
         for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(engine, prompts.prefix))):

@@ -27,7 +27,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def _corpus() -> list[str]:
+def tokenizer_corpus() -> list[str]:
     """Text the tokenizer learns merges from: JSON punctuation, digits, dates, common words."""
     words = (
         "name customer order value price product age email date time city country street id "
@@ -67,7 +67,7 @@ def build_tokenizer():
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(tokenizer_corpus(), trainer=trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token="<|im_end|>",
