@@ -101,7 +101,7 @@ class WaveRows:
         self.pending[r].append(token)
         forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
         if forced:
-            forced_ids = self.engine.tokenizer.encode(forced, add_special_tokens=False)
+            forced_ids = self.engine.forced_ids(forced)
             matcher.accept_string(forced)
             self.outputs[r].extend(forced_ids)
             self.pending[r].extend(forced_ids)
@@ -183,11 +183,9 @@ class DynamicDecoder:
             # the padding is masked out of attention.
             feeds = [rows.take_feed(r, self.feed_width) for r in active]
             width = max(len(f) for f in feeds)
-            step_ids = torch.full((len(feeds), width), engine.pad_id, dtype=torch.long)
-            step_mask = torch.zeros((len(feeds), width), dtype=torch.long)
-            for j, feed in enumerate(feeds):
-                step_ids[j, : len(feed)] = torch.tensor(feed)
-                step_mask[j, : len(feed)] = 1
+            # Built as Python lists and converted once: a tensor per row costs more than the step.
+            step_ids = torch.tensor([f + [engine.pad_id] * (width - len(f)) for f in feeds])
+            step_mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in feeds])
             attention = torch.cat([attention, step_mask.to(device)], dim=1)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -width:]
             out = engine.forward(step_ids.to(device), attention, positions, cache, keep=width)
@@ -255,7 +253,7 @@ class StaticDecoder:
         )[:, -1]
         next_position = attention[:, :width].sum(-1)  # each row's next RoPE position
         everyone = list(range(n))
-        live = torch.ones(n, dtype=torch.bool)
+        live = [True] * n
         step = self._step_fn()
         for t in range(steps):
             if cancelled():
@@ -269,17 +267,13 @@ class StaticDecoder:
                 for r in everyone:
                     if rows.slots[r] in gone:
                         live[r] = False
-                if not live.any():
+                if not any(live):
                     return
             # One token per row: a live row feeds its next pending token; a finished row feeds
             # padding that attention ignores, keeping the batch shape fixed.
-            step_ids = torch.full((n, 1), engine.pad_id, dtype=torch.long)
-            fed = torch.zeros(n, dtype=torch.long)
-            for r in everyone:
-                if live[r]:
-                    step_ids[r, 0] = rows.take_feed(r, 1)[0]
-                    fed[r] = 1
-            fed = fed.to(device)
+            tokens = [rows.take_feed(r, 1)[0] if live[r] else engine.pad_id for r in everyone]
+            step_ids = torch.tensor(tokens).unsqueeze(-1)
+            fed = torch.tensor(live, dtype=torch.long, device=device)
             slot = width + t
             attention[:, slot] = fed
             out = step(

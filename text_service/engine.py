@@ -147,6 +147,7 @@ class TextEngine:
         params = inspect.signature(self.model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._prepared: dict[str, PreparedSchema] = {}
+        self._forced_ids: dict[str, list[int]] = {}
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
         self._decode_lock = threading.Lock()
@@ -276,6 +277,16 @@ class TextEngine:
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         with torch.inference_mode():
             yield from self.decoder.decode(rows, prompts, generator, cancelled)
+
+    def forced_ids(self, text: str) -> list[int]:
+        """Token ids for a jump-forward string. The same few strings (keys, separators) come back
+        every row, and tokenizing costs more than the rest of a row's per-step bookkeeping."""
+        ids = self._forced_ids.get(text)
+        if ids is None:
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            if len(self._forced_ids) < 65536:
+                self._forced_ids[text] = ids
+        return list(ids)
 
     def forward(self, input_ids, attention_mask, position_ids, cache, keep: int, **kwargs) -> torch.Tensor:
         """One eager forward pass; returns the logits of the last `keep` positions."""
