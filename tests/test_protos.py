@@ -1,7 +1,6 @@
 """The generated code in sdg/v1 must be exactly what `python protos/generate.py` produces."""
 
 import importlib.util
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
