@@ -78,10 +78,17 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
             asyncio.run_coroutine_threadsafe(queue.put(_DONE), loop).result()
 
         worker = loop.run_in_executor(None, produce)
+        rows_sent = 0
         try:
             while (event := await queue.get()) is not _DONE:
                 if isinstance(event, BaseException):
-                    raise event
+                    # The stream has started: the failure is its last event, and the rows already
+                    # sent stand, marked partial, rather than a bare error status.
+                    log.error("text engine failed after %d rows", rows_sent, exc_info=event)
+                    yield _failure_summary(row_request, engine, rows_sent, event)
+                    break
+                if isinstance(event, RowBatch):
+                    rows_sent += len(event.rows)
                 yield _to_pb(event)
         finally:
             # Reached on normal end, on error, and when the client cancels (GeneratorExit).
@@ -118,6 +125,19 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
         max_new_tokens=sampling.max_new_tokens or 512,
         keep_duplicates=request.keep_duplicates,
         instructions=request.instructions,
+    )
+
+
+def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, exc: BaseException) -> text_pb2.GenerateRowsResponse:
+    return text_pb2.GenerateRowsResponse(
+        summary=text_pb2.GenerationSummary(
+            rows_generated=rows_sent,
+            rows_requested=request.num_rows,
+            seed=request.seed or 0,
+            partial=True,
+            reason=f"text engine failed: {type(exc).__name__}: {exc}",
+            schema_json=json.dumps(engine.prepare(request.schema).schema),
+        )
     )
 
 

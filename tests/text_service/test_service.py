@@ -90,3 +90,39 @@ def test_a_cancelled_call_leaves_the_service_working(stub):
     call.cancel()
     messages = generate(stub[0], schema_json=json.dumps(SEED_SCHEMA), num_rows=3, seed=2)
     assert messages[-1].summary.rows_generated == 3
+
+
+async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_engine):
+    """Once rows have streamed, a failure is the stream's last event: the rows sent stand, and the
+    summary says the output is partial and why."""
+    from text_service.engine import RowBatch
+    from text_service.server import create_server
+    from text_service.settings import TextSettings
+
+    class FailsAfterOneBatch:
+        def __init__(self, engine):
+            self._engine = engine
+
+        def __getattr__(self, name):
+            return getattr(self._engine, name)
+
+        def generate(self, request, cancelled):
+            for event in self._engine.generate(request, cancelled):
+                yield event
+                if isinstance(event, RowBatch):
+                    raise RuntimeError("CUDA out of memory (simulated)")
+
+    server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
+    servicer.engine = FailsAfterOneBatch(text_engine)
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = text_pb2_grpc.TextServiceStub(channel)
+            request = text_pb2.GenerateRowsRequest(schema_json=json.dumps(SEED_SCHEMA), num_rows=50, seed=4)
+            messages = [m async for m in stub.GenerateRows(request, timeout=60)]
+    finally:
+        await server.stop(None)
+    rows = [r for m in messages if m.HasField("rows") for r in m.rows.rows_json]
+    summary = messages[-1].summary
+    assert rows and summary.partial and summary.rows_generated == len(rows) < 50
+    assert "CUDA out of memory (simulated)" in summary.reason
