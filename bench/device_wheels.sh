@@ -17,6 +17,7 @@ PINS=(
   typing-inspection==0.4.5 python-dotenv==1.2.4
   jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1
   rfc3339-validator==0.1.4
+  fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0 opentelemetry-api==1.45.2
 )
 PLATFORMS=()
 for n in 17 24 27 28 31 34 35 39; do PLATFORMS+=(--platform "manylinux_2_${n}_x86_64"); done

@@ -1,6 +1,6 @@
 """Text throughput: TextEngine against plain transformers `generate` at the same batch size, in one
 run on one device; then the same request through the gRPC service (started in this process on a
-free port); then a validity run over a schema that uses every type and constraint.
+free port) and through the REST gateway; then a validity run over a schema that uses every type and constraint.
 
 Full mode builds the Qwen2.5-1.5B architecture from its published config (hidden 1536, 28 layers,
 12 heads, 2 KV heads, intermediate 8960, vocab 151936, tied embeddings) with random weights: speed
@@ -21,8 +21,12 @@ import argparse
 import asyncio
 import json
 import platform
+import os
 import random
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -201,6 +205,55 @@ async def _service_rows(engine: TextEngine, rows: int) -> dict:
     return {"rows_per_s": received / elapsed, "rows": received, "elapsed_s": elapsed}
 
 
+def _seconds_between(start: str, end: str) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+
+
+async def _rest_rows(engine: TextEngine, rows: int, output_dir: Path) -> dict:
+    """The whole service path: REST -> gateway -> gRPC -> engine -> rows on disk. The gateway runs
+    as its own process (`python -m gateway`), as deployed; the text service's gRPC server runs here
+    around the engine already loaded (no second copy of the model)."""
+    import httpx
+
+    server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
+    servicer.engine = engine
+    await server.start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        web_port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SDG_", "UVICORN_"))}
+    env.update(
+        SDG_TEXT_SERVICE_ADDRS=f"127.0.0.1:{port}",
+        SDG_IMAGE_SERVICE_ADDRS="127.0.0.1:9",  # unused by a text job
+        SDG_OUTPUT_DIR=str(output_dir),
+        UVICORN_HOST="127.0.0.1",
+        UVICORN_PORT=str(web_port),
+    )
+    gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_port}", timeout=60) as client:
+            for _ in range(600):
+                try:
+                    if (await client.get("/")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            reply = await client.post("/generate/text", json={"schema": SEED_SCHEMA, "num_samples": rows, "seed": 1})
+            job_id = reply.json()["job_id"]
+            while (status := (await client.get(f"/status/{job_id}")).json())["status"] in ("queued", "running"):
+                await asyncio.sleep(0.25)
+            # The gateway's own clock, submit to finish, so the polling interval does not count.
+            elapsed = _seconds_between(status["created_at"], status["finished_at"])
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        await server.stop(None)
+    written = len(json.loads((Path(status["output_path"]) / "data.json").read_text())) if status["status"] == "completed" else 0
+    return {"rows_per_s": written / elapsed, "rows": written, "status": status["status"], "elapsed_s": elapsed}
+
+
 def in_worker_thread(fn, *args, **kwargs):
     """Runs `fn` in a worker thread, as the service runs the engine. On a CPU this matters: the
     main thread's OpenMP pool contends with xgrammar's mask threads (measured 2x slower)."""
@@ -243,6 +296,8 @@ def main() -> None:
     engine = engines[best]
     ours = measured[best]
     service = asyncio.run(_service_rows(engine, rows))
+    with tempfile.TemporaryDirectory() as output_dir:
+        rest = asyncio.run(_rest_rows(engine, rows, Path(output_dir)))
     result = {
         "bench": "text",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
@@ -256,8 +311,10 @@ def main() -> None:
         "best_decode": best,
         "engine": ours,
         "service": service,
+        "rest": rest,
         "ratio_vs_generate": ours["rows_per_s"] / baseline["rows_per_s"],
         "service_vs_engine": service["rows_per_s"] / ours["rows_per_s"],
+        "rest_vs_engine": rest["rows_per_s"] / ours["rows_per_s"],
         "torch": torch.__version__,
     }
     if args.validity:

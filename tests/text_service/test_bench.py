@@ -20,6 +20,8 @@ def test_tiny_bench_reports_ratio_against_generate():
     assert result["ratio_vs_generate"] > 0
     assert result["service_vs_engine"] > 0
     assert result["engine"]["rows"] == 16 and result["service"]["rows"] == 16
+    assert result["rest"]["status"] == "completed" and result["rest"]["rows"] == 16
+    assert result["rest_vs_engine"] > 0
     assert result["baseline_generate"]["tokens_per_s"] > 0
     assert result["validity"]["valid_pct"] == 100.0
     assert "demo model" in result["model"]
