@@ -23,8 +23,11 @@ from sdg.v1 import image_pb2, text_pb2
 async def _events(call: grpc.aio.UnaryStreamCall, endpoint: ServiceEndpoint, timeout_s: float) -> AsyncIterator[Any]:
     try:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that lands as the read completes, and a cancelled job would then run to the end.
             try:
-                message = await asyncio.wait_for(call.read(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    message = await call.read()
             except TimeoutError:
                 raise ServiceFailure(
                     f"{endpoint.label} sent nothing for {timeout_s:g}s; giving up", grpc.StatusCode.DEADLINE_EXCEEDED
