@@ -6,7 +6,9 @@ loop of our own rather than `generate()` with a per-row LogitsProcessor:
   in xgrammar) while the GPU runs that forward pass;
 - jump-forward: when the grammar forces a string (keys, punctuation, fixed parts of dates…), it is
   appended to the row without sampling, and fed to the model in the next forward pass;
-- finished rows leave the batch, so late steps only pay for rows still running;
+- the prompt prefix every row shares is prefilled once per wave;
+- two loops drive the model (text_service/decode.py): an eager one where finished rows leave the
+  batch, and a fixed-shape one whose step CUDA graphs can capture;
 - each row is parsed strictly and validated with jsonschema; a row that fails, or repeats an
   earlier row, is generated again and counted.
 
@@ -117,12 +119,14 @@ class TextEngine:
         mask_threads: int = 0,
         feed_width: int = 0,
         decode: str = "auto",
+        max_rows: int = 1_000_000,
     ):
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
         self.description = loaded.description
         self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
+        self.max_rows = max_rows
         self.vocab_size = self.model.config.vocab_size
         self.tokenizer_info = xgr.TokenizerInfo.from_huggingface(
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
@@ -174,8 +178,8 @@ class TextEngine:
         return prepared
 
     def check_request(self, request: RowRequest) -> PreparedSchema:
-        if request.num_rows < 1:
-            raise RequestError(f"num_rows: must be at least 1, got {request.num_rows}")
+        if not 1 <= request.num_rows <= self.max_rows:
+            raise RequestError(f"num_rows: must be between 1 and {self.max_rows}, got {request.num_rows}")
         if not request.temperature > 0:
             raise RequestError(f"temperature: must be greater than 0, got {request.temperature}")
         if not 0 < request.top_p <= 1:

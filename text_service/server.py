@@ -36,6 +36,7 @@ def load_engine(settings: TextSettings) -> TextEngine:
         mask_threads=settings.mask_threads,
         feed_width=settings.feed_width,
         decode=settings.decode,
+        max_rows=settings.max_rows,
     )
 
 

@@ -104,6 +104,7 @@ def test_cancellation_stops_and_marks_partial(text_engine):
     "kwargs, message",
     [
         ({"num_rows": 0}, "num_rows"),
+        ({"num_rows": 2_000_000}, "num_rows: must be between 1 and 1000000"),
         ({"num_rows": 1, "temperature": 0}, "temperature"),
         ({"num_rows": 1, "top_p": 1.5}, "top_p"),
     ],
