@@ -15,15 +15,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.errors import ServiceFailure
 from gateway.models import ModelDescription, ServiceReport
 from gateway.settings import GatewaySettings
-from sdg.serving import MAX_MESSAGE_BYTES
+from sdg.grpc_limits import MESSAGE_SIZE_OPTIONS
 from sdg.v1 import common_pb2, image_pb2_grpc, text_pb2, text_pb2_grpc
 
 ServiceKind = Literal["text", "image"]
 Stub = TypeVar("Stub", text_pb2_grpc.TextServiceStub, image_pb2_grpc.ImageServiceStub)
 
 CHANNEL_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    *MESSAGE_SIZE_OPTIONS,
     # gRPC's default reconnect backoff grows to two minutes, during which every call fails fast with
     # UNAVAILABLE; a restarted service should be usable again within seconds.
     ("grpc.initial_reconnect_backoff_ms", 500),

@@ -12,14 +12,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sdg.grpc_limits import MESSAGE_SIZE_OPTIONS
+
 log = logging.getLogger(__name__)
 
-# Streams carry PNGs and row batches; allow messages well above gRPC's 4 MiB default.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-]
 
 
 def create_server(
@@ -30,7 +26,7 @@ def create_server(
     """Builds a server with the service registered by `register`, plus Health (every service
     NOT_SERVING until `mark_serving`) and reflection. Returns the server, the bound port (so tests
     can listen on port 0) and the health servicer."""
-    server = grpc.aio.server(options=GRPC_OPTIONS)
+    server = grpc.aio.server(options=MESSAGE_SIZE_OPTIONS)
     register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -26,7 +26,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
     def __init__(self) -> None:
         self.engine: TextEngine | None = None  # set once the model has loaded
 
-    def _engine(self, context: grpc.aio.ServicerContext) -> TextEngine:
+    def _engine(self) -> TextEngine:
         if self.engine is None:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "the text model is still loading")
         return self.engine
@@ -48,7 +48,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
     async def ValidateSchema(self, request, context) -> text_pb2.ValidateSchemaResponse:
         try:
             schema = _parse_schema(request.schema_json)
-            prepared = await asyncio.to_thread(self._engine(context).prepare, schema)
+            prepared = await asyncio.to_thread(self._engine().prepare, schema)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)
         except SchemaError as exc:
@@ -57,7 +57,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
 
     async def GenerateRows(self, request, context) -> AsyncIterator[text_pb2.GenerateRowsResponse]:
         try:
-            engine = self._engine(context)
+            engine = self._engine()
             row_request = _row_request(request)
             await asyncio.to_thread(engine.check_request, row_request)
         except _Abort as abort:
