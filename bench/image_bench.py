@@ -217,6 +217,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (30; 3 for --tiny)")
     parser.add_argument("--resolution", type=int, default=None, help="square image size (512; 128 for --tiny)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's UNet and VAE decoder")
+    parser.add_argument("--compile-mode", default=None, help="torch.compile mode (default: the service's, SDG_IMAGE_COMPILE_MODE)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where --tiny finds or builds its model (default: MODEL_CACHE_DIR)")
     args = parser.parse_args()
     args.device = args.device or ("cpu" if args.tiny else "auto")
@@ -241,6 +242,7 @@ def main() -> None:
 
     # 1. The baseline first, before the engine's tuning changes the modules in place.
     baseline = time_baseline(pipe, device, args)
+    print(json.dumps({"phase": "baseline", "baseline_s_per_image": round(baseline, 4)}), flush=True)
 
     # 2. The engine on the same modules, tuned as the service tunes them.
     settings = ImageSettings(
@@ -248,6 +250,7 @@ def main() -> None:
         device=str(device),
         batch_size=args.batch_size,
         compile=args.compile,
+        **({"compile_mode": args.compile_mode} if args.compile_mode else {}),
         max_resolution=max(1024, args.resolution),
     )
     compile_mode = settings.compile_mode if args.compile else None
@@ -258,9 +261,12 @@ def main() -> None:
     for annotations in ((), ANNOTATIONS):  # the shapes measured below; tracing is its own graph
         engine.generate(replace(bench_request(args, annotations), num_images=args.batch_size, num_inference_steps=2))
     warm_up_s = time.perf_counter() - warm_started
+    print(json.dumps({"phase": "engine_warm_up", "engine_warm_up_s": round(warm_up_s, 1)}), flush=True)
     try:
         plain = time_engine(engine, bench_request(args))
+        print(json.dumps({"phase": "engine", "engine_s_per_image": round(plain, 4), "ratio_vs_baseline": round(baseline / plain, 3)}), flush=True)
         traced = time_engine(engine, bench_request(args, ANNOTATIONS))
+        print(json.dumps({"phase": "traced", "engine_traced_s_per_image": round(traced, 4)}), flush=True)
         service = asyncio.run(time_service(engine, settings, bench_request(args)))
     finally:
         engine.close()
@@ -272,7 +278,7 @@ def main() -> None:
         "dtype": str(dtype).removeprefix("torch."),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
-        "compile": args.compile,
+        "compile": settings.compile_mode if args.compile else False,
         "resolution": args.resolution,
         "steps": args.steps,
         "batch_size": args.batch_size,

@@ -12,7 +12,8 @@ BPE trained here to the same vocabulary size, so grammar masks cost what they co
     python bench/text_bench.py --tiny                 # seconds on a CPU (make bench-text)
     python bench/text_bench.py --validity 10000       # plus 10,000 rows of EVERY_TYPE
 
-The last line printed is one JSON object with the results.
+Each measurement is printed as a JSON line as soon as it is taken; the last line printed is one
+JSON object with all the results.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import platform
 import os
 import random
@@ -269,6 +271,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=None, help="batch size for both (default: all rows at once)")
     parser.add_argument("--new-tokens", type=int, default=48, help="new tokens per row for plain generate")
     parser.add_argument("--validity", type=int, default=0, help="also check this many EVERY_TYPE rows")
+    parser.add_argument("--decode", nargs="+", default=["static", "dynamic"], choices=["static", "dynamic"])
     parser.add_argument("--cache-dir", type=Path, default=REPO / "model_cache")
     args = parser.parse_args()
 
@@ -279,25 +282,7 @@ def main() -> None:
         loaded = load_text_model(TextSettings(model="tiny", model_cache_dir=args.cache_dir, device="cpu"))
     else:
         loaded = load_full_size(device, args.cache_dir)
-    engines = {mode: TextEngine(loaded, batch_size=batch, decode=mode) for mode in ("dynamic", "static")}
-
-    # Warm up every path at full size outside the timings: CUDA context and kernels for these
-    # shapes, grammar compilation, and the static decoder's CUDA graphs (captured per shape).
-    in_worker_thread(bench_generate, loaded, min(rows, batch), batch, 4)
-    warm_up_s = {}
-    for mode, engine in engines.items():
-        started = time.perf_counter()
-        in_worker_thread(bench_engine, engine, SEED_SCHEMA, rows, seed=2)
-        warm_up_s[mode] = time.perf_counter() - started
-
-    baseline = in_worker_thread(bench_generate, loaded, rows, batch, args.new_tokens)
-    measured = {mode: in_worker_thread(bench_engine, engine, SEED_SCHEMA, rows) for mode, engine in engines.items()}
-    best = max(measured, key=lambda mode: measured[mode]["rows_per_s"])
-    engine = engines[best]
-    ours = measured[best]
-    service = asyncio.run(_service_rows(engine, rows))
-    with tempfile.TemporaryDirectory() as output_dir:
-        rest = asyncio.run(_rest_rows(engine, rows, Path(output_dir)))
+    engines = {mode: TextEngine(loaded, batch_size=batch, decode=mode) for mode in args.decode}
     result = {
         "bench": "text",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
@@ -305,20 +290,44 @@ def main() -> None:
         "schema": SEED_SCHEMA,
         "rows": rows,
         "batch": batch,
-        "baseline_generate": baseline,
-        "engine_by_decode": measured,
-        "engine_warm_up_s": warm_up_s,
-        "best_decode": best,
-        "engine": ours,
-        "service": service,
-        "rest": rest,
-        "ratio_vs_generate": ours["rows_per_s"] / baseline["rows_per_s"],
-        "service_vs_engine": service["rows_per_s"] / ours["rows_per_s"],
-        "rest_vs_engine": rest["rows_per_s"] / ours["rows_per_s"],
         "torch": torch.__version__,
     }
-    if args.validity:
-        result["validity"] = in_worker_thread(bench_validity, engine, args.validity)
+
+    def phase(name: str, fn, *fn_args):
+        """Runs one measurement and prints it at once as its own JSON line, so a run cut short
+        (or one phase that fails) still leaves every number measured before it."""
+        started = time.perf_counter()
+        try:
+            value = fn(*fn_args)
+        except Exception as exc:  # noqa: BLE001 - a bench reports a failed phase and goes on
+            logging.exception("phase %s failed", name)
+            value = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps({"phase": name, "wall_s": round(time.perf_counter() - started, 2), name: value}), flush=True)
+        result[name] = value
+        return value
+
+    # Warm up every path at full size outside the timings: CUDA context and kernels for these
+    # shapes, grammar compilation, and the static decoder's CUDA graphs (captured per shape).
+    phase("generate_warm_up", in_worker_thread, bench_generate, loaded, min(rows, batch), batch, 4)
+    baseline = phase("baseline_generate", in_worker_thread, bench_generate, loaded, rows, batch, args.new_tokens)
+    measured = {}
+    for mode, engine in engines.items():
+        phase(f"engine_{mode}_warm_up", in_worker_thread, bench_engine, engine, SEED_SCHEMA, rows, 2)
+        measured[mode] = phase(f"engine_{mode}", in_worker_thread, bench_engine, engine, SEED_SCHEMA, rows)
+    ok = {mode: m for mode, m in measured.items() if "rows_per_s" in m}
+    if ok and "rows_per_s" in baseline:
+        best = max(ok, key=lambda mode: ok[mode]["rows_per_s"])
+        engine, ours = engines[best], ok[best]
+        result.update(best_decode=best, engine=ours, ratio_vs_generate=ours["rows_per_s"] / baseline["rows_per_s"])
+        print(json.dumps({"phase": "ratio", "best_decode": best, "ratio_vs_generate": result["ratio_vs_generate"]}), flush=True)
+        service = phase("service", lambda: asyncio.run(_service_rows(engine, rows)))
+        with tempfile.TemporaryDirectory() as output_dir:
+            rest = phase("rest", lambda: asyncio.run(_rest_rows(engine, rows, Path(output_dir))))
+        for name, value in (("service", service), ("rest", rest)):
+            if "rows_per_s" in value:
+                result[f"{name}_vs_engine"] = value["rows_per_s"] / ours["rows_per_s"]
+        if args.validity:
+            phase("validity", in_worker_thread, bench_validity, engine, args.validity)
     print(json.dumps(result))
 
 

@@ -124,11 +124,13 @@ def tune_for_device(
         import torch._inductor.config as inductor
 
         # The settings diffusers' own speed guide uses for UNets: 1x1 convolutions as matmuls
-        # and coordinate-descent tuning of the generated kernels.
+        # and, when autotuning anyway, coordinate-descent tuning of the generated kernels (it
+        # multiplies compile time, so the lighter modes go without it).
         inductor.conv_1x1_as_mm = True
-        inductor.coordinate_descent_tuning = True
-        inductor.epilogue_fusion = False
-        inductor.coordinate_descent_check_all_directions = True
+        if compile_mode.startswith("max-autotune"):
+            inductor.coordinate_descent_tuning = True
+            inductor.epilogue_fusion = False
+            inductor.coordinate_descent_check_all_directions = True
         pipeline.unet.compile(mode=compile_mode)
         pipeline.vae.decoder.compile(mode=compile_mode)
 
