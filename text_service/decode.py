@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 import xgrammar as xgr
 
+from text_service.bounds import StringCursor
 from text_service.prompts import WavePrompts
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,17 @@ class WaveRows:
     """Per-row state of one wave: what each row has produced, what it still has to feed the model,
     and its grammar matcher."""
 
-    def __init__(self, engine, compiled: xgr.CompiledGrammar, slots: list[int], sampling: Sampling, stats: DecodeStats):
+    def __init__(
+        self, engine, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats
+    ):
         self.engine = engine
         self.slots = slots
         self.sampling = sampling
         self.stats = stats
         n = len(slots)
-        self.matchers = [xgr.GrammarMatcher(compiled) for _ in range(n)]
+        self.matchers = [xgr.GrammarMatcher(prepared.compiled) for _ in range(n)]
+        # Where each row's JSON stands, for the string limits enforced beside the grammar.
+        self.cursors = [StringCursor(engine.string_bounds, prepared.schema) for _ in range(n)]
         self.outputs: list[list[int]] = [[] for _ in range(n)]
         self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model
         self.bitmask = xgr.allocate_token_bitmask(n, engine.vocab_size)
@@ -84,6 +89,7 @@ class WaveRows:
         xgr.apply_token_bitmask_inplace(
             selected, self.bitmask[: len(sampling_pos)].to(logits.device, non_blocking=True), vocab_size=engine.vocab_size
         )
+        engine.string_bounds.mask_(selected, [self.cursors[rows[j]].limit() for j in sampling_pos])
         tokens = sample(selected, self.sampling.temperature, self.sampling.top_p, generator).tolist()
         finished = []
         for j, token in zip(sampling_pos, tokens):
@@ -99,10 +105,12 @@ class WaveRows:
             return Finished(self.slots[r], None, len(self.outputs[r]))
         self.outputs[r].append(token)
         self.pending[r].append(token)
+        self.cursors[r].feed_token(token)
         forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
         if forced:
             forced_ids = self.engine.forced_ids(forced)
             matcher.accept_string(forced)
+            self.cursors[r].feed_bytes(forced.encode())
             self.outputs[r].extend(forced_ids)
             self.pending[r].extend(forced_ids)
             stats.forced += len(forced_ids)

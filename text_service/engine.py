@@ -34,6 +34,7 @@ import torch
 import xgrammar as xgr
 
 from sdg.schema import SchemaError, normalize_schema
+from text_service.bounds import StringBounds
 from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar
 from text_service.model import LoadedTextModel
@@ -132,6 +133,7 @@ class TextEngine:
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
         )
         self.compiler = xgr.GrammarCompiler(self.tokenizer_info, cache_enabled=True)
+        self.string_bounds = StringBounds(self.tokenizer_info.decoded_vocab, self.vocab_size, self.device)
         self.mask_filler = xgr.BatchGrammarMatcher(max_threads=mask_threads or "auto")
         self.pad_id = self.tokenizer.pad_token_id
         cuda = self.device.type == "cuda"
@@ -277,7 +279,7 @@ class TextEngine:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
         prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots)
         sampling = Sampling(request.temperature, request.top_p, request.max_new_tokens)
-        rows = WaveRows(self, prepared.compiled, slots, sampling, stats)
+        rows = WaveRows(self, prepared, slots, sampling, stats)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         with torch.inference_mode():
             yield from self.decoder.decode(rows, prompts, generator, cancelled)

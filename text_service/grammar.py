@@ -4,7 +4,8 @@ sentence is one compact JSON object that validates against the schema.
 The grammar is written here rather than taken from a generic JSON-schema converter because a
 random-weight model will walk into every corner a generic grammar leaves open: raw control
 characters, `21.3E7725966`, unbounded strings. Here:
-- strings exclude control characters, quotes and backslashes, and are length-bounded;
+- strings exclude control characters, quotes and backslashes; minLength is in the grammar, and
+  maxLength is enforced beside it by text_service.bounds (token masks stay fast that way);
 - numbers have no exponent and a bounded number of digits, and honour integer ranges exactly;
 - date, date-time, email and uuid are spelled out so that every sentence is a real value;
 - separators are fixed (`", "`, `": "`), so keys and punctuation can be jumped over.
@@ -168,11 +169,13 @@ class RowGrammar:
         if high == 0:
             return '"\\"\\""'
         # No leading or trailing spaces: users never want them, and the random model loves them.
+        # The length is bounded above by text_service.bounds, not here: a counted repetition
+        # would make xgrammar's masks thousands of times slower (see that module).
         if high == 1:
             body = STRING_EDGE
         else:
-            inner = f"{STRING_CHAR}{{{max(low - 2, 0)},{high - 2}}}"
-            body = f"{STRING_EDGE} ({inner} {STRING_EDGE})" + ("" if low >= 2 else "?")
+            repeat = "*" if low <= 2 else f"{{{low - 2},}}"
+            body = f"{STRING_EDGE} ({STRING_CHAR}{repeat} {STRING_EDGE})" + ("" if low >= 2 else "?")
         if low == 0:
             body = f"({body})?"
         return f'"\\"" {body} "\\""'

@@ -42,7 +42,7 @@ def test_int_range_admits_exactly_the_range(low, high):
         ("datetime", ['"2024-05-17T10:30:00Z"'], ['"2024-05-17T24:00:00Z"', '"2024-05-17 10:30:00"']),
         ("email", ['"ann.lee@example.com"'], ['"not an email"', '"@x.com"']),
         ("uuid", ['"3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718"'], ['"3f2a9c1e"', '"3F2A9C1E-8B7D-4E6F-A1B2-C3D4E5F60718"']),
-        ("string", ['"Alice"', '"a b"'], ['""', '" lead"', '"tab\\there"', '"new\nline"', '"bell\x07"', '"' + "x" * 49 + '"']),
+        ("string", ['"Alice"', '"a b"'], ['""', '" lead"', '"tab\\there"', '"new\nline"', '"bell\x07"', '"trail "']),
         ({"type": "string", "enum": ["a", "b"]}, ['"a"'], ['"c"']),
         ({"type": ["integer", "null"]}, ["null", "5"], ['"null"']),
         ({"type": "string", "pattern": "^[A-Z]{2}[0-9]$"}, ['"AB1"'], ['"ab1"', '"AB12"']),
