@@ -12,7 +12,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
-  timeout ${GPU_TESTS_S:-90} python3 -m pytest -q -m gpu -p no:cacheprovider tests/text_service/test_engine.py tests/image_service 2>&1 | tail -25
+  timeout ${GPU_TESTS_S:-90} python3 -m pytest -q -m gpu -p no:cacheprovider tests/text_service/test_engine.py tests/text_service/test_attention.py tests/image_service/test_image_device.py 2>&1 | tail -25
 } > "$OUT/gpu.txt" 2>&1
 echo "gpu tests done at $((SECONDS - started)) s"; tail -3 "$OUT/gpu.txt"
 if [ "${TEXT_BENCH_S:-300}" -gt 0 ]; then

@@ -282,7 +282,6 @@ def main() -> None:
         loaded = load_text_model(TextSettings(model="tiny", model_cache_dir=args.cache_dir, device="cpu"))
     else:
         loaded = load_full_size(device, args.cache_dir)
-    engines = {mode: TextEngine(loaded, batch_size=batch, decode=mode) for mode in args.decode}
     result = {
         "bench": "text",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
@@ -310,6 +309,9 @@ def main() -> None:
     # shapes, grammar compilation, and the static decoder's CUDA graphs (captured per shape).
     phase("generate_warm_up", in_worker_thread, bench_generate, loaded, min(rows, batch), batch, 4)
     baseline = phase("baseline_generate", in_worker_thread, bench_generate, loaded, rows, batch, args.new_tokens)
+    # Engines only now: an engine switches the shared model to its own decode attention
+    # (text_service/attention.py), and the baseline must run transformers as it ships.
+    engines = {mode: TextEngine(loaded, batch_size=batch, decode=mode) for mode in args.decode}
     measured = {}
     for mode, engine in engines.items():
         phase(f"engine_{mode}_warm_up", in_worker_thread, bench_engine, engine, SEED_SCHEMA, rows, 2)

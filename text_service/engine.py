@@ -34,9 +34,10 @@ import torch
 import xgrammar as xgr
 
 from sdg.schema import SchemaError, normalize_schema
+from text_service.attention import use_grouped_decode_attention
 from text_service.bounds import StringBounds
 from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
-from text_service.grammar import RowGrammar
+from text_service.grammar import RowGrammar, max_row_bytes
 from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
 
@@ -99,6 +100,7 @@ class PreparedSchema:
     grammar: RowGrammar
     compiled: xgr.CompiledGrammar
     validator: jsonschema.protocols.Validator
+    max_bytes: int | None  # the longest row the grammar admits, in bytes (None: unbounded)
 
 
 def _finite_float(text: str) -> float:
@@ -149,6 +151,8 @@ class TextEngine:
         else:
             raise ValueError(f"decode: expected auto, static or dynamic, got {decode!r}")
         self.decode_mode = decode
+        # One-token steps attend per key/value head instead of copying each head per query head.
+        self.grouped_attention = use_grouped_decode_attention(self.model)
         # transformers renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(self.model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -174,7 +178,7 @@ class TextEngine:
             raise SchemaError("", f"cannot build a grammar for this schema: {exc}") from None
         validator_cls = jsonschema.validators.validator_for(normalized, default=jsonschema.Draft202012Validator)
         validator = validator_cls(normalized, format_checker=validator_cls.FORMAT_CHECKER)
-        prepared = PreparedSchema(normalized, grammar, compiled, validator)
+        prepared = PreparedSchema(normalized, grammar, compiled, validator, max_row_bytes(normalized))
         with self._prepared_lock:
             self._prepared[key] = prepared
         return prepared
@@ -278,7 +282,10 @@ class TextEngine:
     ) -> Iterator[list[Finished]]:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
         prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots)
-        sampling = Sampling(request.temperature, request.top_p, request.max_new_tokens)
+        # No row can be longer in tokens than in bytes, so the schema's byte bound caps decoding
+        # (and the static decoder's KV cache) where it is the tighter limit.
+        bound = prepared.max_bytes or request.max_new_tokens
+        sampling = Sampling(request.temperature, request.top_p, min(request.max_new_tokens, bound))
         rows = WaveRows(self, prepared, slots, sampling, stats)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         with torch.inference_mode():

@@ -238,3 +238,52 @@ def pattern_ebnf(pattern: str) -> str:
     from xgrammar.testing import _regex_to_ebnf
 
     return _regex_to_ebnf(pattern, with_rule_name=False).strip()
+
+
+# The longest texts the builtin rules admit, in bytes, quotes included.
+BUILTIN_BYTES = {"date": 12, "date-time": 22, "email": 42, "uuid": 38}
+# A decimal: sign, INT_DIGITS, point, FRACTION_DIGITS; narrow ranges spelled digit by digit stay
+# well under this.
+NUMBER_BYTES = 32
+
+
+def max_row_bytes(schema: dict[str, Any]) -> int | None:
+    """An upper bound on the bytes of any sentence RowGrammar(schema) admits (so also on its
+    tokens, each at least one byte), or None when a pattern leaves it open. The static decoder
+    sizes its KV cache from this instead of max_new_tokens."""
+    try:
+        return _max_bytes(schema)
+    except _Unbounded:
+        return None
+
+
+class _Unbounded(Exception):
+    pass
+
+
+def _max_bytes(spec: dict[str, Any]) -> int:
+    types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+    kind = next(t for t in types if t != "null")
+    if "enum" in spec:
+        size = max(len(json.dumps(v).encode()) for v in spec["enum"])
+    elif kind == "object":
+        names = spec["properties"]
+        size = 2 + sum(len(json.dumps(k).encode()) + 2 + _max_bytes(v) for k, v in names.items()) + 2 * max(len(names) - 1, 0)
+    elif kind == "array":
+        high = spec["maxItems"]
+        size = 2 + high * _max_bytes(spec["items"]) + 2 * max(high - 1, 0)
+    elif kind == "string":
+        if spec.get("format") in BUILTIN_BYTES:
+            size = BUILTIN_BYTES[spec["format"]]
+        elif "pattern" in spec:
+            raise _Unbounded
+        else:
+            size = 2 + 4 * spec["maxLength"]  # UTF-8: at most 4 bytes a character
+    elif kind == "integer":
+        low, high = integer_bounds(spec)
+        size = max(len(str(low)), len(str(high)))
+    elif kind == "number":
+        size = NUMBER_BYTES
+    else:
+        size = 5  # false
+    return max(size, 4) if "null" in types else size

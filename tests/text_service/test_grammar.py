@@ -1,5 +1,6 @@
 """RowGrammar: what each schema type admits and what it shuts out, checked with xgrammar itself."""
 
+import json
 import random
 
 import pytest
@@ -72,3 +73,26 @@ def test_a_pattern_the_grammar_compiler_cannot_read_names_its_field():
         RowGrammar(schema)
     assert str(info.value).startswith("schema.a.code: pattern 'a*+' cannot be compiled to a grammar: ")
     assert ".cc:" not in str(info.value)
+
+
+def test_max_row_bytes_bounds_the_longest_sentence_the_grammar_admits():
+    from text_service.grammar import max_row_bytes
+
+    schema = normalize_schema(
+        {
+            "s": {"type": "string", "maxLength": 3}, "n": "int", "f": "float", "d": "date", "t": "datetime",
+            "e": "email", "u": "uuid", "b": "bool", "z": {"type": ["integer", "null"], "minimum": -5, "maximum": 5},
+            "a": {"type": "array", "items": "int", "maxItems": 2}, "o": {"type": "object", "properties": {"x": "bool"}},
+            "en": {"type": "string", "enum": ["a long value"]},
+        }
+    )
+    longest = {
+        "s": "\U0001d11e\U0001d11e\U0001d11e", "n": -123456789, "f": "-123456789.1234", "d": "2024-01-01",
+        "t": "2024-01-01T00:00:00Z", "e": "abcdefghijkl.abcdefghij@abcdefghijkl.com",
+        "u": "3f2a9c1e-8b7d-4e6f-a1b2-c3d4e5f60718", "b": False, "z": -5, "a": [-123456789, -123456789],
+        "o": {"x": False}, "en": "a long value",
+    }
+    text = json.dumps(longest, ensure_ascii=False).replace('"-123456789.1234"', "-123456789.1234")
+    assert accepts(RowGrammar(schema).ebnf, text)
+    assert len(text.encode()) <= max_row_bytes(schema) < 2 * len(text.encode())
+    assert max_row_bytes(normalize_schema({"code": {"type": "string", "pattern": "[A-Z]+"}})) is None
