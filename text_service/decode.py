@@ -14,7 +14,9 @@ jump-forward and retirement. They differ in how they drive the model:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +50,12 @@ class DecodeStats:
     invalid: int = 0
     duplicates: int = 0
     valid: int = 0
+    # Where a decode's wall time went (seconds), for the bench: filling grammar masks, masking and
+    # sampling (which waits for the forward pass), per-row bookkeeping, and steps launched.
+    fill_s: float = 0.0
+    sample_s: float = 0.0
+    accept_s: float = 0.0
+    steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,18 +92,26 @@ class WaveRows:
         if not sampling_pos:
             return []
         # The masks are filled on the CPU while the forward pass that produced `logits` still runs.
+        started = time.perf_counter()
         engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[rows[j]] for j in sampling_pos], self.bitmask)
+        filled = time.perf_counter()
         selected = logits if len(sampling_pos) == len(rows) else logits[torch.tensor(sampling_pos, device=logits.device)]
         xgr.apply_token_bitmask_inplace(
             selected, self.bitmask[: len(sampling_pos)].to(logits.device, non_blocking=True), vocab_size=engine.vocab_size
         )
         engine.string_bounds.mask_(selected, [self.cursors[rows[j]].limit() for j in sampling_pos])
         tokens = sample(selected, self.sampling.temperature, self.sampling.top_p, generator).tolist()
+        sampled = time.perf_counter()
         finished = []
         for j, token in zip(sampling_pos, tokens):
             done = self._accept(rows[j], token)
             if done is not None:
                 finished.append(done)
+        stats = self.stats
+        stats.fill_s += filled - started
+        stats.sample_s += sampled - filled
+        stats.accept_s += time.perf_counter() - sampled
+        stats.steps += 1
         return finished
 
     def _accept(self, r: int, token: int) -> Finished | None:
@@ -206,6 +222,10 @@ class StaticDecoder:
         self.engine = engine
         self.compile_step = compile_step
         self._step = None
+        # CUDA graph trees keep their state per thread: replaying graphs from a thread other than
+        # the one that recorded them fails (an assertion, or on an H200 a segfault). The service
+        # runs each request in a thread of its own, so every compiled step runs on this one.
+        self._graph_thread = ThreadPoolExecutor(1, thread_name_prefix="sdg-cuda-graphs") if compile_step else None
         self._cache = None
         self._cache_shape: tuple[int, int] | None = None
 
@@ -284,7 +304,8 @@ class StaticDecoder:
             fed = torch.tensor(live, dtype=torch.long, device=device)
             slot = width + t
             attention[:, slot] = fed
-            out = step(
+            out = self._run(
+                step,
                 input_ids=step_ids.to(device),
                 attention_mask=attention,
                 position_ids=next_position.unsqueeze(-1),
@@ -292,9 +313,20 @@ class StaticDecoder:
                 use_cache=True,
                 logits_to_keep=1,
                 **{engine.cache_kwarg: cache},
-            ).logits
+            )
             next_position = next_position + fed
             logits = out[:, -1]
+
+
+    def _run(self, step, **inputs) -> torch.Tensor:
+        if self._graph_thread is None:
+            return step(**inputs).logits
+
+        def on_graph_thread() -> torch.Tensor:
+            with torch.inference_mode():  # thread-local, like the graphs
+                return step(**inputs).logits
+
+        return self._graph_thread.submit(on_graph_thread).result()
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:

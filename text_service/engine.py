@@ -255,6 +255,7 @@ class TextEngine:
                     yield RowProgress(done, request.num_rows, regenerated, stats.tokens)
         if not reason and done < request.num_rows:
             reason = "cancelled"
+        self.last_stats = stats
         yield RowSummary(
             rows_generated=done,
             rows_requested=request.num_rows,

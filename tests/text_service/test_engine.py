@@ -147,6 +147,14 @@ def test_cuda_static_decoder_with_cuda_graphs_writes_valid_rows():
     rows, _, summary = run(engine, schema=EVERY_TYPE, num_rows=64, seed=1)
     assert len(rows) == 64 and not summary.partial
     assert all(engine.parse_row(r, prepared) is not None for r in rows)
+    # The service runs each request on a thread of its own; the recorded graphs must replay there
+    # (they are thread-local in torch, so the engine keeps them on one thread of its own).
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(2):
+        with ThreadPoolExecutor(1) as other:
+            again = other.submit(run, engine, schema=EVERY_TYPE, num_rows=64, seed=1).result()[0]
+        assert again == rows
 
 
 def test_rows_of_a_wave_share_the_prompt_prefix(text_engine):
