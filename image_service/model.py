@@ -131,13 +131,13 @@ def tune_for_device(
             inductor.coordinate_descent_tuning = True
             inductor.epilogue_fusion = False
             inductor.coordinate_descent_check_all_directions = True
-        import torch._dynamo
+        from torch import _dynamo
 
         # Measured on an H200: diffusers' UNet reaches each ResnetBlock2D.forward as a frame of
         # its own, one code object for blocks of different widths, so the default limit of 8
         # recompilations left most blocks eager (and the compiled engine slower than eager).
-        name = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-        setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 64))
+        name = "recompile_limit" if hasattr(_dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(_dynamo.config, name, max(getattr(_dynamo.config, name), 64))
         pipeline.unet.compile(mode=compile_mode)
         pipeline.vae.decoder.compile(mode=compile_mode)
 

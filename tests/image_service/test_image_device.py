@@ -56,3 +56,18 @@ def test_cuda_fp16_path(make_tiny_settings):
         assert all(i.objects for i in first)
     finally:
         engine.close()
+
+
+def test_compile_set_up_wraps_the_unet_and_decoder(make_tiny_settings):
+    """The compile switch's set-up, without running the compiled code (inductor needs a C++
+    compiler on a CPU, and the compiled path itself runs on the GPU machine)."""
+    from torch import _dynamo
+
+    from image_service.model import tune_for_device
+
+    loaded = load_image_model(make_tiny_settings())
+    tune_for_device(loaded.pipeline, torch.device("cpu"), compile_mode="default")
+    assert loaded.pipeline.unet._compiled_call_impl is not None
+    assert loaded.pipeline.vae.decoder._compiled_call_impl is not None
+    limit = getattr(_dynamo.config, "recompile_limit", None) or _dynamo.config.cache_size_limit
+    assert limit >= 64  # diffusers' blocks recompile per width; 8 left most of the UNet eager
