@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 TOP_K = 64
 # Static caches are sized in multiples of this, so waves with similar prompts reuse one graph.
 STATIC_CACHE_QUANTUM = 256
+# Static batches are padded up to one of these (or to the engine's batch size, if smaller).
+STATIC_BATCH_BUCKETS = (16, 64, 256)
+
+
+def static_batch_size(rows: int, batch_size: int) -> int:
+    """The fixed batch a wave of `rows` rows decodes in: the smallest bucket that holds it, or the
+    engine's batch size when that is smaller. Full waves are never padded; a small wave (a short
+    job, or the last wave of a long one) runs at most 4x its rows, 16 rows at the least."""
+    return min(next((b for b in STATIC_BATCH_BUCKETS if b >= rows), batch_size), max(batch_size, rows))
 
 
 @dataclass
@@ -247,6 +256,13 @@ class StaticDecoder:
             forward = self.engine.model.forward
             # reduce-overhead captures the step in CUDA graphs; shapes stay fixed within a wave,
             # and caches are sized in quanta so most waves reuse a captured graph.
+            if self.compile_step:
+                from torch import _dynamo
+
+                # One compilation per (batch bucket, cache length); dynamo's default limit of 8
+                # would silently leave later shapes eager.
+                name = "recompile_limit" if hasattr(_dynamo.config, "recompile_limit") else "cache_size_limit"
+                setattr(_dynamo.config, name, max(getattr(_dynamo.config, name), 64))
             self._step = torch.compile(forward, mode="reduce-overhead", dynamic=False) if self.compile_step else forward
         return self._step
 
@@ -256,22 +272,26 @@ class StaticDecoder:
         engine = self.engine
         device = engine.device
         n = len(prompts.suffixes)
+        # The batch is padded to a bucket: each (batch, cache length) shape is compiled and its
+        # graphs recorded once, so jobs of 10, 11 and 12 rows must not make three of them.
+        batch = static_batch_size(n, engine.batch_size)
         shared = len(prompts.prefix)
-        suffix_ids, suffix_mask = left_padded(prompts.suffixes, engine.pad_id)
+        suffix_ids, suffix_mask = left_padded(prompts.suffixes + [[engine.pad_id]] * (batch - n), engine.pad_id)
+        suffix_mask[n:] = 0  # padding rows see the shared prefix only, and never sample
         width = shared + suffix_ids.shape[1]
         steps = rows.sampling.max_new_tokens + 1
         length = -(-(width + steps) // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
-        cache = self._cache_for(n, length)
+        cache = self._cache_for(batch, length)
         # The shared prefix is computed once and copied into every row's slots of the static cache.
         positions_so_far = torch.arange(shared, device=device)
         for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(engine, prompts.prefix))):
             cache.update(
-                keys.expand(n, -1, -1, -1).contiguous(),
-                values.expand(n, -1, -1, -1).contiguous(),
+                keys.expand(batch, -1, -1, -1).contiguous(),
+                values.expand(batch, -1, -1, -1).contiguous(),
                 layer,
                 {"cache_position": positions_so_far},
             )
-        attention = torch.zeros((n, length), dtype=torch.long, device=device)
+        attention = torch.zeros((batch, length), dtype=torch.long, device=device)
         attention[:, :shared] = 1
         attention[:, shared:width] = suffix_mask.to(device)
         positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)[:, shared:]
@@ -281,13 +301,13 @@ class StaticDecoder:
         )[:, -1]
         next_position = attention[:, :width].sum(-1)  # each row's next RoPE position
         everyone = list(range(n))
-        live = [True] * n
+        live = [True] * n + [False] * (batch - n)
         step = self._step_fn()
         for t in range(steps):
             if cancelled():
                 return
             live_rows = [r for r in everyone if live[r]]
-            live_logits = logits if len(live_rows) == n else logits[torch.tensor(live_rows, device=device)]
+            live_logits = logits if len(live_rows) == batch else logits[torch.tensor(live_rows, device=device)]
             finished = rows.step(live_logits, live_rows, generator)
             if finished:
                 yield finished
@@ -297,9 +317,10 @@ class StaticDecoder:
                         live[r] = False
                 if not any(live):
                     return
-            # One token per row: a live row feeds its next pending token; a finished row feeds
-            # padding that attention ignores, keeping the batch shape fixed.
+            # One token per row: a live row feeds its next pending token; a finished (or padding)
+            # row feeds padding that attention ignores, keeping the batch shape fixed.
             tokens = [rows.take_feed(r, 1)[0] if live[r] else engine.pad_id for r in everyone]
+            tokens += [engine.pad_id] * (batch - n)
             step_ids = torch.tensor(tokens).unsqueeze(-1)
             fed = torch.tensor(live, dtype=torch.long, device=device)
             slot = width + t

@@ -30,7 +30,9 @@ def create_server(settings: TextSettings) -> tuple[grpc.aio.Server, int, TextSer
 
 
 def load_engine(settings: TextSettings) -> TextEngine:
-    return TextEngine(
+    """The engine, ready to serve: on CUDA its compiled decode step is warmed up before the
+    health check says SERVING."""
+    engine = TextEngine(
         load_text_model(settings),
         batch_size=settings.batch_size,
         mask_threads=settings.mask_threads,
@@ -38,6 +40,8 @@ def load_engine(settings: TextSettings) -> TextEngine:
         decode=settings.decode,
         max_rows=settings.max_rows,
     )
+    engine.warm_up()
+    return engine
 
 
 async def run(settings: TextSettings) -> None:

@@ -132,6 +132,14 @@ def test_static_decoder_matches_the_dynamic_one(text_engine):
     theirs, _, s2 = run(text_engine, schema=EVERY_TYPE, num_rows=24, seed=5)
     assert ours == theirs
     assert s1.tokens_forced == s2.tokens_forced > 0
+    assert static.decoder._cache_shape[0] == 64  # 24 rows ran in the 64-row bucket: 40 padding rows
+
+
+def test_static_batches_come_in_a_few_sizes():
+    from text_service.decode import static_batch_size
+
+    assert [static_batch_size(n, 512) for n in (1, 16, 17, 64, 65, 256, 257, 512)] == [16, 16, 64, 64, 256, 256, 512, 512]
+    assert [static_batch_size(n, 100) for n in (1, 17, 99, 100)] == [16, 64, 100, 100]
 
 
 @pytest.mark.gpu
