@@ -163,7 +163,7 @@ def bench_engine(engine: TextEngine, schema, rows: int, seed: int = 1) -> dict:
         "rows_invalid_regenerated": summary.rows_invalid,
         "distinct_ratio": summary.distinct_ratio,
         "elapsed_s": elapsed,
-        "profile": {k: round(getattr(engine.last_stats, k), 3) for k in ("fill_s", "sample_s", "accept_s", "steps")},
+        "profile": {k: round(getattr(engine.last_stats, k), 3) for k in ("fill_s", "sample_s", "accept_s", "launch_s", "steps")},
     }
 
 

@@ -59,11 +59,14 @@ class DecodeStats:
     invalid: int = 0
     duplicates: int = 0
     valid: int = 0
-    # Where a decode's wall time went (seconds), for the bench: filling grammar masks, masking and
-    # sampling (which waits for the forward pass), per-row bookkeeping, and steps launched.
+    # Where a decode's wall time went (seconds), for the bench: filling grammar masks; masking and
+    # sampling, which waits for the GPU (the prefill and each step's forward pass); per-row
+    # bookkeeping; and launching decode steps (host time: dynamo guards, graph replay). The rest
+    # of a job's time is host work between them: prompts, inputs, waves.
     fill_s: float = 0.0
     sample_s: float = 0.0
     accept_s: float = 0.0
+    launch_s: float = 0.0
     steps: int = 0
 
 
@@ -221,7 +224,9 @@ class DynamicDecoder:
             step_mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in feeds])
             attention = torch.cat([attention, step_mask.to(device)], dim=1)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+            launched = time.perf_counter()
             out = engine.forward(step_ids.to(device), attention, positions, cache, keep=width)
+            rows.stats.launch_s += time.perf_counter() - launched
             last = torch.tensor([len(f) - 1 for f in feeds], device=device)
             logits = out[torch.arange(len(feeds), device=device), last]
 
@@ -325,6 +330,7 @@ class StaticDecoder:
             fed = torch.tensor(live, dtype=torch.long, device=device)
             slot = width + t
             attention[:, slot] = fed
+            launched = time.perf_counter()
             out = self._run(
                 step,
                 input_ids=step_ids.to(device),
@@ -335,6 +341,7 @@ class StaticDecoder:
                 logits_to_keep=1,
                 **{engine.cache_kwarg: cache},
             )
+            rows.stats.launch_s += time.perf_counter() - launched
             next_position = next_position + fed
             logits = out[:, -1]
 
