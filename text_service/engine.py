@@ -170,7 +170,7 @@ class TextEngine:
             return
         started = time.perf_counter()
         schema = {"name": "string", "age": "int", "score": "float"}
-        for _ in self.generate(RowRequest(schema=schema, num_rows=self.batch_size, seed=0)):
+        for _ in self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0)):
             pass
         log.info("decode warm-up (batch %d) done in %.1fs", self.batch_size, time.perf_counter() - started)
 
