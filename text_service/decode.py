@@ -95,6 +95,10 @@ class WaveRows:
         self.outputs: list[list[int]] = [[] for _ in range(n)]
         self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model
         self.bitmask = xgr.allocate_token_bitmask(n, engine.vocab_size)
+        if engine.device.type == "cuda":
+            # Pinned, so the copy to the GPU is truly asynchronous; each step's sampling waits on
+            # the device before the next fill rewrites it.
+            self.bitmask = self.bitmask.pin_memory()
 
     def step(self, logits: torch.Tensor, rows: list[int], generator: torch.Generator) -> list[Finished]:
         """Samples for the rows in `rows` (logits[j] belongs to rows[j]) that have nothing pending,
@@ -362,14 +366,18 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: to
 
     Uses the exponential-race form of categorical sampling (argmax of p / E with E ~ Exp(1)),
     which needs one random draw per candidate and no cumulative sums."""
-    scores = logits.float() / temperature
     candidates = None
     if top_p < 1.0:
-        scores, candidates = scores.topk(min(TOP_K, scores.shape[-1]), dim=-1)
+        # Top-k on the logits as they are (bf16 on a GPU), then float: dividing by a positive
+        # temperature keeps the order, and it spares two float passes over the whole vocabulary.
+        scores, candidates = logits.topk(min(TOP_K, logits.shape[-1]), dim=-1)
+        scores = scores.float() / temperature
         probs = scores.softmax(dim=-1)
         # Drop a token once the mass before it already exceeds top_p; the best token always stays.
         drop = probs.cumsum(dim=-1) - probs > top_p
         scores = scores.masked_fill(drop, float("-inf"))
+    else:
+        scores = logits.float() / temperature
     probs = scores.softmax(dim=-1)
     race = torch.empty_like(probs).exponential_(generator=generator)
     choice = (probs / race).argmax(dim=-1)
