@@ -4,7 +4,8 @@
 # benchmarks at full size, each under its own time limit, writing JSON lines and logs to $OUT
 # (at most 8 files come back). Every bench prints each measurement as soon as it is taken.
 #   TEXT_BENCH_S, IMAGE_BENCH_S, IMAGE_COMPILE_S: time limits (0 skips that part);
-#   ROWS, VALIDITY, IMAGE_COMPILE_MODE: passed on to the benches.
+#   ROWS, VALIDITY, IMAGE_COMPILE_MODE: passed on to the benches; TEXT_TORCH_LOGS: TORCH_LOGS for
+#   the text bench (default perf_hints).
 # python3's torch there is CUDA; nothing can be fetched, so everything else comes from .whl.
 set -uo pipefail
 started=$SECONDS
@@ -16,7 +17,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 } > "$OUT/gpu.txt" 2>&1
 echo "gpu tests done at $((SECONDS - started)) s"; tail -3 "$OUT/gpu.txt"
 if [ "${TEXT_BENCH_S:-300}" -gt 0 ]; then
-  timeout ${TEXT_BENCH_S:-300} python3 bench/text_bench.py --rows ${ROWS:-1024} --validity ${VALIDITY:-2000} \
+  # perf_hints: torch says in the log when it skips CUDA graphs for the static step, and why.
+  TORCH_LOGS=${TEXT_TORCH_LOGS-perf_hints} timeout ${TEXT_BENCH_S:-300} python3 bench/text_bench.py --rows ${ROWS:-1024} --validity ${VALIDITY:-2000} \
     --cache-dir .benchcache > "$OUT/text_bench.json" 2> "$OUT/text_bench.log"
   echo "text bench exit $? at $((SECONDS - started)) s"
 fi
