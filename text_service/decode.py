@@ -81,9 +81,7 @@ class WaveRows:
     """Per-row state of one wave: what each row has produced, what it still has to feed the model,
     and its grammar matcher."""
 
-    def __init__(
-        self, engine, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats
-    ):
+    def __init__(self, engine, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats):
         self.engine = engine
         self.slots = slots
         self.sampling = sampling

@@ -36,7 +36,9 @@ def test_grouped_decode_attention_matches_sdpa_on_padded_decode_steps():
                 token = out.logits[:, -1].argmax(-1, keepdim=True)
                 attention = torch.cat([attention, torch.tensor([[1], [0 if step == 1 else 1], [1]])], 1)
                 positions = attention.sum(-1, keepdim=True) - 1
-                out = model(input_ids=token, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True)
+                out = model(
+                    input_ids=token, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
+                )
                 steps.append(out.logits[:, -1])
         logits[name] = torch.stack(steps)
     torch.testing.assert_close(logits["grouped"], logits["eager"], rtol=1e-4, atol=1e-4)
