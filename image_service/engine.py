@@ -19,7 +19,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from image_service.annotations import token_positions
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
-from image_service.finishing import DecodedImage, finish_image
+from image_service.finishing import DecodedImage, finish_image, label_heatmaps
 from image_service.model import LoadedImageModel, ModelInfo, load_image_model
 from image_service.settings import ImageSettings
 from image_service.types import (
@@ -253,16 +253,16 @@ class _BatchRun:
             if latents is None:
                 return True
             pixels = self._decode(latents)
-            token_maps = self.recorder.token_maps() if self.traced else None
-            token_maps = token_maps.cpu() if token_maps is not None else None
+            token_maps = self.recorder.token_maps() if self.traced else None  # None: no label found
+            height, width = self.request.height, self.request.width
             for row, index in enumerate(batch):
                 decoded = DecodedImage(
                     index=index,
                     prompt=prompts[row],
                     seed=self.seed + index,
                     pixels=pixels[row],
-                    token_maps=token_maps[row] if token_maps is not None else None,
-                    label_positions=label_positions[row] if self.traced else {},
+                    # Upsampled here, on the device: see finishing.py for why not in the pool.
+                    heatmaps={} if token_maps is None else label_heatmaps(token_maps[row], label_positions[row], height, width),
                     want_bbox="bbox" in self.request.annotations,
                     want_segmentation="segmentation" in self.request.annotations,
                     # The prompt is the caption: no captioning model runs.

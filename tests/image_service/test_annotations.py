@@ -19,7 +19,7 @@ from image_service.annotations import (
     token_positions,
 )
 from image_service.attention import CrossAttentionRecorder
-from image_service.finishing import DecodedImage, finish_image
+from image_service.finishing import DecodedImage, finish_image, label_heatmaps
 from image_service.tiny import build_tokenizer
 from image_service.types import BoundingBox, ImageRequest
 from image_service.words import object_words
@@ -128,8 +128,7 @@ def test_token_maps_are_upsampled_to_image_pixels():
         prompt="a dog",
         seed=1,
         pixels=np.zeros((64, 64, 3), np.uint8),
-        token_maps=maps,
-        label_positions={"dog": [1]},
+        heatmaps=label_heatmaps(maps, {"dog": [1]}, 64, 64),
         want_bbox=True,
         want_segmentation=False,
         caption="",
