@@ -6,6 +6,8 @@ loop of our own rather than `generate()` with a per-row LogitsProcessor:
   in xgrammar) while the GPU runs that forward pass;
 - jump-forward: when the grammar forces a string (keys, punctuation, fixed parts of dates…), it is
   appended to the row without sampling, and fed to the model in the next forward pass;
+- string lengths (maxLength) are kept beside the grammar, by a cursor over each row's JSON and a
+  mask on the device (text_service/bounds.py), because counted repetitions make masks slow;
 - the prompt prefix every row shares is prefilled once per wave;
 - two loops drive the model (text_service/decode.py): an eager one where finished rows leave the
   batch, and a fixed-shape one whose step CUDA graphs can capture;
