@@ -12,7 +12,7 @@ from diffusers import StableDiffusionPipeline
 
 from image_service.settings import TINY_MODEL, ImageSettings
 from image_service.tiny import DEMO_MARKER, build_tiny
-from sdg.devices import resolve_device
+from sdg.devices import allow_recompiles, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -131,13 +131,10 @@ def tune_for_device(
             inductor.coordinate_descent_tuning = True
             inductor.epilogue_fusion = False
             inductor.coordinate_descent_check_all_directions = True
-        from torch import _dynamo
-
         # Measured on an H200: diffusers' UNet reaches each ResnetBlock2D.forward as a frame of
         # its own, one code object for blocks of different widths, so the default limit of 8
         # recompilations left most blocks eager (and the compiled engine slower than eager).
-        name = "recompile_limit" if hasattr(_dynamo.config, "recompile_limit") else "cache_size_limit"
-        setattr(_dynamo.config, name, max(getattr(_dynamo.config, name), 64))
+        allow_recompiles(64)
         pipeline.unet.compile(mode=compile_mode)
         pipeline.vae.decoder.compile(mode=compile_mode)
 

@@ -1,4 +1,5 @@
-"""Picks the torch device and dtype from SDG_DEVICE-style names."""
+"""Torch-side helpers shared by the model services: the device from SDG_DEVICE-style names, and
+torch.compile's recompilation budget."""
 
 from __future__ import annotations
 
@@ -13,3 +14,13 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"SDG_DEVICE={name!r} but CUDA is not available")
     return device
+
+
+def allow_recompiles(at_least: int) -> None:
+    """Raises dynamo's per-frame recompilation limit (8 by default) to `at_least`. Past the limit
+    dynamo silently runs new shapes eager, and both services compile code that meets several
+    shapes: a decode step per batch bucket and cache length, a UNet block per channel width."""
+    from torch import _dynamo
+
+    name = "recompile_limit" if hasattr(_dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(_dynamo.config, name, max(getattr(_dynamo.config, name), at_least))

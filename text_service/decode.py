@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 import xgrammar as xgr
 
+from sdg.devices import allow_recompiles
 from text_service.bounds import StringCursor
 from text_service.prompts import WavePrompts
 
@@ -264,12 +265,7 @@ class StaticDecoder:
             # reduce-overhead captures the step in CUDA graphs; shapes stay fixed within a wave,
             # and caches are sized in quanta so most waves reuse a captured graph.
             if self.compile_step:
-                from torch import _dynamo
-
-                # One compilation per (batch bucket, cache length); dynamo's default limit of 8
-                # would silently leave later shapes eager.
-                name = "recompile_limit" if hasattr(_dynamo.config, "recompile_limit") else "cache_size_limit"
-                setattr(_dynamo.config, name, max(getattr(_dynamo.config, name), 64))
+                allow_recompiles(64)  # one compilation per (batch bucket, cache length)
             self._step = torch.compile(forward, mode="reduce-overhead", dynamic=False) if self.compile_step else forward
         return self._step
 
