@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 import torch
@@ -23,11 +23,11 @@ from image_service.types import (
     InvalidImageRequest,
     StepProgress,
 )
+from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = image_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
-_DONE = object()
 
 
 def request_from_pb(message: image_pb2.GenerateImagesRequest) -> ImageRequest:
@@ -138,47 +138,32 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         except InvalidImageRequest as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        cancelled = threading.Event()
+        def work(emit, cancelled) -> None:
+            def on_step(progress: StepProgress) -> bool:
+                emit(step_to_pb(progress))
+                return cancelled.is_set()
 
-        def send(item) -> None:
-            if not loop.is_closed():  # the server may have shut down under a cancelled call
-                loop.call_soon_threadsafe(events.put_nowait, item)
+            summary = engine.generate(image_request, on_step, lambda image: emit(image_to_pb(image)))
+            emit(summary_to_pb(summary))
 
-        def on_step(progress: StepProgress) -> bool:
-            send(step_to_pb(progress))
-            return cancelled.is_set()
-
-        def run() -> None:
-            try:
-                summary = engine.generate(image_request, on_step, lambda image: send(image_to_pb(image)))
-                send(summary_to_pb(summary))
-            except BaseException as error:  # handed to the event loop, which decides the status
-                send(error)
-            finally:
-                send(_DONE)
-
-        worker = loop.run_in_executor(None, run)
-        started = finished = False
+        started = False
         try:
-            while (item := await events.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    log.error("GenerateImages failed", exc_info=item)
-                    # Once the stream has started, a failure is reported by its last message
-                    # (a partial summary with the reason), not by a new status.
-                    if started and isinstance(item, ImageRunFailed):
-                        yield summary_to_pb(item.summary)
-                        continue
-                    await context.abort(_status_for(item), str(item))
-                yield item
-                started = True
-            finished = True
-        finally:
-            # Also reached when the client goes away: the engine stops within one step.
-            cancelled.set()
-            if not finished and not worker.done():
-                log.info("GenerateImages ended early by the client; stopping the engine")
+            async with aclosing(stream_from_thread(work)) as events:
+                async for item in events:
+                    if isinstance(item, BaseException):
+                        log.error("GenerateImages failed", exc_info=item)
+                        # Once the stream has started, a failure is reported by its last message
+                        # (a partial summary with the reason), not by a new status.
+                        if started and isinstance(item, ImageRunFailed):
+                            yield summary_to_pb(item.summary)
+                            continue
+                        await context.abort(_status_for(item), str(item))
+                    yield item
+                    started = True
+        except (GeneratorExit, asyncio.CancelledError):
+            # Closing the stream has set the flag the engine checks every step.
+            log.info("GenerateImages ended early by the client; the engine stops within one step")
+            raise
 
 
 def _status_for(error: BaseException) -> grpc.StatusCode:

@@ -1,25 +1,24 @@
 """The TextService gRPC servicer: converts protobuf to engine dataclasses and back, nothing more.
 
-The engine is synchronous torch code, so each call runs it in a worker thread and hands its
-events to the event loop through a queue. A cancelled call sets a flag the engine checks every
-decode step."""
+The engine is synchronous torch code, so each call runs it in a worker thread and streams its
+events through sdg.streaming. A cancelled call sets a flag the engine checks every decode step."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 
 from sdg.schema import SchemaError
+from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
 from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
 
 log = logging.getLogger(__name__)
-_DONE = object()
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
@@ -65,22 +64,13 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         except (SchemaError, RequestError) as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue(maxsize=64)
-        cancelled = threading.Event()
+        def work(emit, cancelled) -> None:
+            for event in engine.generate(row_request, cancelled.is_set):
+                emit(event)
 
-        def produce() -> None:
-            try:
-                for event in engine.generate(row_request, cancelled.is_set):
-                    asyncio.run_coroutine_threadsafe(queue.put(event), loop).result()
-            except BaseException as exc:  # handed to the event loop, which re-raises it
-                asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
-            asyncio.run_coroutine_threadsafe(queue.put(_DONE), loop).result()
-
-        worker = loop.run_in_executor(None, produce)
         rows_sent = 0
-        try:
-            while (event := await queue.get()) is not _DONE:
+        async with aclosing(stream_from_thread(work)) as events:
+            async for event in events:
                 if isinstance(event, BaseException):
                     # The stream has started: the failure is its last event, and the rows already
                     # sent stand, marked partial, rather than a bare error status.
@@ -90,14 +80,6 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
                 if isinstance(event, RowBatch):
                     rows_sent += len(event.rows)
                 yield _to_pb(event)
-        finally:
-            # Reached on normal end, on error, and when the client cancels (GeneratorExit).
-            cancelled.set()
-            while not worker.done():
-                try:
-                    queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    await asyncio.sleep(0.01)
 
 
 class _Abort(Exception):
@@ -129,14 +111,20 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
 
 
 def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, exc: BaseException) -> text_pb2.GenerateRowsResponse:
-    return text_pb2.GenerateRowsResponse(
-        summary=text_pb2.GenerationSummary(
+    return _to_pb(
+        RowSummary(
             rows_generated=rows_sent,
             rows_requested=request.num_rows,
+            rows_invalid=0,
+            duplicates_removed=0,
+            distinct_ratio=0.0,
             seed=request.seed or 0,
+            elapsed_s=0.0,
+            tokens_generated=0,
+            tokens_forced=0,
             partial=True,
             reason=f"text engine failed: {type(exc).__name__}: {exc}",
-            schema_json=json.dumps(engine.prepare(request.schema).schema),
+            schema=engine.prepare(request.schema).schema,
         )
     )
 

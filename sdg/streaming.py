@@ -1,0 +1,64 @@
+"""Streams what blocking engine code emits in a worker thread to the event loop of a grpc.aio
+servicer: the one bridge both model services use between their synchronous torch engines and
+their server-streaming RPCs."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+Emit = Callable[[Any], None]
+_DONE = object()
+
+
+async def stream_from_thread(work: Callable[[Emit, threading.Event], None], maxsize: int = 64) -> AsyncIterator[Any]:
+    """Runs `work(emit, cancelled)` in a worker thread and yields, in order, each item it emits.
+    If `work` raises, the exception is yielded as the last item: the caller decides whether that
+    ends the stream with a status or with a last message.
+
+    The queue is bounded, so a slow client slows the engine instead of piling up messages. When
+    the consumer stops early (the client went away), closing this generator sets `cancelled`,
+    which the engine checks every step, and drains the queue until the worker has returned. Use
+    it under `contextlib.aclosing` so that happens at once rather than at garbage collection."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
+    cancelled = threading.Event()
+
+    def emit(item: Any) -> None:
+        try:
+            delivered = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        except RuntimeError:  # the loop is closed: the server shut down under this call
+            cancelled.set()
+            return
+        while True:
+            try:
+                return delivered.result(timeout=1.0)
+            except concurrent.futures.TimeoutError:
+                if not loop.is_running():  # stopped without draining: nobody will read this
+                    delivered.cancel()
+                    cancelled.set()
+                    return
+
+    def run() -> None:
+        try:
+            work(emit, cancelled)
+        except BaseException as exc:  # handed to the event loop, which decides what it means
+            emit(exc)
+        finally:
+            emit(_DONE)
+
+    worker = loop.run_in_executor(None, run)
+    try:
+        while (item := await queue.get()) is not _DONE:
+            yield item
+    finally:
+        # Reached on normal end, on error, and when the client cancels.
+        cancelled.set()
+        while not worker.done():
+            try:
+                queue.get_nowait()
+            except asyncio.QueueEmpty:
+                await asyncio.sleep(0.01)
