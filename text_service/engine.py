@@ -163,6 +163,8 @@ class TextEngine:
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
         self._decode_lock = threading.Lock()
+        # The counters and timings of the last generate() call, for the bench's decode profile.
+        self.last_stats: DecodeStats | None = None
 
     def warm_up(self) -> None:
         """Compiles and records the static decoder's CUDA graphs for a full batch at the cache
