@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On the lent GPU machine (device tool, carry [".whl", ".benchcache"], prepared by
 # bench/device_wheels.sh): installs the carried wheels, runs the gpu-marked tests, then both
-# benchmarks at full size, each under its own time limit, writing JSON lines and logs to $OUT
-# (at most 8 files come back). Every bench prints each measurement as soon as it is taken.
+# benchmarks at full size, each under its own time limit, writing JSON lines, one log and two
+# profiles to $OUT (at most 8 files come back). Every bench prints each measurement as soon as it
+# is taken.
 #   TEXT_BENCH_S, IMAGE_BENCH_S, IMAGE_COMPILE_S: time limits (0 skips that part);
 #   ROWS, VALIDITY, IMAGE_COMPILE_MODE: passed on to the benches; TEXT_TORCH_LOGS: TORCH_LOGS for
 #   the text bench (default perf_hints).
@@ -19,16 +20,16 @@ echo "gpu tests done at $((SECONDS - started)) s"; tail -3 "$OUT/gpu.txt"
 if [ "${TEXT_BENCH_S:-300}" -gt 0 ]; then
   # perf_hints: torch says in the log when it skips CUDA graphs for the static step, and why.
   TORCH_LOGS=${TEXT_TORCH_LOGS-perf_hints} timeout ${TEXT_BENCH_S:-300} python3 bench/text_bench.py --rows ${ROWS:-1024} --validity ${VALIDITY:-2000} \
-    --cache-dir .benchcache > "$OUT/text_bench.json" 2> "$OUT/text_bench.log"
+    --cache-dir .benchcache --profile "$OUT/text_profile.txt" > "$OUT/text_bench.json" 2>> "$OUT/bench.log"
   echo "text bench exit $? at $((SECONDS - started)) s"
 fi
 if [ "${IMAGE_BENCH_S:-120}" -gt 0 ]; then
-  timeout ${IMAGE_BENCH_S:-120} python3 bench/image_bench.py > "$OUT/image_bench.json" 2> "$OUT/image_bench.log"
+  timeout ${IMAGE_BENCH_S:-120} python3 bench/image_bench.py --profile "$OUT/image_profile.txt" > "$OUT/image_bench.json" 2>> "$OUT/bench.log"
   echo "image bench exit $? at $((SECONDS - started)) s"
 fi
 if [ "${IMAGE_COMPILE_S:-0}" -gt 0 ]; then
   timeout ${IMAGE_COMPILE_S} python3 bench/image_bench.py --compile ${IMAGE_COMPILE_MODE:+--compile-mode $IMAGE_COMPILE_MODE} \
-    > "$OUT/image_compiled.json" 2> "$OUT/image_compiled.log"
+    > "$OUT/image_compiled.json" 2>> "$OUT/bench.log"
   echo "compiled image bench exit $? at $((SECONDS - started)) s"
 fi
 for f in "$OUT"/*.json; do echo "== $f"; grep -v '^{"bench"' "$f" | cut -c1-400; done

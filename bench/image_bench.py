@@ -134,7 +134,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_baseline(pipe, device, args) -> float:
+def time_baseline(pipe, device, args, warm_up: bool = True) -> float:
     """Seconds per image of plain pipeline calls, `args.batch_size` prompts per call."""
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.batch_size)]
 
@@ -149,7 +149,8 @@ def time_baseline(pipe, device, args) -> float:
             generator=generators,
         )
 
-    call(2, 0)  # warm-up: cuDNN autotuning, allocator
+    if warm_up:
+        call(2, 0)  # cuDNN autotuning, allocator
     sync(device)
     started = time.perf_counter()
     for batch in range(args.batches):
@@ -208,6 +209,26 @@ async def time_service(engine: ImageEngine, settings: ImageSettings, request: Im
     return elapsed / images
 
 
+def profile_batches(pipe, engine: ImageEngine, device, args) -> str:
+    """One batch of the plain pipeline and one of the engine under torch.profiler: the ops and
+    kernels that took the most time in each, as text tables."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    sort = "device_time_total" if cuda else "cpu_time_total"
+    one_batch = argparse.Namespace(**{**vars(args), "batches": 1})
+    tables = []
+    for name, run in (
+        ("plain pipeline", lambda: time_baseline(pipe, device, one_batch, warm_up=False)),
+        ("engine", lambda: time_engine(engine, bench_request(one_batch))),
+    ):
+        with profile(activities=activities) as prof:
+            seconds = run()
+        tables.append(f"== {name}: {seconds:.4f} s/image under the profiler\n{prof.key_averages().table(sort_by=sort, row_limit=35)}")
+    return "\n".join(tables)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny demo pipeline on the CPU, few steps")
@@ -219,6 +240,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's UNet and VAE decoder")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode (default: the service's, SDG_IMAGE_COMPILE_MODE)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where --tiny finds or builds its model (default: MODEL_CACHE_DIR)")
+    parser.add_argument("--profile", type=Path, default=None, help="last, profile one batch of each into this file")
     args = parser.parse_args()
     args.device = args.device or ("cpu" if args.tiny else "auto")
     args.batch_size = args.batch_size or (2 if args.tiny else 8)
@@ -273,6 +295,9 @@ def main() -> None:
         traced = time_engine(engine, bench_request(args, ANNOTATIONS))
         print(json.dumps({"phase": "traced", "engine_traced_s_per_image": round(traced, 4)}), flush=True)
         service = asyncio.run(time_service(engine, settings, bench_request(args)))
+        print(json.dumps({"phase": "service", "service_s_per_image": round(service, 4)}), flush=True)
+        if args.profile:
+            args.profile.write_text(profile_batches(pipe, engine, device, args))
     finally:
         engine.close()
 

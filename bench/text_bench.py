@@ -258,6 +258,18 @@ async def _rest_rows(engine: TextEngine, rows: int, output_dir: Path) -> dict:
     return {"rows_per_s": written / elapsed, "rows": written, "status": status["status"], "elapsed_s": elapsed}
 
 
+def profile_engine(engine: TextEngine, rows: int, path: Path) -> dict:
+    """One engine run under torch.profiler; writes the ops and kernels that took the most time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = engine.device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        measured = bench_engine(engine, SEED_SCHEMA, rows, seed=3)
+    table = prof.key_averages().table(sort_by="device_time_total" if cuda else "cpu_time_total", row_limit=45)
+    path.write_text(f"{json.dumps(measured)}\n{table}\n")
+    return {"written": str(path), "rows_per_s_under_profiler": measured["rows_per_s"]}
+
+
 def in_worker_thread(fn, *args, **kwargs):
     """Runs `fn` in a worker thread, as the service runs the engine. On a CPU this matters: the
     main thread's OpenMP pool contends with xgrammar's mask threads (measured 2x slower)."""
@@ -275,6 +287,7 @@ def main() -> None:
     parser.add_argument("--validity", type=int, default=0, help="also check this many EVERY_TYPE rows")
     parser.add_argument("--decode", nargs="+", default=["static", "dynamic"], choices=["static", "dynamic"])
     parser.add_argument("--cache-dir", type=Path, default=REPO / "model_cache")
+    parser.add_argument("--profile", type=Path, default=None, help="last, profile one engine run into this file")
     args = parser.parse_args()
 
     device = torch.device("cpu") if args.tiny else resolve_device(args.device)
@@ -335,6 +348,8 @@ def main() -> None:
             # and the dynamic one has no new shape to compile for this schema.
             checker = engines.get("dynamic") or TextEngine(loaded, batch_size=batch, decode="dynamic")
             phase("validity", in_worker_thread, bench_validity, checker, args.validity)
+        if args.profile:
+            phase("profile", in_worker_thread, profile_engine, engine, rows, args.profile)
     print(json.dumps(result))
 
 

@@ -24,3 +24,16 @@ def allow_recompiles(at_least: int) -> None:
 
     name = "recompile_limit" if hasattr(_dynamo.config, "recompile_limit") else "cache_size_limit"
     setattr(_dynamo.config, name, max(getattr(_dynamo.config, name), at_least))
+
+
+def to_device(values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small host list as a tensor on `device`, without making the host wait for the device.
+
+    A copy from pageable memory to a GPU first waits for all the work queued on the stream, so
+    `torch.tensor(values, device="cuda")` in a decode loop would block the CPU until the forward
+    pass in flight finishes. A pinned copy is queued like a kernel instead (torch's pinned-memory
+    cache keeps the buffer until the copy has run)."""
+    tensor = torch.tensor(values, dtype=dtype)
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)

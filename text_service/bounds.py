@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from sdg.devices import to_device
+
 QUOTE, BACKSLASH, SPACE = 0x22, 0x5C, 0x20
 STRUCTURAL = frozenset(b'"{}[],:')
 
@@ -78,8 +80,8 @@ class StringBounds:
         near = [j for j, r in enumerate(left) if r is not None and r < self.max_chars]
         if not near:
             return
-        index = torch.tensor(near, device=logits.device)
-        r = torch.tensor([left[j] for j in near], dtype=torch.int32, device=logits.device)[:, None]
+        index = to_device(near, torch.int64, logits.device)
+        r = to_device([left[j] for j in near], torch.int32, logits.device)[:, None]
         head = self._head[None, :]
         over = (head > r) | ((head == r) & self._space[None, :])
         width = logits.shape[-1]

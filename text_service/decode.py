@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import xgrammar as xgr
 
-from sdg.devices import allow_recompiles
+from sdg.devices import allow_recompiles, to_device
 from text_service.bounds import StringCursor
 from text_service.prompts import WavePrompts
 
@@ -94,40 +94,60 @@ class WaveRows:
         self.outputs: list[list[int]] = [[] for _ in range(n)]
         self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model
         self.bitmask = xgr.allocate_token_bitmask(n, engine.vocab_size)
+        self.filled: list[int] = []  # the rows whose masks were filled last, in bitmask order
+        self._limits: list[int | None] = []
         if engine.device.type == "cuda":
-            # Pinned, so the copy to the GPU is truly asynchronous; each step's sampling waits on
-            # the device before the next fill rewrites it.
+            # Pinned, so the copy to the GPU is truly asynchronous; the loops wait for each step's
+            # sampled tokens, queued after the copy, before the next fill rewrites it.
             self.bitmask = self.bitmask.pin_memory()
 
-    def step(self, logits: torch.Tensor, rows: list[int], generator: torch.Generator) -> list[Finished]:
-        """Samples for the rows in `rows` (logits[j] belongs to rows[j]) that have nothing pending,
-        accepts the tokens, jumps forward, and returns the rows that finished."""
+    def fill(self, rows: list[int]) -> None:
+        """Fills the grammar masks of `rows`, the rows that sample next (in that order), and notes
+        their string limits. The static loop calls this while the GPU runs the forward pass."""
+        started = time.perf_counter()
+        self.filled = rows
+        if rows:
+            self.engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[r] for r in rows], self.bitmask)
+        self._limits = [self.cursors[r].limit() for r in rows]
+        self.stats.fill_s += time.perf_counter() - started
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Masks `logits` in place (row j belongs to filled row j) and samples one token per row.
+        Queued on the device; the tokens stay there."""
         engine = self.engine
+        mask = self.bitmask[: len(self.filled)].to(logits.device, non_blocking=True)
+        xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=engine.vocab_size)
+        engine.string_bounds.mask_(logits, self._limits)
+        self.stats.steps += 1
+        return sample(logits, self.sampling.temperature, self.sampling.top_p, generator)
+
+    def accept(self, tokens: list[int], fed: bool) -> list[Finished]:
+        """Accepts each filled row's sampled token and jumps forward; returns the rows that
+        finished. `fed`: the sampled tokens already went into the model (the static loop feeds
+        them before accepting), so only jump-forward tokens stay pending."""
+        started = time.perf_counter()
+        finished = []
+        for r, token in zip(self.filled, tokens):
+            done = self._accept(r, token)
+            if fed and self.pending[r]:
+                self.pending[r].pop(0)
+            if done is not None:
+                finished.append(done)
+        self.stats.accept_s += time.perf_counter() - started
+        return finished
+
+    def step(self, logits: torch.Tensor, rows: list[int], generator: torch.Generator) -> list[Finished]:
+        """Fill, sample and accept in one go, for the rows in `rows` (logits[j] belongs to rows[j])
+        that have nothing pending; returns the rows that finished."""
         sampling_pos = [j for j, r in enumerate(rows) if not self.pending[r]]
         if not sampling_pos:
             return []
-        # The masks are filled on the CPU while the forward pass that produced `logits` still runs.
+        self.fill([rows[j] for j in sampling_pos])
         started = time.perf_counter()
-        engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[rows[j]] for j in sampling_pos], self.bitmask)
-        filled = time.perf_counter()
-        selected = logits if len(sampling_pos) == len(rows) else logits[torch.tensor(sampling_pos, device=logits.device)]
-        xgr.apply_token_bitmask_inplace(
-            selected, self.bitmask[: len(sampling_pos)].to(logits.device, non_blocking=True), vocab_size=engine.vocab_size
-        )
-        engine.string_bounds.mask_(selected, [self.cursors[rows[j]].limit() for j in sampling_pos])
-        tokens = sample(selected, self.sampling.temperature, self.sampling.top_p, generator).tolist()
-        sampled = time.perf_counter()
-        finished = []
-        for j, token in zip(sampling_pos, tokens):
-            done = self._accept(rows[j], token)
-            if done is not None:
-                finished.append(done)
-        stats = self.stats
-        stats.fill_s += filled - started
-        stats.sample_s += sampled - filled
-        stats.accept_s += time.perf_counter() - sampled
-        stats.steps += 1
-        return finished
+        selected = logits if len(sampling_pos) == len(rows) else logits[to_device(sampling_pos, torch.int64, logits.device)]
+        tokens = self.sample(selected, generator).tolist()
+        self.stats.sample_s += time.perf_counter() - started
+        return self.accept(tokens, fed=False)
 
     def _accept(self, r: int, token: int) -> Finished | None:
         matcher, stats = self.matchers[r], self.stats
@@ -303,46 +323,71 @@ class StaticDecoder:
             cache_position=torch.arange(shared, width, device=device),
         )[:, -1]
         next_position = attention[:, :width].sum(-1)  # each row's next RoPE position
-        everyone = list(range(n))
         live = [True] * n + [False] * (batch - n)
         step = self._step_fn()
+        cuda = device.type == "cuda"
+        # Host buffers for each step's feed and sampled tokens: pinned, so both copies queue
+        # behind the kernels without stalling the host.
+        feed_host = torch.empty(batch, dtype=torch.long, pin_memory=cuda)
+        sampled_host = torch.empty(batch, dtype=torch.long, pin_memory=cuda)
+        sampled_ready = torch.cuda.Event() if cuda else None
+        rows.fill(list(range(n)))  # while the prefill runs
         for t in range(steps):
             if cancelled():
                 return
-            live_rows = [r for r in everyone if live[r]]
-            live_logits = logits if len(live_rows) == batch else logits[torch.tensor(live_rows, device=device)]
-            finished = rows.step(live_logits, live_rows, generator)
-            if finished:
-                yield finished
-                gone = {f.slot for f in finished}
-                for r in everyone:
-                    if rows.slots[r] in gone:
-                        live[r] = False
-                if not any(live):
-                    return
-            # One token per row: a live row feeds its next pending token; a finished (or padding)
-            # row feeds padding that attention ignores, keeping the batch shape fixed.
-            tokens = [rows.take_feed(r, 1)[0] if live[r] else engine.pad_id for r in everyone]
-            tokens += [engine.pad_id] * (batch - n)
-            step_ids = torch.tensor(tokens).unsqueeze(-1)
-            fed = torch.tensor(live, dtype=torch.long, device=device)
+            # Every live row feeds one token: a jump-forward token still pending, or the token it
+            # samples now. Finished and padding rows feed padding that attention ignores.
+            sampling = rows.filled
+            feed_host.copy_(torch.tensor([rows.take_feed(r, 1)[0] if live[r] and rows.pending[r] else engine.pad_id for r in range(batch)]))
+            started = time.perf_counter()
+            feed = feed_host.to(device, non_blocking=True)
+            if sampling:
+                everyone_samples = len(sampling) == batch
+                index = None if everyone_samples else to_device(sampling, torch.int64, device)
+                tokens = rows.sample(logits if everyone_samples else logits[index], generator)
+                if everyone_samples:
+                    feed = tokens
+                else:
+                    feed.index_copy_(0, index, tokens)
+                sampled_host[: len(sampling)].copy_(tokens, non_blocking=True)
+                if cuda:
+                    sampled_ready.record()
+            fed = to_device(live, torch.long, device)
             slot = width + t
             attention[:, slot] = fed
+            # The next step is queued before this one's tokens are accepted: the GPU runs it
+            # while the CPU does the per-row bookkeeping and fills the next masks.
             launched = time.perf_counter()
             out = self._run(
                 step,
-                input_ids=step_ids.to(device),
+                input_ids=feed.unsqueeze(-1),
                 attention_mask=attention,
                 position_ids=next_position.unsqueeze(-1),
-                cache_position=torch.tensor([slot], device=device),
+                cache_position=to_device([slot], torch.int64, device),
                 use_cache=True,
                 logits_to_keep=1,
                 **{engine.cache_kwarg: cache},
             )
-            rows.stats.launch_s += time.perf_counter() - launched
+            waiting = time.perf_counter()
+            rows.stats.launch_s += waiting - launched
             next_position = next_position + fed
             logits = out[:, -1]
-
+            if sampling:
+                if cuda:
+                    sampled_ready.synchronize()
+                tokens = sampled_host[: len(sampling)].tolist()
+                # Queuing the sampling, and waiting for its tokens (and for the GPU to get there).
+                rows.stats.sample_s += (launched - started) + (time.perf_counter() - waiting)
+                finished = rows.accept(tokens, fed=True)
+                if finished:
+                    yield finished
+                    gone = {f.slot for f in finished}
+                    for r in range(n):
+                        if rows.slots[r] in gone:
+                            live[r] = False
+                    if not any(live):
+                        return
+            rows.fill([r for r in range(n) if live[r] and not rows.pending[r]])
 
     def _run(self, step, **inputs) -> torch.Tensor:
         if self._graph_thread is None:
@@ -377,4 +422,4 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: to
     choice = (probs / race).argmax(dim=-1)
     if candidates is not None:
         choice = candidates.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-    return choice.cpu()
+    return choice

@@ -24,8 +24,8 @@ HINTS = (
 
 # The fixed wording of the user turn, also used to train the tiny model's tokenizer.
 USER_TEMPLATE_WORDS = (
-    "Write one row of data with these fields: The data describes: This is record #; let it be "
-    "inspired by ''. Use realistic, varied values. format date date-time email uuid minimum "
+    "Write one row of data with these fields: The data describes: Use realistic, varied values, "
+    "and let each row draw on its theme word. Row #, theme ''. format date date-time email uuid minimum "
     "maximum enum pattern minLength maxLength minItems maxItems string integer number boolean "
     "object array null"
 )
@@ -72,13 +72,16 @@ def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: in
         user += f"The data describes: {schema['description']}\n"
     if instructions:
         user += f"{instructions}\n"
+    # Everything rows share stays here, in the prefix that is prefilled once per wave; each row's
+    # own line is kept short, since every token of it is prefilled for every row.
+    user += "Use realistic, varied values, and let each row draw on its theme word.\n"
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user + _ROW_LINE}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     head, tail = text.split(_ROW_LINE)
     lines = []
     for slot in slots:
         number, hint = row_hint(seed, slot)
-        lines.append(f"This is record #{number}; let it be inspired by '{hint}'. Use realistic, varied values.{tail}")
+        lines.append(f"Row #{number}, theme '{hint}'.{tail}")
     # One batched call: a fast tokenizer encodes the wave's lines in parallel (83 ms for 1,024
     # lines one call at a time, with the 151k-token bench tokenizer).
     suffixes = tokenizer(lines, add_special_tokens=False)["input_ids"]

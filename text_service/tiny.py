@@ -35,7 +35,8 @@ def tokenizer_corpus() -> list[str]:
         "alice bob carol dave erin frank grace heidi ivan judy mallory oscar peggy trent walter "
         "london paris berlin tokyo madrid rome amsterdam new york boston chicago seattle "
         "red green blue small large modern warehouse interior outdoor retail storefront white "
-        "background dog cat car tree house person bottle chair table street sky water mountain"
+        "background dog cat car tree house person bottle chair table street sky water mountain "
+        "system user assistant"  # the chat template's roles
     ).split()
     lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
     samples = [
