@@ -278,7 +278,7 @@ def main() -> None:
     info = ModelInfo(settings.model, "in-memory", True, True, str(device), str(dtype), "bench (random weights)")
     engine = ImageEngine(LoadedImageModel(pipe, info, device, dtype), settings)
     # As loaded, before the service's layout changes: separates what the engine's own loop costs
-    # from what channels_last and fused QKV do (on the H200 the tuned engine trailed the pipeline).
+    # from what the service's tuning does (fused QKV; channels_last too when compiled).
     engine.generate(replace(bench_request(args), num_images=args.batch_size, num_inference_steps=2))
     as_loaded = time_engine(engine, bench_request(args))
     print(json.dumps({"phase": "engine_as_loaded", "engine_as_loaded_s_per_image": round(as_loaded, 4)}), flush=True)

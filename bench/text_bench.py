@@ -163,7 +163,7 @@ def bench_engine(engine: TextEngine, schema, rows: int, seed: int = 1) -> dict:
         "rows_invalid_regenerated": summary.rows_invalid,
         "distinct_ratio": summary.distinct_ratio,
         "elapsed_s": elapsed,
-        "profile": {k: round(getattr(engine.last_stats, k), 3) for k in ("fill_s", "sample_s", "accept_s", "launch_s", "steps")},
+        "profile": {k: round(getattr(engine.last_stats, k), 3) for k in ("prepare_s", "fill_s", "sample_s", "accept_s", "launch_s", "check_s", "steps")},
     }
 
 
@@ -265,8 +265,11 @@ def profile_engine(engine: TextEngine, rows: int, path: Path) -> dict:
     cuda = engine.device.type == "cuda"
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
         measured = bench_engine(engine, SEED_SCHEMA, rows, seed=3)
-    table = prof.key_averages().table(sort_by="device_time_total" if cuda else "cpu_time_total", row_limit=45)
-    path.write_text(f"{json.dumps(measured)}\n{table}\n")
+    averages = prof.key_averages()
+    tables = [averages.table(sort_by="self_cpu_time_total", row_limit=30)]
+    if cuda:
+        tables.insert(0, averages.table(sort_by="device_time_total", row_limit=45))
+    path.write_text("\n".join([json.dumps(measured), *tables]))
     return {"written": str(path), "rows_per_s_under_profiler": measured["rows_per_s"]}
 
 

@@ -40,8 +40,9 @@ class ImageSettings(BaseSettings):
     compile: bool = False
     # The torch.compile mode used when `compile` is set.
     compile_mode: str = "max-autotune-no-cudagraphs"
-    # Threads that PNG-encode and annotate finished images, off the denoising thread.
-    postprocess_threads: int = Field(default=4, ge=1, le=64)
+    # Threads that PNG-encode and annotate finished images, off the denoising thread. A 512x512
+    # PNG takes about 40 ms; with 8 threads a batch of 8 finishes in one round after its decode.
+    postprocess_threads: int = Field(default=8, ge=1, le=64)
 
     @field_validator("listen")
     @classmethod

@@ -34,14 +34,17 @@ QUOTE, BACKSLASH, SPACE = 0x22, 0x5C, 0x20
 STRUCTURAL = frozenset(b'"{}[],:')
 
 
-def plain_string_limit(spec: dict[str, Any] | None) -> int | None:
-    """maxLength of a string value the grammar leaves unbounded: no enum, format or pattern."""
+def is_plain_string(spec: dict[str, Any] | None) -> bool:
+    """A string value the grammar writes as any characters: no enum, format or pattern."""
     if not spec:
-        return None
+        return False
     types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-    if "string" not in types or any(key in spec for key in ("enum", "format", "pattern")):
-        return None
-    return spec.get("maxLength")
+    return "string" in types and not any(key in spec for key in ("enum", "format", "pattern"))
+
+
+def plain_string_limit(spec: dict[str, Any] | None) -> int | None:
+    """maxLength of a string value the grammar leaves unbounded (a plain string)."""
+    return spec.get("maxLength") if is_plain_string(spec) else None
 
 
 def _string_chars(data: bytes) -> tuple[int, bool]:
@@ -93,7 +96,7 @@ class StringBounds:
 class StringCursor:
     """Where one row's JSON text stands: the open containers, and the open string if any."""
 
-    __slots__ = ("bounds", "stack", "expect", "in_string", "is_key", "key", "escape", "left")
+    __slots__ = ("bounds", "stack", "expect", "in_string", "is_key", "key", "escape", "left", "free")
 
     def __init__(self, bounds: StringBounds, schema: dict[str, Any]):
         self.bounds = bounds
@@ -104,9 +107,17 @@ class StringCursor:
         self.key = bytearray()
         self.escape = False
         self.left: int | None = None  # characters the open string may still take
+        # The open string is a plain value (no enum, format or pattern): the grammar lets any
+        # character or the closing quote follow, so it forces nothing and cannot be complete.
+        self.free = False
 
     def limit(self) -> int | None:
         return self.left if self.in_string else None
+
+    def in_free_string(self) -> bool:
+        """Inside a plain string value, and not after a backslash (an escape restricts what may
+        follow). The engine skips its jump-forward and completion checks here."""
+        return self.in_string and self.free and not self.escape
 
     def feed_token(self, token: int) -> None:
         bounds = self.bounds
@@ -147,6 +158,7 @@ class StringCursor:
             self.is_key = top is not None and len(top) == 2 and top[1] is None
             self.key.clear()
             self.left = None if self.is_key else plain_string_limit(self.expect)
+            self.free = not self.is_key and is_plain_string(self.expect)
         elif byte == ord("{"):
             self.stack.append([self.expect or {}, None])
         elif byte == ord("["):

@@ -23,6 +23,7 @@ import torch
 import xgrammar as xgr
 
 from sdg.devices import allow_recompiles, to_device
+from text_service.attention import kv_limit
 from text_service.bounds import StringCursor
 from text_service.prompts import WavePrompts
 
@@ -60,14 +61,17 @@ class DecodeStats:
     invalid: int = 0
     duplicates: int = 0
     valid: int = 0
-    # Where a decode's wall time went (seconds), for the bench: filling grammar masks; masking and
-    # sampling, which waits for the GPU (the prefill and each step's forward pass); per-row
-    # bookkeeping; and launching decode steps (host time: dynamo guards, graph replay). The rest
-    # of a job's time is host work between them: prompts, inputs, waves.
+    # Where a decode's wall time went (seconds), for the bench: host work before the first step
+    # (prompts, inputs, queuing the prefill); filling grammar masks; masking and sampling, which
+    # waits for the GPU (the prefill and each step's forward pass); per-row bookkeeping; launching
+    # decode steps (host time: dynamo guards, graph replay); and checking finished rows (parse,
+    # jsonschema, duplicates). The rest is host work between them.
+    prepare_s: float = 0.0
     fill_s: float = 0.0
     sample_s: float = 0.0
     accept_s: float = 0.0
     launch_s: float = 0.0
+    check_s: float = 0.0
     steps: int = 0
 
 
@@ -126,11 +130,12 @@ class WaveRows:
         finished. `fed`: the sampled tokens already went into the model (the static loop feeds
         them before accepting), so only jump-forward tokens stay pending."""
         started = time.perf_counter()
+        # One call into xgrammar for the whole batch, instead of one per row.
+        accepted = xgr.BatchGrammarMatcher.batch_accept_token([self.matchers[r] for r in self.filled], tokens)
+        self.stats.tokens += len(tokens)
         finished = []
-        for r, token in zip(self.filled, tokens):
-            done = self._accept(r, token)
-            if fed and self.pending[r]:
-                self.pending[r].pop(0)
+        for r, token, ok in zip(self.filled, tokens, accepted):
+            done = self._accept(r, token, ok, fed)
             if done is not None:
                 finished.append(done)
         self.stats.accept_s += time.perf_counter() - started
@@ -149,27 +154,33 @@ class WaveRows:
         self.stats.sample_s += time.perf_counter() - started
         return self.accept(tokens, fed=False)
 
-    def _accept(self, r: int, token: int) -> Finished | None:
-        matcher, stats = self.matchers[r], self.stats
-        stats.tokens += 1
-        if not matcher.accept_token(token):
-            return Finished(self.slots[r], None, len(self.outputs[r]))
-        self.outputs[r].append(token)
-        self.pending[r].append(token)
-        self.cursors[r].feed_token(token)
-        forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
-        if forced:
-            forced_ids = self.engine.forced_ids(forced)
-            matcher.accept_string(forced)
-            self.cursors[r].feed_bytes(forced.encode())
-            self.outputs[r].extend(forced_ids)
-            self.pending[r].extend(forced_ids)
-            stats.forced += len(forced_ids)
-        if matcher.is_completed():
-            text = self.engine.tokenizer.decode(self.outputs[r], skip_special_tokens=True)
-            return Finished(self.slots[r], text, len(self.outputs[r]))
-        if len(self.outputs[r]) >= self.sampling.max_new_tokens:
-            return Finished(self.slots[r], None, len(self.outputs[r]))
+    def _accept(self, r: int, token: int, accepted: bool, fed: bool) -> Finished | None:
+        """Books one row's sampled token, which its matcher has already taken (or refused)."""
+        outputs = self.outputs[r]
+        if not accepted:
+            return Finished(self.slots[r], None, len(outputs))
+        outputs.append(token)
+        if not fed:
+            self.pending[r].append(token)
+        cursor = self.cursors[r]
+        cursor.feed_token(token)
+        # Most sampled tokens land inside a plain string value, where the grammar forces nothing
+        # and the row cannot be complete: skip both questions to the matcher.
+        if not cursor.in_free_string():
+            matcher = self.matchers[r]
+            forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
+            if forced:
+                forced_ids = self.engine.forced_ids(forced)
+                matcher.accept_string(forced)
+                cursor.feed_bytes(forced.encode())
+                outputs.extend(forced_ids)
+                self.pending[r].extend(forced_ids)
+                self.stats.forced += len(forced_ids)
+            if matcher.is_completed():
+                text = self.engine.tokenizer.decode(outputs, skip_special_tokens=True)
+                return Finished(self.slots[r], text, len(outputs))
+        if len(outputs) >= self.sampling.max_new_tokens:
+            return Finished(self.slots[r], None, len(outputs))
         return None
 
     def take_feed(self, r: int, width: int) -> list[int]:
@@ -254,6 +265,13 @@ class DynamicDecoder:
             logits = out[torch.arange(len(feeds), device=device), last]
 
 
+def attend_limit(positions: int, length: int) -> int:
+    """How far a static step attends: the first cache quantum that holds `positions` filled
+    positions. Each limit is a graph of its own; decode time grows with it, and rows usually
+    finish long before a wave's cache, sized for its longest possible row, is full."""
+    return min(length, -(-positions // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM)
+
+
 class StaticDecoder:
     def __init__(self, engine, compile_step: bool):
         self.engine = engine
@@ -285,13 +303,59 @@ class StaticDecoder:
             # reduce-overhead captures the step in CUDA graphs; shapes stay fixed within a wave,
             # and caches are sized in quanta so most waves reuse a captured graph.
             if self.compile_step:
-                allow_recompiles(64)  # one compilation per (batch bucket, cache length)
+                allow_recompiles(64)  # one compilation per (batch bucket, cache length, limit)
             self._step = torch.compile(forward, mode="reduce-overhead", dynamic=False) if self.compile_step else forward
         return self._step
+
+    def warm_up_limits(self) -> None:
+        """Compiles and records the step of the last wave's shape at every attention limit the
+        wave did not reach, so a later job with longer rows does not stall on a compilation.
+        The dummy steps write into the cache, which the next wave resets."""
+        if self._cache is None:
+            return
+        batch, length = self._cache_shape
+        device = self.engine.device
+        # Inputs made in inference mode, as the decode loop's are: dynamo guards on it.
+        with torch.inference_mode():
+            attention = torch.zeros((batch, length), dtype=torch.long, device=device)
+            attention[:, 0] = 1
+            for limit in range(STATIC_CACHE_QUANTUM, length + 1, STATIC_CACHE_QUANTUM):
+                for _ in range(3):  # dynamo compiles, then CUDA graph trees warm up and record
+                    self._launch(torch.full((batch,), self.engine.pad_id, device=device), attention,
+                                 torch.zeros(batch, dtype=torch.long, device=device), 0, limit)
+
+    def _launch(self, feed: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor, slot: int, limit: int) -> torch.Tensor:
+        """Queues one decode step (a token per row, written at cache slot `slot`, attending over
+        the first `limit` positions); returns the last position's logits (still being computed)."""
+        engine = self.engine
+        inputs = dict(
+            input_ids=feed.unsqueeze(-1),
+            attention_mask=attention,
+            position_ids=positions.unsqueeze(-1),
+            cache_position=to_device([slot], torch.int64, engine.device),
+            use_cache=True,
+            logits_to_keep=1,
+            **{engine.cache_kwarg: self._cache},
+        )
+        step = self._step_fn()
+
+        def run() -> torch.Tensor:
+            with kv_limit(limit):
+                return step(**inputs).logits[:, -1]
+
+        if self._graph_thread is None:
+            return run()
+
+        def on_graph_thread() -> torch.Tensor:
+            with torch.inference_mode():  # thread-local, like the graphs
+                return run()
+
+        return self._graph_thread.submit(on_graph_thread).result()
 
     def decode(
         self, rows: WaveRows, prompts: WavePrompts, generator: torch.Generator, cancelled: Callable[[], bool]
     ) -> Iterator[list[Finished]]:
+        began = time.perf_counter()
         engine = self.engine
         device = engine.device
         n = len(prompts.suffixes)
@@ -318,19 +382,20 @@ class StaticDecoder:
         attention[:, :shared] = 1
         attention[:, shared:width] = suffix_mask.to(device)
         positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)[:, shared:]
-        logits = engine.forward(
-            suffix_ids.to(device), attention[:, :width], positions, cache, keep=1,
-            cache_position=torch.arange(shared, width, device=device),
-        )[:, -1]
+        with kv_limit(attend_limit(width, length)):
+            logits = engine.forward(
+                suffix_ids.to(device), attention[:, :width], positions, cache, keep=1,
+                cache_position=torch.arange(shared, width, device=device),
+            )[:, -1]
         next_position = attention[:, :width].sum(-1)  # each row's next RoPE position
         live = [True] * n + [False] * (batch - n)
-        step = self._step_fn()
+        pending = rows.pending
         cuda = device.type == "cuda"
-        # Host buffers for each step's feed and sampled tokens: pinned, so both copies queue
-        # behind the kernels without stalling the host.
-        feed_host = torch.empty(batch, dtype=torch.long, pin_memory=cuda)
+        # Host buffers for each step's sampled tokens: pinned, so the copy queues behind the
+        # kernels without stalling the host.
         sampled_host = torch.empty(batch, dtype=torch.long, pin_memory=cuda)
         sampled_ready = torch.cuda.Event() if cuda else None
+        rows.stats.prepare_s += time.perf_counter() - began
         rows.fill(list(range(n)))  # while the prefill runs
         for t in range(steps):
             if cancelled():
@@ -338,9 +403,10 @@ class StaticDecoder:
             # Every live row feeds one token: a jump-forward token still pending, or the token it
             # samples now. Finished and padding rows feed padding that attention ignores.
             sampling = rows.filled
-            feed_host.copy_(torch.tensor([rows.take_feed(r, 1)[0] if live[r] and rows.pending[r] else engine.pad_id for r in range(batch)]))
+            feed_list = [pending[r].pop(0) if live[r] and pending[r] else engine.pad_id for r in range(n)]
+            feed_list += [engine.pad_id] * (batch - n)
             started = time.perf_counter()
-            feed = feed_host.to(device, non_blocking=True)
+            feed = to_device(feed_list, torch.int64, device)
             if sampling:
                 everyone_samples = len(sampling) == batch
                 index = None if everyone_samples else to_device(sampling, torch.int64, device)
@@ -358,20 +424,10 @@ class StaticDecoder:
             # The next step is queued before this one's tokens are accepted: the GPU runs it
             # while the CPU does the per-row bookkeeping and fills the next masks.
             launched = time.perf_counter()
-            out = self._run(
-                step,
-                input_ids=feed.unsqueeze(-1),
-                attention_mask=attention,
-                position_ids=next_position.unsqueeze(-1),
-                cache_position=to_device([slot], torch.int64, device),
-                use_cache=True,
-                logits_to_keep=1,
-                **{engine.cache_kwarg: cache},
-            )
+            logits = self._launch(feed, attention, next_position, slot, attend_limit(slot + 1, length))
             waiting = time.perf_counter()
             rows.stats.launch_s += waiting - launched
             next_position = next_position + fed
-            logits = out[:, -1]
             if sampling:
                 if cuda:
                     sampled_ready.synchronize()
@@ -387,17 +443,7 @@ class StaticDecoder:
                             live[r] = False
                     if not any(live):
                         return
-            rows.fill([r for r in range(n) if live[r] and not rows.pending[r]])
-
-    def _run(self, step, **inputs) -> torch.Tensor:
-        if self._graph_thread is None:
-            return step(**inputs).logits
-
-        def on_graph_thread() -> torch.Tensor:
-            with torch.inference_mode():  # thread-local, like the graphs
-                return step(**inputs).logits
-
-        return self._graph_thread.submit(on_graph_thread).result()
+            rows.fill([r for r in range(n) if live[r] and not pending[r]])
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:

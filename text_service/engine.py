@@ -36,7 +36,7 @@ import torch
 import xgrammar as xgr
 
 from sdg.schema import SchemaError, normalize_schema
-from text_service.attention import use_grouped_decode_attention
+from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
 from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar, max_row_bytes
@@ -153,8 +153,8 @@ class TextEngine:
         else:
             raise ValueError(f"decode: expected auto, static or dynamic, got {decode!r}")
         self.decode_mode = decode
-        # One-token steps attend per key/value head instead of copying each head per query head.
-        self.grouped_attention = use_grouped_decode_attention(self.model)
+        # Attention reads each key/value head once instead of copying it per query head.
+        self.grouped_attention = use_grouped_attention(self.model)
         # transformers renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(self.model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -168,14 +168,17 @@ class TextEngine:
 
     def warm_up(self) -> None:
         """Compiles and records the static decoder's CUDA graphs for a full batch at the cache
-        length of small schemas (30-40 s for Qwen2.5-1.5B on an H200), so the first job does not
-        pay for it; other shapes compile on first use. A no-op where nothing is compiled."""
+        length of small schemas, at each attention limit (30-40 s each for Qwen2.5-1.5B on an
+        H200), so the first job does not pay for it; other shapes compile on first use. A no-op
+        where nothing is compiled."""
         if not getattr(self.decoder, "compile_step", False):
             return
         started = time.perf_counter()
         schema = {"name": "string", "age": "int", "score": "float"}
         for _ in self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0)):
             pass
+        with self._decode_lock:
+            self.decoder.warm_up_limits()
         log.info("decode warm-up (batch %d) done in %.1fs", self.batch_size, time.perf_counter() - started)
 
     # ---- schema ---------------------------------------------------------------------------
@@ -248,6 +251,7 @@ class TextEngine:
                 wave = list(range(slot, slot + min(self.batch_size, request.num_rows - done, budget - slot)))
                 slot += len(wave)
                 for finished in self._decode_wave(prepared, request, seed, wave, stats, cancelled):
+                    checking = time.perf_counter()
                     accepted = []
                     for item in finished:
                         if done + len(accepted) >= request.num_rows:
@@ -264,6 +268,7 @@ class TextEngine:
                                 continue
                         seen.add(canonical)
                         accepted.append(json.dumps(row, ensure_ascii=False))
+                    stats.check_s += time.perf_counter() - checking
                     if accepted:
                         done += len(accepted)
                         yield RowBatch(accepted)
@@ -298,6 +303,7 @@ class TextEngine:
         cancelled: Callable[[], bool],
     ) -> Iterator[list[Finished]]:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
+        started = time.perf_counter()
         prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots)
         # No row can be longer in tokens than in bytes, so the schema's byte bound caps decoding
         # (and the static decoder's KV cache) where it is the tighter limit.
@@ -305,6 +311,7 @@ class TextEngine:
         sampling = Sampling(request.temperature, request.top_p, min(request.max_new_tokens, bound))
         rows = WaveRows(self, prepared, slots, sampling, stats)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
+        stats.prepare_s += time.perf_counter() - started
         with torch.inference_mode():
             yield from self.decoder.decode(rows, prompts, generator, cancelled)
 

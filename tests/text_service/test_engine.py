@@ -133,6 +133,26 @@ def test_static_decoder_matches_the_dynamic_one(text_engine):
     assert ours == theirs
     assert s1.tokens_forced == s2.tokens_forced > 0
     assert static.decoder._cache_shape[0] == 64  # 24 rows ran in the 64-row bucket: 40 padding rows
+    # Warming up the other attention limits runs dummy steps in the cache; the next wave resets it.
+    static.decoder.warm_up_limits()
+    assert run(static, schema=EVERY_TYPE, num_rows=24, seed=5)[0] == ours
+
+
+@pytest.mark.skipif(not __import__("shutil").which("g++"), reason="inductor needs a C++ compiler on a CPU")
+def test_compiled_static_step_with_attention_limits_matches_the_dynamic_loop(text_engine):
+    """The CUDA set-up of the static loop (torch.compile on a thread of its own, one graph per
+    attention limit), run on the CPU, where inductor compiles the same graphs without CUDA graphs."""
+    from text_service.decode import StaticDecoder
+    from text_service.server import load_engine
+    from text_service.settings import TextSettings
+    from tests.conftest import TEST_MODEL_CACHE
+
+    static = load_engine(TextSettings(model="tiny", model_cache_dir=TEST_MODEL_CACHE, device="cpu", decode="static"))
+    static.decoder = StaticDecoder(static, compile_step=True)
+    theirs = run(text_engine, schema=EVERY_TYPE, num_rows=24, seed=5)[0]
+    assert run(static, schema=EVERY_TYPE, num_rows=24, seed=5)[0] == theirs
+    static.decoder.warm_up_limits()  # the limits this wave did not reach
+    assert run(static, schema=EVERY_TYPE, num_rows=24, seed=5)[0] == theirs
 
 
 def test_static_batches_come_in_a_few_sizes():
