@@ -22,6 +22,7 @@ import logging
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -209,7 +210,7 @@ async def time_service(engine: ImageEngine, settings: ImageSettings, request: Im
     return elapsed / images
 
 
-def profile_batches(pipe, engine: ImageEngine, device, args) -> str:
+def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) -> str:
     """One batch of the plain pipeline and one of the engine under torch.profiler: the ops and
     kernels that took the most time in each, as text tables."""
     from torch.profiler import ProfilerActivity, profile
@@ -220,7 +221,7 @@ def profile_batches(pipe, engine: ImageEngine, device, args) -> str:
     one_batch = argparse.Namespace(**{**vars(args), "batches": 1})
     tables = []
     for name, run in (
-        ("plain pipeline", lambda: time_baseline(pipe, device, one_batch, warm_up=False)),
+        ("plain pipeline", lambda: on_model_thread(time_baseline, pipe, device, one_batch, False)),
         ("engine", lambda: time_engine(engine, bench_request(one_batch))),
     ):
         with profile(activities=activities) as prof:
@@ -255,15 +256,23 @@ def main() -> None:
     args = parse_args()
     device = resolve_device(args.device)
     dtype = dtype_for(device)
+    # All torch work runs on one thread, the engine's model thread, as in the service: torch keeps
+    # cuDNN's tuned plans (and, on a CPU, OpenMP's thread team) per thread, and the baseline and
+    # the engine should both find theirs.
+    model_thread = ThreadPoolExecutor(1, thread_name_prefix="image-model")
+
+    def on_model_thread(fn, *fn_args):
+        return model_thread.submit(fn, *fn_args).result()
+
     if args.tiny:
         cache_dir = args.cache_dir or ImageSettings().model_cache_dir  # MODEL_CACHE_DIR, as the service
-        pipe = load_tiny(cache_dir, device, dtype)
+        pipe = on_model_thread(load_tiny, cache_dir, device, dtype)
     else:
-        pipe = build_sd15(device, dtype)
+        pipe = on_model_thread(build_sd15, device, dtype)
     pipe.set_progress_bar_config(disable=True)
 
     # 1. The baseline first, before the engine's tuning changes the modules in place.
-    baseline = time_baseline(pipe, device, args)
+    baseline = on_model_thread(time_baseline, pipe, device, args)
     print(json.dumps({"phase": "baseline", "baseline_s_per_image": round(baseline, 4)}), flush=True)
 
     # 2. The engine on the same modules: first as loaded, then tuned as the service tunes them.
@@ -276,14 +285,14 @@ def main() -> None:
         max_resolution=max(1024, args.resolution),
     )
     info = ModelInfo(settings.model, "in-memory", True, True, str(device), str(dtype), "bench (random weights)")
-    engine = ImageEngine(LoadedImageModel(pipe, info, device, dtype), settings)
+    engine = ImageEngine(LoadedImageModel(pipe, info, device, dtype), settings, model_thread)
     # As loaded, before the service's layout changes: separates what the engine's own loop costs
     # from what the service's tuning does (fused QKV; channels_last too when compiled).
     engine.generate(replace(bench_request(args), num_images=args.batch_size, num_inference_steps=2))
     as_loaded = time_engine(engine, bench_request(args))
     print(json.dumps({"phase": "engine_as_loaded", "engine_as_loaded_s_per_image": round(as_loaded, 4)}), flush=True)
     compile_mode = settings.compile_mode if args.compile else None
-    tune_for_device(pipe, device, compile_mode)
+    on_model_thread(tune_for_device, pipe, device, compile_mode)
     warm_started = time.perf_counter()
     for annotations in ((), ANNOTATIONS):  # the shapes measured below; tracing is its own graph
         engine.generate(replace(bench_request(args, annotations), num_images=args.batch_size, num_inference_steps=2))
@@ -297,7 +306,7 @@ def main() -> None:
         service = asyncio.run(time_service(engine, settings, bench_request(args)))
         print(json.dumps({"phase": "service", "service_s_per_image": round(service, 4)}), flush=True)
         if args.profile:
-            args.profile.write_text(profile_batches(pipe, engine, device, args))
+            args.profile.write_text(profile_batches(pipe, engine, device, args, on_model_thread))
     finally:
         engine.close()
 

@@ -8,7 +8,6 @@ import inspect
 import logging
 import math
 import random
-import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,7 +46,7 @@ TRACED_KINDS = frozenset({"bbox", "segmentation"})
 
 
 class ImageEngine:
-    def __init__(self, model: LoadedImageModel, settings: ImageSettings):
+    def __init__(self, model: LoadedImageModel, settings: ImageSettings, model_thread: ThreadPoolExecutor | None = None):
         self.info: ModelInfo = model.info
         self._pipe = model.pipeline
         self._device = model.device
@@ -56,14 +55,21 @@ class ImageEngine:
         self._max_resolution = settings.max_resolution
         self._default_scheduler = model.pipeline.scheduler
         self._finishers = ThreadPoolExecutor(settings.postprocess_threads, thread_name_prefix="image-finish")
-        # One call denoises at a time: the model, its attention processors and the GPU are shared.
-        self._lock = threading.Lock()
+        # Every model call runs on this one thread (best the one that loaded the model), so one
+        # call denoises at a time (the model, its attention processors and the GPU are shared),
+        # and state torch keeps per thread is found again by every request:
+        # - cuDNN's autotuned convolution and attention plans: on an H200, a request from a fresh
+        #   thread spent 2.2-2.6 s re-tuning them;
+        # - on a CPU, OpenMP's spinning thread team: torch ops on a second thread ran the tiny
+        #   UNet 2.8x slower than on the first thread that used torch.
+        self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> ImageEngine:
         """Loads the model and, where the first call would be slow (CUDA autotuning,
         torch.compile), runs a warm-up so that cost is paid before the service says SERVING."""
-        engine = cls(load_image_model(settings), settings)
+        model_thread = ThreadPoolExecutor(1, thread_name_prefix="image-model")
+        engine = cls(model_thread.submit(load_image_model, settings).result(), settings, model_thread)
         if engine._device.type == "cuda" or settings.compile:
             engine.warm_up()
         return engine
@@ -77,6 +83,7 @@ class ImageEngine:
         return self._pipe.unet.config.sample_size * self._pipe.vae_scale_factor
 
     def close(self) -> None:
+        self._model_thread.shutdown(wait=True)
         self._finishers.shutdown(wait=True)
 
     def warm_up(self) -> None:
@@ -170,10 +177,13 @@ class ImageEngine:
                 reason=reason,
             )
 
+        def denoise() -> bool:
+            with torch.inference_mode():
+                return _BatchRun(self, request, seed, delivery, on_step).execute()
+
         try:
-            with self._lock, torch.inference_mode():
-                stopped = _BatchRun(self, request, seed, delivery, on_step).execute()
-            # The last PNGs finish outside the lock: the next call can start denoising meanwhile.
+            stopped = self._model_thread.submit(denoise).result()
+            # The last PNGs finish on the caller's thread: the next call can start denoising.
             delivery.drain()
         except Exception as error:
             delivery.abandon()
@@ -185,7 +195,8 @@ class ImageEngine:
 
 class _OrderedDelivery:
     """Finished-image futures in index order; hands each to the callback once it and every
-    earlier one are done, always on the engine's thread."""
+    earlier one are done, from the model thread between steps, then from the caller's thread
+    when draining (one after the other, never at once)."""
 
     def __init__(self, on_image: ImageCallback | None):
         self._on_image = on_image

@@ -113,6 +113,7 @@ class ImageRunFailed(RuntimeError):
 # Called after every denoising step with the progress so far; returning True stops the call
 # within that step (the batch in flight is dropped, finished images are kept).
 StepCallback = Callable[[StepProgress], bool]
-# Called with each finished image, in index order, on the engine's thread.
+# Called with each finished image, in index order: on the engine's model thread while it denoises,
+# on the calling thread for the last ones; never from two threads at once.
 ImageCallback = Callable[[GeneratedImage], None]
 

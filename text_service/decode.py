@@ -343,12 +343,18 @@ class StaticDecoder:
             with kv_limit(limit):
                 return step(**inputs).logits[:, -1]
 
+        return self._call(run)
+
+    def _call(self, fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Runs `fn` on the graph thread (in inference mode, which is thread-local), or inline
+        where nothing is compiled. The prefill runs there too: torch keeps cuDNN's attention
+        plans per thread, and the service calls from a thread per request."""
         if self._graph_thread is None:
-            return run()
+            return fn()
 
         def on_graph_thread() -> torch.Tensor:
-            with torch.inference_mode():  # thread-local, like the graphs
-                return run()
+            with torch.inference_mode():
+                return fn()
 
         return self._graph_thread.submit(on_graph_thread).result()
 
@@ -369,24 +375,28 @@ class StaticDecoder:
         steps = rows.sampling.max_new_tokens + 1
         length = -(-(width + steps) // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
         cache = self._cache_for(batch, length)
-        # The shared prefix is computed once and copied into every row's slots of the static cache.
-        positions_so_far = torch.arange(shared, device=device)
-        for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(engine, prompts.prefix))):
-            cache.update(
-                keys.expand(batch, -1, -1, -1).contiguous(),
-                values.expand(batch, -1, -1, -1).contiguous(),
-                layer,
-                {"cache_position": positions_so_far},
-            )
         attention = torch.zeros((batch, length), dtype=torch.long, device=device)
         attention[:, :shared] = 1
         attention[:, shared:width] = suffix_mask.to(device)
         positions = (attention[:, :width].cumsum(-1) - 1).clamp(min=0)[:, shared:]
-        with kv_limit(attend_limit(width, length)):
-            logits = engine.forward(
-                suffix_ids.to(device), attention[:, :width], positions, cache, keep=1,
-                cache_position=torch.arange(shared, width, device=device),
-            )[:, -1]
+
+        def prefill() -> torch.Tensor:
+            # The shared prefix is computed once and copied into every row's slots of the cache.
+            positions_so_far = torch.arange(shared, device=device)
+            for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(engine, prompts.prefix))):
+                cache.update(
+                    keys.expand(batch, -1, -1, -1).contiguous(),
+                    values.expand(batch, -1, -1, -1).contiguous(),
+                    layer,
+                    {"cache_position": positions_so_far},
+                )
+            with kv_limit(attend_limit(width, length)):
+                return engine.forward(
+                    suffix_ids.to(device), attention[:, :width], positions, cache, keep=1,
+                    cache_position=torch.arange(shared, width, device=device),
+                )[:, -1]
+
+        logits = self._call(prefill)
         next_position = attention[:, :width].sum(-1)  # each row's next RoPE position
         live = [True] * n + [False] * (batch - n)
         pending = rows.pending

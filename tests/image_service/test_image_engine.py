@@ -197,3 +197,20 @@ def test_failure_part_way_reports_what_was_delivered(tiny_engine):
     assert isinstance(caught.value.__cause__, OSError)
     # The engine is usable again afterwards.
     assert tiny_engine.generate(request()).images_generated == 1
+
+
+def test_every_call_denoises_on_the_one_model_thread(tiny_engine):
+    """torch keeps cuDNN's tuned plans (and a CPU's OpenMP team) per thread, so the engine runs
+    all model work on one thread of its own, whichever thread calls it."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    def steps_ran_on() -> set[str]:
+        names = set()
+        tiny_engine.generate(request(num_images=1), on_step=lambda _: names.add(threading.current_thread().name) and False)
+        return names
+
+    here = steps_ran_on()
+    with ThreadPoolExecutor(1) as other:
+        there = other.submit(steps_ran_on).result()
+    assert here == there and len(here) == 1 and threading.current_thread().name not in here
