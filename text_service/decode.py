@@ -8,7 +8,9 @@ jump-forward and retirement. They differ in how they drive the model:
 - StaticDecoder (the CUDA default): fixed shapes throughout (a StaticCache sized for the wave, one
   token per row per step, finished rows feed masked padding), so the decode step can be compiled
   with CUDA graphs (`torch.compile(mode="reduce-overhead")`). Forced tokens still skip masking and
-  sampling; they are fed one per step.
+  sampling; they are fed one per step. Step t+1 is queued with step t's sampled tokens while they
+  are still on the device, so the CPU accepts them and fills the next masks while the GPU runs
+  it; each step attends over the filled part of the cache only (`attend_limit`).
 """
 
 from __future__ import annotations
