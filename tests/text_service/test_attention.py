@@ -9,13 +9,16 @@ from transformers import DynamicCache, Qwen2Config, Qwen2ForCausalLM, StaticCach
 
 from text_service.attention import NAME, kv_limit, use_grouped_attention
 
+# 6 query heads over 2 key/value heads, as Qwen2.5's 12 over 2.
+CONFIG = dict(
+    vocab_size=97, hidden_size=96, intermediate_size=128, num_hidden_layers=2,
+    num_attention_heads=6, num_key_value_heads=2, attn_implementation="sdpa",
+)
+
 
 def test_grouped_attention_matches_eager_on_padded_prefill_and_decode_steps():
     torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=97, hidden_size=96, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=6, num_key_value_heads=2, attn_implementation="sdpa",
-    )
+    config = Qwen2Config(**CONFIG)
     grouped = Qwen2ForCausalLM(config).eval()
     reference = copy.deepcopy(grouped)
     reference.set_attn_implementation("eager")
@@ -47,10 +50,7 @@ def test_grouped_attention_matches_eager_on_padded_prefill_and_decode_steps():
 
 def test_kv_limit_over_a_static_cache_changes_nothing_while_it_covers_the_filled_positions():
     torch.manual_seed(1)
-    config = Qwen2Config(
-        vocab_size=97, hidden_size=96, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=6, num_key_value_heads=2, attn_implementation="sdpa",
-    )
+    config = Qwen2Config(**CONFIG)
     model = Qwen2ForCausalLM(config).eval()
     assert use_grouped_attention(model)
     ids = torch.randint(1, 97, (2, 5))
