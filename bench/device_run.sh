@@ -4,7 +4,7 @@
 # benchmarks at full size, each under its own time limit, writing JSON lines, one log and two
 # profiles to $OUT (at most 8 files come back). Every bench prints each measurement as soon as it
 # is taken.
-#   TEXT_BENCH_S, IMAGE_BENCH_S, IMAGE_COMPILE_S: time limits (0 skips that part);
+#   GPU_TESTS_S, TEXT_BENCH_S, IMAGE_BENCH_S, IMAGE_COMPILE_S: time limits (0 skips that part);
 #   ROWS, VALIDITY, IMAGE_COMPILE_MODE: passed on to the benches; TEXT_TORCH_LOGS: TORCH_LOGS for
 #   the text bench (default perf_hints).
 # python3's torch there is CUDA; nothing can be fetched, so everything else comes from .whl.
@@ -14,7 +14,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
-  timeout ${GPU_TESTS_S:-90} python3 -m pytest -q -m gpu -p no:cacheprovider tests/text_service/test_engine.py tests/text_service/test_attention.py tests/image_service/test_image_device.py 2>&1 | tail -25
+  if [ "${GPU_TESTS_S:-90}" -gt 0 ]; then
+    timeout ${GPU_TESTS_S:-90} python3 -m pytest -q -m gpu -p no:cacheprovider tests/text_service/test_engine.py tests/text_service/test_attention.py tests/image_service/test_image_device.py 2>&1 | tail -25
+  fi
 } > "$OUT/gpu.txt" 2>&1
 echo "gpu tests done at $((SECONDS - started)) s"; tail -3 "$OUT/gpu.txt"
 if [ "${TEXT_BENCH_S:-300}" -gt 0 ]; then
