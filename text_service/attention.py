@@ -37,7 +37,9 @@ _kv_limit: int | None = None
 @contextmanager
 def kv_limit(limit: int | None) -> Iterator[None]:
     """Within the block, attention reads the first `limit` cache positions only; the caller
-    guarantees that every position a query may see lies below it."""
+    guarantees that every position a query may see lies below it. The limit is process-wide (a
+    module global, so that dynamo can guard on it): only the static decoder sets it, around its
+    own forward passes, under the engine's decode lock."""
     global _kv_limit
     previous, _kv_limit = _kv_limit, limit
     try:
