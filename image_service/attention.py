@@ -4,7 +4,8 @@ bounding boxes and masks come from; no detection model is involved.
 
 Tracing wraps the existing processor of every `attn2` (cross-attention) layer, so the image itself
 is computed exactly as without tracing. For the conditional half of the CFG batch it recomputes
-the query and key projections and a softmax over the prompt tokens. Only layers at half the latent
+the query and key projections and a softmax over the prompt tokens. The recording is plain tensor
+code, which torch.compile traces into the UNet's graph. Only layers at half the latent
 resolution or coarser are recorded: in SD-1.5 those are the semantically sharp 32x32/16x16/8x8
 levels, and skipping the 64x64 level avoids its 4096-query score tensors. Each call adds into one
 buffer per resolution in place; upsampling happens once per batch, not per step."""
@@ -21,43 +22,65 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import Attention
 
 
+# Maps are kept for every prompt token after the start token (CLIP's 77 positions), whatever the
+# prompt: the recording then has the same shapes for every request, so torch.compile traces it
+# once instead of once per label count.
+TOKENS = 76
+
+
 class CrossAttentionRecorder:
     """Accumulates, for one batch, the attention of the conditional rows to prompt tokens
-    1..num_tokens (token 0, the start token, soaks up most attention and carries no object)."""
+    1..TOKENS (token 0, the start token, soaks up most attention and carries no object).
 
-    def __init__(self, latent_height: int, latent_width: int):
-        self.latent_height = latent_height
-        self.latent_width = latent_width
-        # Record a layer only at half the latent resolution or coarser (see module docstring).
-        self.max_queries = max(1, (latent_height * latent_width) // 4)
+    One recorder serves an engine for its lifetime (`reset` per batch): torch.compile traces
+    `record` into the UNet's graph, and a recorder or processors made anew per request would make
+    it trace again."""
+
+    def __init__(self):
+        self.latent_height = self.latent_width = 0
+        self.max_queries = 0
         self.cond_rows = slice(0, 0)
-        self.num_tokens = 0
+        self.enabled = False
         self._buckets: dict[tuple[int, int], torch.Tensor] = {}
+        self._wrappers: dict[int, TracingAttnProcessor] = {}
 
-    def reset(self, cond_rows: slice, num_tokens: int) -> None:
-        """Starts a batch: `cond_rows` are the rows of the UNet batch that carry the prompt (the
-        second half under classifier-free guidance); 0 tokens turns recording off."""
-        self.cond_rows = cond_rows
-        self.num_tokens = num_tokens
-        self._buckets = {}
+    def reset(self, latent_hw: tuple[int, int], cond_rows: slice | None, device: torch.device | str = "cpu") -> None:
+        """Starts a batch on a latent grid of `latent_hw`: `cond_rows` are the rows of the UNet
+        batch that carry the prompt (the second half under classifier-free guidance); None turns
+        recording off. One zeroed buffer per recorded resolution receives the maps in place."""
+        self.latent_height, self.latent_width = latent_hw
+        # Record a layer only at half the latent resolution or coarser (see module docstring).
+        self.max_queries = max(1, (self.latent_height * self.latent_width) // 4)
+        self.enabled = cond_rows is not None
+        self.cond_rows = cond_rows or slice(0, 0)
+        batch = self.cond_rows.stop - self.cond_rows.start
+        self._buckets = {hw: torch.zeros(batch, TOKENS, *hw, device=device) for hw in self.grids()} if self.enabled else {}
+
+    def grids(self) -> list[tuple[int, int]]:
+        """The (height, width) of every level below the latent grid: halved by each downsampling,
+        rounding up, as SD's stride-2 convolutions with padding do."""
+        grids, factor = [], 2
+        while True:
+            hw = (math.ceil(self.latent_height / factor), math.ceil(self.latent_width / factor))
+            grids.append(hw)
+            if hw == (1, 1):
+                return grids
+            factor *= 2
 
     def grid_for(self, queries: int) -> tuple[int, int]:
-        """The (height, width) of a layer with `queries` positions: the latent grid halved by each
-        downsampling (rounding up, as SD's stride-2 convolutions with padding do)."""
-        factor = 1
-        while factor <= max(self.latent_height, self.latent_width):
-            h, w = math.ceil(self.latent_height / factor), math.ceil(self.latent_width / factor)
+        """The (height, width) of a layer with `queries` positions."""
+        if queries == self.latent_height * self.latent_width:
+            return self.latent_height, self.latent_width
+        for h, w in self.grids():
             if h * w == queries:
                 return h, w
-            factor *= 2
         raise ValueError(f"{queries} attention queries fit no downsampling of the latent grid")
 
-    # Eager even inside a compiled UNet: the in-place accumulation is a side effect that graphs
-    # should not capture, and the work here is small.
-    @torch.compiler.disable
+    # Traceable: under torch.compile this becomes part of the UNet's graph (the in-place adds
+    # are mutations of the buffers, which are graph inputs), with no graph break per layer.
     def record(self, attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor) -> None:
         queries = hidden_states.shape[1]
-        if self.num_tokens == 0 or queries > self.max_queries or hidden_states.ndim != 3:
+        if not self.enabled or queries > self.max_queries or hidden_states.ndim != 3:
             return
         hidden_states = hidden_states[self.cond_rows]
         context = context[self.cond_rows]
@@ -72,24 +95,21 @@ class CrossAttentionRecorder:
         query = query.view(batch, queries, attn.heads, head_dim).transpose(1, 2).float() * attn.scale
         key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2).float()
         probs = (query @ key.transpose(-1, -2)).softmax(dim=-1)
-        token_maps = probs[..., 1 : self.num_tokens + 1].sum(dim=1)  # (batch, queries, tokens)
+        tokens = min(TOKENS, probs.shape[-1] - 1)
+        token_maps = probs[..., 1 : tokens + 1].sum(dim=1)  # (batch, queries, tokens)
         h, w = self.grid_for(queries)
-        token_maps = token_maps.transpose(1, 2).reshape(batch, self.num_tokens, h, w)
-        bucket = self._buckets.get((h, w))
-        if bucket is None:
-            self._buckets[(h, w)] = token_maps
-        else:
-            bucket.add_(token_maps)
+        self._buckets[(h, w)][:, :tokens].add_(token_maps.transpose(1, 2).reshape(batch, tokens, h, w))
 
     def token_maps(self) -> torch.Tensor | None:
-        """(batch, num_tokens, h, w) float32 attention at the finest recorded resolution, summed
-        over every recorded layer and step; map k belongs to token k + 1. None if nothing was
+        """(batch, TOKENS, h, w) float32 attention at the finest recorded resolution, summed over
+        every recorded layer and step; map k belongs to token k + 1. None if nothing was
         recorded."""
-        if not self._buckets:
+        written = {hw: maps for hw, maps in self._buckets.items() if bool(maps.any())}
+        if not written:
             return None
-        size = max(self._buckets, key=lambda hw: hw[0] * hw[1])
+        size = max(written, key=lambda hw: hw[0] * hw[1])
         total = None
-        for hw, maps in self._buckets.items():
+        for hw, maps in written.items():
             if hw != size:
                 maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
             total = maps if total is None else total + maps
@@ -125,13 +145,18 @@ def cross_attention_layers(unet: UNet2DConditionModel) -> list[Attention]:
 def tracing_cross_attention(
     unet: UNet2DConditionModel, recorder: CrossAttentionRecorder
 ) -> Iterator[CrossAttentionRecorder]:
-    """Routes every cross-attention layer through `recorder` for the duration of the block."""
+    """Routes every cross-attention layer through `recorder` for the duration of the block. The
+    wrapping processors are the recorder's own, made once per layer (and again only if the layer's
+    processor changed), so a compiled UNet sees the same objects on every traced call."""
     layers = cross_attention_layers(unet)
     if not layers:
         raise ValueError("the UNet has no cross-attention (attn2) layers to trace")
     originals = [layer.processor for layer in layers]
     for layer, original in zip(layers, originals):
-        layer.set_processor(TracingAttnProcessor(original, recorder))
+        wrapper = recorder._wrappers.get(id(layer))
+        if wrapper is None or wrapper.inner is not original:
+            wrapper = recorder._wrappers[id(layer)] = TracingAttnProcessor(original, recorder)
+        layer.set_processor(wrapper)
     try:
         yield recorder
     finally:

@@ -63,6 +63,8 @@ class ImageEngine:
         # - on a CPU, OpenMP's spinning thread team: torch ops on a second thread ran the tiny
         #   UNet 2.8x slower than on the first thread that used torch.
         self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
+        # One for the engine's lifetime, so a compiled UNet traces the recording once.
+        self._recorder = CrossAttentionRecorder()
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> ImageEngine:
@@ -242,7 +244,7 @@ class _BatchRun:
         self.step_kwargs = _step_kwargs(self.scheduler)
         self.traced = bool(TRACED_KINDS & set(request.annotations))
         self.latent_hw = (request.height // self.pipe.vae_scale_factor, request.width // self.pipe.vae_scale_factor)
-        self.recorder = CrossAttentionRecorder(*self.latent_hw)
+        self.recorder = engine._recorder
         self._embeds: dict[str, torch.Tensor] = {}
         self._negative: torch.Tensor | None = None
 
@@ -257,9 +259,9 @@ class _BatchRun:
         for batch in plan_batches(self.request, self.engine.batch_size):
             prompts = [self.request.prompt_for(i) for i in batch]
             label_positions = [self._label_positions(p) for p in prompts] if self.traced else []
-            num_tokens = max((max(pos) for lp in label_positions for pos in lp.values()), default=0)
             rows = slice(len(batch), 2 * len(batch)) if self.cfg else slice(0, len(batch))
-            self.recorder.reset(rows, num_tokens)
+            found = any(label_positions)  # nothing to record when no prompt has a label
+            self.recorder.reset(self.latent_hw, rows if found else None, self.device)
             latents = self._denoise(batch, prompts)
             if latents is None:
                 return True

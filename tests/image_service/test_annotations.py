@@ -164,12 +164,32 @@ def test_token_positions_with_the_tiny_tokenizer():
 
 
 def test_recorder_grid_and_layer_selection():
-    recorder = CrossAttentionRecorder(16, 24)
+    recorder = CrossAttentionRecorder()
+    recorder.reset((16, 24), slice(1, 2))
     assert recorder.grid_for(16 * 24) == (16, 24)
     assert recorder.grid_for(8 * 12) == (8, 12)
     assert recorder.max_queries == 8 * 12  # the full-resolution level is not recorded
-    odd = CrossAttentionRecorder(9, 9)
-    assert odd.grid_for(25) == (5, 5)  # stride-2 convolutions round up
+    assert recorder.grids() == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
+    recorder.reset((9, 9), slice(1, 2))
+    assert recorder.grid_for(25) == (5, 5)  # stride-2 convolutions round up
+
+
+def test_traced_unet_is_one_graph_for_torch_compile(tiny_engine):
+    """Recording is plain tensor code: dynamo traces a traced UNet call as one graph, without a
+    break per cross-attention layer (each break is a graph of its own to compile)."""
+    import torch
+
+    from image_service.attention import tracing_cross_attention
+
+    unet = tiny_engine._pipe.unet
+    recorder = CrossAttentionRecorder()
+    recorder.reset((16, 16), slice(2, 4))
+    latents = torch.randn(4, unet.config.in_channels, 16, 16)
+    context = torch.randn(4, 77, unet.config.cross_attention_dim)
+    with torch.inference_mode(), tracing_cross_attention(unet, recorder):
+        explained = torch._dynamo.explain(unet)(latents, torch.tensor(10), encoder_hidden_states=context)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+    assert recorder.token_maps() is not None  # explain ran the graph: the maps were written
 
 
 def test_tiny_pipeline_annotations(tiny_engine):
