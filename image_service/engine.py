@@ -58,8 +58,9 @@ class ImageEngine:
         # Every model call runs on this one thread (best the one that loaded the model), so one
         # call denoises at a time (the model, its attention processors and the GPU are shared),
         # and state torch keeps per thread is found again by every request:
-        # - cuDNN's autotuned convolution and attention plans: on an H200, a request from a fresh
-        #   thread spent 2.2-2.6 s re-tuning them;
+        # - cuDNN's autotuned convolution and attention plans (`thread_local` in torch): on an
+        #   H200 the service path paid a fixed 2.2-2.6 s per request, which fits a fresh thread
+        #   tuning them all again;
         # - on a CPU, OpenMP's spinning thread team: torch ops on a second thread ran the tiny
         #   UNet 2.8x slower than on the first thread that used torch.
         self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
@@ -71,7 +72,12 @@ class ImageEngine:
         """Loads the model and, where the first call would be slow (CUDA autotuning,
         torch.compile), runs a warm-up so that cost is paid before the service says SERVING."""
         model_thread = ThreadPoolExecutor(1, thread_name_prefix="image-model")
-        engine = cls(model_thread.submit(load_image_model, settings).result(), settings, model_thread)
+        try:
+            model = model_thread.submit(load_image_model, settings).result()
+        except BaseException:
+            model_thread.shutdown(wait=False)
+            raise
+        engine = cls(model, settings, model_thread)
         if engine._device.type == "cuda" or settings.compile:
             engine.warm_up()
         return engine
