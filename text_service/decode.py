@@ -265,11 +265,16 @@ class DynamicDecoder:
             logits = out[torch.arange(len(feeds), device=device), last]
 
 
+def in_quanta(positions: int) -> int:
+    """`positions` rounded up to whole STATIC_CACHE_QUANTUM."""
+    return -(-positions // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
+
+
 def attend_limit(positions: int, length: int) -> int:
     """How far a static step attends: the first cache quantum that holds `positions` filled
     positions. Each limit is a graph of its own; decode time grows with it, and rows usually
     finish long before a wave's cache, sized for its longest possible row, is full."""
-    return min(length, -(-positions // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM)
+    return min(length, in_quanta(positions))
 
 
 class StaticDecoder:
@@ -373,7 +378,7 @@ class StaticDecoder:
         suffix_mask[n:] = 0  # padding rows see the shared prefix only, and never sample
         width = shared + suffix_ids.shape[1]
         steps = rows.sampling.max_new_tokens + 1
-        length = -(-(width + steps) // STATIC_CACHE_QUANTUM) * STATIC_CACHE_QUANTUM
+        length = in_quanta(width + steps)
         cache = self._cache_for(batch, length)
         attention = torch.zeros((batch, length), dtype=torch.long, device=device)
         attention[:, :shared] = 1
