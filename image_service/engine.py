@@ -51,6 +51,11 @@ class ImageEngine:
         self._pipe = model.pipeline
         self._device = model.device
         self._batch_size = settings.batch_size_for(model.device.type)
+        # A compiled UNet and decoder have one graph per shape, compiled at warm-up for a full
+        # batch: a job's last, partial batch is filled up to full size with copies of its last
+        # image (computed and dropped) rather than compiled again for its size mid-job. On a GPU
+        # a full batch of 8 takes about as long as a lone image anyway.
+        self._fills_batches = settings.compile
         self._min_resolution = settings.min_resolution
         self._max_resolution = settings.max_resolution
         self._default_scheduler = model.pipeline.scheduler
@@ -262,13 +267,15 @@ class _BatchRun:
             return self._run_batches()
 
     def _run_batches(self) -> bool:
+        full = batch_rows(self.request, self.engine.batch_size)
         for batch in plan_batches(self.request, self.engine.batch_size):
-            prompts = [self.request.prompt_for(i) for i in batch]
-            label_positions = [self._label_positions(p) for p in prompts] if self.traced else []
-            rows = slice(len(batch), 2 * len(batch)) if self.cfg else slice(0, len(batch))
+            filled = batch + batch[-1:] * (full - len(batch)) if self.engine._fills_batches else batch
+            prompts = [self.request.prompt_for(i) for i in filled]
+            label_positions = [self._label_positions(p) for p in prompts[: len(batch)]] if self.traced else []
+            rows = slice(len(filled), 2 * len(filled)) if self.cfg else slice(0, len(filled))
             found = any(label_positions)  # nothing to record when no prompt has a label
             self.recorder.reset(self.latent_hw, rows if found else None, self.device)
-            latents = self._denoise(batch, prompts)
+            latents = self._denoise(filled, prompts, images=len(batch))
             if latents is None:
                 return True
             pixels = self._decode(latents)
@@ -314,9 +321,10 @@ class _BatchRun:
             return conditional
         return torch.cat([self._negative.expand_as(conditional), conditional])
 
-    def _denoise(self, batch: list[int], prompts: list[str]) -> torch.Tensor | None:
+    def _denoise(self, batch: list[int], prompts: list[str], images: int) -> torch.Tensor | None:
         """The denoising loop of the diffusers pipeline, over latents drawn per image from that
-        image's own generator (so an image does not depend on its batch-mates). None if stopped."""
+        image's own generator (so an image does not depend on its batch-mates). `images` of the
+        rows are real, the rest fill the batch. None if stopped."""
         embeds = self._encode(prompts)
         generators = [torch.Generator("cpu").manual_seed(self.seed + i) for i in batch]
         unet = self.pipe.unet
@@ -332,7 +340,10 @@ class _BatchRun:
         for step, t in enumerate(timesteps, start=1):
             model_input = torch.cat([latents] * 2) if self.cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise = unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            # As float32 for every scheduler (PNDM's and DPM's timesteps are int64, Euler's
+            # float32), so a compiled UNet has one graph for all of them. The same embedding: the
+            # UNet converts timesteps to float32 before anything else.
+            noise = unet(model_input, t.float(), encoder_hidden_states=embeds, return_dict=False)[0]
             if self.cfg:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.request.guidance_scale * (cond - uncond)
@@ -344,7 +355,7 @@ class _BatchRun:
                     total_steps=len(timesteps),
                     images_done=self.delivery.delivered,
                     images_total=self.request.num_images,
-                    batch_size=len(batch),
+                    batch_size=images,
                 )
                 if self.on_step(progress):
                     return None
@@ -360,11 +371,16 @@ class _BatchRun:
         return images.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def plan_batches(request: ImageRequest, batch_size: int) -> list[list[int]]:
-    """Image indices per denoising batch: `batch_size` images at 512x512 or below, proportionally
-    fewer for larger images so activation memory stays about the same."""
+def batch_rows(request: ImageRequest, batch_size: int) -> int:
+    """Images per full denoising batch: `batch_size` at 512x512 or below, proportionally fewer
+    for larger images so activation memory stays about the same."""
     area = request.width * request.height
-    size = max(1, min(batch_size, batch_size * BATCH_PIXEL_BASE // area))
+    return max(1, min(batch_size, batch_size * BATCH_PIXEL_BASE // area))
+
+
+def plan_batches(request: ImageRequest, batch_size: int) -> list[list[int]]:
+    """Image indices per denoising batch, `batch_rows` at a time."""
+    size = batch_rows(request, batch_size)
     indices = list(range(request.num_images))
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 

@@ -140,8 +140,12 @@ def tune_for_device(
         # its own, one code object for blocks of different widths, so the default limit of 8
         # recompilations left most blocks eager (and the compiled engine slower than eager).
         allow_recompiles(64)
-        pipeline.unet.compile(mode=compile_mode)
-        pipeline.vae.decoder.compile(mode=compile_mode)
+        # One static graph per shape. With dynamo's default, the second shape a module meets (a
+        # new resolution, a batch without guidance) is compiled with symbolic sizes, and that
+        # graph is found first for every later call, the warmed-up shape included. ImageEngine
+        # pads partial batches to full ones, so a job's last batch is not a new shape.
+        pipeline.unet.compile(mode=compile_mode, dynamic=False)
+        pipeline.vae.decoder.compile(mode=compile_mode, dynamic=False)
 
 
 def use_fast_layout(pipeline: StableDiffusionPipeline, channels_last: bool = True) -> None:

@@ -107,6 +107,8 @@ def test_named_volumes_hold_the_model_cache_and_the_generated_data(config):
     for name in MODEL_SERVICES:
         service = config["services"][name]
         assert mounts(service)["model-cache"] == service["environment"]["MODEL_CACHE_DIR"]
+        # Compiled kernels outlive the container, as the weights do.
+        assert service["environment"]["TORCHINDUCTOR_CACHE_DIR"].startswith(service["environment"]["MODEL_CACHE_DIR"] + "/")
     gateway = config["services"]["gateway"]
     data_mount = mounts(gateway)["generated_data"]
     output_dir = gateway["environment"]["SDG_OUTPUT_DIR"]

@@ -4,6 +4,8 @@ it is the same arithmetic, and the whole fp16 path on a GPU when there is one.""
 from __future__ import annotations
 
 import io
+import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,16 +14,16 @@ from PIL import Image
 
 from image_service.engine import ImageEngine
 from image_service.model import load_image_model, use_fast_layout
-from image_service.types import ImageRequest
+from image_service.types import SCHEDULERS, ImageRequest
 
 REQUEST = ImageRequest(
     prompts=("a dog next to a car",), num_images=2, width=64, height=64, num_inference_steps=2, seed=4, annotations=("bbox",)
 )
 
 
-def generate(engine):
+def generate(engine, request=REQUEST):
     images = []
-    engine.generate(REQUEST, on_image=images.append)
+    engine.generate(request, on_image=images.append)
     return images
 
 
@@ -71,3 +73,31 @@ def test_compile_set_up_wraps_the_unet_and_decoder(make_tiny_settings):
     assert loaded.pipeline.vae.decoder._compiled_call_impl is not None
     limit = getattr(_dynamo.config, "recompile_limit", None) or _dynamo.config.cache_size_limit
     assert limit >= 64  # diffusers' blocks recompile per width; 8 left most of the UNet eager
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="inductor needs a C++ compiler on a CPU")
+def test_compiled_engine_compiles_only_at_warm_up(make_tiny_settings, tiny_engine):
+    """torch.compile as the service sets it up, run on the CPU (inductor without CUDA graphs): the
+    warm-up compiles every graph a job at the warmed-up size meets, so a partial last batch, each
+    scheduler and tracing run without compiling mid-job, and give the eager engine's images."""
+    from torch._dynamo.utils import counters
+
+    engine = ImageEngine.from_settings(make_tiny_settings(compile=True, compile_mode="default"))
+    size = engine.default_resolution
+    jobs = [
+        ImageRequest(prompts=("a dog next to a car",), num_images=3, width=size, height=size, num_inference_steps=3, seed=2, scheduler=name)
+        for name in SCHEDULERS
+    ]
+    jobs.append(replace(REQUEST, width=size, height=size, num_images=1))
+    try:
+        graphs = counters["stats"]["unique_graphs"]
+        compiled = [generate(engine, job) for job in jobs]
+        assert counters["stats"]["unique_graphs"] == graphs
+    finally:
+        engine.close()
+    for job, images in zip(jobs, compiled):
+        eager = generate(tiny_engine, job)
+        assert [i.seed for i in images] == [i.seed for i in eager] == [job.seed + n for n in range(job.num_images)]
+        for a, b in zip(images, eager):
+            assert np.abs(pixels(a) - pixels(b)).max() <= 2  # fused kernels reassociate floats
+            assert [o.label for o in a.objects] == [o.label for o in b.objects]
