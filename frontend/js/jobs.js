@@ -19,7 +19,12 @@
   const isActive = (job) => !SDG.jobView.FINISHED.has(job.status);
 
   function createItem(jobId) {
-    const li = el('li', { class: 'job', dataset: { testid: 'job-item', jobId } });
+    // The whole card selects the job (its progress bar and id are where eyes and clicks land);
+    // the header button is what keyboards reach. Clicks on the card's buttons are their own.
+    const li = el('li', {
+      class: 'job', dataset: { testid: 'job-item', jobId },
+      onclick: (event) => { if (!event.target.closest('button')) select(jobId); },
+    });
     li.append(
       el('button', {
         type: 'button', class: 'job-select', 'aria-pressed': 'false', dataset: { testid: 'job-select' },

@@ -219,6 +219,18 @@ def test_unified_job_pairs_rows_with_images(page, tmp_path):
     page.screenshot(path=str(tmp_path / "unified-job.png"), full_page=True)
 
 
+def test_any_part_of_a_job_card_opens_that_job(page, gateway):
+    body = {"schema": {"city": "string"}, "num_samples": 2}
+    ids = [httpx.post(f"{gateway.address}/generate/text", json=body).json()["job_id"] for _ in range(2)]
+    view = page.get_by_test_id("job-view")
+    for job_id, part in zip(ids, (".job-id", "[data-testid=job-progress]")):
+        item = job_item(page, job_id)
+        expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+        item.locator(part).click()
+        expect(view.locator(".job-view-head .job-id")).to_have_text(job_id)
+        expect(item.get_by_test_id("job-select")).to_have_attribute("aria-pressed", "true")
+
+
 def test_page_opened_from_disk_talks_to_the_gateway_named_by_api(browser, gateway):
     context = browser.new_context()
     page = context.new_page()
