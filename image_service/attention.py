@@ -40,21 +40,19 @@ class CrossAttentionRecorder:
         self.latent_height = self.latent_width = 0
         self.max_queries = 0
         self.cond_rows = slice(0, 0)
-        self.enabled = False
         self._buckets: dict[tuple[int, int], torch.Tensor] = {}
         self._wrappers: dict[int, TracingAttnProcessor] = {}
 
-    def reset(self, latent_hw: tuple[int, int], cond_rows: slice | None, device: torch.device | str = "cpu") -> None:
+    def reset(self, latent_hw: tuple[int, int], cond_rows: slice, device: torch.device | str = "cpu") -> None:
         """Starts a batch on a latent grid of `latent_hw`: `cond_rows` are the rows of the UNet
-        batch that carry the prompt (the second half under classifier-free guidance); None turns
-        recording off. One zeroed buffer per recorded resolution receives the maps in place."""
+        batch that carry the prompt (the second half under classifier-free guidance). One zeroed
+        buffer per recorded resolution receives the maps in place."""
         self.latent_height, self.latent_width = latent_hw
         # Record a layer only at half the latent resolution or coarser (see module docstring).
         self.max_queries = max(1, (self.latent_height * self.latent_width) // 4)
-        self.enabled = cond_rows is not None
-        self.cond_rows = cond_rows or slice(0, 0)
-        batch = self.cond_rows.stop - self.cond_rows.start
-        self._buckets = {hw: torch.zeros(batch, TOKENS, *hw, device=device) for hw in self.grids()} if self.enabled else {}
+        self.cond_rows = cond_rows
+        batch = cond_rows.stop - cond_rows.start
+        self._buckets = {hw: torch.zeros(batch, TOKENS, *hw, device=device) for hw in self.grids()}
 
     def grids(self) -> list[tuple[int, int]]:
         """The (height, width) of every level below the latent grid: halved by each downsampling,
@@ -80,7 +78,7 @@ class CrossAttentionRecorder:
     # are mutations of the buffers, which are graph inputs), with no graph break per layer.
     def record(self, attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor) -> None:
         queries = hidden_states.shape[1]
-        if not self.enabled or queries > self.max_queries or hidden_states.ndim != 3:
+        if queries > self.max_queries or hidden_states.ndim != 3:  # max_queries is 0 until reset
             return
         hidden_states = hidden_states[self.cond_rows]
         context = context[self.cond_rows]

@@ -11,6 +11,7 @@ import random
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
@@ -261,25 +262,23 @@ class _BatchRun:
 
     def execute(self) -> bool:
         """Runs every batch; returns True when the step callback stopped the call."""
-        if not self.traced:
-            return self._run_batches()
-        with tracing_cross_attention(self.pipe.unet, self.recorder):
-            return self._run_batches()
-
-    def _run_batches(self) -> bool:
         full = batch_rows(self.request, self.engine.batch_size)
         for batch in plan_batches(self.request, self.engine.batch_size):
             filled = batch + batch[-1:] * (full - len(batch)) if self.engine._fills_batches else batch
             prompts = [self.request.prompt_for(i) for i in filled]
             label_positions = [self._label_positions(p) for p in prompts[: len(batch)]] if self.traced else []
-            rows = slice(len(filled), 2 * len(filled)) if self.cfg else slice(0, len(filled))
-            found = any(label_positions)  # nothing to record when no prompt has a label
-            self.recorder.reset(self.latent_hw, rows if found else None, self.device)
-            latents = self._denoise(filled, prompts, images=len(batch))
+            # A batch where no prompt has a label runs untraced: nothing to record, and a compiled
+            # engine has graphs for exactly two cases (recording everything or nothing).
+            traced = any(label_positions)
+            if traced:
+                rows = slice(len(filled), 2 * len(filled)) if self.cfg else slice(0, len(filled))
+                self.recorder.reset(self.latent_hw, rows, self.device)
+            with tracing_cross_attention(self.pipe.unet, self.recorder) if traced else nullcontext():
+                latents = self._denoise(filled, prompts, images=len(batch))
             if latents is None:
                 return True
             pixels = self._decode(latents)
-            token_maps = self.recorder.token_maps() if self.traced else None  # None: no label found
+            token_maps = self.recorder.token_maps() if traced else None  # None: no label found
             height, width = self.request.height, self.request.width
             for row, index in enumerate(batch):
                 decoded = DecodedImage(

@@ -89,6 +89,7 @@ def test_compiled_engine_compiles_only_at_warm_up(make_tiny_settings, tiny_engin
         for name in SCHEDULERS
     ]
     jobs.append(replace(REQUEST, width=size, height=size, num_images=1))
+    jobs.append(replace(REQUEST, width=size, height=size, labels=("zebra",)))  # no label found: untraced
     try:
         graphs = counters["stats"]["unique_graphs"]
         compiled = [generate(engine, job) for job in jobs]
