@@ -54,9 +54,14 @@ class ImageEngine:
         self._batch_size = settings.batch_size_for(model.device.type)
         # A compiled UNet and decoder have one graph per shape, compiled at warm-up for a full
         # batch: a job's last, partial batch is filled up to full size with copies of its last
-        # image (computed and dropped) rather than compiled again for its size mid-job. On a GPU
-        # a full batch of 8 takes about as long as a lone image anyway.
-        self._fills_batches = settings.compile
+        # image (computed and dropped) rather than run eager at its own size. On a GPU a full
+        # batch of 8 takes about as long as a lone image anyway.
+        self._compiled = settings.compile
+        # Whether a compiled engine may compile: only during warm_up (see _compile_stance).
+        self._warming_up = False
+        # torch.compile's stance after the warm-up. The bench and tests set "fail_on_recompile"
+        # so that what they measure as compiled cannot quietly have run eager.
+        self.stance_after_warm_up = "eager_on_recompile"
         self._min_resolution = settings.min_resolution
         self._max_resolution = settings.max_resolution
         self._default_scheduler = model.pipeline.scheduler
@@ -100,22 +105,37 @@ class ImageEngine:
         self._model_thread.shutdown(wait=True)
         self._finishers.shutdown(wait=True)
 
-    def warm_up(self) -> None:
+    def warm_up(self, resolution: int | None = None) -> None:
+        """Runs full batches at `resolution` (default: the model's own) with guidance, traced and
+        untraced: cuDNN's autotuning, and with torch.compile the only compiling this engine does."""
         started = time.perf_counter()
-        size = self.default_resolution
-        for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
-            self.generate(
-                ImageRequest(
-                    prompts=("a warm-up image of a dog",),
-                    num_images=self._batch_size,
-                    width=size,
-                    height=size,
-                    num_inference_steps=2,
-                    seed=0,
-                    annotations=annotations,
+        size = resolution or self.default_resolution
+        self._warming_up = True
+        try:
+            for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
+                self.generate(
+                    ImageRequest(
+                        prompts=("a warm-up image of a dog",),
+                        num_images=self._batch_size,
+                        width=size,
+                        height=size,
+                        num_inference_steps=2,
+                        seed=0,
+                        annotations=annotations,
+                    )
                 )
-            )
+        finally:
+            self._warming_up = False
         log.info("warm-up done in %.1fs", time.perf_counter() - started)
+
+    def _compile_stance(self):
+        """After the warm-up, a compiled engine runs the shapes it compiled and runs any other
+        (another resolution, guidance_scale <= 1) eagerly. Compiling one mid-request would hold
+        the model thread for minutes in the autotuning modes, longer than the gateway waits for
+        a silent stream, with every other request queued behind it."""
+        if not self._compiled or self._warming_up:
+            return nullcontext()
+        return torch.compiler.set_stance(self.stance_after_warm_up)
 
     # -- 1. Check inputs ----------------------------------------------------------------------
 
@@ -192,7 +212,7 @@ class ImageEngine:
             )
 
         def denoise() -> bool:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._compile_stance():
                 return _BatchRun(self, request, seed, delivery, on_step).execute()
 
         try:
@@ -264,7 +284,7 @@ class _BatchRun:
         """Runs every batch; returns True when the step callback stopped the call."""
         full = batch_rows(self.request, self.engine.batch_size)
         for batch in plan_batches(self.request, self.engine.batch_size):
-            filled = batch + batch[-1:] * (full - len(batch)) if self.engine._fills_batches else batch
+            filled = batch + batch[-1:] * (full - len(batch)) if self.engine._compiled else batch
             prompts = [self.request.prompt_for(i) for i in filled]
             label_positions = [self._label_positions(p) for p in prompts[: len(batch)]] if self.traced else []
             # A batch where no prompt has a label runs untraced: nothing to record, and a compiled

@@ -38,8 +38,9 @@ class ImageSettings(BaseSettings):
     # torch.compile the UNet and VAE decoder at start-up (CUDA; a warm-up run compiles them before
     # health says SERVING). Costs about a minute of start-up for ~1.4x faster denoising. The
     # warm-up covers full batches at the model's resolution with guidance, traced or not, with
-    # any scheduler; another resolution or guidance_scale <= 1 compiles on first use. Point
-    # TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of the compiling on restarts.
+    # any scheduler; another resolution or guidance_scale <= 1 runs eager rather than stall
+    # the service compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of
+    # the compiling on restarts.
     compile: bool = False
     # The torch.compile mode used when `compile` is set.
     compile_mode: str = "max-autotune-no-cudagraphs"

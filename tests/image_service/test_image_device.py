@@ -79,23 +79,30 @@ def test_compile_set_up_wraps_the_unet_and_decoder(make_tiny_settings):
 def test_compiled_engine_compiles_only_at_warm_up(make_tiny_settings, tiny_engine):
     """torch.compile as the service sets it up, run on the CPU (inductor without CUDA graphs): the
     warm-up compiles every graph a job at the warmed-up size meets, so a partial last batch, each
-    scheduler and tracing run without compiling mid-job, and give the eager engine's images."""
+    scheduler and tracing run compiled, other shapes run eager, nothing compiles mid-job, and
+    every image is the eager engine's."""
     from torch._dynamo.utils import counters
 
     engine = ImageEngine.from_settings(make_tiny_settings(compile=True, compile_mode="default"))
     size = engine.default_resolution
-    jobs = [
+    warmed = [
         ImageRequest(prompts=("a dog next to a car",), num_images=3, width=size, height=size, num_inference_steps=3, seed=2, scheduler=name)
         for name in SCHEDULERS
     ]
-    jobs.append(replace(REQUEST, width=size, height=size, num_images=1))
-    jobs.append(replace(REQUEST, width=size, height=size, labels=("zebra",)))  # no label found: untraced
+    warmed.append(replace(REQUEST, width=size, height=size, num_images=1))
+    warmed.append(replace(REQUEST, width=size, height=size, labels=("zebra",)))  # no label found: untraced
+    others = [replace(REQUEST, width=size + 16, height=size), replace(REQUEST, width=size, height=size, guidance_scale=1.0)]
     try:
         graphs = counters["stats"]["unique_graphs"]
-        compiled = [generate(engine, job) for job in jobs]
+        # The warmed-up shapes must run compiled code: fail rather than fall back to eager.
+        engine.stance_after_warm_up = "fail_on_recompile"
+        compiled = [generate(engine, job) for job in warmed]
+        engine.stance_after_warm_up = "eager_on_recompile"  # the service's: other shapes run eager
+        compiled += [generate(engine, job) for job in others]
         assert counters["stats"]["unique_graphs"] == graphs
     finally:
         engine.close()
+    jobs = warmed + others
     for job, images in zip(jobs, compiled):
         eager = generate(tiny_engine, job)
         assert [i.seed for i in images] == [i.seed for i in eager] == [job.seed + n for n in range(job.num_images)]
