@@ -40,7 +40,7 @@ from image_service.server import create_server  # noqa: E402
 from image_service.servicer import ImageServicer  # noqa: E402
 from image_service.settings import ImageSettings  # noqa: E402
 from image_service.tiny import SD15_SCHEDULER, build_tiny, build_tokenizer  # noqa: E402
-from image_service.types import ImageRequest  # noqa: E402
+from image_service.types import ImageRequest, ImageRunFailed  # noqa: E402
 from sdg.devices import resolve_device  # noqa: E402
 from sdg.v1 import image_pb2, image_pb2_grpc  # noqa: E402
 
@@ -210,6 +210,22 @@ async def time_service(engine: ImageEngine, settings: ImageSettings, request: Im
     return elapsed / images
 
 
+def check_compiled(engine: ImageEngine, args) -> str:
+    """Whether the measured shapes (plain and traced) run the graphs the warm-up compiled: one
+    short batch of each under `fail_on_recompile`. "ok", or torch's account of the guard that
+    failed; then the engine would run those shapes eager (the service's stance after warm-up),
+    and the compiled numbers below would be eager ones."""
+    engine.stance_after_warm_up = "fail_on_recompile"
+    try:
+        for annotations in ((), ANNOTATIONS):
+            engine.generate(replace(bench_request(args, annotations), num_images=args.batch_size, num_inference_steps=2))
+    except ImageRunFailed as failure:
+        return f"failed: {failure.__cause__}"
+    finally:
+        engine.stance_after_warm_up = "eager_on_recompile"
+    return "ok"
+
+
 def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) -> str:
     """One batch of the plain pipeline and one of the engine under torch.profiler: the ops and
     kernels that took the most time in each, as text tables."""
@@ -296,10 +312,9 @@ def main() -> None:
     warm_started = time.perf_counter()
     engine.warm_up(args.resolution)  # as the service's: the shapes measured below, traced and not
     warm_up_s = time.perf_counter() - warm_started
-    # Compiled numbers must come from compiled code: a shape the warm-up missed fails the bench
-    # instead of running eager, as it would in the service.
-    engine.stance_after_warm_up = "fail_on_recompile"
     print(json.dumps({"phase": "engine_warm_up", "engine_warm_up_s": round(warm_up_s, 1)}), flush=True)
+    compiled_check = check_compiled(engine, args) if args.compile else "not compiled"
+    print(json.dumps({"phase": "compiled_check", "compiled_check": compiled_check}), flush=True)
     try:
         plain = time_engine(engine, bench_request(args))
         print(json.dumps({"phase": "engine", "engine_s_per_image": round(plain, 4), "ratio_vs_baseline": round(baseline / plain, 3)}), flush=True)
@@ -333,6 +348,7 @@ def main() -> None:
         "tracing_overhead_pct": round(100 * (traced / plain - 1), 1),
         "service_vs_engine": round(plain / service, 3),
         "engine_warm_up_s": round(warm_up_s, 1),
+        "compiled_check": compiled_check,
     }
     print(json.dumps(result), flush=True)
 
