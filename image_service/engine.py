@@ -298,7 +298,7 @@ class _BatchRun:
             if latents is None:
                 return True
             pixels = self._decode(latents)
-            token_maps = self.recorder.token_maps() if traced else None  # None: no label found
+            token_maps = self.recorder.token_maps() if traced else None  # None: nothing recorded
             height, width = self.request.height, self.request.width
             for row, index in enumerate(batch):
                 decoded = DecodedImage(
