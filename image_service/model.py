@@ -136,9 +136,11 @@ def tune_for_device(
             inductor.coordinate_descent_tuning = True
             inductor.epilogue_fusion = False
             inductor.coordinate_descent_check_all_directions = True
-        # Measured on an H200: diffusers' UNet reaches each ResnetBlock2D.forward as a frame of
-        # its own, one code object for blocks of different widths, so the default limit of 8
-        # recompilations left most blocks eager (and the compiled engine slower than eager).
+        # Measured on an H200 while tracing still broke the graph at every cross-attention layer:
+        # dynamo resumed inside diffusers' blocks, each block's forward one code object for
+        # every width, and the default limit of 8 recompilations left most blocks eager. The UNet
+        # is one graph now (a test checks it); the higher limit stays as a guard against a break
+        # a future diffusers brings.
         allow_recompiles(64)
         # One static graph per shape. With dynamo's default, the second shape a module meets (a
         # new resolution, a batch without guidance) is compiled with symbolic sizes, and that
