@@ -49,6 +49,11 @@ def with_image_file(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 image', '2 images'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class JobExecution:
     def __init__(self, job: Job, plan: JobPlan, store: JobStore, clients: ServiceClients, settings: GatewaySettings):
         self.job = job
@@ -279,9 +284,9 @@ class JobExecution:
         if job.status == "completed":
             made = []
             if self.plan.text is not None:
-                made.append(f"{self._rows_written()} rows")
+                made.append(counted(self._rows_written(), "row"))
             if self.plan.images is not None:
-                made.append(f"{self.image_writer.images_written if self.image_writer else 0} images")
+                made.append(counted(self.image_writer.images_written if self.image_writer else 0, "image"))
             return "completed: " + ", ".join(made) + (f" (partial: {reason})" if reason else "")
         return f"{job.status}: {reason}" if reason else job.status
 

@@ -145,6 +145,7 @@ def test_seed_images_example(api):
     assert response.json()["message"] == "Image generation job queued"
     status = wait_for_job(api, response.json()["job_id"], timeout=900)
     assert status["status"] == "completed", status
+    assert status["message"] == "completed: 10 images"
     folder = job_folder(status)
     assert "/images_" in status["output_path"]
     pngs = sorted((folder / "images").glob("image_*.png"))
@@ -336,7 +337,8 @@ def test_cancel_a_running_images_job(api):
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
     # The service stopped that work and takes the next job.
     follow_up = submit(api, "images", {"prompts": ["after"], "num_images": 1, **SMALL_IMAGES})
-    assert wait_for_job(api, follow_up, timeout=120)["status"] == "completed"
+    finished = wait_for_job(api, follow_up, timeout=120)
+    assert (finished["status"], finished["message"]) == ("completed", "completed: 1 image")
 
 
 @pytest.mark.parametrize(
