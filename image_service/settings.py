@@ -36,14 +36,19 @@ class ImageSettings(BaseSettings):
     min_resolution: int = Field(default=64, ge=8)
     max_resolution: int = Field(default=1024, ge=8)
     # torch.compile the UNet and VAE decoder at start-up (CUDA; a warm-up run compiles them before
-    # health says SERVING). Costs about a minute of start-up for ~1.4x faster denoising. The
+    # health says SERVING). For the plain pipeline on an H200, default-mode compiling cost 63 s
+    # of warm-up for 1.4x faster denoising (ANCHORS.md); this engine's compiled speed is not
+    # measured yet, and it compiles the UNet twice (traced and not). The
     # warm-up covers full batches at the model's resolution with guidance, traced or not, with
     # any scheduler; another resolution or guidance_scale <= 1 runs eager rather than stall
     # the service compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of
     # the compiling on restarts.
     compile: bool = False
-    # The torch.compile mode used when `compile` is set.
-    compile_mode: str = "max-autotune-no-cudagraphs"
+    # The torch.compile mode used when `compile` is set. "default": the mode whose start-up cost
+    # is known (above). The autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time
+    # kernels for every convolution and matmul shape: minutes more of warm-up, for a gain still
+    # to be measured here.
+    compile_mode: str = "default"
     # Threads that PNG-encode and annotate finished images, off the denoising thread. A 512x512
     # PNG takes about 40 ms; with 8 threads a batch of 8 finishes in one round after its decode.
     postprocess_threads: int = Field(default=8, ge=1, le=64)
