@@ -1,6 +1,7 @@
 """create_app(settings): the FastAPI application. Its lifespan loads the job records, opens the gRPC
-channels and starts the job runner (all kept on app.state), and at shutdown stops running jobs
-(recorded as interrupted) and closes the channels."""
+channels and starts the job runner (all kept on app.state), queueing again the jobs the last
+gateway left queued; at shutdown it stops running jobs (recorded as interrupted) and closes the
+channels."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = JobStore(settings.jobs_dir, settings.progress_write_interval_s)
-        store.load()
+        waiting = store.load()
         clients = ServiceClients.connect(settings)
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
+        runner.requeue(waiting)
         log.info(
             "gateway ready: text service %s, image service %s, output in %s",
             ",".join(settings.text_service_addrs),

@@ -111,9 +111,12 @@ class JobExecution:
             self._finish("completed")
 
     def stop_unstarted(self, error: str | None = None) -> None:
-        """Records a job that run() could not finish: cancelled (or the gateway stopped) while it
-        waited for a slot, or `error` when recording its outcome failed."""
+        """Records a job that run() could not finish: cancelled while it waited for a slot, or
+        `error` when recording its outcome failed. One the gateway's shutdown stopped in the queue
+        is left as it is."""
         job = self.job
+        if error is None and self.stop_reason == SHUTDOWN and job.status == "queued":
+            return  # never started: it stays queued on disk, and the next gateway runs it
         if error is None and self.stop_reason != SHUTDOWN:
             job.status, job.message = "cancelled", self.stop_reason or CANCELLED
         else:

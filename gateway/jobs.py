@@ -1,7 +1,8 @@
 """JobStore: the jobs this gateway knows, kept in memory and persisted as one JSON file per job under
 SDG_OUTPUT_DIR/.jobs/. Writes are atomic (temp file + os.replace) so a crash never leaves a torn
-record; progress-only writes are throttled. On start-up, jobs a previous process left queued or
-running are marked failed and partial rather than silently lost."""
+record; progress-only writes are throttled. On start-up, jobs a previous process left running are
+marked failed and partial rather than silently lost; jobs it left queued had not started, and are
+queued again."""
 
 from __future__ import annotations
 
@@ -50,9 +51,11 @@ class JobStore:
         self._jobs: dict[str, Job] = {}
         self._last_write: dict[str, float] = {}
 
-    def load(self) -> None:
-        """Reads every persisted job; ones left unfinished by a previous process become failed."""
+    def load(self) -> list[Job]:
+        """Reads every persisted job. Ones a previous process left running become failed and
+        partial; returns the ones it left queued, oldest first, for the runner to queue again."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        waiting = []
         for path in sorted(self.jobs_dir.glob("job_*.json")):
             try:
                 job = Job.model_validate_json(path.read_bytes())
@@ -60,15 +63,13 @@ class JobStore:
                 # Kept on disk for a person to look at; the gateway cannot report it as a job.
                 log.error("skipping unreadable job record %s: %s", path, err)
                 continue
-            if not job.finished:
-                job.status = "failed"
-                job.error = INTERRUPTED
-                job.message = INTERRUPTED
-                job.partial = True
-                job.finished_at = utc_now()
-                self._write(job)
+            if job.status == "queued":
+                waiting.append(job)
+            elif not job.finished:
+                self.fail(job, INTERRUPTED, partial=True)
             self._jobs[job.job_id] = job
-        log.info("loaded %d job records from %s", len(self._jobs), self.jobs_dir)
+        log.info("loaded %d job records from %s (%d still queued)", len(self._jobs), self.jobs_dir, len(waiting))
+        return sorted(waiting, key=lambda job: (job.created_at, job.job_id))
 
     def create(self, job_type: JobType, request: dict, message: str) -> Job:
         job_id = new_job_id()
@@ -94,6 +95,14 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         """Persists a state change now."""
+        self._write(job)
+
+    def fail(self, job: Job, error: str, partial: bool) -> None:
+        """Records a job that ended without running to its end, for `error`."""
+        job.status = "failed"
+        job.error = job.message = error
+        job.partial = partial
+        job.finished_at = utc_now()
         self._write(job)
 
     def save_progress(self, job: Job) -> None:

@@ -166,3 +166,14 @@ def unified_plan(request: UnifiedRequest, settings: GatewaySettings) -> JobPlan:
     images = image_spec(request, num_images, seed, settings)
     check_templates(images.prompts, fields)
     return JobPlan("unified", text=text, images=images, output_format=request.output_format)
+
+
+def stored_plan(job_type: JobType, request: dict[str, Any], settings: GatewaySettings) -> JobPlan:
+    """The plan of a request as the job record stores it (a job still queued when the last gateway
+    stopped), checked again as at submission. Raises pydantic's ValidationError or a ValueError
+    naming the field when today's settings no longer accept it."""
+    if job_type == "text":
+        return text_plan(TextRequest.model_validate(request))
+    if job_type == "images":
+        return images_plan(ImagesRequest.model_validate(request), settings)
+    return unified_plan(UnifiedRequest.model_validate(request), settings)

@@ -10,11 +10,12 @@ from gateway.clients import ServiceClients
 from gateway.errors import JobConflict
 from gateway.execution import CANCELLED, SHUTDOWN, JobExecution
 from gateway.jobs import Job, JobStore
-from gateway.plans import JobPlan
+from gateway.plans import JobPlan, stored_plan
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+REQUEUED = "queued again after a gateway restart"
 # How long POST /jobs/{id}/cancel waits for the job to wind down, so its answer shows the outcome.
 CANCEL_WAIT_S = 10.0
 
@@ -26,6 +27,21 @@ class JobRunner:
         self.clients = clients
         self._slots = asyncio.Semaphore(settings.max_concurrent_jobs)
         self._running: dict[str, tuple[asyncio.Task, JobExecution]] = {}
+
+    def requeue(self, jobs: list[Job]) -> None:
+        """Queues again, in their order, the jobs a previous gateway left queued (they had not
+        started). A request today's settings refuse fails, naming why."""
+        for job in jobs:
+            try:
+                plan = stored_plan(job.type, job.request or {}, self.settings)
+            except ValueError as err:  # pydantic's ValidationError is one too
+                self.store.fail(job, f"could not be queued again after a restart: {err}", partial=False)
+                continue
+            job.message = REQUEUED
+            self.store.save(job)
+            self.submit(job, plan)
+        if jobs:
+            log.info("queued %d jobs again from before the restart", len(jobs))
 
     def submit(self, job: Job, plan: JobPlan) -> None:
         execution = JobExecution(job, plan, self.store, self.clients, self.settings)
@@ -62,7 +78,8 @@ class JobRunner:
         return job
 
     async def shutdown(self) -> None:
-        """Stops every job; each is recorded as failed with "interrupted: gateway shut down"."""
+        """Stops every job. Running ones are recorded as failed with "interrupted: gateway shut
+        down"; queued ones stay queued on disk, and the next gateway runs them."""
         entries = list(self._running.values())
         for task, execution in entries:
             execution.stop_reason = SHUTDOWN

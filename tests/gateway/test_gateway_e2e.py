@@ -418,21 +418,28 @@ def test_a_stopped_service_turns_health_degraded(service_logs, tmp_path, image_s
         text.stop()
 
 
-def test_jobs_interrupted_by_a_crash_are_failed_after_restart(text_service, image_service, service_logs, tmp_path):
-    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(text_service, image_service, service_logs, tmp_path):
+    one_at_a_time = {"SDG_MAX_CONCURRENT_JOBS": "1"}
+    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **one_at_a_time)
     with httpx.Client(base_url=gateway.address, timeout=30) as api:
         job_id = submit(api, "images", {"prompts": ["x"], "num_images": 20, "resolution": [128, 128], "num_inference_steps": 40})
+        waiting = submit(api, "text", {"schema": {"city": "string"}, "num_samples": 3})
         deadline = time.monotonic() + 60
         while api.get(f"/status/{job_id}").json()["status"] != "running":
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        assert api.get(f"/status/{waiting}").json()["status"] == "queued"
     gateway.proc.kill()  # no shutdown handler runs: the record still says "running"
     gateway.proc.wait()
-    restarted = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    restarted = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **one_at_a_time)
     try:
         with httpx.Client(base_url=restarted.address, timeout=30) as api:
             status = api.get(f"/status/{job_id}").json()
             assert status["status"] == "failed" and status["error"] == "interrupted: gateway restarted"
             assert status["partial"] is True
+            # The queued job had not started; it runs now, and completes.
+            status = wait_for_job(api, waiting, timeout=120)
+            assert (status["status"], status["message"]) == ("completed", "completed: 3 rows")
+            assert len(json.loads((job_folder(status) / "data.json").read_text())) == 3
     finally:
         restarted.stop()

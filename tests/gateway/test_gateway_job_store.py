@@ -28,10 +28,10 @@ def test_jobs_survive_a_restart(tmp_path):
     assert again.output_path == "generated_data/text_data_x/"
 
 
-def test_unfinished_jobs_become_failed_and_partial_on_load(tmp_path):
+def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_again(tmp_path):
     store = JobStore(tmp_path)
     store.load()
-    queued = store.create("images", {}, "queued")
+    queued = [store.create("images", {}, "queued"), store.create("text", {}, "queued")]
     running = store.create("unified", {}, "queued")
     running.status = "running"
     store.save(running)
@@ -40,13 +40,15 @@ def test_unfinished_jobs_become_failed_and_partial_on_load(tmp_path):
     store.save(done)
 
     reloaded = JobStore(tmp_path)
-    reloaded.load()
-    for job_id in (queued.job_id, running.job_id):
-        job = reloaded.get(job_id)
-        assert (job.status, job.error, job.partial) == ("failed", INTERRUPTED, True)
-        assert job.finished_at is not None
-        # The marking is persisted, not only held in memory.
-        assert json.loads((tmp_path / f"{job_id}.json").read_text())["status"] == "failed"
+    waiting = reloaded.load()
+    job = reloaded.get(running.job_id)
+    assert (job.status, job.error, job.partial) == ("failed", INTERRUPTED, True)
+    assert job.finished_at is not None
+    # The marking is persisted, not only held in memory.
+    assert json.loads((tmp_path / f"{running.job_id}.json").read_text())["status"] == "failed"
+    # Jobs that never started are handed back, oldest first, still queued.
+    assert [j.job_id for j in waiting] == [j.job_id for j in queued]
+    assert {reloaded.get(j.job_id).status for j in queued} == {"queued"}
     assert reloaded.get(done.job_id).status == "completed"
 
 

@@ -186,6 +186,41 @@ def test_shutdown_records_running_jobs_as_interrupted(tmp_path, scripted):
         assert client.get(f"/status/{job_id}").json()["error"] == "interrupted: gateway shut down"
 
 
+def test_queued_jobs_wait_out_a_restart_and_then_run(tmp_path, scripted):
+    """A job still queued when the gateway stops has done nothing yet: it stays queued on disk,
+    and the next gateway on the same output folder runs it. The running one was interrupted."""
+    scripted.behaviour = "silent"
+    app_settings = settings(tmp_path, scripted.address, SDG_MAX_CONCURRENT_JOBS=1)
+    with TestClient(create_app(app_settings)) as client:
+        running, waiting = submit(client), submit(client)
+        wait_for_first_row(client, running)
+        assert client.get(f"/status/{waiting}").json()["status"] == "queued"
+    record = json.loads((app_settings.jobs_dir / f"{waiting}.json").read_text())
+    assert record["status"] == "queued" and record["finished_at"] is None
+    scripted.behaviour = "complete"
+    with TestClient(create_app(app_settings)) as client:
+        assert client.get(f"/status/{running}").json()["error"] == "interrupted: gateway shut down"
+        job = wait(client, waiting)
+        assert job["status"] == "completed" and "data.json" in job["files"]  # the script sends 1 row of 3
+        assert json.loads(client.get(f"/jobs/{waiting}/files/data.json").text) == [ROW]
+
+
+def test_a_queued_job_that_todays_settings_refuse_fails_at_restart(tmp_path, scripted):
+    app_settings = settings(tmp_path, scripted.address)
+    store_dir = app_settings.jobs_dir
+    store_dir.mkdir(parents=True)
+    from gateway.jobs import JobStore
+
+    store = JobStore(store_dir)
+    store.load()
+    body = {"prompts": ["a dog"], "num_images": 1, "resolution": [2048, 2048]}  # over the 1024 limit
+    job = store.create("images", body, "Image generation job queued")
+    with TestClient(create_app(app_settings)) as client:
+        status = client.get(f"/status/{job.job_id}").json()
+    assert status["status"] == "failed" and not status["partial"]
+    assert status["error"].startswith("could not be queued again after a restart: ") and "2048" in status["error"]
+
+
 def test_files_outside_the_job_folder_are_not_served(tmp_path, scripted):
     scripted.behaviour = "complete"
     (tmp_path / "out").mkdir()
