@@ -1,7 +1,7 @@
 """create_app(settings): the FastAPI application. Its lifespan loads the job records, opens the gRPC
-channels and starts the job runner (all kept on app.state), queueing again the jobs the last
-gateway left queued; at shutdown it stops running jobs (recorded as interrupted) and closes the
-channels."""
+channels and starts the job runner (all kept on app.state), repairing the folders of jobs a dead
+gateway left running and queueing again the ones it left queued; at shutdown it stops running jobs
+(recorded as interrupted) and closes the channels."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gateway.errors import install_exception_handlers
 from gateway.jobs import JobStore
 from gateway.routes import generate, health, jobs, root
 from gateway.runner import JobRunner
+from gateway.salvage import salvage
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = JobStore(settings.jobs_dir, settings.progress_write_interval_s)
-        waiting = store.load()
+        waiting, interrupted = store.load()
+        for job in interrupted:
+            salvage(job)
+            store.save(job)
         clients = ServiceClients.connect(settings)
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner

@@ -139,6 +139,9 @@ class JobExecution:
         self.job.output_dir = str(self.folder.resolve())
         self.job.output_path = display_path(self.folder, root)
         self.store.save(self.job)
+        # Rewritten at the end; until then it says what runs (models, seed, request), for a
+        # folder whose gateway dies first (gateway.salvage completes it).
+        write_json_atomic(self.folder / "manifest.json", self._manifest([], "not finished"))
 
     async def _generate_rows(self, endpoint: ServiceEndpoint) -> None:
         spec = self.plan.text
@@ -242,7 +245,7 @@ class JobExecution:
         if status == "completed":
             job.progress = 100
         if self.folder is not None:
-            files = list_files(self.folder)
+            files = [f for f in list_files(self.folder) if f != "manifest.json"]  # the one started at open
             write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
             job.files = sorted([*files, "manifest.json"])
         job.message = self._final_message(reason)

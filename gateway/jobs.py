@@ -51,11 +51,12 @@ class JobStore:
         self._jobs: dict[str, Job] = {}
         self._last_write: dict[str, float] = {}
 
-    def load(self) -> list[Job]:
+    def load(self) -> tuple[list[Job], list[Job]]:
         """Reads every persisted job. Ones a previous process left running become failed and
-        partial; returns the ones it left queued, oldest first, for the runner to queue again."""
+        partial. Returns the ones it left queued, oldest first, for the runner to queue again, and
+        the ones it left running, whose folders gateway.salvage repairs."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        waiting = []
+        waiting, interrupted = [], []
         for path in sorted(self.jobs_dir.glob("job_*.json")):
             try:
                 job = Job.model_validate_json(path.read_bytes())
@@ -67,9 +68,10 @@ class JobStore:
                 waiting.append(job)
             elif not job.finished:
                 self.fail(job, INTERRUPTED, partial=True)
+                interrupted.append(job)
             self._jobs[job.job_id] = job
         log.info("loaded %d job records from %s (%d still queued)", len(self._jobs), self.jobs_dir, len(waiting))
-        return sorted(waiting, key=lambda job: (job.created_at, job.job_id))
+        return sorted(waiting, key=lambda job: (job.created_at, job.job_id)), interrupted
 
     def create(self, job_type: JobType, request: dict, message: str) -> Job:
         job_id = new_job_id()

@@ -2,8 +2,8 @@
 dataset (PNGs, imagefolder metadata, COCO annotations), schema.json and manifest.json."""
 
 from gateway.outputs.folders import create_job_folder, display_path, list_files, write_json_atomic
-from gateway.outputs.images import ImageDatasetWriter
-from gateway.outputs.tables import RowWriter, arrow_schema
+from gateway.outputs.images import ImageDatasetWriter, salvage_images
+from gateway.outputs.tables import RowWriter, arrow_schema, salvage_rows
 
 __all__ = [
     "ImageDatasetWriter",
@@ -12,5 +12,7 @@ __all__ = [
     "create_job_folder",
     "display_path",
     "list_files",
+    "salvage_images",
+    "salvage_rows",
     "write_json_atomic",
 ]

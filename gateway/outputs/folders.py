@@ -32,11 +32,24 @@ def display_path(folder: Path, configured_root: Path) -> str:
     return f"{configured_root / folder.name}/"
 
 
+def _file_mode() -> int:
+    """The mode open() gives a new file here: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# Read once, at import: os.umask can only be read by setting it, which is not safe among threads.
+FILE_MODE = _file_mode()
+
+
 def write_json_atomic(path: Path, data: object) -> None:
     """Writes JSON so that readers see the old file or the new one, never a half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); the manifest and schema are read like data files.
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=2)
             f.write("\n")

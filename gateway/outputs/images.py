@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from gateway.outputs.folders import write_json_atomic
+from gateway.outputs.tables import complete_lines
 from gateway.results import DetectedObject, GeneratedImage, RunLength
 
 IMAGES_DIR = "images"
@@ -159,3 +160,18 @@ class ImageDatasetWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def salvage_images(folder: Path) -> int:
+    """The image dataset a job's dead process left behind, made loadable: a metadata line being
+    written is dropped, and so is a PNG being written (under its temporary name). Returns how many
+    images the metadata lists. The COCO file is written at the end only, so there is none."""
+    images_dir = folder / IMAGES_DIR
+    for tmp in images_dir.glob(".*.tmp"):
+        tmp.unlink()
+    metadata = images_dir / "metadata.jsonl"
+    if not metadata.exists():
+        return 0
+    kept = complete_lines(metadata)
+    metadata.write_bytes(kept)
+    return kept.count(b"\n")

@@ -115,7 +115,10 @@ def csv_value(value: Any) -> Any:
 
 class RowWriter:
     """Appends rows to `data.<format>` in a job folder. close() always leaves a complete, loadable
-    file (a closed JSON array, a Parquet footer), also after a failure or cancellation."""
+    file (a closed JSON array, a Parquet footer), also after a failure or cancellation. A process
+    that dies without close() leaves what salvage_rows() can make loadable: JSON, JSON Lines and
+    CSV are written a row at a time, and Parquet, whose footer only close() writes, is shadowed
+    by a hidden JSON Lines spool until then."""
 
     def __init__(self, folder: Path, output_format: str, schema: dict[str, Any]):
         self.path = folder / f"data.{output_format}"
@@ -128,6 +131,7 @@ class RowWriter:
         if output_format == "parquet":
             self._arrow_schema = arrow_schema(schema)
             self._parquet = pq.ParquetWriter(self.path, self._arrow_schema)
+            self._spool = spool_path(self.path).open("w", encoding="utf-8")
             return
         self._file: io.TextIOWrapper = self.path.open("w", encoding="utf-8", newline="")
         if output_format == "json":
@@ -155,6 +159,8 @@ class RowWriter:
             self._csv.writerows({k: csv_value(v) for k, v in row.items()} for row in rows)
             self.rows_written += len(rows)
         else:
+            self._spool.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            self._spool.flush()
             self._pending.extend(rows)
             self.rows_written += len(rows)
             if len(self._pending) >= PARQUET_ROW_GROUP:
@@ -184,6 +190,8 @@ class RowWriter:
                 self._flush_parquet()
             finally:
                 self._parquet.close()
+                self._spool.close()
+                spool_path(self.path).unlink()
             return
         if self.output_format == "json":
             self._file.write("\n]\n" if self.rows_written else "]\n")
@@ -194,3 +202,51 @@ class RowWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def spool_path(data_file: Path) -> Path:
+    """The hidden JSON Lines copy of a Parquet file's rows while it is being written."""
+    return data_file.with_name(f".{data_file.name}.rows.jsonl")
+
+
+def complete_lines(path: Path, terminator: bytes = b"\n") -> bytes:
+    """The file's bytes up to and including its last `terminator`: a line a dying process was
+    writing is dropped."""
+    data = path.read_bytes()
+    end = data.rfind(terminator)
+    return data[: end + len(terminator)] if end >= 0 else b""
+
+
+def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> int:
+    """Makes the data file a job's dead process left behind loadable, keeping every whole row;
+    returns how many rows it holds. JSON: the array is closed after the last whole row. JSON
+    Lines and CSV: a last, unfinished line is dropped. Parquet: written anew from its spool."""
+    path = folder / f"data.{output_format}"
+    if output_format == "parquet":
+        spool = spool_path(path)
+        if not spool.exists():  # closed properly: the file is whole
+            return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+        rows = [json.loads(line) for line in complete_lines(spool).decode("utf-8").splitlines()]
+        spool.unlink()
+        with RowWriter(folder, "parquet", schema) as writer:
+            writer.write(rows)
+        return len(rows)
+    if not path.exists():
+        return 0
+    if output_format == "json":
+        lines = path.read_text(encoding="utf-8").split("\n")
+        rows = []
+        for line in lines[1:]:  # lines[0] is the opening bracket
+            try:
+                rows.append(json.loads(line.strip().removesuffix(",")))
+            except json.JSONDecodeError:
+                break  # the closing bracket, or the row being written when the process died
+        text = "[" + ",".join("\n  " + json.dumps(row, ensure_ascii=False) for row in rows) + ("\n]\n" if rows else "]\n")
+        path.write_text(text, encoding="utf-8")
+        return len(rows)
+    # csv.DictWriter ends each record with \r\n; a newline inside a quoted value is a bare \n.
+    kept = complete_lines(path, b"\r\n" if output_format == "csv" else b"\n")
+    path.write_bytes(kept)
+    if output_format == "csv":
+        return max(0, sum(1 for _ in csv.reader(io.StringIO(kept.decode("utf-8")))) - 1)  # less the header
+    return kept.count(b"\n")

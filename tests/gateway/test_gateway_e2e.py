@@ -422,10 +422,10 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
     one_at_a_time = {"SDG_MAX_CONCURRENT_JOBS": "1"}
     gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **one_at_a_time)
     with httpx.Client(base_url=gateway.address, timeout=30) as api:
-        job_id = submit(api, "images", {"prompts": ["x"], "num_images": 20, "resolution": [128, 128], "num_inference_steps": 40})
+        job_id = submit(api, "images", {"prompts": ["x"], "num_images": 200, "resolution": [128, 128], "num_inference_steps": 10})
         waiting = submit(api, "text", {"schema": {"city": "string"}, "num_samples": 3})
         deadline = time.monotonic() + 60
-        while api.get(f"/status/{job_id}").json()["status"] != "running":
+        while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 4:  # some work to keep
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert api.get(f"/status/{waiting}").json()["status"] == "queued"
@@ -437,6 +437,13 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
             status = api.get(f"/status/{job_id}").json()
             assert status["status"] == "failed" and status["error"] == "interrupted: gateway restarted"
             assert status["partial"] is True
+            # Its folder holds whole images only, each listed once in the metadata, and says so.
+            folder = job_folder(status)
+            pngs = sorted(p.name for p in (folder / "images").glob("*.png"))
+            listed = [json.loads(line)["file_name"] for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+            assert listed == pngs and status["stats"]["images_done"] == len(pngs) >= 4
+            manifest = json.loads((folder / "manifest.json").read_text())
+            assert (manifest["status"], manifest["partial"], manifest["counts"]["generated"]) == ("failed", True, len(pngs))
             # The queued job had not started; it runs now, and completes.
             status = wait_for_job(api, waiting, timeout=120)
             assert (status["status"], status["message"]) == ("completed", "completed: 3 rows")

@@ -40,7 +40,8 @@ def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_aga
     store.save(done)
 
     reloaded = JobStore(tmp_path)
-    waiting = reloaded.load()
+    waiting, interrupted = reloaded.load()
+    assert [j.job_id for j in interrupted] == [running.job_id]
     job = reloaded.get(running.job_id)
     assert (job.status, job.error, job.partial) == ("failed", INTERRUPTED, True)
     assert job.finished_at is not None

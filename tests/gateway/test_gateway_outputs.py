@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 from datetime import date, datetime, timezone
 
@@ -14,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path
+from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path, salvage_images, salvage_rows
 from gateway.outputs.images import mask_bbox
 from gateway.outputs.tables import RowFormatError
 from gateway.results import DetectedObject, GeneratedImage, RunLength
@@ -149,6 +150,59 @@ def test_a_value_that_does_not_fit_its_column_names_the_field(tmp_path):
         writer.close()
     # Closed anyway: the file is a valid (empty) Parquet file rather than a torn one.
     assert pq.read_table(tmp_path / "data.parquet").num_rows == 0
+
+
+# What each format's writer was in the middle of writing when its process died: half a row.
+HALF_A_ROW = {"json": ',\n  {"name": "Cy", "ag', "jsonl": '{"name": "Cy", "ag', "csv": 'Cy,5', "parquet": '{"name": "Cy", "ag'}
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+def test_a_dead_writers_file_is_salvaged_with_every_whole_row(tmp_path, fmt):
+    """The folder as a killed process leaves it: rows written, close() never called, and half of
+    the next row. salvage_rows keeps the whole rows and makes the file load."""
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    live.mkdir()
+    writer = RowWriter(live, fmt, SCHEMA)
+    writer.write(ROWS)
+    shutil.copytree(live, dead)  # a snapshot before close(): what a SIGKILL leaves on disk
+    writer.close()
+    half = dead / (".data.parquet.rows.jsonl" if fmt == "parquet" else f"data.{fmt}")
+    with half.open("a", encoding="utf-8") as f:
+        f.write(HALF_A_ROW[fmt])
+    if fmt == "parquet":
+        with pytest.raises(Exception):
+            pq.read_table(dead / "data.parquet")  # no footer yet
+    assert salvage_rows(dead, fmt, SCHEMA) == len(ROWS)
+    # The same data as the file the live writer closed properly.
+    if fmt == "parquet":
+        assert pq.read_table(dead / "data.parquet").equals(pq.read_table(live / "data.parquet"))
+        assert [p.name for p in dead.iterdir()] == ["data.parquet"]  # the spool is gone
+    else:
+        assert (dead / f"data.{fmt}").read_text() == (live / f"data.{fmt}").read_text()
+
+
+def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
+    with ImageDatasetWriter(tmp_path) as writer:
+        for i in range(2):
+            writer.add(GeneratedImage(i, "a dog", i, png(), 64, 48))
+    (tmp_path / "images" / ".image_00002.png.tmp").write_bytes(b"\x89PNG half")
+    with (tmp_path / "images" / "metadata.jsonl").open("a") as f:
+        f.write('{"file_name": "image_00002.png", "pro')
+    assert salvage_images(tmp_path) == 2
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["image_00000.png", "image_00001.png", "metadata.jsonl"]
+    assert [json.loads(line)["file_name"] for line in (tmp_path / "images" / "metadata.jsonl").read_text().splitlines()] == ["image_00000.png", "image_00001.png"]
+
+
+def test_json_written_atomically_is_as_readable_as_the_data_files(tmp_path):
+    import os
+    import stat
+
+    from gateway.outputs import write_json_atomic
+
+    data = write(tmp_path, "json")
+    write_json_atomic(tmp_path / "manifest.json", {"a": 1})
+    mode = stat.S_IMODE(os.stat(tmp_path / "manifest.json").st_mode)
+    assert mode == stat.S_IMODE(os.stat(data).st_mode)  # 0644 under the usual umask; mkstemp gave 0600
 
 
 def test_folders_are_unique_within_one_second(tmp_path):

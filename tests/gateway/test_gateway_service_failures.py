@@ -6,9 +6,11 @@ server whose GenerateRows does what each test asks."""
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 import pytest
@@ -203,6 +205,35 @@ def test_queued_jobs_wait_out_a_restart_and_then_run(tmp_path, scripted):
         job = wait(client, waiting)
         assert job["status"] == "completed" and "data.json" in job["files"]  # the script sends 1 row of 3
         assert json.loads(client.get(f"/jobs/{waiting}/files/data.json").text) == [ROW]
+
+
+def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scripted):
+    """The disk as a SIGKILL leaves it, taken while a Parquet job runs: its record says running,
+    its data.parquet has no footer. The next gateway records the job as interrupted and partial,
+    and makes its folder loadable with the rows it had (the manifest was started at open)."""
+    scripted.behaviour = "silent"
+    app_settings = settings(tmp_path, scripted.address)
+    out = tmp_path / "out"
+    with TestClient(create_app(app_settings)) as client:
+        job_id = submit(client, "parquet")
+        wait_for_first_row(client, job_id)
+        shutil.copytree(out, tmp_path / "at-the-kill")
+    shutil.rmtree(out)
+    shutil.copytree(tmp_path / "at-the-kill", out)
+    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    assert record["status"] == "running"
+    with TestClient(create_app(app_settings)) as client:
+        job = client.get(f"/status/{job_id}").json()
+        assert (job["status"], job["partial"], job["error"]) == ("failed", True, "interrupted: gateway restarted")
+        assert job["files"] == ["data.parquet", "manifest.json", "schema.json"]
+        assert job["stats"]["rows_done"] == 1
+        manifest = client.get(f"/jobs/{job_id}/files/manifest.json").json()
+        assert (manifest["status"], manifest["partial"], manifest["counts"]["generated"]) == ("failed", True, 1)
+        assert manifest["model"]["text"]["display_name"] == "scripted (test double)"
+    folder = Path(job["output_path"]) if Path(job["output_path"]).is_absolute() else out / Path(job["output_path"]).name
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(folder / "data.parquet").to_pylist() == [ROW]
 
 
 def test_a_queued_job_that_todays_settings_refuse_fails_at_restart(tmp_path, scripted):

@@ -1,0 +1,45 @@
+"""What a gateway that died in the middle of a job left in the job's folder, made loadable at the
+next start: whole rows and images are kept, the file being written is closed after them, and the
+manifest (written when the folder was made) says the job failed, partially, and why."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from gateway.jobs import Job
+from gateway.outputs import list_files, salvage_images, salvage_rows, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def salvage(job: Job) -> None:
+    """Repairs the folder of `job`, which the store has just recorded as interrupted, and records
+    in the job and its manifest what the folder now holds."""
+    if not job.output_dir or not Path(job.output_dir).is_dir():
+        return  # it had not written anything
+    folder = Path(job.output_dir)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {"job_id": job.job_id, "type": job.type}
+    counts = manifest.setdefault("counts", {})
+    lost = []
+    if job.type == "text" and (folder / "schema.json").exists():
+        schema = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
+        job.stats.rows_done = counts["generated"] = salvage_rows(folder, (job.request or {}).get("output_format", "json"), schema)
+    elif job.type == "unified":
+        lost.append("the rows, held until their images were done")
+    if job.type in ("images", "unified"):
+        images = salvage_images(folder)
+        job.stats.images_done = counts["generated" if job.type == "images" else "images_generated"] = images
+        if (job.request or {}).get("annotations") and images:
+            lost.append("the COCO file, written at the end")
+    reason = job.error + (f"; lost: {', '.join(lost)}" if lost else "")
+    files = list_files(folder)
+    if "manifest.json" not in files:
+        files.append("manifest.json")
+    manifest.update(status="failed", finished_at=job.finished_at, partial=True, reason=reason, files=sorted(f for f in files if f != "manifest.json"))
+    write_json_atomic(manifest_path, manifest)
+    job.files = sorted(files)
+    job.message = reason
+    log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts)
