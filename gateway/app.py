@@ -37,7 +37,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         store = JobStore(settings.jobs_dir, settings.progress_write_interval_s)
         waiting, interrupted = store.load()
         for job in interrupted:
-            salvage(job)
+            try:
+                salvage(job)
+            except Exception:  # a folder it cannot read must not keep the gateway from starting
+                log.exception("could not repair the folder of interrupted job %s", job.job_id)
             store.save(job)
         clients = ServiceClients.connect(settings)
         runner = JobRunner(settings, store, clients)
