@@ -20,7 +20,7 @@ from gateway.clients import ServiceClients, ServiceEndpoint
 from gateway.errors import JobFailure, ServiceFailure
 from gateway.jobs import Job, JobStore, utc_now
 from gateway.models import JobState
-from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs import ImageDatasetWriter, RowSpool, RowWriter, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
@@ -54,6 +54,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str, Any]]:
+    """A unified job's rows with the path of each row's image, or null where there is none."""
+    return [{**row, IMAGE_FILE_COLUMN: image_file(i) if i in written else None} for i, row in enumerate(rows)]
+
+
 class JobExecution:
     def __init__(self, job: Job, plan: JobPlan, store: JobStore, clients: ServiceClients, settings: GatewaySettings):
         self.job = job
@@ -68,6 +73,7 @@ class JobExecution:
         self.image_writer: ImageDatasetWriter | None = None
         # Only unified jobs keep rows: their data file is written once each row's image is known.
         self.rows: list[dict[str, Any]] = []
+        self.row_spool: RowSpool | None = None  # ...and a copy on disk until then, for gateway.salvage
         self.rows_summary: RowsSummary | None = None
         self.images_summary: ImagesSummary | None = None
         self.models: dict[str, dict[str, Any]] = {}
@@ -152,6 +158,8 @@ class JobExecution:
         write_json_atomic(self.folder / "schema.json", data_schema)
         if self.plan.type == "text":
             self.row_writer = RowWriter(self.folder, self.plan.output_format or "json", spec.schema)
+        else:
+            self.row_spool = RowSpool(self.folder)
 
         def on_progress(done: int, total: int) -> None:
             stats.rows_done, stats.rows_total = done, total or spec.num_rows
@@ -162,6 +170,7 @@ class JobExecution:
                 self.row_writer.write(rows)
             else:
                 self.rows.extend(rows)
+                self.row_spool.write(rows)
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
 
         began = time.monotonic()
@@ -260,8 +269,10 @@ class JobExecution:
         if self.plan.type == "unified" and self.folder is not None and self.plan.text is not None:
             written = self.image_writer.written_indexes if self.image_writer is not None else set()
             with RowWriter(self.folder, self.plan.output_format or "json", with_image_file(self.plan.text.schema)) as writer:
-                writer.write([{**row, IMAGE_FILE_COLUMN: image_file(i) if i in written else None} for i, row in enumerate(self.rows)])
+                writer.write(paired_rows(self.rows, written))
                 self.row_writer = writer
+            if self.row_spool is not None:
+                self.row_spool.discard()
 
     def _rows_written(self) -> int:
         return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)

@@ -8,8 +8,9 @@ import json
 import logging
 from pathlib import Path
 
+from gateway.execution import paired_rows
 from gateway.jobs import Job
-from gateway.outputs import list_files, salvage_images, salvage_rows, write_json_atomic
+from gateway.outputs import RowSpool, RowWriter, list_files, salvage_images, salvage_rows, spooled_rows, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +24,26 @@ def salvage(job: Job) -> None:
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {"job_id": job.job_id, "type": job.type}
     counts = manifest.setdefault("counts", {})
-    lost = []
-    if job.type == "text" and (folder / "schema.json").exists():
-        schema = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
-        job.stats.rows_done = counts["generated"] = salvage_rows(folder, (job.request or {}).get("output_format", "json"), schema)
-    elif job.type == "unified":
-        lost.append("the rows, held until their images were done")
-    if job.type in ("images", "unified"):
+    request = job.request or {}
+    output_format = request.get("output_format", "json")
+    images: set[int] = set()
+    if job.type in ("images", "unified") and (folder / "images").is_dir():
         images = salvage_images(folder)
-        job.stats.images_done = counts["generated" if job.type == "images" else "images_generated"] = images
-        if (job.request or {}).get("annotations") and images:
-            lost.append("the COCO file, written at the end")
-    reason = job.error + (f"; lost: {', '.join(lost)}" if lost else "")
+        job.stats.images_done = counts["generated" if job.type == "images" else "images_generated"] = len(images)
+    schema_file = folder / "schema.json"
+    if job.type == "text" and schema_file.exists():
+        schema = json.loads(schema_file.read_text(encoding="utf-8"))
+        job.stats.rows_done = counts["generated"] = salvage_rows(folder, output_format, schema)
+    spool = folder / RowSpool.NAME
+    if job.type == "unified" and spool.exists() and schema_file.exists():
+        # The data file is written at the end; the spool holds every row received until then.
+        rows = spooled_rows(spool)
+        with RowWriter(folder, output_format, json.loads(schema_file.read_text(encoding="utf-8"))) as writer:
+            writer.write(paired_rows(rows, images))
+        spool.unlink()
+        job.stats.rows_done = counts["generated"] = len(rows)
+    lost = "; lost: the COCO file, written at the end" if request.get("annotations") and images else ""
+    reason = job.error + lost
     files = list_files(folder)
     if "manifest.json" not in files:
         files.append("manifest.json")

@@ -3,10 +3,11 @@ dataset (PNGs, imagefolder metadata, COCO annotations), schema.json and manifest
 
 from gateway.outputs.folders import create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import ImageDatasetWriter, salvage_images
-from gateway.outputs.tables import RowWriter, arrow_schema, salvage_rows
+from gateway.outputs.tables import RowSpool, RowWriter, arrow_schema, salvage_rows, spooled_rows
 
 __all__ = [
     "ImageDatasetWriter",
+    "RowSpool",
     "RowWriter",
     "arrow_schema",
     "create_job_folder",
@@ -14,5 +15,6 @@ __all__ = [
     "list_files",
     "salvage_images",
     "salvage_rows",
+    "spooled_rows",
     "write_json_atomic",
 ]

@@ -162,16 +162,18 @@ class ImageDatasetWriter:
         self.close()
 
 
-def salvage_images(folder: Path) -> int:
+def salvage_images(folder: Path) -> set[int]:
     """The image dataset a job's dead process left behind, made loadable: a metadata line being
-    written is dropped, and so is a PNG being written (under its temporary name). Returns how many
-    images the metadata lists. The COCO file is written at the end only, so there is none."""
+    written is dropped, and so is a PNG being written (under its temporary name) or written but
+    not yet listed (imagefolder wants every image in the metadata). Returns the indexes of the
+    images kept. The COCO file is written at the end only, so there is none."""
     images_dir = folder / IMAGES_DIR
-    for tmp in images_dir.glob(".*.tmp"):
-        tmp.unlink()
     metadata = images_dir / "metadata.jsonl"
-    if not metadata.exists():
-        return 0
-    kept = complete_lines(metadata)
-    metadata.write_bytes(kept)
-    return kept.count(b"\n")
+    kept = complete_lines(metadata) if metadata.exists() else b""
+    if metadata.exists():
+        metadata.write_bytes(kept)
+    listed = {json.loads(line)["file_name"] for line in kept.decode("utf-8").splitlines()}
+    for path in images_dir.glob("*"):
+        if path.name != "metadata.jsonl" and path.name not in listed:
+            path.unlink()
+    return {int(name.removeprefix("image_").removesuffix(".png")) for name in listed}

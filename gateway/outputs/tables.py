@@ -204,6 +204,30 @@ class RowWriter:
         self.close()
 
 
+class RowSpool:
+    """A hidden JSON Lines copy of rows a job holds back until its end (a unified job writes its
+    data file once each row's image is known), for gateway.salvage if the process dies first."""
+
+    NAME = ".rows.jsonl"
+
+    def __init__(self, folder: Path):
+        self.path = folder / self.NAME
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        self._file.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        self._file.flush()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def spooled_rows(path: Path) -> list[dict[str, Any]]:
+    """The whole rows of a spool a dead process left."""
+    return [json.loads(line) for line in complete_lines(path).decode("utf-8").splitlines()]
+
+
 def spool_path(data_file: Path) -> Path:
     """The hidden JSON Lines copy of a Parquet file's rows while it is being written."""
     return data_file.with_name(f".{data_file.name}.rows.jsonl")
@@ -226,7 +250,7 @@ def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> in
         spool = spool_path(path)
         if not spool.exists():  # closed properly: the file is whole
             return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
-        rows = [json.loads(line) for line in complete_lines(spool).decode("utf-8").splitlines()]
+        rows = spooled_rows(spool)
         spool.unlink()
         with RowWriter(folder, "parquet", schema) as writer:
             writer.write(rows)

@@ -422,7 +422,10 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
     one_at_a_time = {"SDG_MAX_CONCURRENT_JOBS": "1"}
     gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **one_at_a_time)
     with httpx.Client(base_url=gateway.address, timeout=30) as api:
-        job_id = submit(api, "images", {"prompts": ["x"], "num_images": 200, "resolution": [128, 128], "num_inference_steps": 10})
+        job_id = submit(api, "unified", {
+            "schema": {"city": "string"}, "num_samples": 200, "prompts": ["a street in {city}"],
+            "resolution": [128, 128], "num_inference_steps": 10,
+        })
         waiting = submit(api, "text", {"schema": {"city": "string"}, "num_samples": 3})
         deadline = time.monotonic() + 60
         while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 4:  # some work to keep
@@ -437,13 +440,18 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
             status = api.get(f"/status/{job_id}").json()
             assert status["status"] == "failed" and status["error"] == "interrupted: gateway restarted"
             assert status["partial"] is True
-            # Its folder holds whole images only, each listed once in the metadata, and says so.
+            # Its folder holds whole images only, each listed once in the metadata; every row it
+            # had, paired with its image where there is one; and a manifest that says so.
             folder = job_folder(status)
             pngs = sorted(p.name for p in (folder / "images").glob("*.png"))
             listed = [json.loads(line)["file_name"] for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
             assert listed == pngs and status["stats"]["images_done"] == len(pngs) >= 4
+            rows = json.loads((folder / "data.json").read_text())
+            assert len(rows) == status["stats"]["rows_done"] == 200
+            assert [r["image_file"] for r in rows if r["image_file"]] == [f"images/{name}" for name in pngs]
             manifest = json.loads((folder / "manifest.json").read_text())
-            assert (manifest["status"], manifest["partial"], manifest["counts"]["generated"]) == ("failed", True, len(pngs))
+            assert (manifest["status"], manifest["partial"]) == ("failed", True)
+            assert manifest["counts"]["images_generated"] == len(pngs) and manifest["counts"]["generated"] == 200
             # The queued job had not started; it runs now, and completes.
             status = wait_for_job(api, waiting, timeout=120)
             assert (status["status"], status["message"]) == ("completed", "completed: 3 rows")

@@ -185,10 +185,11 @@ def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     with ImageDatasetWriter(tmp_path) as writer:
         for i in range(2):
             writer.add(GeneratedImage(i, "a dog", i, png(), 64, 48))
-    (tmp_path / "images" / ".image_00002.png.tmp").write_bytes(b"\x89PNG half")
+    (tmp_path / "images" / ".image_00002.png.tmp").write_bytes(b"\x89PNG half")  # being written
+    (tmp_path / "images" / "image_00003.png").write_bytes(png())  # written, not yet listed
     with (tmp_path / "images" / "metadata.jsonl").open("a") as f:
         f.write('{"file_name": "image_00002.png", "pro')
-    assert salvage_images(tmp_path) == 2
+    assert salvage_images(tmp_path) == {0, 1}
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["image_00000.png", "image_00001.png", "metadata.jsonl"]
     assert [json.loads(line)["file_name"] for line in (tmp_path / "images" / "metadata.jsonl").read_text().splitlines()] == ["image_00000.png", "image_00001.png"]
 
