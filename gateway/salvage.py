@@ -11,6 +11,7 @@ from pathlib import Path
 from gateway.execution import paired_rows
 from gateway.jobs import Job
 from gateway.outputs import RowSpool, RowWriter, list_files, salvage_images, salvage_rows, spooled_rows, write_json_atomic
+from gateway.outputs.images import COCO_FILE
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ def salvage(job: Job) -> None:
             writer.write(paired_rows(rows, images))
         spool.unlink()
         job.stats.rows_done = counts["generated"] = len(rows)
-    lost = "; lost: the COCO file, written at the end" if request.get("annotations") and images else ""
-    reason = job.error + lost
+    if (folder / COCO_FILE).exists():
+        manifest.setdefault("annotations", {})["coco_file"] = COCO_FILE
+    reason = job.error
     files = list_files(folder)
     if "manifest.json" not in files:
         files.append("manifest.json")

@@ -19,6 +19,7 @@ from gateway.results import DetectedObject, GeneratedImage, RunLength
 
 IMAGES_DIR = "images"
 COCO_FILE = "annotations/annotations.json"
+COCO_SPOOL = ".coco.jsonl"  # each image's COCO entries until close() writes COCO_FILE
 
 
 def image_file(index: int) -> str:
@@ -49,17 +50,75 @@ def object_bbox(obj: DetectedObject) -> list[float] | None:
     return None
 
 
+class CocoDataset:
+    """COCO images, annotations and categories as images arrive: ids from 1, categories in the
+    order their labels first appear."""
+
+    def __init__(self) -> None:
+        self.images: list[dict[str, Any]] = []
+        self.annotations: list[dict[str, Any]] = []
+        self.categories: dict[str, int] = {}
+
+    def add(self, image: dict[str, Any], objects: list[dict[str, Any]]) -> None:
+        """`image` as COCO lists it; `objects` with label, bbox, area, segmentation and score."""
+        self.images.append(image)
+        for obj in objects:
+            self.annotations.append(
+                {
+                    "id": len(self.annotations) + 1,
+                    "image_id": image["id"],
+                    "category_id": self.categories.setdefault(obj["label"], len(self.categories) + 1),
+                    "bbox": obj["bbox"],
+                    "area": obj["area"],
+                    "segmentation": obj["segmentation"],
+                    "score": obj["score"],
+                    "iscrowd": 0,
+                }
+            )
+
+    def write(self, path: Path) -> None:
+        write_json_atomic(
+            path,
+            {
+                "info": {
+                    "description": "SDG synthetic images; objects located from the diffusion model's cross-attention",
+                    "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                },
+                "licenses": [],
+                "images": self.images,
+                "annotations": self.annotations,
+                "categories": [{"id": i, "name": name, "supercategory": "object"} for name, i in self.categories.items()],
+            },
+        )
+
+
+def coco_objects(objects: list[tuple[DetectedObject, list[float]]]) -> list[dict[str, Any]]:
+    """Each located object as CocoDataset.add takes it."""
+    found = []
+    for obj, bbox in objects:
+        x, y, w, h = bbox
+        if obj.mask is not None:
+            segmentation: Any = {"counts": list(obj.mask.counts), "size": [obj.mask.height, obj.mask.width]}
+        else:
+            # Without a mask the box is the segmentation, as COCO tools expect one per annotation.
+            segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+        area = float(obj.area) if obj.area > 0 else float(w * h)
+        found.append({"label": obj.label, "bbox": bbox, "area": area, "segmentation": segmentation, "score": float(obj.score)})
+    return found
+
+
 class ImageDatasetWriter:
-    """Writes images as they arrive; close() writes the COCO file when there is anything in it."""
+    """Writes images as they arrive; close() writes the COCO file when there is anything in it.
+    Until then each image's COCO entries are also in a hidden JSON Lines spool, from which
+    salvage_images() writes the COCO file if the process dies first."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.images_dir = folder / IMAGES_DIR
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._metadata = (self.images_dir / "metadata.jsonl").open("w", encoding="utf-8")
-        self._coco_images: list[dict[str, Any]] = []
-        self._coco_annotations: list[dict[str, Any]] = []
-        self._categories: dict[str, int] = {}
+        self._coco = CocoDataset()
+        self._coco_spool = (folder / COCO_SPOOL).open("w", encoding="utf-8")
         self.images_written = 0
         self.written_indexes: set[int] = set()
         self.coco_file: str | None = None
@@ -92,9 +151,14 @@ class ImageDatasetWriter:
             },
             "caption": image.caption or None,
         }
+        coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}
+        located = coco_objects(objects)
+        self._coco_spool.write(json.dumps({"image": coco_image, "objects": located}) + "\n")
+        self._coco_spool.flush()
+        # The metadata line last: an image it lists is whole, with its COCO entries spooled.
         self._metadata.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._metadata.flush()
-        self._add_coco(image, path.name, objects)
+        self._coco.add(coco_image, located)
         self.images_written += 1
         self.written_indexes.add(image.index)
         if image.caption:
@@ -105,55 +169,20 @@ class ImageDatasetWriter:
             self.kinds_produced.add("segmentation")
         return relative
 
-    def _add_coco(self, image: GeneratedImage, file_name: str, objects: list[tuple[DetectedObject, list[float]]]) -> None:
-        image_id = image.index + 1  # COCO ids start at 1
-        self._coco_images.append({"id": image_id, "file_name": file_name, "width": image.width, "height": image.height})
-        for obj, bbox in objects:
-            category_id = self._categories.setdefault(obj.label, len(self._categories) + 1)
-            x, y, w, h = bbox
-            if obj.mask is not None:
-                segmentation: Any = {"counts": list(obj.mask.counts), "size": [obj.mask.height, obj.mask.width]}
-            else:
-                # Without a mask the box is the segmentation, as COCO tools expect one per annotation.
-                segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-            self._coco_annotations.append(
-                {
-                    "id": len(self._coco_annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": category_id,
-                    "bbox": bbox,
-                    "area": float(obj.area) if obj.area > 0 else float(w * h),
-                    "segmentation": segmentation,
-                    "score": float(obj.score),
-                    "iscrowd": 0,
-                }
-            )
-
     @property
     def objects_written(self) -> int:
-        return len(self._coco_annotations)
+        return len(self._coco.annotations)
 
     def close(self) -> None:
         if self._metadata.closed:
             return
         self._metadata.close()
+        self._coco_spool.close()
+        (self.folder / COCO_SPOOL).unlink()
         # An annotations file without annotations would claim a labelling that does not exist.
-        if not self._coco_annotations:
-            return
-        write_json_atomic(
-            self.folder / COCO_FILE,
-            {
-                "info": {
-                    "description": "SDG synthetic images; objects located from the diffusion model's cross-attention",
-                    "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                },
-                "licenses": [],
-                "images": self._coco_images,
-                "annotations": self._coco_annotations,
-                "categories": [{"id": i, "name": name, "supercategory": "object"} for name, i in self._categories.items()],
-            },
-        )
-        self.coco_file = COCO_FILE
+        if self._coco.annotations:
+            self._coco.write(self.folder / COCO_FILE)
+            self.coco_file = COCO_FILE
 
     def __enter__(self) -> ImageDatasetWriter:
         return self
@@ -165,8 +194,8 @@ class ImageDatasetWriter:
 def salvage_images(folder: Path) -> set[int]:
     """The image dataset a job's dead process left behind, made loadable: a metadata line being
     written is dropped, and so is a PNG being written (under its temporary name) or written but
-    not yet listed (imagefolder wants every image in the metadata). Returns the indexes of the
-    images kept. The COCO file is written at the end only, so there is none."""
+    not yet listed (imagefolder wants every image in the metadata); the COCO file is written
+    from its spool, for the images kept. Returns the indexes of the images kept."""
     images_dir = folder / IMAGES_DIR
     metadata = images_dir / "metadata.jsonl"
     kept = complete_lines(metadata) if metadata.exists() else b""
@@ -176,4 +205,14 @@ def salvage_images(folder: Path) -> set[int]:
     for path in images_dir.glob("*"):
         if path.name != "metadata.jsonl" and path.name not in listed:
             path.unlink()
+    spool = folder / COCO_SPOOL
+    if spool.exists():
+        coco = CocoDataset()
+        for line in complete_lines(spool).decode("utf-8").splitlines():
+            entry = json.loads(line)
+            if entry["image"]["file_name"] in listed:
+                coco.add(entry["image"], entry["objects"])
+        if coco.annotations:
+            coco.write(folder / COCO_FILE)
+        spool.unlink()
     return {int(name.removeprefix("image_").removesuffix(".png")) for name in listed}

@@ -182,16 +182,27 @@ def test_a_dead_writers_file_is_salvaged_with_every_whole_row(tmp_path, fmt):
 
 
 def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
-    with ImageDatasetWriter(tmp_path) as writer:
-        for i in range(2):
-            writer.add(GeneratedImage(i, "a dog", i, png(), 64, 48))
-    (tmp_path / "images" / ".image_00002.png.tmp").write_bytes(b"\x89PNG half")  # being written
-    (tmp_path / "images" / "image_00003.png").write_bytes(png())  # written, not yet listed
-    with (tmp_path / "images" / "metadata.jsonl").open("a") as f:
+    """As a SIGKILL leaves it: two images added, close() never called, a third PNG half written
+    and a fourth written but not listed. Salvage keeps the two, and their COCO file is the one a
+    closing writer writes."""
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    live.mkdir()
+    writer = ImageDatasetWriter(live)
+    for i, label in enumerate(("dog", "cat")):
+        writer.add(GeneratedImage(i, f"a {label}", i, png(), 64, 48, objects=[DetectedObject(label, 0.5, 0.0, bbox=[1, 2, 3, 4])]))
+    shutil.copytree(live, dead)
+    writer.close()
+    (dead / "images" / ".image_00002.png.tmp").write_bytes(b"\x89PNG half")
+    (dead / "images" / "image_00003.png").write_bytes(png())
+    with (dead / "images" / "metadata.jsonl").open("a") as f:
         f.write('{"file_name": "image_00002.png", "pro')
-    assert salvage_images(tmp_path) == {0, 1}
-    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["image_00000.png", "image_00001.png", "metadata.jsonl"]
-    assert [json.loads(line)["file_name"] for line in (tmp_path / "images" / "metadata.jsonl").read_text().splitlines()] == ["image_00000.png", "image_00001.png"]
+    assert salvage_images(dead) == {0, 1}
+    assert sorted(p.name for p in (dead / "images").iterdir()) == ["image_00000.png", "image_00001.png", "metadata.jsonl"]
+    assert (dead / "images" / "metadata.jsonl").read_text() == (live / "images" / "metadata.jsonl").read_text()
+    salvaged, closed = (json.loads((folder / "annotations" / "annotations.json").read_text()) for folder in (dead, live))
+    for key in ("images", "annotations", "categories"):
+        assert salvaged[key] == closed[key]
+    assert not list(dead.glob(".*"))  # no spool left behind
 
 
 def test_json_written_atomically_is_as_readable_as_the_data_files(tmp_path):
