@@ -140,6 +140,7 @@ class RowWriter:
             # Keys outside the schema (allowed only with additionalProperties) have no column.
             self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
             self._csv.writeheader()
+        self._file.flush()  # on disk before the first row: a job that dies first leaves its header
 
     @property
     def file_name(self) -> str:
@@ -270,6 +271,9 @@ def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> in
         return len(rows)
     # csv.DictWriter ends each record with \r\n; a newline inside a quoted value is a bare \n.
     kept = complete_lines(path, b"\r\n" if output_format == "csv" else b"\n")
+    if output_format == "csv" and not kept:  # not even the header: start the file anew
+        RowWriter(folder, "csv", schema).close()
+        return 0
     path.write_bytes(kept)
     if output_format == "csv":
         return max(0, sum(1 for _ in csv.reader(io.StringIO(kept.decode("utf-8")))) - 1)  # less the header

@@ -181,6 +181,17 @@ def test_a_dead_writers_file_is_salvaged_with_every_whole_row(tmp_path, fmt):
         assert (dead / f"data.{fmt}").read_text() == (live / f"data.{fmt}").read_text()
 
 
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+def test_a_writer_that_died_before_its_first_row_leaves_an_empty_loadable_file(tmp_path, fmt):
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    live.mkdir()
+    writer = RowWriter(live, fmt, SCHEMA)
+    shutil.copytree(live, dead)
+    writer.close()
+    assert salvage_rows(dead, fmt, SCHEMA) == 0
+    assert (dead / f"data.{fmt}").read_bytes() == (live / f"data.{fmt}").read_bytes()
+
+
 def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     """As a SIGKILL leaves it: two images added, close() never called, a third PNG half written
     and a fourth written but not listed. Salvage keeps the two, and their COCO file is the one a
