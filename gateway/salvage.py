@@ -43,8 +43,9 @@ def salvage(job: Job) -> None:
             writer.write(paired_rows(rows, images))
         spool.unlink()
         job.stats.rows_done = counts["generated"] = len(rows)
-    if (folder / COCO_FILE).exists():
-        manifest.setdefault("annotations", {})["coco_file"] = COCO_FILE
+    if images:
+        started = {k: v for k, v in manifest.get("annotations", {}).items() if k != "note"}  # "requested" stays
+        manifest["annotations"] = {**started, **annotations_kept(folder)}
     reason = job.error
     files = list_files(folder)
     if "manifest.json" not in files:
@@ -54,3 +55,18 @@ def salvage(job: Job) -> None:
     job.files = sorted(files)
     job.message = reason
     log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts)
+
+
+def annotations_kept(folder: Path) -> dict:
+    """The manifest's account of the annotations in a salvaged image folder."""
+    coco = json.loads((folder / COCO_FILE).read_text(encoding="utf-8")) if (folder / COCO_FILE).exists() else {"annotations": []}
+    metadata = (folder / "images" / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    produced = set()
+    if coco["annotations"]:
+        produced.add("bbox")
+    if any(isinstance(a["segmentation"], dict) for a in coco["annotations"]):
+        produced.add("segmentation")
+    if any(json.loads(line).get("caption") for line in metadata):
+        produced.add("caption")
+    kept = {"produced": sorted(produced), "coco_file": COCO_FILE if coco["annotations"] else None, "objects": len(coco["annotations"])}
+    return kept if produced else {**kept, "note": "no annotations were produced"}

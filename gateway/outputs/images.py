@@ -151,7 +151,7 @@ class ImageDatasetWriter:
             },
             "caption": image.caption or None,
         }
-        coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}
+        coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}  # ids from 1
         located = coco_objects(objects)
         self._coco_spool.write(json.dumps({"image": coco_image, "objects": located}) + "\n")
         self._coco_spool.flush()

@@ -1,0 +1,60 @@
+"""gateway.salvage on folders as a killed gateway leaves them (written, never closed): what the job
+record and the manifest say afterwards. The files themselves are checked per writer in
+test_gateway_outputs.py, and the whole path with a real `kill -9` in test_gateway_e2e.py."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+
+from PIL import Image
+
+from gateway.jobs import INTERRUPTED, Job
+from gateway.outputs import ImageDatasetWriter, write_json_atomic
+from gateway.results import DetectedObject, GeneratedImage, RunLength
+from gateway.salvage import salvage
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 2), (0, 0, 0)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_image_job_is_recorded_with_what_its_folder_kept(tmp_path):
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    live.mkdir()
+    # The manifest as the job started it, before any image.
+    write_json_atomic(live / "manifest.json", {
+        "job_id": "job_000000000001", "type": "images", "status": "running", "counts": {"requested": 5, "generated": 0},
+        "annotations": {"requested": ["segmentation", "caption"], "produced": [], "coco_file": None, "objects": 0, "note": "no annotations were produced"},
+    })
+    writer = ImageDatasetWriter(live)
+    mask = RunLength(counts=[1, 2, 5], height=2, width=4)
+    for i in range(2):
+        writer.add(GeneratedImage(i, "a dog", i, png(), 4, 2, objects=[DetectedObject("dog", 0.9, 2.0, mask=mask)], caption="a dog"))
+    shutil.copytree(live, dead)
+    writer.close()
+
+    job = Job(
+        job_id="job_000000000001", type="images", status="failed", created_at="2026-01-01T00:00:00Z", error=INTERRUPTED,
+        partial=True, finished_at="2026-01-01T00:01:00Z", output_dir=str(dead),
+        request={"prompts": ["a dog"], "num_images": 5, "annotations": ["segmentation", "caption"]},
+    )
+    salvage(job)
+    assert job.stats.images_done == 2 and job.message == INTERRUPTED
+    assert job.files == ["annotations/annotations.json", "images/image_00000.png", "images/image_00001.png", "images/metadata.jsonl", "manifest.json"]
+    manifest = json.loads((dead / "manifest.json").read_text())
+    assert (manifest["status"], manifest["partial"], manifest["reason"], manifest["counts"]) == ("failed", True, INTERRUPTED, {"requested": 5, "generated": 2})
+    assert manifest["annotations"] == {
+        "requested": ["segmentation", "caption"], "produced": ["bbox", "caption", "segmentation"],
+        "coco_file": "annotations/annotations.json", "objects": 2,
+    }
+    assert manifest["files"] == [f for f in job.files if f != "manifest.json"]
+
+
+def test_a_job_that_never_made_its_folder_is_left_alone(tmp_path):
+    job = Job(job_id="job_000000000002", type="text", status="failed", created_at="2026-01-01T00:00:00Z", error=INTERRUPTED, output_dir=None)
+    salvage(job)
+    assert job.files is None or job.files == []
