@@ -259,6 +259,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cache-dir", type=Path, default=None, help="where --tiny finds or builds its model (default: MODEL_CACHE_DIR)")
     parser.add_argument("--profile", type=Path, default=None, help="last, profile one batch of each into this file")
     args = parser.parse_args()
+    if args.compile and args.profile:
+        # The engine compiles the pipeline's own UNet in place: the "plain pipeline" profiled after
+        # it would be a compiled one (and compile again for its int64 timesteps).
+        parser.error("--profile profiles the plain pipeline beside the engine; run it without --compile")
     args.device = args.device or ("cpu" if args.tiny else "auto")
     args.batch_size = args.batch_size or (2 if args.tiny else 8)
     args.steps = args.steps or (3 if args.tiny else 30)
