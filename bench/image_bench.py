@@ -314,7 +314,7 @@ def main() -> None:
     compile_mode = settings.compile_mode if args.compile else None
     on_model_thread(tune_for_device, pipe, device, compile_mode)
     warm_started = time.perf_counter()
-    engine.warm_up(args.resolution)  # as the service's: the shapes measured below, traced and not
+    engine.warm_up([(args.resolution, args.resolution)])  # as the service's: the shapes measured below, traced and not
     warm_up_s = time.perf_counter() - warm_started
     print(json.dumps({"phase": "engine_warm_up", "engine_warm_up_s": round(warm_up_s, 1)}), flush=True)
     compiled_check = check_compiled(engine, args) if args.compile else "not compiled"

@@ -90,7 +90,7 @@ class ImageEngine:
             raise
         engine = cls(model, settings, model_thread)
         if engine._device.type == "cuda" or settings.compile:
-            engine.warm_up()
+            engine.warm_up(settings.warm_up_sizes())
         return engine
 
     @property
@@ -105,25 +105,26 @@ class ImageEngine:
         self._model_thread.shutdown(wait=True)
         self._finishers.shutdown(wait=True)
 
-    def warm_up(self, resolution: int | None = None) -> None:
-        """Runs full batches at `resolution` (default: the model's own) with guidance, traced and
-        untraced: cuDNN's autotuning, and with torch.compile the only compiling this engine does."""
+    def warm_up(self, sizes: list[tuple[int, int]] | None = None) -> None:
+        """Runs full batches at each (width, height) in `sizes` (default: the model's own square
+        resolution) with guidance, traced and untraced: cuDNN's autotuning, and with torch.compile
+        the only compiling this engine does."""
         started = time.perf_counter()
-        size = resolution or self.default_resolution
         self._warming_up = True
         try:
-            for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
-                self.generate(
-                    ImageRequest(
-                        prompts=("a warm-up image of a dog",),
-                        num_images=self._batch_size,
-                        width=size,
-                        height=size,
-                        num_inference_steps=2,
-                        seed=0,
-                        annotations=annotations,
+            for width, height in sizes or [(self.default_resolution, self.default_resolution)]:
+                for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
+                    self.generate(
+                        ImageRequest(
+                            prompts=("a warm-up image of a dog",),
+                            num_images=self._batch_size,
+                            width=width,
+                            height=height,
+                            num_inference_steps=2,
+                            seed=0,
+                            annotations=annotations,
+                        )
                     )
-                )
         finally:
             self._warming_up = False
         log.info("warm-up done in %.1fs", time.perf_counter() - started)

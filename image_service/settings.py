@@ -39,9 +39,9 @@ class ImageSettings(BaseSettings):
     # health says SERVING). For the plain pipeline on an H200, default-mode compiling cost 63 s
     # of warm-up for 1.4x faster denoising (ANCHORS.md); this engine's compiled speed is not
     # measured yet, and it compiles the UNet twice (traced and not). The
-    # warm-up covers full batches at the model's resolution with guidance, traced or not, with
-    # any scheduler; another resolution or guidance_scale <= 1 runs eager rather than stall
-    # the service compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of
+    # warm-up covers full batches at the warm-up sizes (below) with guidance, traced or not,
+    # with any scheduler; another size or guidance_scale <= 1 runs eager rather than stall the
+    # service compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of
     # the compiling on restarts.
     compile: bool = False
     # The torch.compile mode used when `compile` is set. "default": the mode whose start-up cost
@@ -49,6 +49,10 @@ class ImageSettings(BaseSettings):
     # kernels for every convolution and matmul shape: minutes more of warm-up, for a gain still
     # to be measured here.
     compile_mode: str = "default"
+    # Image sizes the start-up warm-up runs, as "WxH" separated by commas (empty: the model's own
+    # resolution). Each costs a few seconds of cuDNN autotuning, or with `compile` a compilation;
+    # a compiled service runs sizes it did not warm up eager.
+    warm_up_resolutions: str = ""
     # Threads that PNG-encode and annotate finished images, off the denoising thread. A 512x512
     # PNG takes about 40 ms; with 8 threads a batch of 8 finishes in one round after its decode.
     postprocess_threads: int = Field(default=8, ge=1, le=64)
@@ -75,10 +79,29 @@ class ImageSettings(BaseSettings):
                 raise ValueError(f"SDG_IMAGE_{name.upper()} must be a multiple of 8")
         if self.min_resolution > self.max_resolution:
             raise ValueError("SDG_IMAGE_MIN_RESOLUTION must not exceed SDG_IMAGE_MAX_RESOLUTION")
+        for width, height in self.warm_up_sizes():
+            for side in (width, height):
+                if side % 8 or not self.min_resolution <= side <= self.max_resolution:
+                    raise ValueError(
+                        f"SDG_IMAGE_WARM_UP_RESOLUTIONS: {width}x{height} must be multiples of 8 within "
+                        f"{self.min_resolution}..{self.max_resolution}"
+                    )
         return self
+
+    def warm_up_sizes(self) -> list[tuple[int, int]]:
+        """SDG_IMAGE_WARM_UP_RESOLUTIONS as (width, height) pairs; empty when unset."""
+        return [_size(item) for item in self.warm_up_resolutions.split(",") if item.strip()]
 
     def batch_size_for(self, device_type: str) -> int:
         """Images per batch at 512x512 or below on a device of this type ("cuda", "cpu")."""
         if self.batch_size:
             return self.batch_size
         return DEFAULT_CUDA_BATCH if device_type == "cuda" else DEFAULT_CPU_BATCH
+
+
+def _size(item: str) -> tuple[int, int]:
+    """'768x512' as (768, 512)."""
+    width, sep, height = item.strip().lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()):
+        raise ValueError(f"SDG_IMAGE_WARM_UP_RESOLUTIONS: {item.strip()!r} is not WIDTHxHEIGHT")
+    return int(width), int(height)

@@ -78,20 +78,21 @@ def test_compile_set_up_wraps_the_unet_and_decoder(make_tiny_settings):
 @pytest.mark.skipif(not shutil.which("g++"), reason="inductor needs a C++ compiler on a CPU")
 def test_compiled_engine_compiles_only_at_warm_up(make_tiny_settings, tiny_engine):
     """torch.compile as the service sets it up, run on the CPU (inductor without CUDA graphs): the
-    warm-up compiles every graph a job at the warmed-up size meets, so a partial last batch, each
+    warm-up compiles every graph a job at a warmed-up size meets, so a partial last batch, each
     scheduler and tracing run compiled, other shapes run eager, nothing compiles mid-job, and
     every image is the eager engine's."""
     from torch._dynamo.utils import counters
 
-    engine = ImageEngine.from_settings(make_tiny_settings(compile=True, compile_mode="default"))
-    size = engine.default_resolution
+    size = 64  # the tiny model's own is 512; a second size is warmed up as SDG_IMAGE_WARM_UP_RESOLUTIONS asks
+    engine = ImageEngine.from_settings(make_tiny_settings(compile=True, compile_mode="default", warm_up_resolutions=f"{size}x{size},{size + 16}x{size}"))
     warmed = [
         ImageRequest(prompts=("a dog next to a car",), num_images=3, width=size, height=size, num_inference_steps=3, seed=2, scheduler=name)
         for name in SCHEDULERS
     ]
     warmed.append(replace(REQUEST, width=size, height=size, num_images=1))
     warmed.append(replace(REQUEST, width=size, height=size, labels=("zebra",)))  # no label found: untraced
-    others = [replace(REQUEST, width=size + 16, height=size), replace(REQUEST, width=size, height=size, guidance_scale=1.0)]
+    warmed.append(replace(REQUEST, width=size + 16, height=size))
+    others = [replace(REQUEST, width=size + 32, height=size), replace(REQUEST, width=size, height=size, guidance_scale=1.0)]
     try:
         graphs = counters["stats"]["unique_graphs"]
         # The warmed-up shapes must run compiled code: fail rather than fall back to eager.

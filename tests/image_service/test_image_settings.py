@@ -10,7 +10,7 @@ from image_service.settings import ImageSettings
 
 @pytest.fixture
 def env(monkeypatch):
-    for name in ("SDG_IMAGE_LISTEN", "SDG_IMAGE_MODEL", "SDG_IMAGE_BATCH_SIZE", "SDG_IMAGE_COMPILE", "MODEL_CACHE_DIR", "SDG_DEVICE"):
+    for name in ("SDG_IMAGE_LISTEN", "SDG_IMAGE_MODEL", "SDG_IMAGE_BATCH_SIZE", "SDG_IMAGE_COMPILE", "SDG_IMAGE_WARM_UP_RESOLUTIONS", "MODEL_CACHE_DIR", "SDG_DEVICE"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -22,7 +22,8 @@ def test_defaults(env):
     assert str(settings.model_cache_dir) == "model_cache" and settings.device == "auto"
     assert (settings.min_resolution, settings.max_resolution) == (64, 1024)
     assert settings.batch_size_for("cuda") == 8 and settings.batch_size_for("cpu") == 4
-    assert not settings.compile
+    assert not settings.compile and settings.compile_mode == "default"
+    assert settings.warm_up_sizes() == []  # the model's own resolution
 
 
 def test_reads_the_environment(env, tmp_path):
@@ -32,11 +33,13 @@ def test_reads_the_environment(env, tmp_path):
     env.setenv("SDG_IMAGE_COMPILE", "1")
     env.setenv("MODEL_CACHE_DIR", str(tmp_path))
     env.setenv("SDG_DEVICE", "cpu")
+    env.setenv("SDG_IMAGE_WARM_UP_RESOLUTIONS", "512x512, 768X512")
     settings = ImageSettings()
     assert settings.listen == "127.0.0.1:6000"
     assert settings.model == "stable-diffusion-v1-5/stable-diffusion-v1-5"  # the old id, mapped
     assert settings.batch_size_for("cuda") == 3 and settings.compile
     assert settings.model_cache_dir == tmp_path and settings.device == "cpu"
+    assert settings.warm_up_sizes() == [(512, 512), (768, 512)]
 
 
 @pytest.mark.parametrize(
@@ -46,3 +49,13 @@ def test_reads_the_environment(env, tmp_path):
 def test_bad_settings_are_rejected(env, fields):
     with pytest.raises(ValidationError):
         ImageSettings(**fields)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("512", "'512' is not WIDTHxHEIGHT"), ("512x", "is not WIDTHxHEIGHT"), ("516x512", "516x512 must be multiples of 8"), ("2048x512", "within 64..1024")],
+)
+def test_bad_warm_up_resolutions_name_the_variable(env, value, says):
+    with pytest.raises(ValidationError, match="SDG_IMAGE_WARM_UP_RESOLUTIONS") as error:
+        ImageSettings(warm_up_resolutions=value)
+    assert says in str(error.value)
