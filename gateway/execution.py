@@ -20,7 +20,7 @@ from gateway.clients import ServiceClients, ServiceEndpoint
 from gateway.errors import JobFailure, ServiceFailure
 from gateway.jobs import Job, JobStore, utc_now
 from gateway.models import JobState
-from gateway.outputs import ImageDatasetWriter, RowSpool, RowWriter, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
@@ -37,6 +37,7 @@ PHASES = {
     "unified": {"rows": (0, 50), "images": (50, 100)},
 }
 SHUTDOWN = "interrupted: gateway shut down"
+UNIFIED_ROWS_SPOOL = ".rows.jsonl"  # a unified job's rows until its data file is written
 CANCELLED = "cancelled by request"
 
 
@@ -73,7 +74,7 @@ class JobExecution:
         self.image_writer: ImageDatasetWriter | None = None
         # Only unified jobs keep rows: their data file is written once each row's image is known.
         self.rows: list[dict[str, Any]] = []
-        self.row_spool: RowSpool | None = None  # ...and a copy on disk until then, for gateway.salvage
+        self.row_spool: Spool | None = None  # ...and a copy on disk until then, for gateway.salvage
         self.rows_summary: RowsSummary | None = None
         self.images_summary: ImagesSummary | None = None
         self.models: dict[str, dict[str, Any]] = {}
@@ -125,12 +126,11 @@ class JobExecution:
             return  # never started: it stays queued on disk, and the next gateway runs it
         if error is None and self.stop_reason != SHUTDOWN:
             job.status, job.message = "cancelled", self.stop_reason or CANCELLED
+            job.partial = self.folder is not None
+            job.finished_at = utc_now()
+            self.store.save(job)
         else:
-            job.status = "failed"
-            job.error = job.message = error or SHUTDOWN
-        job.partial = self.folder is not None
-        job.finished_at = utc_now()
-        self.store.save(job)
+            self.store.fail(job, error or SHUTDOWN, partial=self.folder is not None)
 
     async def _describe_model(self, endpoint: ServiceEndpoint) -> None:
         try:
@@ -159,7 +159,7 @@ class JobExecution:
         if self.plan.type == "text":
             self.row_writer = RowWriter(self.folder, self.plan.output_format or "json", spec.schema)
         else:
-            self.row_spool = RowSpool(self.folder)
+            self.row_spool = Spool(self.folder / UNIFIED_ROWS_SPOOL)
 
         def on_progress(done: int, total: int) -> None:
             stats.rows_done, stats.rows_total = done, total or spec.num_rows

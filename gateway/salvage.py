@@ -8,9 +8,9 @@ import json
 import logging
 from pathlib import Path
 
-from gateway.execution import paired_rows
+from gateway.execution import UNIFIED_ROWS_SPOOL, paired_rows
 from gateway.jobs import Job
-from gateway.outputs import RowSpool, RowWriter, list_files, salvage_images, salvage_rows, spooled_rows, write_json_atomic
+from gateway.outputs import RowWriter, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
 from gateway.outputs.images import COCO_FILE
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,10 @@ def salvage(job: Job) -> None:
     if job.type == "text" and schema_file.exists():
         schema = json.loads(schema_file.read_text(encoding="utf-8"))
         job.stats.rows_done = counts["generated"] = salvage_rows(folder, output_format, schema)
-    spool = folder / RowSpool.NAME
+    spool = folder / UNIFIED_ROWS_SPOOL
     if job.type == "unified" and spool.exists() and schema_file.exists():
         # The data file is written at the end; the spool holds every row received until then.
-        rows = spooled_rows(spool)
+        rows = spooled(spool)
         with RowWriter(folder, output_format, json.loads(schema_file.read_text(encoding="utf-8"))) as writer:
             writer.write(paired_rows(rows, images))
         spool.unlink()
@@ -46,14 +46,11 @@ def salvage(job: Job) -> None:
     if images:
         started = {k: v for k, v in manifest.get("annotations", {}).items() if k != "note"}  # "requested" stays
         manifest["annotations"] = {**started, **annotations_kept(folder)}
-    reason = job.error
-    files = list_files(folder)
-    if "manifest.json" not in files:
-        files.append("manifest.json")
-    manifest.update(status="failed", finished_at=job.finished_at, partial=True, reason=reason, files=sorted(f for f in files if f != "manifest.json"))
+    files = [f for f in list_files(folder) if f != "manifest.json"]
+    manifest.update(status="failed", finished_at=job.finished_at, partial=True, reason=job.error, files=files)
     write_json_atomic(manifest_path, manifest)
-    job.files = sorted(files)
-    job.message = reason
+    job.files = sorted([*files, "manifest.json"])
+    job.message = job.error
     log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts)
 
 

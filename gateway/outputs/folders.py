@@ -66,3 +66,35 @@ def list_files(folder: Path) -> list[str]:
         for path in folder.rglob("*")
         if path.is_file() and not path.name.startswith(".")
     )
+
+
+def complete_lines(path: Path, terminator: bytes = b"\n") -> bytes:
+    """The file's bytes up to and including its last `terminator`: a line a dying process was
+    writing is dropped."""
+    data = path.read_bytes()
+    end = data.rfind(terminator)
+    return data[: end + len(terminator)] if end >= 0 else b""
+
+
+class Spool:
+    """A hidden JSON Lines file beside what a writer only completes at close() (a Parquet footer,
+    a unified job's data file, the COCO file): one line per item, flushed as written, so that
+    gateway.salvage can finish the job's output from it if the process dies first."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file = path.open("w", encoding="utf-8")
+
+    def write(self, items: list) -> None:
+        self._file.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+        self._file.flush()
+
+    def discard(self) -> None:
+        """The writer finished: the spool is not needed."""
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def spooled(path: Path) -> list:
+    """The whole items of a spool a dead process left."""
+    return [json.loads(line) for line in complete_lines(path).decode("utf-8").splitlines()]

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.outputs.folders import write_json_atomic
-from gateway.outputs.tables import complete_lines
+from gateway.outputs.folders import Spool, complete_lines, spooled, write_json_atomic
 from gateway.results import DetectedObject, GeneratedImage, RunLength
 
 IMAGES_DIR = "images"
@@ -118,7 +117,7 @@ class ImageDatasetWriter:
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._metadata = (self.images_dir / "metadata.jsonl").open("w", encoding="utf-8")
         self._coco = CocoDataset()
-        self._coco_spool = (folder / COCO_SPOOL).open("w", encoding="utf-8")
+        self._coco_spool = Spool(folder / COCO_SPOOL)
         self.images_written = 0
         self.written_indexes: set[int] = set()
         self.coco_file: str | None = None
@@ -153,8 +152,7 @@ class ImageDatasetWriter:
         }
         coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}  # ids from 1
         located = coco_objects(objects)
-        self._coco_spool.write(json.dumps({"image": coco_image, "objects": located}) + "\n")
-        self._coco_spool.flush()
+        self._coco_spool.write([{"image": coco_image, "objects": located}])
         # The metadata line last: an image it lists is whole, with its COCO entries spooled.
         self._metadata.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._metadata.flush()
@@ -177,8 +175,7 @@ class ImageDatasetWriter:
         if self._metadata.closed:
             return
         self._metadata.close()
-        self._coco_spool.close()
-        (self.folder / COCO_SPOOL).unlink()
+        self._coco_spool.discard()
         # An annotations file without annotations would claim a labelling that does not exist.
         if self._coco.annotations:
             self._coco.write(self.folder / COCO_FILE)
@@ -198,8 +195,9 @@ def salvage_images(folder: Path) -> set[int]:
     from its spool, for the images kept. Returns the indexes of the images kept."""
     images_dir = folder / IMAGES_DIR
     metadata = images_dir / "metadata.jsonl"
-    kept = complete_lines(metadata) if metadata.exists() else b""
+    kept = b""
     if metadata.exists():
+        kept = complete_lines(metadata)
         metadata.write_bytes(kept)
     listed = {json.loads(line)["file_name"] for line in kept.decode("utf-8").splitlines()}
     for path in images_dir.glob("*"):
@@ -208,8 +206,7 @@ def salvage_images(folder: Path) -> set[int]:
     spool = folder / COCO_SPOOL
     if spool.exists():
         coco = CocoDataset()
-        for line in complete_lines(spool).decode("utf-8").splitlines():
-            entry = json.loads(line)
+        for entry in spooled(spool):
             if entry["image"]["file_name"] in listed:
                 coco.add(entry["image"], entry["objects"])
         if coco.annotations:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gateway.errors import JobFailure
+from gateway.outputs.folders import Spool, complete_lines, spooled
 
 # Rows are buffered into row groups of this size; the service sends rows in small batches and a
 # Parquet file of thousands of tiny row groups reads slowly.
@@ -131,7 +132,7 @@ class RowWriter:
         if output_format == "parquet":
             self._arrow_schema = arrow_schema(schema)
             self._parquet = pq.ParquetWriter(self.path, self._arrow_schema)
-            self._spool = spool_path(self.path).open("w", encoding="utf-8")
+            self._spool = Spool(spool_path(self.path))
             return
         self._file: io.TextIOWrapper = self.path.open("w", encoding="utf-8", newline="")
         if output_format == "json":
@@ -160,8 +161,7 @@ class RowWriter:
             self._csv.writerows({k: csv_value(v) for k, v in row.items()} for row in rows)
             self.rows_written += len(rows)
         else:
-            self._spool.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-            self._spool.flush()
+            self._spool.write(rows)
             self._pending.extend(rows)
             self.rows_written += len(rows)
             if len(self._pending) >= PARQUET_ROW_GROUP:
@@ -191,8 +191,7 @@ class RowWriter:
                 self._flush_parquet()
             finally:
                 self._parquet.close()
-                self._spool.close()
-                spool_path(self.path).unlink()
+                self._spool.discard()
             return
         if self.output_format == "json":
             self._file.write("\n]\n" if self.rows_written else "]\n")
@@ -205,41 +204,9 @@ class RowWriter:
         self.close()
 
 
-class RowSpool:
-    """A hidden JSON Lines copy of rows a job holds back until its end (a unified job writes its
-    data file once each row's image is known), for gateway.salvage if the process dies first."""
-
-    NAME = ".rows.jsonl"
-
-    def __init__(self, folder: Path):
-        self.path = folder / self.NAME
-        self._file = self.path.open("w", encoding="utf-8")
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        self._file.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        self._file.flush()
-
-    def discard(self) -> None:
-        self._file.close()
-        self.path.unlink(missing_ok=True)
-
-
-def spooled_rows(path: Path) -> list[dict[str, Any]]:
-    """The whole rows of a spool a dead process left."""
-    return [json.loads(line) for line in complete_lines(path).decode("utf-8").splitlines()]
-
-
 def spool_path(data_file: Path) -> Path:
     """The hidden JSON Lines copy of a Parquet file's rows while it is being written."""
     return data_file.with_name(f".{data_file.name}.rows.jsonl")
-
-
-def complete_lines(path: Path, terminator: bytes = b"\n") -> bytes:
-    """The file's bytes up to and including its last `terminator`: a line a dying process was
-    writing is dropped."""
-    data = path.read_bytes()
-    end = data.rfind(terminator)
-    return data[: end + len(terminator)] if end >= 0 else b""
 
 
 def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> int:
@@ -251,7 +218,7 @@ def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> in
         spool = spool_path(path)
         if not spool.exists():  # closed properly: the file is whole
             return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
-        rows = spooled_rows(spool)
+        rows = spooled(spool)
         spool.unlink()
         with RowWriter(folder, "parquet", schema) as writer:
             writer.write(rows)
