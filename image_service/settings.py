@@ -38,11 +38,10 @@ class ImageSettings(BaseSettings):
     # torch.compile the UNet and VAE decoder at start-up (CUDA; a warm-up run compiles them before
     # health says SERVING). For the plain pipeline on an H200, default-mode compiling cost 63 s
     # of warm-up for 1.4x faster denoising (ANCHORS.md); this engine's compiled speed is not
-    # measured yet, and it compiles the UNet twice (traced and not). The
-    # warm-up covers full batches at the warm-up sizes (below) with guidance, traced or not,
-    # with any scheduler; another size or guidance_scale <= 1 runs eager rather than stall the
-    # service compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of
-    # the compiling on restarts.
+    # measured yet, and it compiles the UNet twice (traced and not). The warm-up covers full
+    # batches at the warm-up sizes (below) with guidance, traced or not, with any scheduler;
+    # another size or guidance_scale <= 1 runs eager rather than stall the service compiling.
+    # Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of the compiling on restarts.
     compile: bool = False
     # The torch.compile mode used when `compile` is set. "default": the mode whose start-up cost
     # is known (above). The autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time
