@@ -37,6 +37,7 @@ if [ "${IMAGE_COMPILE_S:-0}" -gt 0 ]; then
   for mode in ${IMAGE_COMPILE_MODE:-service-default}; do
     [ "$mode" = service-default ] && mode_args=() || mode_args=(--compile-mode "$mode")
     TORCH_LOGS=${IMAGE_TORCH_LOGS-graph_breaks,recompiles,perf_hints} timeout ${IMAGE_COMPILE_S} python3 bench/image_bench.py --compile "${mode_args[@]}" \
+      --profile "$OUT/image_compiled_${mode}_profile.txt" \
       > "$OUT/image_compiled_$mode.json" 2>> "$OUT/bench.log"
     echo "compiled image bench ($mode) exit $? at $((SECONDS - started)) s"
   done

@@ -226,23 +226,53 @@ def check_compiled(engine: ImageEngine, args) -> str:
     return "ok"
 
 
+# Kernel-name patterns, first match wins: where the GPU time of a profiled batch went.
+KERNEL_KINDS = (
+    ("attention", ("sdpa", "fmha", "flash", "attention")),
+    ("convolution", ("conv", "fprop", "dgrad", "nchwtonhwc", "nhwctonchw")),
+    ("matmul", ("gemm", "nvjet", "triton_mm", "cutlass", "_mm_", "splitk")),
+    ("fused (inductor)", ("triton_",)),
+)
+
+
+def kernel_summary(prof, seconds: float, images: int) -> str:
+    """GPU time per kernel kind, and how much of the wall time the GPU was busy at all: a GPU
+    idle between steps shows as busy well under 100%."""
+    kinds: dict[str, float] = {}
+    for event in prof.key_averages():
+        if event.device_type != torch.autograd.DeviceType.CUDA or event.self_device_time_total <= 0:
+            continue
+        name = event.key.lower()
+        kind = next((k for k, patterns in KERNEL_KINDS if any(p in name for p in patterns)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + event.self_device_time_total / 1e6
+    busy = sum(kinds.values())
+    lines = [f"wall {seconds * images:.3f} s for {images} images, GPU busy {busy:.3f} s ({100 * busy / (seconds * images):.0f}%)"]
+    lines += [f"  {kind:18} {total:.3f} s  {100 * total / busy:5.1f}%" for kind, total in sorted(kinds.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
 def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) -> str:
-    """One batch of the plain pipeline and one of the engine under torch.profiler: the ops and
-    kernels that took the most time in each, as text tables."""
+    """One batch each of the plain pipeline (eager runs only: a compiled engine compiled the
+    pipeline's own UNet in place), the engine and the engine tracing, under torch.profiler: GPU
+    time by kernel kind, then the ops and kernels that took the most time, as text tables."""
     from torch.profiler import ProfilerActivity, profile
 
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sort = "device_time_total" if cuda else "cpu_time_total"
     one_batch = argparse.Namespace(**{**vars(args), "batches": 1})
-    tables = []
-    for name, run in (
-        ("plain pipeline", lambda: on_model_thread(time_baseline, pipe, device, one_batch, False)),
+    runs = [] if args.compile else [("plain pipeline", lambda: on_model_thread(time_baseline, pipe, device, one_batch, False))]
+    runs += [
         ("engine", lambda: time_engine(engine, bench_request(one_batch))),
-    ):
+        ("engine, tracing", lambda: time_engine(engine, bench_request(one_batch, ANNOTATIONS))),
+    ]
+    tables = []
+    for name, run in runs:
         with profile(activities=activities) as prof:
             seconds = run()
-        tables.append(f"== {name}: {seconds:.4f} s/image under the profiler\n{prof.key_averages().table(sort_by=sort, row_limit=35)}")
+        summary = kernel_summary(prof, seconds, args.batch_size) if cuda else ""
+        table = prof.key_averages().table(sort_by=sort, row_limit=35, max_name_column_width=90)
+        tables.append(f"== {name}: {seconds:.4f} s/image under the profiler\n{summary}\n{table}")
     return "\n".join(tables)
 
 
@@ -257,12 +287,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's UNet and VAE decoder")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode (default: the service's, SDG_IMAGE_COMPILE_MODE)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where --tiny finds or builds its model (default: MODEL_CACHE_DIR)")
-    parser.add_argument("--profile", type=Path, default=None, help="last, profile one batch of each into this file")
+    parser.add_argument("--profile", type=Path, default=None, help="last, profile one batch of each into this file (with --compile: the engine's only)")
     args = parser.parse_args()
-    if args.compile and args.profile:
-        # The engine compiles the pipeline's own UNet in place: the "plain pipeline" profiled after
-        # it would be a compiled one (and compile again for its int64 timesteps).
-        parser.error("--profile profiles the plain pipeline beside the engine; run it without --compile")
     args.device = args.device or ("cpu" if args.tiny else "auto")
     args.batch_size = args.batch_size or (2 if args.tiny else 8)
     args.steps = args.steps or (3 if args.tiny else 30)

@@ -351,19 +351,23 @@ class _BatchRun:
         shape = (len(batch), unet.config.in_channels, *self.latent_hw)
         latents = randn_tensor(shape, generator=generators, device=self.device, dtype=embeds.dtype)
         scheduler = self.scheduler
-        scheduler.set_timesteps(self.request.num_inference_steps, device=self.device)
+        # The scheduler's timesteps stay on the CPU, where its coefficient tables are: with them
+        # on the GPU, PNDM's step reads a device scalar back (`prev_timestep >= 0`, a table
+        # lookup), so the host waited for every step to finish before queueing the next one.
+        scheduler.set_timesteps(self.request.num_inference_steps, device="cpu")
         latents = latents * scheduler.init_noise_sigma
         step_kwargs = dict(self.step_kwargs)
         if "generator" in step_kwargs:
             step_kwargs["generator"] = generators
         timesteps = scheduler.timesteps
+        # The UNet's copy, on the device in one transfer, and float32 for every scheduler (PNDM's
+        # and DPM's timesteps are int64, Euler's float32), so a compiled UNet has one graph for
+        # all of them. The same embedding: the UNet converts timesteps to float32 first.
+        unet_timesteps = timesteps.to(self.device, torch.float32)
         for step, t in enumerate(timesteps, start=1):
             model_input = torch.cat([latents] * 2) if self.cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            # As float32 for every scheduler (PNDM's and DPM's timesteps are int64, Euler's
-            # float32), so a compiled UNet has one graph for all of them. The same embedding: the
-            # UNet converts timesteps to float32 before anything else.
-            noise = unet(model_input, t.float(), encoder_hidden_states=embeds, return_dict=False)[0]
+            noise = unet(model_input, unet_timesteps[step - 1], encoder_hidden_states=embeds, return_dict=False)[0]
             if self.cfg:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.request.guidance_scale * (cond - uncond)
