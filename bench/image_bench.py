@@ -226,12 +226,16 @@ def check_compiled(engine: ImageEngine, args) -> str:
     return "ok"
 
 
-# Kernel-name patterns, first match wins: where the GPU time of a profiled batch went.
+# Kernel-name patterns, first match wins: where the GPU time of a profiled batch went. Inductor
+# names a fused kernel after every op folded into it ("triton_poi_fused_add_convolution_..."), so
+# its templates (triton_mm, triton_conv) come first and any other "triton_" kernel is fused work.
 KERNEL_KINDS = (
+    ("matmul", ("triton_mm", "triton_tem_fused_mm", "triton_tem_fused_addmm", "triton_tem_fused_bmm")),
+    ("convolution", ("triton_conv", "triton_tem_fused_conv")),
+    ("fused (inductor)", ("triton_",)),
     ("attention", ("sdpa", "fmha", "flash", "attention")),
     ("convolution", ("conv", "fprop", "dgrad", "nchwtonhwc", "nhwctonchw")),
-    ("matmul", ("gemm", "nvjet", "triton_mm", "cutlass", "_mm_", "splitk")),
-    ("fused (inductor)", ("triton_",)),
+    ("matmul", ("gemm", "nvjet", "cutlass", "splitk")),
 )
 
 
