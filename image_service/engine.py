@@ -149,6 +149,10 @@ class ImageEngine:
                 raise InvalidImageRequest("prompts", f"prompt {i} is empty")
         if request.num_images < 1:
             raise InvalidImageRequest("num_images", f"must be at least 1, got {request.num_images}")
+        if not 0 <= request.first_index < request.num_images:
+            raise InvalidImageRequest(
+                "first_index", f"must be within 0..num_images-1 ({request.num_images - 1}), got {request.first_index}"
+            )
         for name in ("width", "height"):
             value = getattr(request, name)
             if value % 8:
@@ -203,7 +207,7 @@ class ImageEngine:
         def summary(partial: bool, reason: str) -> ImageSummary:
             return ImageSummary(
                 images_generated=delivery.delivered,
-                images_requested=request.num_images,
+                images_requested=request.images_wanted,
                 elapsed_s=time.perf_counter() - started,
                 seed=seed,
                 scheduler=request.scheduler,
@@ -378,7 +382,7 @@ class _BatchRun:
                     step=step,
                     total_steps=len(timesteps),
                     images_done=self.delivery.delivered,
-                    images_total=self.request.num_images,
+                    images_total=self.request.images_wanted,
                     batch_size=images,
                 )
                 if self.on_step(progress):
@@ -403,9 +407,9 @@ def batch_rows(request: ImageRequest, batch_size: int) -> int:
 
 
 def plan_batches(request: ImageRequest, batch_size: int) -> list[list[int]]:
-    """Image indices per denoising batch, `batch_rows` at a time."""
+    """Image indices per denoising batch, `batch_rows` at a time, from `first_index` on."""
     size = batch_rows(request, batch_size)
-    indices = list(range(request.num_images))
+    indices = list(range(request.first_index, request.num_images))
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
 

@@ -43,6 +43,7 @@ def request_from_pb(message: image_pb2.GenerateImagesRequest) -> ImageRequest:
         scheduler=message.scheduler or "default",
         annotations=tuple(message.annotations),
         labels=tuple(message.labels),
+        first_index=message.first_index,
     )
 
 

@@ -36,6 +36,14 @@ class ImageRequest:
     annotations: tuple[str, ...] = ()
     # Object words to annotate; empty: the object words of each prompt.
     labels: tuple[str, ...] = ()
+    # Generate only images first_index..num_images-1, each as the whole request would (its seed
+    # and prompt depend on its index alone): what resuming a job that stopped part-way asks for.
+    first_index: int = 0
+
+    @property
+    def images_wanted(self) -> int:
+        """How many images this call generates."""
+        return self.num_images - self.first_index
 
     def prompt_for(self, index: int) -> str:
         return self.prompts[index % len(self.prompts)]

@@ -51,6 +51,7 @@ def pixels(png: bytes) -> np.ndarray:
         (dict(annotations=("keypoints",)), "annotations", "unknown annotation 'keypoints'"),
         (dict(labels=("",)), "labels", "must not be empty"),
         (dict(seed=2**64 - 1, num_images=2), "seed", "2**64"),
+        (dict(num_images=3, first_index=3), "first_index", "0..num_images-1 (2), got 3"),
     ],
 )
 def test_bad_input_names_the_field(tiny_engine, fields, field, reason):
@@ -95,6 +96,21 @@ def test_same_seed_same_png_bytes(tiny_engine):
     assert first[0].png != other[0].png
     # Image i uses seed + i on its own generator: image 1 of seed 42 is image 0 of seed 43.
     np.testing.assert_allclose(pixels(first[1].png), pixels(other[0].png), atol=2)
+
+
+def test_first_index_generates_the_rest_exactly(tiny_engine):
+    # What resuming a job asks for: images 3..4 of five, as the whole run makes them, across
+    # batches that start at another index (batch size 2: 0-1, 2-3, 4 against 3-4).
+    fields = dict(prompts=("a dog in a park", "a red car"), num_images=5, seed=11, scheduler="euler_a")
+    whole, _ = run(tiny_engine, request(**fields))
+    steps = []
+    rest, summary = run(tiny_engine, request(**fields, first_index=3), on_step=steps.append)
+    assert [image.index for image in rest] == [3, 4]
+    assert [(image.seed, image.prompt) for image in rest] == [(i.seed, i.prompt) for i in whole[3:]]
+    for resumed, original in zip(rest, whole[3:]):  # batch-mates differ, so allow rounding
+        np.testing.assert_allclose(pixels(resumed.png), pixels(original.png), atol=2)
+    assert (summary.images_generated, summary.images_requested, summary.partial) == (2, 2, False)
+    assert {step.images_total for step in steps} == {2}
 
 
 def test_unset_seed_is_drawn_and_reported(tiny_engine):
