@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -70,6 +71,8 @@ class JobExecution:
         # Set by the runner just before it cancels this job's task: says why it stopped.
         self.stop_reason: str | None = None
         self.folder: Path | None = None
+        # A resumed job goes on in the folder it has: what its last run's manifest said.
+        self.resumed_from: dict[str, Any] | None = None
         self.row_writer: RowWriter | None = None
         self.image_writer: ImageDatasetWriter | None = None
         # Only unified jobs keep rows: their data file is written once each row's image is known.
@@ -141,13 +144,36 @@ class JobExecution:
 
     def _open_folder(self) -> None:
         root = self.settings.output_dir
-        self.folder = create_job_folder(root, FOLDER_PREFIX[self.plan.type])
-        self.job.output_dir = str(self.folder.resolve())
-        self.job.output_path = display_path(self.folder, root)
-        self.store.save(self.job)
+        if self.job.output_dir is not None:  # resumed (gateway/resume.py)
+            self.folder = Path(self.job.output_dir)
+            if not self.folder.is_dir():
+                raise JobFailure(f"cannot resume: the job's folder {self.job.output_path} no longer exists")
+            try:
+                self.resumed_from = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.resumed_from = {}
+            # Opened first, so that however this run ends, the outcome counts the kept images.
+            self.image_writer = ImageDatasetWriter(self.folder, resume=True)
+            # The kinds the kept images carry, as their run's manifest recorded them.
+            self.image_writer.kinds_produced.update((self.resumed_from.get("annotations") or {}).get("produced") or [])
+            self._check_same_models(self.resumed_from.get("model") or {})
+        else:
+            self.folder = create_job_folder(root, FOLDER_PREFIX[self.plan.type])
+            self.job.output_dir = str(self.folder.resolve())
+            self.job.output_path = display_path(self.folder, root)
+            self.store.save(self.job)
         # Rewritten at the end; until then it says what runs (models, seed, request), for a
         # folder whose gateway dies first (gateway.salvage completes it).
         write_json_atomic(self.folder / "manifest.json", self._manifest([], "not finished"))
+
+    def _check_same_models(self, before: dict[str, dict[str, Any]]) -> None:
+        """A resumed job's new images must come from the model that made its first ones."""
+        for kind, model in before.items():
+            now = self.models.get(kind, {}).get("model_id")
+            if now is not None and now != model.get("model_id"):
+                raise JobFailure(
+                    f"cannot resume: the {kind} service now serves {now}, but the job's first {kind}s came from {model.get('model_id')}"
+                )
 
     async def _generate_rows(self, endpoint: ServiceEndpoint) -> None:
         spec = self.plan.text
@@ -195,15 +221,22 @@ class JobExecution:
             spec = dataclasses.replace(spec, num_images=count)
         stats = self.job.stats
         stats.images_total = spec.num_images
-        self.image_writer = ImageDatasetWriter(self.folder)
+        if self.image_writer is None:
+            self.image_writer = ImageDatasetWriter(self.folder)
         writer = self.image_writer
+        if self.resumed_from is not None:
+            spec = dataclasses.replace(spec, first_index=writer.first_missing())
+            if spec.first_index >= spec.num_images:
+                return  # every image is there; the run stopped before it could say so
+        kept = stats.images_done = writer.images_written
+        wanted = spec.num_images - spec.first_index  # this run's images
 
         def on_step(step: DenoiseStep) -> None:
-            stats.step, stats.total_steps, stats.images_done = step.step, step.total_steps, step.images_done
+            stats.step, stats.total_steps, stats.images_done = step.step, step.total_steps, kept + step.images_done
             self._first_batch_size = self._first_batch_size or max(step.batch_size, 1)
-            batches = math.ceil(stats.images_total / self._first_batch_size)
+            batches = math.ceil(wanted / self._first_batch_size)
             batch = min(step.images_done // self._first_batch_size + 1, batches)
-            done = step.images_done + step.batch_size * step.step / max(step.total_steps, 1)
+            done = stats.images_done + step.batch_size * step.step / max(step.total_steps, 1)
             self._progress(
                 "images",
                 done / max(stats.images_total, 1),
@@ -220,7 +253,7 @@ class JobExecution:
             )
 
         began = time.monotonic()
-        self._progress("images", 0, f"generating images: 0/{spec.num_images}")
+        self._progress("images", kept / spec.num_images, f"generating images: {kept}/{spec.num_images}")
         self.images_summary = await generate_images(
             endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image
         )
@@ -327,6 +360,8 @@ class JobExecution:
             "files": files,
             "request": job.request,
         }
+        if job.resumes:
+            manifest["resumes"] = [resume.model_dump() for resume in job.resumes]
         if self.rows_summary is not None:
             manifest["distinct_ratio"] = self.rows_summary.distinct_ratio
             manifest["tokens"] = {"generated": self.rows_summary.tokens_generated, "forced": self.rows_summary.tokens_forced}

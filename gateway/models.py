@@ -130,6 +130,13 @@ class JobStats(BaseModel):
     total_steps: int = 0
 
 
+class Resume(BaseModel):
+    """One POST /jobs/{job_id}/resume of a job that had stopped part-way."""
+
+    at: str
+    images_kept: int = Field(description="Images the job already had, which the resumed run keeps.")
+
+
 class JobSummary(BaseModel):
     """One entry of GET /jobs."""
 
@@ -152,6 +159,7 @@ class JobStatus(JobSummary):
     stats: JobStats = Field(default_factory=JobStats)
     files: list[str] = Field(default_factory=list, description="Paths relative to output_path, once finished.")
     request: dict[str, Any] = Field(default_factory=dict)
+    resumes: list[Resume] = Field(default_factory=list, description="Each time the job was resumed, oldest first.")
 
     @property
     def finished(self) -> bool:

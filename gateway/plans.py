@@ -44,6 +44,8 @@ class ImageSpec:
     scheduler: str
     annotations: list[str]
     labels: list[str] = field(default_factory=list)
+    # The first image index to generate: above 0 when a job resumes (see gateway/resume.py).
+    first_index: int = 0
 
 
 @dataclass(frozen=True)

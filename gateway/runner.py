@@ -8,9 +8,11 @@ import logging
 
 from gateway.clients import ServiceClients
 from gateway.errors import JobConflict
-from gateway.execution import CANCELLED, SHUTDOWN, JobExecution
-from gateway.jobs import Job, JobStore
+from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, counted
+from gateway.jobs import Job, JobStore, utc_now
+from gateway.models import Resume
 from gateway.plans import JobPlan, stored_plan
+from gateway.resume import check_resumable, kept_images, resume_plan
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -33,15 +35,32 @@ class JobRunner:
         started). A request today's settings refuse fails, naming why."""
         for job in jobs:
             try:
-                plan = stored_plan(job.type, job.request or {}, self.settings)
-            except ValueError as err:  # pydantic's ValidationError is one too
-                self.store.fail(job, f"could not be queued again after a restart: {err}", partial=False)
+                if job.resumes:
+                    plan = resume_plan(job, self.settings)
+                else:
+                    plan = stored_plan(job.type, job.request or {}, self.settings)
+            except (ValueError, JobConflict) as err:  # pydantic's ValidationError is a ValueError too
+                self.store.fail(job, f"could not be queued again after a restart: {err}", partial=kept_images(job) > 0)
                 continue
             job.message = REQUEUED
             self.store.save(job)
             self.submit(job, plan)
         if jobs:
             log.info("queued %d jobs again from before the restart", len(jobs))
+
+    def resume(self, job_id: str) -> Job:
+        """Queues a stopped images job again, to generate the images it lacks into its own folder
+        (gateway/resume.py). Raises JobConflict saying why when it cannot be."""
+        job = self.store.get(job_id)
+        check_resumable(job)
+        plan = resume_plan(job, self.settings)
+        kept = kept_images(job)
+        job.resumes.append(Resume(at=utc_now(), images_kept=kept))
+        job.status, job.error, job.partial, job.finished_at, job.files = "queued", None, False, None, []
+        job.message = f"queued to resume: {counted(kept, 'image')} of {job.stats.images_total or plan.images.num_images} kept"
+        self.store.save(job)
+        self.submit(job, plan)
+        return job
 
     def submit(self, job: Job, plan: JobPlan) -> None:
         execution = JobExecution(job, plan, self.store, self.clients, self.settings)

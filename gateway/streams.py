@@ -111,6 +111,7 @@ def images_request(spec: ImageSpec, prompts: list[str]) -> image_pb2.GenerateIma
         scheduler=spec.scheduler,
         annotations=spec.annotations,
         labels=spec.labels,
+        first_index=spec.first_index,
     )
 
 

@@ -35,7 +35,18 @@
     return [el('dt', {}, term), el('dd', { dataset: testid ? { testid } : undefined }, value)];
   }
 
-  function renderSummary(status, onCancel) {
+  /** An images job that stopped part-way can go on where it stopped (POST /jobs/{id}/resume). */
+  function resumable(status) {
+    return status.type === 'images' && FINISHED.has(status.status) && (status.partial || status.status !== 'completed');
+  }
+
+  function resumesLine(resumes) {
+    if (!resumes || !resumes.length) return '';
+    const kept = resumes.map((r) => r.images_kept).join(', then ');
+    return `${resumes.length === 1 ? 'once' : `${resumes.length} times`} (images kept: ${kept})`;
+  }
+
+  function renderSummary(status, onCancel, onResume) {
     const active = !FINISHED.has(status.status);
     const box = byId('job-summary');
     // Polling re-renders this; an unchanged job is left alone and an opened Request stays open.
@@ -55,7 +66,12 @@
         active && el('button', {
           type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-view-cancel' },
           onclick: () => onCancel(status.job_id),
-        }, 'Cancel')),
+        }, 'Cancel'),
+        resumable(status) && onResume && el('button', {
+          type: 'button', class: 'btn btn-small', dataset: { testid: 'job-view-resume' },
+          title: 'Generate only the images this job lacks, into the same folder, with the same seed',
+          onclick: () => onResume(status.job_id),
+        }, 'Resume')),
       progressBar(status, 'job-view-progress'),
       messageOf(status) && el('p', { class: 'job-message', dataset: { testid: 'job-view-message' } }, messageOf(status)),
       status.error && el('p', { class: 'job-error', role: 'alert', dataset: { testid: 'job-view-error' } }, status.error),
@@ -66,6 +82,7 @@
         definition('Started', formatTime(status.started_at)),
         definition('Finished', formatTime(status.finished_at)),
         definition('Duration', status.started_at ? formatDuration(status.started_at, status.finished_at) : ''),
+        definition('Resumed', resumesLine(status.resumes), 'job-view-resumes'),
         definition('Output', status.output_path && el('code', {}, status.output_path), 'job-view-output')),
       status.request && el('details', { class: 'request', open: requestOpen },
         el('summary', {}, 'Request'),
@@ -176,9 +193,9 @@
   }
 
   /** Shows `status`; (re)loads results when the job has files and they are not on screen yet. */
-  function show(status, onCancel) {
+  function show(status, onCancel, onResume) {
     byId('job-view').hidden = false;
-    renderSummary(status, onCancel);
+    renderSummary(status, onCancel, onResume);
     const ready = FINISHED.has(status.status) && (status.files || []).length > 0;
     if (!ready) {
       if (resultsFor !== null) clear(byId('job-results'));

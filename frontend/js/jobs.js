@@ -97,7 +97,7 @@
       updateItem(li, job);
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
     });
-    if (selected && statuses.has(selected)) SDG.jobView.show(statuses.get(selected), cancel);
+    if (selected && statuses.has(selected)) SDG.jobView.show(statuses.get(selected), cancel, resume);
     if (cancelling && statuses.has(cancelling) && !isActive(statuses.get(cancelling))) {
       byId('jobs-notice').textContent = '';
       cancelling = null;
@@ -156,5 +156,18 @@
     refresh();
   }
 
-  SDG.jobs = { refresh, select, cancel, start: refresh };
+  async function resume(jobId) {
+    const notice = byId('jobs-notice');
+    notice.textContent = '';
+    try {
+      const status = await SDG.api.post(`/jobs/${encodeURIComponent(jobId)}/resume`);
+      notice.textContent = status.message || `Resuming ${jobId}…`;
+      statuses.delete(jobId);
+    } catch (err) {
+      notice.textContent = `Resume failed: ${err.message}`;
+    }
+    refresh();
+  }
+
+  SDG.jobs = { refresh, select, cancel, resume, start: refresh };
 })(window.SDG = window.SDG || {});

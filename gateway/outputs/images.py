@@ -106,16 +106,47 @@ def coco_objects(objects: list[tuple[DetectedObject, list[float]]]) -> list[dict
     return found
 
 
+def existing_images(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """The finished images of a job folder (a stopped job's, closed or salvaged), each as its COCO
+    image entry and its objects as CocoDataset.add takes them, in metadata order."""
+    metadata = folder / IMAGES_DIR / "metadata.jsonl"
+    if not metadata.exists():
+        return []
+    coco = {"images": [], "annotations": [], "categories": []}
+    if (folder / COCO_FILE).exists():
+        coco = json.loads((folder / COCO_FILE).read_text(encoding="utf-8"))
+    names = {category["id"]: category["name"] for category in coco["categories"]}
+    objects: dict[int, list[dict[str, Any]]] = {}
+    for ann in coco["annotations"]:
+        objects.setdefault(ann["image_id"], []).append(
+            {key: ann[key] for key in ("bbox", "area", "segmentation", "score")} | {"label": names[ann["category_id"]]}
+        )
+    found = []
+    for line in metadata.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        image_id = image_index(record["file_name"]) + 1
+        entry = {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
+        found.append((entry, objects.get(image_id, [])))
+    return found
+
+
+def image_index(file_name: str) -> int:
+    """The index in an image's file name ("image_00007.png": 7)."""
+    return int(file_name.removeprefix("image_").removesuffix(".png"))
+
+
 class ImageDatasetWriter:
     """Writes images as they arrive; close() writes the COCO file when there is anything in it.
     Until then each image's COCO entries are also in a hidden JSON Lines spool, from which
-    salvage_images() writes the COCO file if the process dies first."""
+    salvage_images() writes the COCO file if the process dies first.
 
-    def __init__(self, folder: Path):
+    `resume=True` continues the dataset a stopped job left in `folder`: its images stay, listed
+    first, and the COCO file is written again with theirs and the new ones."""
+
+    def __init__(self, folder: Path, resume: bool = False):
         self.folder = folder
         self.images_dir = folder / IMAGES_DIR
         self.images_dir.mkdir(parents=True, exist_ok=True)
-        self._metadata = (self.images_dir / "metadata.jsonl").open("w", encoding="utf-8")
         self._coco = CocoDataset()
         self._coco_spool = Spool(folder / COCO_SPOOL)
         self.images_written = 0
@@ -123,10 +154,24 @@ class ImageDatasetWriter:
         self.coco_file: str | None = None
         # What the service actually delivered, which may be less than was asked for.
         self.kinds_produced: set[str] = set()
+        kept = existing_images(folder) if resume else []
+        self._coco_spool.write([{"image": coco_image, "objects": located} for coco_image, located in kept])
+        for coco_image, located in kept:
+            self._coco.add(coco_image, located)
+            self.written_indexes.add(coco_image["id"] - 1)
+        self.images_written = len(kept)
+        self._metadata = (self.images_dir / "metadata.jsonl").open("a" if resume else "w", encoding="utf-8")
+
+    def first_missing(self) -> int:
+        """The lowest image index not in the dataset."""
+        return next(i for i in range(len(self.written_indexes) + 1) if i not in self.written_indexes)
 
     def add(self, image: GeneratedImage) -> str:
-        """Writes one image and its metadata; returns its path relative to the job folder."""
+        """Writes one image and its metadata; returns its path relative to the job folder. An
+        image the dataset already has is left as it is."""
         relative = image_file(image.index)
+        if image.index in self.written_indexes:
+            return relative
         path = self.folder / relative
         # Written under a temporary name first: a PNG under its final name is always whole.
         tmp = path.with_name(f".{path.name}.tmp")
@@ -212,4 +257,4 @@ def salvage_images(folder: Path) -> set[int]:
         if coco.annotations:
             coco.write(folder / COCO_FILE)
         spool.unlink()
-    return {int(name.removeprefix("image_").removesuffix(".png")) for name in listed}
+    return {image_index(name) for name in listed}

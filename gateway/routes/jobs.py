@@ -39,6 +39,19 @@ async def cancel_job(job_id: str, runner: RunnerDep) -> JobStatus:
     return await runner.cancel(job_id)
 
 
+@router.post(
+    "/jobs/{job_id}/resume",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobStatus,
+    responses={**NOT_FOUND, 409: {"description": "The job is not an images job that stopped part-way"}},
+)
+async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
+    """Queues an images job that was cancelled, failed or interrupted, to generate only the
+    images it lacks, into the same folder, with the same seed: the finished dataset is the one an
+    uninterrupted run makes."""
+    return runner.resume(job_id)
+
+
 @router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)
 async def job_file(job_id: str, file_path: str, store: StoreDep) -> FileResponse:
     """One file of the job's output, by its path relative to output_path (as listed in `files`)."""

@@ -216,6 +216,37 @@ def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     assert not list(dead.glob(".*"))  # no spool left behind
 
 
+def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
+    """Two runs into one folder (the first stopped after two images; gateway/resume.py) give the
+    dataset one writer gives; a resumed writer that dies is salvaged with every image's COCO entries."""
+    mask = RunLength(counts=[1, 2, 5], height=2, width=4)
+
+    def image(i: int) -> GeneratedImage:
+        label = ("dog", "cat", "dog", "bird")[i]
+        return GeneratedImage(i, f"a {label}", 7 + i, png(), 64, 48, objects=[DetectedObject(label, 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)])
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole.mkdir(), resumed.mkdir()
+    with ImageDatasetWriter(whole) as writer:
+        for i in range(4):
+            writer.add(image(i))
+    with ImageDatasetWriter(resumed) as writer:
+        writer.add(image(0)), writer.add(image(1))
+    writer = ImageDatasetWriter(resumed, resume=True)
+    assert (writer.first_missing(), writer.images_written, writer.objects_written) == (2, 2, 2)
+    for i in (1, 2, 3):  # one it has already: left as it is
+        writer.add(image(i))
+    dead = tmp_path / "dead"
+    shutil.copytree(resumed, dead)
+    writer.close()
+    assert writer.images_written == 4 and salvage_images(dead) == {0, 1, 2, 3}
+    for folder in (resumed, dead):
+        assert (folder / "images" / "metadata.jsonl").read_text() == (whole / "images" / "metadata.jsonl").read_text()
+        got, expected = (json.loads((f / "annotations" / "annotations.json").read_text()) for f in (folder, whole))
+        for key in ("images", "annotations", "categories"):
+            assert got[key] == expected[key]
+
+
 def test_json_written_atomically_is_as_readable_as_the_data_files(tmp_path):
     import os
     import stat

@@ -5,6 +5,7 @@ download its own browser offline (`make browser` installs it)."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -189,6 +190,25 @@ def test_running_image_job_reports_steps_and_can_be_cancelled(page):
     item.get_by_test_id("job-cancel").click()
     expect(item.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
     expect(item.get_by_test_id("job-cancel")).to_be_hidden()
+
+
+def test_a_cancelled_image_job_resumes_from_its_view(page, gateway):
+    body = {"prompts": ["a lighthouse on a cliff"], "num_images": 6, "resolution": [64, 64], "num_inference_steps": 30}
+    job_id = httpx.post(f"{gateway.address}/generate/images", json=body).json()["job_id"]
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"]["step"] < 1:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.05)
+    httpx.post(f"{gateway.address}/jobs/{job_id}/cancel")
+    item = job_item(page, job_id)
+    expect(item.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
+    item.locator(".job-id").click()
+    view = page.get_by_test_id("job-view")
+    view.get_by_test_id("job-view-resume").click()
+    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    expect(view.get_by_test_id("job-view-resumes")).to_contain_text("once (images kept: ")
+    expect(view.get_by_test_id("job-view-resume")).to_have_count(0)
+    expect(view.get_by_test_id("thumbnail")).to_have_count(6)
 
 
 def test_unified_job_pairs_rows_with_images(page, tmp_path):
