@@ -129,11 +129,12 @@ class JobExecution:
             return  # never started: it stays queued on disk, and the next gateway runs it
         if error is None and self.stop_reason != SHUTDOWN:
             job.status, job.message = "cancelled", self.stop_reason or CANCELLED
-            job.partial = self.folder is not None
+            # A resumed job has its folder, with what its earlier runs made, before this run starts.
+            job.partial = job.output_dir is not None
             job.finished_at = utc_now()
             self.store.save(job)
         else:
-            self.store.fail(job, error or SHUTDOWN, partial=self.folder is not None)
+            self.store.fail(job, error or SHUTDOWN, partial=job.output_dir is not None)
 
     async def _describe_model(self, endpoint: ServiceEndpoint) -> None:
         try:
@@ -281,7 +282,7 @@ class JobExecution:
         reason = "; ".join(part for part in (error or reason, shortfall) if part) or None
         job.status = status
         job.error = error
-        job.partial = self.folder is not None and (status != "completed" or shortfall is not None)
+        job.partial = job.output_dir is not None and (status != "completed" or shortfall is not None)
         job.finished_at = utc_now()
         self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
         if status == "completed":

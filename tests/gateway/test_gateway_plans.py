@@ -68,3 +68,49 @@ def test_settings_read_comma_lists_and_ignore_generic_variables(monkeypatch):
     assert settings.text_service_addrs == ["a:1", "b:2"]
     assert settings.cors_origins == ["http://x"]
     assert (settings.host, settings.port) == ("0.0.0.0", 8000)
+
+
+def stopped_images_job(tmp_path, **fields) -> "Job":
+    from gateway.jobs import Job
+
+    values = dict(
+        job_id="job_00000000000a", type="images", status="cancelled", partial=True, created_at="2026-01-01T00:00:00Z",
+        output_dir=str(tmp_path), output_path="images_x", request={"prompts": ["a dog"], "num_images": 4},
+    )
+    return Job(**{**values, **fields})
+
+
+def test_a_resumed_job_gets_the_seed_its_manifest_recorded(tmp_path):
+    from gateway.resume import resume_plan
+
+    (tmp_path / "manifest.json").write_text('{"seed": 9007199254740993}')  # drawn by the gateway, beyond 2**53
+    assert resume_plan(stopped_images_job(tmp_path), SETTINGS).images.seed == 9007199254740993
+    # Without a manifest and without images, nothing was made with any seed yet: the request's.
+    (tmp_path / "manifest.json").unlink()
+    assert resume_plan(stopped_images_job(tmp_path, request={"prompts": ["a dog"], "seed": 4}), SETTINGS).images.seed == 4
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"status": "running"}, "is running; only a job that has stopped"),
+        ({"type": "text", "request": {"schema": {"a": "int"}}}, "is a text job; only images jobs"),
+        ({"status": "completed", "partial": False}, "is complete; there is nothing to resume"),
+        ({"output_dir": "/nonexistent/sdg-folder"}, "folder images_x no longer exists"),
+    ],
+)
+def test_jobs_that_cannot_resume_say_why(tmp_path, fields, reason):
+    from gateway.errors import JobConflict
+    from gateway.resume import check_resumable
+
+    with pytest.raises(JobConflict, match=reason):
+        check_resumable(stopped_images_job(tmp_path, **fields))
+
+
+def test_a_resume_refused_by_todays_settings_says_so(tmp_path):
+    from gateway.errors import JobConflict
+    from gateway.resume import resume_plan
+
+    job = stopped_images_job(tmp_path, request={"prompts": ["a dog"], "resolution": [1024, 1024], "seed": 1})
+    with pytest.raises(JobConflict, match="today's settings refuse its request: resolution: width 1024 is outside 64..512"):
+        resume_plan(job, GatewaySettings(SDG_MAX_RESOLUTION=512))
