@@ -36,17 +36,18 @@ class ImageSettings(BaseSettings):
     min_resolution: int = Field(default=64, ge=8)
     max_resolution: int = Field(default=1024, ge=8)
     # torch.compile the UNet and VAE decoder at start-up (CUDA; a warm-up run compiles them before
-    # health says SERVING). For the plain pipeline on an H200, default-mode compiling cost 63 s
-    # of warm-up for 1.4x faster denoising (ANCHORS.md); this engine's compiled speed is not
-    # measured yet, and it compiles the UNet twice (traced and not). The warm-up covers full
-    # batches at the warm-up sizes (below) with guidance, traced or not, with any scheduler;
-    # another size or guidance_scale <= 1 runs eager rather than stall the service compiling.
-    # Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of the compiling on restarts.
+    # health says SERVING). On an H100 (SD-1.5, batch 8, torch 2.11) the compiled engine made an
+    # image in 0.153 s against the plain pipeline's 0.241 s (1.58x), after 108-120 s of warm-up
+    # for its three graphs (UNet traced and not, VAE decoder; docs/PERFORMANCE.md). The warm-up
+    # covers full batches at the warm-up sizes (below) with guidance, traced or not, with any
+    # scheduler; another size or guidance_scale <= 1 runs eager rather than stall the service
+    # compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of the compiling
+    # on restarts.
     compile: bool = False
-    # The torch.compile mode used when `compile` is set. "default": the mode whose start-up cost
-    # is known (above). The autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time
-    # kernels for every convolution and matmul shape: minutes more of warm-up, for a gain still
-    # to be measured here.
+    # The torch.compile mode used when `compile` is set. "default": the mode measured above. The
+    # autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time kernels for every
+    # convolution and matmul shape: more than 290 s of warm-up on the H100, where cuDNN still won
+    # the large convolutions; their gain is not measured.
     compile_mode: str = "default"
     # Image sizes the start-up warm-up runs, as "WxH" separated by commas (empty: the model's own
     # resolution). Each costs a few seconds of cuDNN autotuning, or with `compile` a compilation;
