@@ -252,6 +252,44 @@ def test_a_queued_job_that_todays_settings_refuse_fails_at_restart(tmp_path, scr
     assert status["error"].startswith("could not be queued again after a restart: ") and "2048" in status["error"]
 
 
+@pytest.mark.parametrize(
+    ("manifest", "error"),
+    [
+        # Queued again as a resume; then the image service is down (nothing listens there).
+        ('{"seed": 7, "status": "cancelled"}', "image service"),
+        # Its images' seed is unknown: refused, where a fresh job's plan would have drawn a new one.
+        ("{not json", "could not be queued again after a restart: job job_"),
+    ],
+)
+def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scripted, manifest, error):
+    """A resumed job still queued when the gateway stopped is queued again as a resume: its own
+    folder and its recorded seed. However it ends, it stays partial, its kept image untouched."""
+    app_settings = settings(tmp_path, scripted.address)
+    app_settings.jobs_dir.mkdir(parents=True)
+    from gateway.jobs import JobStore
+    from gateway.models import Resume
+    from gateway.outputs import ImageDatasetWriter
+    from gateway.results import GeneratedImage
+
+    folder = tmp_path / "out" / "images_20260101_000000"
+    folder.mkdir(parents=True)
+    with ImageDatasetWriter(folder) as writer:
+        writer.add(GeneratedImage(0, "a dog", 7, b"\x89PNG not really", 64, 64, objects=[]))
+    (folder / "manifest.json").write_text(manifest)
+    store = JobStore(app_settings.jobs_dir)
+    store.load()
+    job = store.create("images", {"prompts": ["a dog"], "num_images": 3, "resolution": [64, 64]}, "queued to resume")
+    job.output_dir, job.output_path = str(folder), folder.name
+    job.resumes.append(Resume(at="2026-01-01T00:01:00Z", images_kept=1))
+    store.save(job)
+    with TestClient(create_app(app_settings)) as client:
+        status = wait(client, job.job_id)
+    assert (status["status"], status["partial"], status["output_path"]) == ("failed", True, folder.name)
+    assert error in status["error"], status["error"]
+    assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1}]
+    assert (folder / "images" / "image_00000.png").exists() and (folder / "manifest.json").read_text() == manifest
+
+
 def test_files_outside_the_job_folder_are_not_served(tmp_path, scripted):
     scripted.behaviour = "complete"
     (tmp_path / "out").mkdir()
