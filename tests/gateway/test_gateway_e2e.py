@@ -40,7 +40,7 @@ def test_root_lists_the_api_and_the_models(api):
     assert body["name"] and body["version"]
     paths = {(e["method"], e["path"]) for e in body["endpoints"]}
     assert {("POST", "/generate/text"), ("POST", "/generate/images"), ("POST", "/generate/unified"), ("GET", "/health"),
-            ("GET", "/status/{job_id}"), ("GET", "/jobs"), ("POST", "/jobs/{job_id}/cancel")} <= paths
+            ("GET", "/status/{job_id}"), ("GET", "/jobs"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/resume")} <= paths
     assert body["demo_models"] is True
     assert {m["kind"] for m in body["models"]} == {"text", "image"}
     assert all(m["model"]["demo_model"] for m in body["models"])
