@@ -17,6 +17,8 @@ TINY_MODEL = "tiny"
 # gains nothing and holds more memory.
 DEFAULT_CUDA_BATCH = 8
 DEFAULT_CPU_BATCH = 4
+# torch.compile's modes.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class ImageSettings(BaseSettings):
@@ -44,10 +46,11 @@ class ImageSettings(BaseSettings):
     # compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of the compiling
     # on restarts.
     compile: bool = False
-    # The torch.compile mode used when `compile` is set. "default": the mode measured above. The
-    # autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time kernels for every
-    # convolution and matmul shape: more than 290 s of warm-up on the H100, where cuDNN still won
-    # the large convolutions; their gain is not measured.
+    # The torch.compile mode used when `compile` is set (COMPILE_MODES). "default": the mode
+    # measured above. The autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time
+    # kernels for every convolution and matmul shape: more than 290 s of warm-up on the H100,
+    # where cuDNN still won the large convolutions. Their gain, and that of the CUDA-graph modes
+    # ("reduce-overhead", "max-autotune"), is not measured.
     compile_mode: str = "default"
     # Image sizes the start-up warm-up runs, as "WxH" separated by commas (empty: the model's own
     # resolution). Each costs a few seconds of cuDNN autotuning, or with `compile` a compilation;
@@ -62,6 +65,14 @@ class ImageSettings(BaseSettings):
     def _has_port(cls, value: str) -> str:
         if ":" not in value:
             raise ValueError("SDG_IMAGE_LISTEN must be host:port")
+        return value
+
+    @field_validator("compile_mode")
+    @classmethod
+    def _known_compile_mode(cls, value: str) -> str:
+        # torch.compile would refuse a misspelt mode too, but only once the model has loaded.
+        if value not in COMPILE_MODES:
+            raise ValueError(f"SDG_IMAGE_COMPILE_MODE must be one of {', '.join(COMPILE_MODES)}, got {value!r}")
         return value
 
     @field_validator("model")

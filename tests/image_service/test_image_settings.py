@@ -51,6 +51,11 @@ def test_bad_settings_are_rejected(env, fields):
         ImageSettings(**fields)
 
 
+def test_an_unknown_compile_mode_names_the_variable_and_the_modes(env):
+    with pytest.raises(ValidationError, match="SDG_IMAGE_COMPILE_MODE must be one of default, reduce-overhead, .*got 'max_autotune'"):
+        ImageSettings(compile_mode="max_autotune")
+
+
 @pytest.mark.parametrize(
     ("value", "says"),
     [("512", "'512' is not WIDTHxHEIGHT"), ("512x", "is not WIDTHxHEIGHT"), ("516x512", "516x512 must be multiples of 8"), ("2048x512", "within 64..1024")],
