@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateway.errors import JobConflict
 from gateway.jobs import Job
-from gateway.outputs.images import existing_images
+from gateway.outputs.images import IMAGES_DIR
 from gateway.plans import JobPlan, stored_plan
 from gateway.settings import GatewaySettings
 
@@ -59,5 +59,12 @@ def recorded_seed(job: Job) -> int | None:
 
 
 def kept_images(job: Job) -> int:
-    """How many finished images the job's folder holds."""
-    return len(existing_images(Path(job.output_dir))) if job.output_dir is not None else 0
+    """How many finished images the job's folder holds: the lines of its image metadata, which
+    lists an image once it is whole (the COCO file, maybe large, is not read)."""
+    if job.output_dir is None:
+        return 0
+    try:
+        with (Path(job.output_dir) / IMAGES_DIR / "metadata.jsonl").open("rb") as metadata:
+            return sum(1 for _ in metadata)
+    except FileNotFoundError:
+        return 0
