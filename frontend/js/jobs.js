@@ -15,6 +15,7 @@
   let selected = null;
   let timer = null;
   let cancelling = null; // job id whose "Cancelling…" notice shows until the job has stopped
+  let resuming = null; // job id whose "Resuming…" notice shows until the resumed run has ended
 
   const isActive = (job) => !SDG.jobView.FINISHED.has(job.status);
 
@@ -102,6 +103,10 @@
       byId('jobs-notice').textContent = '';
       cancelling = null;
     }
+    if (resuming && statuses.has(resuming) && !isActive(statuses.get(resuming))) {
+      byId('jobs-notice').textContent = '';
+      resuming = null;
+    }
     byId('jobs-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
   }
 
@@ -161,8 +166,9 @@
     notice.textContent = '';
     try {
       const status = await SDG.api.post(`/jobs/${encodeURIComponent(jobId)}/resume`);
-      notice.textContent = status.message || `Resuming ${jobId}…`;
-      statuses.delete(jobId);
+      notice.textContent = `Resuming ${jobId}: ${status.message.replace(/^queued to resume: /, '')}`;
+      statuses.set(jobId, status); // queued now: the notice stays until the resumed run ends
+      resuming = jobId;
     } catch (err) {
       notice.textContent = `Resume failed: ${err.message}`;
     }

@@ -193,7 +193,8 @@ def test_running_image_job_reports_steps_and_can_be_cancelled(page):
 
 
 def test_a_cancelled_image_job_resumes_from_its_view(page, gateway):
-    body = {"prompts": ["a lighthouse on a cliff"], "num_images": 6, "resolution": [64, 64], "num_inference_steps": 30}
+    # Enough images that the resumed run is still going when the page shows its notice.
+    body = {"prompts": ["a lighthouse on a cliff"], "num_images": 16, "resolution": [64, 64], "num_inference_steps": 30}
     job_id = httpx.post(f"{gateway.address}/generate/images", json=body).json()["job_id"]
     deadline = time.monotonic() + 120
     while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"]["step"] < 1:
@@ -205,10 +206,12 @@ def test_a_cancelled_image_job_resumes_from_its_view(page, gateway):
     item.locator(".job-id").click()
     view = page.get_by_test_id("job-view")
     view.get_by_test_id("job-view-resume").click()
+    expect(page.locator("#jobs-notice")).to_have_text(re.compile(rf"^Resuming {job_id}: \d+ images? of 16 kept$"))
     expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#jobs-notice")).to_have_text("")  # the notice goes once the resumed run has ended
     expect(view.get_by_test_id("job-view-resumes")).to_contain_text("once (images kept: ")
     expect(view.get_by_test_id("job-view-resume")).to_have_count(0)
-    expect(view.get_by_test_id("thumbnail")).to_have_count(6)
+    expect(view.get_by_test_id("thumbnail")).to_have_count(16)
 
 
 def test_unified_job_pairs_rows_with_images(page, tmp_path):
