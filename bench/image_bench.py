@@ -1,6 +1,7 @@
 """Image throughput: ImageEngine against a plain diffusers StableDiffusionPipeline call, in one run
 on the same model, batch size, resolution and step count; then the engine with annotation tracing,
-and the same request through the gRPC service (started in this process on a free port).
+the same request through the gRPC service (started in this process on a free port), and through
+the whole service path: REST to a gateway process, which writes the dataset.
 
 Full mode builds SD-1.5's UNet, VAE and CLIP text encoder from their published configs (written
 below) with random weights: speed does not depend on the weights' values, and nothing is
@@ -21,8 +22,10 @@ import json
 import logging
 import platform
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +37,7 @@ import torch  # noqa: E402
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
+from bench.gateway_process import run_job  # noqa: E402
 from image_service.engine import ImageEngine  # noqa: E402
 from image_service.model import LoadedImageModel, ModelInfo, dtype_for, tune_for_device  # noqa: E402
 from image_service.server import create_server  # noqa: E402
@@ -181,13 +185,22 @@ def time_engine(engine: ImageEngine, request: ImageRequest) -> float:
     return elapsed / request.num_images
 
 
-async def time_service(engine: ImageEngine, settings: ImageSettings, request: ImageRequest) -> float:
-    """Seconds per image for the whole GenerateImages stream over a local gRPC connection."""
+@asynccontextmanager
+async def serving(engine: ImageEngine, settings: ImageSettings):
+    """The engine behind the image service's gRPC server, on a free local port: yields the address."""
     servicer = ImageServicer(engine.info)
     servicer.attach(engine)
     server, port, _ = create_server(settings.model_copy(update={"listen": "127.0.0.1:0"}), servicer)
     await server.start()
     try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(0)
+
+
+async def time_service(engine: ImageEngine, settings: ImageSettings, request: ImageRequest) -> float:
+    """Seconds per image for the whole GenerateImages stream over a local gRPC connection."""
+    async with serving(engine, settings) as address:
         message = image_pb2.GenerateImagesRequest(
             prompts=request.prompts,
             num_images=request.num_images,
@@ -197,17 +210,32 @@ async def time_service(engine: ImageEngine, settings: ImageSettings, request: Im
             guidance_scale=request.guidance_scale,
             seed=request.seed,
         )
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with grpc.aio.insecure_channel(address) as channel:
             stub = image_pb2_grpc.ImageServiceStub(channel)
             started = time.perf_counter()
             images = 0
             async for response in stub.GenerateImages(message):
                 images += response.WhichOneof("event") == "image"
             elapsed = time.perf_counter() - started
-    finally:
-        await server.stop(0)
     assert images == request.num_images
     return elapsed / images
+
+
+async def time_rest(engine: ImageEngine, settings: ImageSettings, request: ImageRequest, output_dir: Path) -> float:
+    """Seconds per image for the whole service path: POST /generate/images to a gateway process,
+    which streams from the gRPC server and writes the PNGs and metadata (bench/gateway_process.py)."""
+    body = {
+        "prompts": list(request.prompts),
+        "num_images": request.num_images,
+        "resolution": [request.width, request.height],
+        "num_inference_steps": request.num_inference_steps,
+        "guidance_scale": request.guidance_scale,
+        "seed": request.seed,
+    }
+    async with serving(engine, settings) as address:
+        status, elapsed = await run_job("images", body, output_dir, image=address)
+    assert status["status"] == "completed" and status["stats"]["images_done"] == request.num_images, status
+    return elapsed / request.num_images
 
 
 def check_compiled(engine: ImageEngine, args) -> str:
@@ -356,6 +384,9 @@ def main() -> None:
         print(json.dumps({"phase": "traced", "engine_traced_s_per_image": round(traced, 4)}), flush=True)
         service = asyncio.run(time_service(engine, settings, bench_request(args)))
         print(json.dumps({"phase": "service", "service_s_per_image": round(service, 4)}), flush=True)
+        with tempfile.TemporaryDirectory() as output_dir:
+            rest = asyncio.run(time_rest(engine, settings, bench_request(args), Path(output_dir)))
+        print(json.dumps({"phase": "rest", "rest_s_per_image": round(rest, 4)}), flush=True)
         if args.profile:
             args.profile.write_text(profile_batches(pipe, engine, device, args, on_model_thread))
     finally:
@@ -378,9 +409,11 @@ def main() -> None:
         "engine_s_per_image": round(plain, 4),
         "engine_traced_s_per_image": round(traced, 4),
         "service_s_per_image": round(service, 4),
+        "rest_s_per_image": round(rest, 4),
         "ratio_vs_baseline": round(baseline / plain, 3),
         "tracing_overhead_pct": round(100 * (traced / plain - 1), 1),
         "service_vs_engine": round(plain / service, 3),
+        "rest_vs_engine": round(plain / rest, 3),
         "engine_warm_up_s": round(warm_up_s, 1),
         "compiled_check": compiled_check,
     }

@@ -23,10 +23,7 @@ import asyncio
 import json
 import logging
 import platform
-import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +36,7 @@ sys.path.insert(0, str(REPO))
 import grpc  # noqa: E402
 import torch  # noqa: E402
 
+from bench.gateway_process import run_job  # noqa: E402
 from sdg.devices import resolve_device  # noqa: E402
 from sdg.schema import normalize_schema  # noqa: E402
 from sdg.v1 import text_pb2, text_pb2_grpc  # noqa: E402
@@ -209,50 +207,16 @@ async def _service_rows(engine: TextEngine, rows: int) -> dict:
     return {"rows_per_s": received / elapsed, "rows": received, "elapsed_s": elapsed}
 
 
-def _seconds_between(start: str, end: str) -> float:
-    from datetime import datetime
-
-    return (datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-
-
 async def _rest_rows(engine: TextEngine, rows: int, output_dir: Path) -> dict:
-    """The whole service path: REST -> gateway -> gRPC -> engine -> rows on disk. The gateway runs
-    as its own process (`python -m gateway`), as deployed; the text service's gRPC server runs here
-    around the engine already loaded (no second copy of the model)."""
-    import httpx
-
+    """The whole service path: REST -> gateway -> gRPC -> engine -> rows on disk, the gateway in
+    its own process (bench/gateway_process.py)."""
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
     servicer.engine = engine
     await server.start()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        web_port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SDG_", "UVICORN_"))}
-    env.update(
-        SDG_TEXT_SERVICE_ADDRS=f"127.0.0.1:{port}",
-        SDG_IMAGE_SERVICE_ADDRS="127.0.0.1:9",  # unused by a text job
-        SDG_OUTPUT_DIR=str(output_dir),
-        UVICORN_HOST="127.0.0.1",
-        UVICORN_PORT=str(web_port),
-    )
-    gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{web_port}", timeout=60) as client:
-            for _ in range(600):
-                try:
-                    if (await client.get("/")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            reply = await client.post("/generate/text", json={"schema": SEED_SCHEMA, "num_samples": rows, "seed": 1})
-            job_id = reply.json()["job_id"]
-            while (status := (await client.get(f"/status/{job_id}")).json())["status"] in ("queued", "running"):
-                await asyncio.sleep(0.25)
-            # The gateway's own clock, submit to finish, so the polling interval does not count.
-            elapsed = _seconds_between(status["created_at"], status["finished_at"])
+        body = {"schema": SEED_SCHEMA, "num_samples": rows, "seed": 1}
+        status, elapsed = await run_job("text", body, output_dir, text=f"127.0.0.1:{port}")
     finally:
-        gateway.terminate()
-        gateway.wait(30)
         await server.stop(None)
     written = len(json.loads((Path(status["output_path"]) / "data.json").read_text())) if status["status"] == "completed" else 0
     return {"rows_per_s": written / elapsed, "rows": written, "status": status["status"], "elapsed_s": elapsed}

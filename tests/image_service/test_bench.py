@@ -28,8 +28,9 @@ def test_tiny_bench_reports_the_ratio(tiny_model_dir):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["mode"] == "tiny" and result["steps"] == 2 and result["batch_size"] == 2
-    for key in ("baseline_s_per_image", "engine_as_loaded_s_per_image", "engine_s_per_image", "engine_traced_s_per_image", "service_s_per_image"):
+    for key in ("baseline_s_per_image", "engine_as_loaded_s_per_image", "engine_s_per_image", "engine_traced_s_per_image", "service_s_per_image", "rest_s_per_image"):
         assert result[key] > 0
     ratio = result["baseline_s_per_image"] / result["engine_s_per_image"]
     assert result["ratio_vs_baseline"] == pytest.approx(ratio, rel=0.01)  # both sides rounded
     assert "tracing_overhead_pct" in result and "service_vs_engine" in result
+    assert result["rest_vs_engine"] == pytest.approx(result["engine_s_per_image"] / result["rest_s_per_image"], rel=0.02)
