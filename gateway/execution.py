@@ -23,6 +23,7 @@ from gateway.jobs import Job, JobStore, utc_now
 from gateway.models import JobState
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
+from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
 from gateway.settings import GatewaySettings
@@ -71,7 +72,9 @@ class JobExecution:
         # Set by the runner just before it cancels this job's task: says why it stopped.
         self.stop_reason: str | None = None
         self.folder: Path | None = None
-        # A resumed job goes on in the folder it has: what its last run's manifest said.
+        # A job with a folder before it runs is being resumed (gateway/resume.py): it goes on in
+        # that folder, from what its last run's manifest said.
+        self.resuming = job.output_dir is not None
         self.resumed_from: dict[str, Any] | None = None
         self.row_writer: RowWriter | None = None
         self.image_writer: ImageDatasetWriter | None = None
@@ -95,7 +98,8 @@ class JobExecution:
         job.status, job.started_at, job.message = "running", utc_now(), "contacting the model services"
         self.store.save(job)
         try:
-            text = self.clients.text.next() if self.plan.text else None
+            # A resumed unified job has all its rows (gateway/resume.py): no text service needed.
+            text = self.clients.text.next() if self.plan.text and not self.resuming else None
             image = self.clients.image.next() if self.plan.images else None
             for endpoint in (text, image):
                 if endpoint is not None:
@@ -103,6 +107,8 @@ class JobExecution:
             self._open_folder()
             if text is not None:
                 await self._generate_rows(text)
+            elif self.plan.text is not None:
+                self._load_rows()
             if image is not None:
                 await self._generate_images(image)
         except asyncio.CancelledError:
@@ -145,7 +151,7 @@ class JobExecution:
 
     def _open_folder(self) -> None:
         root = self.settings.output_dir
-        if self.job.output_dir is not None:  # resumed (gateway/resume.py)
+        if self.resuming:
             self.folder = Path(self.job.output_dir)
             if not self.folder.is_dir():
                 raise JobFailure(f"cannot resume: the job's folder {self.job.output_path} no longer exists")
@@ -206,6 +212,33 @@ class JobExecution:
         self.timings["text_s"] = round(time.monotonic() - began, 3)
         self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
 
+    def _load_rows(self) -> None:
+        """A resumed unified job's rows, from the data file its last run wrote, and the account of
+        them that run's manifest gave."""
+        spec, before = self.plan.text, self.resumed_from or {}
+        assert spec is not None and self.folder is not None
+        rows = read_rows(self.folder, self.plan.output_format or "json", with_image_file(spec.schema))
+        self.rows = [{k: v for k, v in row.items() if k != IMAGE_FILE_COLUMN} for row in rows]
+        self.row_spool = Spool(self.folder / UNIFIED_ROWS_SPOOL)
+        self.row_spool.write(self.rows)
+        self.job.stats.rows_done, self.job.stats.rows_total = len(self.rows), spec.num_rows
+        if "text" in before.get("model", {}):
+            self.models["text"] = before["model"]["text"]
+        counts, tokens = before.get("counts", {}), before.get("tokens", {})
+        self.rows_summary = RowsSummary(
+            rows_generated=len(self.rows),
+            rows_requested=spec.num_rows,
+            rows_invalid=counts.get("invalid_regenerated", 0),
+            duplicates_removed=counts.get("duplicates_removed", 0),
+            distinct_ratio=before.get("distinct_ratio", 1.0),
+            seed=spec.seed,
+            elapsed_s=before.get("timings", {}).get("text_service_s", 0.0),
+            tokens_generated=tokens.get("generated", 0),
+            tokens_forced=tokens.get("forced", 0),
+            partial=False,
+            reason="",
+        )
+
     def _rows_received(self) -> int:
         return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
 
@@ -218,7 +251,10 @@ class JobExecution:
             count = min(spec.num_images, len(self.rows))
             if count == 0:
                 return
-            prompts = [format_prompt(spec.prompts[i % len(spec.prompts)], self.rows[i]) for i in range(count)]
+            # Each row as its data file holds it (a float column's 5 as 5.0), so that a resumed
+            # run, which reads the rows back from that file, formats the same prompts.
+            file_rows = [json_value(self.rows[i], self.plan.text.schema) for i in range(count)]
+            prompts = [format_prompt(spec.prompts[i % len(spec.prompts)], file_rows[i]) for i in range(count)]
             spec = dataclasses.replace(spec, num_images=count)
         stats = self.job.stats
         stats.images_total = spec.num_images

@@ -1,9 +1,11 @@
-"""Resuming a job that stopped part-way (cancelled, failed, or cut off by a gateway restart): an
-images job goes on in its own folder and generates only the images it lacks. Image i depends on
-the job's seed and i alone, so the finished dataset is the one an uninterrupted run writes.
+"""Resuming a job that stopped part-way (cancelled, failed, or cut off by a gateway restart): it
+goes on in its own folder and generates only the images it lacks. Image i depends on the job's
+seed and i alone (for a unified job, also on row i, read back from the data file), so the
+finished dataset is the one an uninterrupted run writes.
 
-Text and unified jobs are not resumable: their rows are sampled a wave at a time, so the rows a
-second run adds are not the ones the first would have written, and may repeat them."""
+Rows are not resumable: they are sampled a wave at a time, so the rows a second run added would
+not be the ones the first would have written, and could repeat them. So text jobs are not
+resumable, and unified jobs only once all their rows are written."""
 
 from __future__ import annotations
 
@@ -21,12 +23,21 @@ def check_resumable(job: Job) -> None:
     """Raises JobConflict saying why `job` cannot be resumed."""
     if not job.finished:
         raise JobConflict(f"job {job.job_id} is {job.status}; only a job that has stopped can be resumed")
-    if job.type != "images":
-        raise JobConflict(f"job {job.job_id} is a {job.type} job; only images jobs can be resumed")
+    if job.type == "text":
+        raise JobConflict(f"job {job.job_id} is a text job; only images and unified jobs can be resumed")
     if job.status == "completed" and not job.partial:
         raise JobConflict(f"job {job.job_id} is complete; there is nothing to resume")
-    if job.output_dir is not None and not Path(job.output_dir).is_dir():
+    if job.output_dir is None:
+        return  # nothing was written: it runs from the start
+    if not Path(job.output_dir).is_dir():
         raise JobConflict(f"job {job.job_id}'s folder {job.output_path} no longer exists")
+    if job.type == "unified":
+        counts = _manifest(job).get("counts", {})
+        rows, wanted = counts.get("generated", 0), counts.get("requested", 0)
+        if rows < wanted:
+            raise JobConflict(
+                f"job {job.job_id} has {rows} of its {wanted} rows; rows cannot be resumed, only the images of a unified job whose rows are all written"
+            )
 
 
 def resume_plan(job: Job, settings: GatewaySettings) -> JobPlan:
@@ -47,15 +58,21 @@ def recorded_seed(job: Job) -> int | None:
     gateway); None when nothing was generated with it yet."""
     if job.output_dir is None:
         return job.request.get("seed")
-    manifest = Path(job.output_dir) / "manifest.json"
     try:
-        return int(json.loads(manifest.read_text(encoding="utf-8"))["seed"])
-    except (OSError, ValueError, KeyError, TypeError):
-        if kept_images(job) == 0:
+        return int(_manifest(job)["seed"])
+    except (JobConflict, KeyError, TypeError, ValueError):
+        if kept_images(job) == 0 and job.type == "images":
             return job.request.get("seed")
-        raise JobConflict(
-            f"job {job.job_id} cannot be resumed: {job.output_path}/manifest.json is unreadable, so the seed of its images is unknown"
-        ) from None
+        raise JobConflict(f"job {job.job_id} cannot be resumed: its manifest does not say the seed its output was made with") from None
+
+
+def _manifest(job: Job) -> dict:
+    """The job's manifest.json; JobConflict when it cannot be read."""
+    path = Path(job.output_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise JobConflict(f"job {job.job_id} cannot be resumed: {job.output_path}/manifest.json is unreadable") from None
 
 
 def kept_images(job: Job) -> int:

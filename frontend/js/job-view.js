@@ -35,9 +35,12 @@
     return [el('dt', {}, term), el('dd', { dataset: testid ? { testid } : undefined }, value)];
   }
 
-  /** An images job that stopped part-way can go on where it stopped (POST /jobs/{id}/resume). */
+  /** An images job that stopped part-way can go on where it stopped (POST /jobs/{id}/resume), and
+      so can a unified one whose rows are all written: rows themselves cannot be resumed. */
   function resumable(status) {
-    return status.type === 'images' && FINISHED.has(status.status) && (status.partial || status.status !== 'completed');
+    const stats = status.stats || {};
+    const rowsDone = status.type === 'images' || (status.type === 'unified' && stats.rows_done >= stats.rows_total);
+    return rowsDone && FINISHED.has(status.status) && (status.partial || status.status !== 'completed');
   }
 
   function resumesLine(resumes) {

@@ -204,6 +204,55 @@ class RowWriter:
         self.close()
 
 
+def read_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a closed data file as their JSON values, as data.json holds them: what a
+    resumed unified job formats its remaining prompts from. Parquet's dates and timestamps and
+    CSV's text are turned back into the JSON the text service writes (dates "YYYY-MM-DD",
+    timestamps "YYYY-MM-DDTHH:MM:SSZ")."""
+    path = folder / f"data.{output_format}"
+    if output_format == "json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    if output_format == "jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    properties = schema["properties"]
+    if output_format == "parquet":
+        return [{name: _from_arrow(row.get(name), properties[name]) for name in properties} for row in pq.read_table(path).to_pylist()]
+    with path.open(encoding="utf-8", newline="") as file:
+        return [{name: _from_csv(row.get(name, ""), properties[name]) for name in properties} for row in csv.DictReader(file)]
+
+
+def _from_arrow(value: Any, spec: dict[str, Any]) -> Any:
+    if value is None:
+        return None
+    kind = _kind(spec)
+    if kind == "object":
+        return {name: _from_arrow(value.get(name), sub) for name, sub in spec.get("properties", {}).items()}
+    if kind == "array":
+        return [_from_arrow(item, spec.get("items", {"type": "string"})) for item in value]
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _from_csv(text: str, spec: dict[str, Any]) -> Any:
+    """A CSV cell as csv_value wrote it, back as its JSON value. An empty cell is null, except in
+    a string column, where it reads as the empty string (both format into a prompt as nothing)."""
+    kind = _kind(spec)
+    if kind == "string":
+        return text
+    if text == "":
+        return None
+    if kind == "integer":
+        return int(text)
+    if kind == "number":
+        return float(text)
+    if kind == "boolean":
+        return text == "true"
+    return json.loads(text)  # an object or an array, written as JSON text
+
+
 def spool_path(data_file: Path) -> Path:
     """The hidden JSON Lines copy of a Parquet file's rows while it is being written."""
     return data_file.with_name(f".{data_file.name}.rows.jsonl")

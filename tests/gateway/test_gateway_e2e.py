@@ -398,10 +398,56 @@ def test_resume_finishes_a_cancelled_images_job_as_one_run_would(api):
             assert coco.annToMask(ann).shape == (128, 128)
 
 
+@pytest.mark.parametrize("output_format", ["csv", "parquet"])
+def test_resume_finishes_a_unified_job_stopped_in_its_images(api, output_format):
+    """The rows are all written, so the resumed run reads them back from the data file (CSV text
+    or Parquet columns) and makes each missing image from its row: the folder ends as an
+    uninterrupted run's, data file included."""
+    body = {
+        "schema": {"product": {"type": "string", "maxLength": 12}, "price": "float", "qty": "int", "seen": "datetime"},
+        "num_samples": 12,
+        "prompts": ["A {product} for {price} ({qty}) at {seen}"],
+        "output_format": output_format,
+        "resolution": [128, 128],
+        "num_inference_steps": 25,
+    }
+    job_id = submit(api, "unified", body)
+    deadline = time.monotonic() + 300
+    while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 1:
+        assert time.monotonic() < deadline, "no image was finished"
+        time.sleep(0.02)
+    api.post(f"/jobs/{job_id}/cancel")
+    stopped = wait_for_job(api, job_id, timeout=30)
+    folder = job_folder(stopped)
+    kept = len((folder / "images" / "metadata.jsonl").read_text().splitlines())
+    assert stopped["partial"] and 1 <= kept < 12, "the test needs a job stopped in its images"
+    seed = json.loads((folder / "manifest.json").read_text())["seed"]
+
+    assert api.post(f"/jobs/{job_id}/resume").status_code == 202
+    resumed = wait_for_job(api, job_id, timeout=300)
+    assert (resumed["status"], resumed["partial"], resumed["message"]) == ("completed", False, "completed: 12 rows, 12 images")
+    reference = job_folder(wait_for_job(api, submit(api, "unified", {**body, "seed": seed}), timeout=300))
+    data = f"data.{output_format}"
+    if output_format == "csv":
+        assert (folder / data).read_text() == (reference / data).read_text()
+    else:
+        assert pq.read_table(folder / data).equals(pq.read_table(reference / data))
+    prompts = [json.loads(line)["prompt"] for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert prompts == [json.loads(line)["prompt"] for line in (reference / "images" / "metadata.jsonl").read_text().splitlines()]
+    for i in range(12):
+        name = f"images/image_{i:05d}.png"
+        np.testing.assert_allclose(np.asarray(Image.open(folder / name), dtype=int), np.asarray(Image.open(reference / name), dtype=int), atol=2)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    expected = json.loads((reference / "manifest.json").read_text())
+    for key in ("counts", "distinct_ratio", "tokens"):
+        assert manifest[key] == expected[key], key
+    assert manifest["model"]["text"] == expected["model"]["text"] and not any(p.name.startswith(".") for p in folder.rglob("*"))
+
+
 def test_only_stopped_images_jobs_resume(api):
     text = wait_for_job(api, submit(api, "text", {"schema": {"a": "int"}, "num_samples": 2}))
     images = wait_for_job(api, submit(api, "images", {"prompts": ["a dog"], "num_images": 1, **SMALL_IMAGES}))
-    for job, reason in ((text, "only images jobs can be resumed"), (images, "nothing to resume")):
+    for job, reason in ((text, "only images and unified jobs can be resumed"), (images, "nothing to resume")):
         response = api.post(f"/jobs/{job['job_id']}/resume")
         assert response.status_code == 409 and reason in response.json()["detail"], response.text
     assert api.post("/jobs/job_000000000000/resume").status_code == 404

@@ -17,7 +17,7 @@ from PIL import Image
 
 from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path, salvage_images, salvage_rows
 from gateway.outputs.images import mask_bbox
-from gateway.outputs.tables import RowFormatError
+from gateway.outputs.tables import RowFormatError, json_value, read_rows
 from gateway.results import DetectedObject, GeneratedImage, RunLength
 from sdg.schema import normalize_schema
 
@@ -65,6 +65,17 @@ def write(tmp_path, fmt, rows=ROWS, batches=2):
         for i in range(batches):
             writer.write(rows[i::batches])
     return tmp_path / f"data.{fmt}"
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+def test_rows_read_back_as_the_json_the_service_wrote(tmp_path, fmt):
+    # As the text service writes them: timestamps in UTC with a Z (the grammar's only form).
+    rows = [{**row, "seen": "2024-05-06T07:08:09Z"} for row in ROWS]
+    write(tmp_path, fmt, rows)
+    expected = [json_value(row, SCHEMA) for row in rows]  # as data.json holds them: 2 -> 2.0
+    if fmt == "csv":  # an empty cell in a string column reads as "", which a prompt shows alike
+        expected = [{**row, "nickname": row["nickname"] or ""} for row in expected]
+    assert read_rows(tmp_path, fmt, SCHEMA) == expected
 
 
 def test_json_is_an_array_in_order(tmp_path):

@@ -94,7 +94,7 @@ def test_a_resumed_job_gets_the_seed_its_manifest_recorded(tmp_path):
     ("fields", "reason"),
     [
         ({"status": "running"}, "is running; only a job that has stopped"),
-        ({"type": "text", "request": {"schema": {"a": "int"}}}, "is a text job; only images jobs"),
+        ({"type": "text", "request": {"schema": {"a": "int"}}}, "is a text job; only images and unified jobs"),
         ({"status": "completed", "partial": False}, "is complete; there is nothing to resume"),
         ({"output_dir": "/nonexistent/sdg-folder"}, "folder images_x no longer exists"),
     ],
@@ -114,3 +114,15 @@ def test_a_resume_refused_by_todays_settings_says_so(tmp_path):
     job = stopped_images_job(tmp_path, request={"prompts": ["a dog"], "resolution": [1024, 1024], "seed": 1})
     with pytest.raises(JobConflict, match="today's settings refuse its request: resolution: width 1024 is outside 64..512"):
         resume_plan(job, GatewaySettings(SDG_MAX_RESOLUTION=512))
+
+
+def test_a_unified_job_resumes_only_once_its_rows_are_all_written(tmp_path):
+    from gateway.errors import JobConflict
+    from gateway.resume import check_resumable
+
+    unified = {"type": "unified", "request": {"schema": {"a": "int"}, "num_samples": 5, "prompts": ["x {a}"]}}
+    (tmp_path / "manifest.json").write_text('{"seed": 1, "counts": {"requested": 5, "generated": 3, "images_generated": 0}}')
+    with pytest.raises(JobConflict, match="has 3 of its 5 rows; rows cannot be resumed"):
+        check_resumable(stopped_images_job(tmp_path, **unified))
+    (tmp_path / "manifest.json").write_text('{"seed": 1, "counts": {"requested": 5, "generated": 5, "images_generated": 2}}')
+    check_resumable(stopped_images_job(tmp_path, **unified))
