@@ -208,7 +208,9 @@ def read_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> list[
     """The rows of a closed data file as their JSON values, as data.json holds them: what a
     resumed unified job formats its remaining prompts from. Parquet's dates and timestamps and
     CSV's text are turned back into the JSON the text service writes (dates "YYYY-MM-DD",
-    timestamps "YYYY-MM-DDTHH:MM:SSZ")."""
+    timestamps "YYYY-MM-DDTHH:MM:SSZ"). One difference stays: Parquet gives a nested object every
+    property of its schema, null where the row had none, so the object itself, formatted into a
+    prompt whole, would read differently."""
     path = folder / f"data.{output_format}"
     if output_format == "json":
         return json.loads(path.read_text(encoding="utf-8"))
