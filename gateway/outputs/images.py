@@ -149,7 +149,6 @@ class ImageDatasetWriter:
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._coco = CocoDataset()
         self._coco_spool = Spool(folder / COCO_SPOOL)
-        self.images_written = 0
         self.written_indexes: set[int] = set()
         self.coco_file: str | None = None
         # What the service actually delivered, which may be less than was asked for.
@@ -159,7 +158,7 @@ class ImageDatasetWriter:
         for coco_image, located in kept:
             self._coco.add(coco_image, located)
             self.written_indexes.add(coco_image["id"] - 1)
-        self.images_written = len(kept)
+        self.images_written = len(kept)  # 0 for a new dataset
         self._metadata = (self.images_dir / "metadata.jsonl").open("a" if resume else "w", encoding="utf-8")
 
     def first_missing(self) -> int:
