@@ -49,8 +49,8 @@ class JobRunner:
             log.info("queued %d jobs again from before the restart", len(jobs))
 
     def resume(self, job_id: str) -> Job:
-        """Queues a stopped images job again, to generate the images it lacks into its own folder
-        (gateway/resume.py). Raises JobConflict saying why when it cannot be."""
+        """Queues a stopped images or unified job again, to generate the images it lacks into its
+        own folder (gateway/resume.py). Raises JobConflict saying why when it cannot be."""
         job = self.store.get(job_id)
         check_resumable(job)
         plan = resume_plan(job, self.settings)

@@ -43,12 +43,12 @@ async def cancel_job(job_id: str, runner: RunnerDep) -> JobStatus:
     "/jobs/{job_id}/resume",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobStatus,
-    responses={**NOT_FOUND, 409: {"description": "The job is not an images job that stopped part-way"}},
+    responses={**NOT_FOUND, 409: {"description": "The job cannot resume; the detail says why"}},
 )
 async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
-    """Queues an images job that was cancelled, failed or interrupted, to generate only the
-    images it lacks, into the same folder, with the same seed: the finished dataset is the one an
-    uninterrupted run makes."""
+    """Queues a stopped images job, or a unified job whose rows are all written, to generate only
+    the images it lacks, into the same folder, with the same seed: the finished dataset is the one
+    an uninterrupted run makes (gateway/resume.py)."""
     return runner.resume(job_id)
 
 
