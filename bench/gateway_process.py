@@ -18,7 +18,8 @@ UNUSED_ADDRESS = "127.0.0.1:9"  # for the service a bench's job does not call
 
 
 def seconds_between(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end.replace("Z", "+00:00")) - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    """Seconds between two of the gateway's timestamps ("2026-01-01T00:00:00.000000Z")."""
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 async def run_job(kind: str, body: dict[str, Any], output_dir: Path, text: str = UNUSED_ADDRESS, image: str = UNUSED_ADDRESS) -> tuple[dict, float]:
