@@ -1,7 +1,8 @@
 """Resuming a job that stopped part-way (cancelled, failed, or cut off by a gateway restart): it
 goes on in its own folder and generates only the images it lacks. Image i depends on the job's
 seed and i alone (for a unified job, also on row i, read back from the data file), so the
-finished dataset is the one an uninterrupted run writes.
+finished dataset is the one an uninterrupted run writes, up to rounding where an image's
+batch-mates differ.
 
 Rows are not resumable: they are sampled a wave at a time, so the rows a second run added would
 not be the ones the first would have written, and could repeat them. So text jobs are not

@@ -60,6 +60,22 @@ def test_cuda_fp16_path(make_tiny_settings):
         engine.close()
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_resumed_images_are_the_whole_runs(make_tiny_settings):
+    """What a resumed job relies on, in fp16 with cuDNN's tuned kernels: images 3..4 of five,
+    made in other batches than the whole run made them in, are that run's images to rounding."""
+    engine = ImageEngine.from_settings(make_tiny_settings(device="cuda"))
+    try:
+        whole = generate(engine, replace(REQUEST, num_images=5))
+        rest = generate(engine, replace(REQUEST, num_images=5, first_index=3))
+    finally:
+        engine.close()
+    assert [i.index for i in rest] == [3, 4]
+    for resumed, original in zip(rest, whole[3:]):
+        assert resumed.seed == original.seed and np.abs(pixels(resumed) - pixels(original)).max() <= 2
+
+
 def test_compile_set_up_wraps_the_unet_and_decoder(make_tiny_settings):
     """The compile switch's set-up, without running the compiled code (inductor needs a C++
     compiler on a CPU, and the compiled path itself runs on the GPU machine)."""
