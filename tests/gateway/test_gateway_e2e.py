@@ -342,6 +342,20 @@ def test_cancel_a_running_images_job(api):
     assert (finished["status"], finished["message"]) == ("completed", "completed: 1 image")
 
 
+def cancelled_after_an_image(api: httpx.Client, kind: str, body: dict, timeout: float) -> tuple[str, dict, int]:
+    """Submits a job and cancels it as soon as it has finished an image: its id, its final status
+    and how many images its folder kept."""
+    job_id = submit(api, kind, body)
+    deadline = time.monotonic() + timeout
+    while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 1:
+        assert time.monotonic() < deadline, "no image was finished"
+        time.sleep(0.02)
+    api.post(f"/jobs/{job_id}/cancel")
+    stopped = wait_for_job(api, job_id, timeout=30)
+    kept = len((job_folder(stopped) / "images" / "metadata.jsonl").read_text().splitlines())
+    return job_id, stopped, kept
+
+
 def test_resume_finishes_a_cancelled_images_job_as_one_run_would(api):
     body = {
         "prompts": ["a red barn in a field", "a cat on a sofa"],
@@ -350,16 +364,9 @@ def test_resume_finishes_a_cancelled_images_job_as_one_run_would(api):
         "num_inference_steps": 25,
         "annotations": ["bbox", "segmentation", "caption"],
     }  # no seed: the gateway draws one, and a resumed run must find it in the manifest
-    job_id = submit(api, "images", body)
-    deadline = time.monotonic() + 120
-    while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 1:
-        assert time.monotonic() < deadline, "no image was finished"
-        time.sleep(0.02)
-    api.post(f"/jobs/{job_id}/cancel")
-    stopped = wait_for_job(api, job_id, timeout=30)
+    job_id, stopped, kept = cancelled_after_an_image(api, "images", body, timeout=120)
     assert stopped["status"] == "cancelled" and stopped["partial"] is True
     folder = job_folder(stopped)
-    kept = len((folder / "images" / "metadata.jsonl").read_text().splitlines())
     assert 1 <= kept < 10, "the test needs a job stopped part-way"
     seed = json.loads((folder / "manifest.json").read_text())["seed"]
 
@@ -411,15 +418,8 @@ def test_resume_finishes_a_unified_job_stopped_in_its_images(api, output_format)
         "resolution": [128, 128],
         "num_inference_steps": 25,
     }
-    job_id = submit(api, "unified", body)
-    deadline = time.monotonic() + 300
-    while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 1:
-        assert time.monotonic() < deadline, "no image was finished"
-        time.sleep(0.02)
-    api.post(f"/jobs/{job_id}/cancel")
-    stopped = wait_for_job(api, job_id, timeout=30)
+    job_id, stopped, kept = cancelled_after_an_image(api, "unified", body, timeout=300)
     folder = job_folder(stopped)
-    kept = len((folder / "images" / "metadata.jsonl").read_text().splitlines())
     assert stopped["partial"] and 1 <= kept < 12, "the test needs a job stopped in its images"
     seed = json.loads((folder / "manifest.json").read_text())["seed"]
 
