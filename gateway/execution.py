@@ -26,6 +26,7 @@ from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
+from gateway.resume import rows_seed
 from gateway.settings import GatewaySettings
 from gateway.streams import generate_images, generate_rows
 
@@ -39,6 +40,8 @@ PHASES = {
     "unified": {"rows": (0, 50), "images": (50, 100)},
 }
 SHUTDOWN = "interrupted: gateway shut down"
+# How many more calls a resumed job makes for the rows it dropped as repeats of kept ones.
+MAX_TOP_UPS = 3
 UNIFIED_ROWS_SPOOL = ".rows.jsonl"  # a unified job's rows until its data file is written
 CANCELLED = "cancelled by request"
 
@@ -55,6 +58,31 @@ def with_image_file(schema: dict[str, Any]) -> dict[str, Any]:
 def counted(n: int, noun: str) -> str:
     """'1 image', '2 images'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:
+    """What makes two rows the same row, however their files wrote them (a number 5 or 5.0)."""
+    return json.dumps(json_value(row, schema), sort_keys=True, ensure_ascii=False)
+
+
+def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int) -> RowsSummary:
+    """The account of a resumed job's rows after one more call to the text service, which
+    sent `added` new rows and `repeats` that repeated rows the job had."""
+    rows = before.rows_generated + added
+    # The share of distinct rows, over both runs, weighted by the rows each one added.
+    distinct = (before.distinct_ratio * before.rows_generated + call.distinct_ratio * added) / rows if rows else 1.0
+    return dataclasses.replace(
+        before,
+        rows_generated=rows,
+        rows_invalid=before.rows_invalid + call.rows_invalid,
+        duplicates_removed=before.duplicates_removed + call.duplicates_removed + repeats,
+        distinct_ratio=distinct,
+        elapsed_s=before.elapsed_s + call.elapsed_s,
+        tokens_generated=before.tokens_generated + call.tokens_generated,
+        tokens_forced=before.tokens_forced + call.tokens_forced,
+        partial=rows < before.rows_requested,
+        reason=call.reason or (f"{repeats} rows repeated rows the job had" if rows < before.rows_requested and repeats else ""),
+    )
 
 
 def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str, Any]]:
@@ -82,6 +110,8 @@ class JobExecution:
         self.rows: list[dict[str, Any]] = []
         self.row_spool: Spool | None = None  # ...and a copy on disk until then, for gateway.salvage
         self.rows_summary: RowsSummary | None = None
+        # A resumed job's rows, read back from its data file (None: it has none yet).
+        self.kept_rows: list[dict[str, Any]] | None = None
         self.images_summary: ImagesSummary | None = None
         self.models: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
@@ -98,17 +128,17 @@ class JobExecution:
         job.status, job.started_at, job.message = "running", utc_now(), "contacting the model services"
         self.store.save(job)
         try:
-            # A resumed unified job has all its rows (gateway/resume.py): no text service needed.
-            text = self.clients.text.next() if self.plan.text and not self.resuming else None
+            if self.resuming and self.plan.text is not None:
+                self.kept_rows = self._read_kept_rows()
+            # A resumed job whose rows are all written needs no text service.
+            text = self.clients.text.next() if self.plan.text and self._rows_lacking() else None
             image = self.clients.image.next() if self.plan.images else None
             for endpoint in (text, image):
                 if endpoint is not None:
                     await self._describe_model(endpoint)
             self._open_folder()
-            if text is not None:
+            if self.plan.text is not None:
                 await self._generate_rows(text)
-            elif self.plan.text is not None:
-                self._load_rows()
             if image is not None:
                 await self._generate_images(image)
         except asyncio.CancelledError:
@@ -159,10 +189,11 @@ class JobExecution:
                 self.resumed_from = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 self.resumed_from = {}
-            # Opened first, so that however this run ends, the outcome counts the kept images.
-            self.image_writer = ImageDatasetWriter(self.folder, resume=True)
-            # The kinds the kept images carry, as their run's manifest recorded them.
-            self.image_writer.kinds_produced.update((self.resumed_from.get("annotations") or {}).get("produced") or [])
+            if self.plan.images is not None:
+                # Opened first, so that however this run ends, the outcome counts the kept images.
+                self.image_writer = ImageDatasetWriter(self.folder, resume=True)
+                # The kinds the kept images carry, as their run's manifest recorded them.
+                self.image_writer.kinds_produced.update((self.resumed_from.get("annotations") or {}).get("produced") or [])
             self._check_same_models(self.resumed_from.get("model") or {})
         else:
             self.folder = create_job_folder(root, FOLDER_PREFIX[self.plan.type])
@@ -182,23 +213,71 @@ class JobExecution:
                     f"cannot resume: the {kind} service now serves {now}, but the job's first {kind}s came from {model.get('model_id')}"
                 )
 
-    async def _generate_rows(self, endpoint: ServiceEndpoint) -> None:
+    def _data_schema(self) -> dict[str, Any]:
+        """The data file's schema: a unified job's rows also say their image's file."""
+        assert self.plan.text is not None
+        return with_image_file(self.plan.text.schema) if self.plan.type == "unified" else self.plan.text.schema
+
+    def _read_kept_rows(self) -> list[dict[str, Any]] | None:
+        """The rows a resumed job's data file holds, as JSON values; None when it has no file."""
+        folder, output_format = Path(self.job.output_dir), self.plan.output_format or "json"
+        if not (folder / f"data.{output_format}").exists():
+            return None
+        try:
+            rows = read_rows(folder, output_format, self._data_schema())
+        except (OSError, ValueError, KeyError) as err:  # pyarrow's errors are ValueErrors too
+            raise JobFailure(f"cannot resume: {self.job.output_path}data.{output_format} cannot be read: {err}") from None
+        return [{k: v for k, v in row.items() if k != IMAGE_FILE_COLUMN} for row in rows]
+
+    def _rows_lacking(self) -> int:
+        assert self.plan.text is not None
+        return max(0, self.plan.text.num_rows - len(self.kept_rows or []))
+
+    async def _generate_rows(self, endpoint: ServiceEndpoint | None) -> None:
+        """Streams the job's rows into its data file (a unified job keeps them until its images
+        are made). A resumed job starts from the rows it kept, and `endpoint` is None when it
+        lacks none."""
         spec = self.plan.text
         assert spec is not None and self.folder is not None
         stats = self.job.stats
         stats.rows_total = spec.num_rows
-        data_schema = with_image_file(spec.schema) if self.plan.type == "unified" else spec.schema
-        write_json_atomic(self.folder / "schema.json", data_schema)
+        write_json_atomic(self.folder / "schema.json", self._data_schema())
+        kept = self.kept_rows or []
         if self.plan.type == "text":
-            self.row_writer = RowWriter(self.folder, self.plan.output_format or "json", spec.schema)
+            self.row_writer = RowWriter(self.folder, self.plan.output_format or "json", spec.schema, kept=self.kept_rows)
         else:
+            self.rows = list(kept)
             self.row_spool = Spool(self.folder / UNIFIED_ROWS_SPOOL)
+            self.row_spool.write(self.rows)
+        stats.rows_done = len(kept)
+        if self.resuming:
+            self.rows_summary = self._rows_before()
+            if "text" in self.resumed_from.get("model", {}) and "text" not in self.models:
+                self.models["text"] = self.resumed_from["model"]["text"]
+        if endpoint is None:
+            return
+        # A resumed job drops any row that repeats one it kept; within one call, the service
+        # itself drops repeats.
+        seen = None if spec.keep_duplicates or not self.resuming else {row_key(row, spec.schema) for row in kept}
+        repeats = 0
 
         def on_progress(done: int, total: int) -> None:
+            if self.resuming:  # the service counts this call's rows
+                done, total = self._rows_received(), spec.num_rows
             stats.rows_done, stats.rows_total = done, total or spec.num_rows
             self._progress("rows", done / max(stats.rows_total, 1), f"generating rows: {done}/{stats.rows_total}")
 
         def on_rows(rows: list[dict[str, Any]]) -> None:
+            nonlocal repeats
+            if seen is not None:
+                fresh = []
+                for row in rows:
+                    key = row_key(row, spec.schema)
+                    if key not in seen:
+                        seen.add(key)
+                        fresh.append(row)
+                repeats += len(rows) - len(fresh)
+                rows = fresh[: spec.num_rows - self._rows_received()]
             if self.row_writer is not None:
                 self.row_writer.write(rows)
             else:
@@ -207,26 +286,33 @@ class JobExecution:
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
 
         began = time.monotonic()
-        self._progress("rows", 0, f"generating rows: 0/{spec.num_rows}")
-        self.rows_summary = await generate_rows(endpoint, spec, self.settings.stream_inactivity_timeout_s, on_progress, on_rows)
+        self._progress("rows", len(kept) / spec.num_rows, f"generating rows: {len(kept)}/{spec.num_rows}")
+        if not self.resuming:
+            self.rows_summary = await generate_rows(endpoint, spec, self.settings.stream_inactivity_timeout_s, on_progress, on_rows)
+        else:
+            # Rows dropped as repeats of kept ones are sampled again, with seeds of their own.
+            for top_up in range(MAX_TOP_UPS + 1):
+                lacking = spec.num_rows - self._rows_received()
+                if lacking <= 0:
+                    break
+                call = dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up))
+                before = self._rows_received()
+                summary = await generate_rows(endpoint, call, self.settings.stream_inactivity_timeout_s, on_progress, on_rows)
+                self.rows_summary = added_rows(self.rows_summary, summary, self._rows_received() - before, repeats)
+                repeats = 0
+                if summary.partial or self._rows_received() == before:
+                    break
         self.timings["text_s"] = round(time.monotonic() - began, 3)
         self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
 
-    def _load_rows(self) -> None:
-        """A resumed unified job's rows, from the data file its last run wrote, and the account of
-        them that run's manifest gave."""
+    def _rows_before(self) -> RowsSummary:
+        """The account of a resumed job's kept rows that its last run's manifest gave."""
         spec, before = self.plan.text, self.resumed_from or {}
-        assert spec is not None and self.folder is not None
-        rows = read_rows(self.folder, self.plan.output_format or "json", with_image_file(spec.schema))
-        self.rows = [{k: v for k, v in row.items() if k != IMAGE_FILE_COLUMN} for row in rows]
-        self.row_spool = Spool(self.folder / UNIFIED_ROWS_SPOOL)
-        self.row_spool.write(self.rows)
-        self.job.stats.rows_done, self.job.stats.rows_total = len(self.rows), spec.num_rows
-        if "text" in before.get("model", {}):
-            self.models["text"] = before["model"]["text"]
+        assert spec is not None
         counts, tokens = before.get("counts", {}), before.get("tokens", {})
-        self.rows_summary = RowsSummary(
-            rows_generated=len(self.rows),
+        kept = len(self.kept_rows or [])
+        return RowsSummary(
+            rows_generated=kept,
             rows_requested=spec.num_rows,
             rows_invalid=counts.get("invalid_regenerated", 0),
             duplicates_removed=counts.get("duplicates_removed", 0),
@@ -235,7 +321,7 @@ class JobExecution:
             elapsed_s=before.get("timings", {}).get("text_service_s", 0.0),
             tokens_generated=tokens.get("generated", 0),
             tokens_forced=tokens.get("forced", 0),
-            partial=False,
+            partial=kept < spec.num_rows,
             reason="",
         )
 

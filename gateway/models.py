@@ -134,7 +134,11 @@ class Resume(BaseModel):
     """One POST /jobs/{job_id}/resume of a job that had stopped part-way."""
 
     at: str
-    images_kept: int = Field(description="Images the job already had, which the resumed run keeps.")
+    images_kept: int | None = Field(None, description="Images the job already had, which the resumed run keeps (null for a text job).")
+    rows_kept: int | None = Field(None, description="Rows the job already had, which the resumed run keeps (null for an images job).")
+    rows_seed: int | None = Field(
+        None, description="The seed the resumed run samples the rows it lacks with; null when it lacks none."
+    )
 
 
 class JobSummary(BaseModel):

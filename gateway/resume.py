@@ -1,15 +1,20 @@
 """Resuming a job that stopped part-way (cancelled, failed, or cut off by a gateway restart): it
-goes on in its own folder and generates only the images it lacks. Image i depends on the job's
-seed and i alone (for a unified job, also on row i, read back from the data file), so the
-finished dataset is the one an uninterrupted run writes, up to rounding where an image's
-batch-mates differ.
+goes on in its own folder, keeps what is there and generates only what it lacks.
 
-Rows are not resumable: they are sampled a wave at a time, so the rows a second run added would
-not be the ones the first would have written, and could repeat them. So text jobs are not
-resumable, and unified jobs only once all their rows are written."""
+Images: image i depends on the job's seed and i alone (for a unified job, also on row i, read back
+from the data file), so the finished images are the ones an uninterrupted run makes, up to
+rounding where an image's batch-mates differ.
+
+Rows are sampled a wave at a time, so no second run can add the rows the first would have written
+next. A resumed run keeps the rows written and samples the rest with a seed of its own, derived
+from the job's seed and the resume's number (`rows_seed`, recorded with the resume), and the
+gateway drops any row that repeats a kept one. The rows are as valid, and as distinct, as an
+uninterrupted run's, and reproducible (the same folder resumed on the same hardware gets the same
+rows), but they are not the rows an uninterrupted run would have written."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,21 +29,10 @@ def check_resumable(job: Job) -> None:
     """Raises JobConflict saying why `job` cannot be resumed."""
     if not job.finished:
         raise JobConflict(f"job {job.job_id} is {job.status}; only a job that has stopped can be resumed")
-    if job.type == "text":
-        raise JobConflict(f"job {job.job_id} is a text job; only images and unified jobs can be resumed")
     if job.status == "completed" and not job.partial:
         raise JobConflict(f"job {job.job_id} is complete; there is nothing to resume")
-    if job.output_dir is None:
-        return  # nothing was written: it runs from the start
-    if not Path(job.output_dir).is_dir():
+    if job.output_dir is not None and not Path(job.output_dir).is_dir():
         raise JobConflict(f"job {job.job_id}'s folder {job.output_path} no longer exists")
-    if job.type == "unified":
-        counts = _manifest(job).get("counts", {})
-        rows, wanted = counts.get("generated", 0), counts.get("requested", 0)
-        if rows < wanted:
-            raise JobConflict(
-                f"job {job.job_id} has {rows} of its {wanted} rows; rows cannot be resumed, only the images of a unified job whose rows are all written"
-            )
 
 
 def resume_plan(job: Job, settings: GatewaySettings) -> JobPlan:
@@ -62,9 +56,17 @@ def recorded_seed(job: Job) -> int | None:
     try:
         return int(_manifest(job)["seed"])
     except (JobConflict, KeyError, TypeError, ValueError):
-        if kept_images(job) == 0 and job.type == "images":
+        if kept_images(job) == 0 and kept_rows(job) == 0:
             return job.request.get("seed")
         raise JobConflict(f"job {job.job_id} cannot be resumed: its manifest does not say the seed its output was made with") from None
+
+
+def rows_seed(seed: int, resume: int, top_up: int = 0) -> int:
+    """The seed the `resume`-th resume of a job with `seed` samples its rows with, and, when rows
+    repeating kept ones were dropped, the seed of each `top_up` that replaces them. A hash, so
+    that no resume samples the waves an earlier run did (the engine seeds wave w with seed and w)."""
+    digest = hashlib.sha256(f"sdg-rows:{seed}:{resume}:{top_up}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 2**63
 
 
 def _manifest(job: Job) -> dict:
@@ -85,4 +87,15 @@ def kept_images(job: Job) -> int:
         with (Path(job.output_dir) / IMAGES_DIR / "metadata.jsonl").open("rb") as metadata:
             return sum(1 for _ in metadata)
     except FileNotFoundError:
+        return 0
+
+
+def kept_rows(job: Job) -> int:
+    """How many rows the job's data file holds, as its last run's manifest (or gateway.salvage)
+    counted them; 0 for an images job, or when nothing says."""
+    if job.type == "images" or job.output_dir is None:
+        return 0
+    try:
+        return int(_manifest(job).get("counts", {}).get("generated", 0))
+    except (JobConflict, TypeError, ValueError):
         return 0

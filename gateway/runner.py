@@ -12,7 +12,7 @@ from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, counted
 from gateway.jobs import Job, JobStore, utc_now
 from gateway.models import Resume
 from gateway.plans import JobPlan, stored_plan
-from gateway.resume import check_resumable, kept_images, resume_plan
+from gateway.resume import check_resumable, kept_images, kept_rows, resume_plan, rows_seed
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class JobRunner:
                 else:
                     plan = stored_plan(job.type, job.request or {}, self.settings)
             except (ValueError, JobConflict) as err:  # pydantic's ValidationError is a ValueError too
-                self.store.fail(job, f"could not be queued again after a restart: {err}", partial=kept_images(job) > 0)
+                self.store.fail(job, f"could not be queued again after a restart: {err}", partial=kept_images(job) + kept_rows(job) > 0)
                 continue
             job.message = REQUEUED
             self.store.save(job)
@@ -49,15 +49,24 @@ class JobRunner:
             log.info("queued %d jobs again from before the restart", len(jobs))
 
     def resume(self, job_id: str) -> Job:
-        """Queues a stopped images or unified job again, to generate the images it lacks into its
-        own folder (gateway/resume.py). Raises JobConflict saying why when it cannot be."""
+        """Queues a stopped job again, to generate the rows and images it lacks into its own folder
+        (gateway/resume.py). Raises JobConflict saying why when it cannot be."""
         job = self.store.get(job_id)
         check_resumable(job)
         plan = resume_plan(job, self.settings)
-        kept = kept_images(job)
-        job.resumes.append(Resume(at=utc_now(), images_kept=kept))
+        resume = Resume(at=utc_now())
+        kept = []
+        if plan.text is not None:
+            resume.rows_kept = kept_rows(job)
+            kept.append(f"{counted(resume.rows_kept, 'row')} of {plan.text.num_rows}")
+            if resume.rows_kept < plan.text.num_rows and job.output_dir is not None:
+                resume.rows_seed = rows_seed(plan.text.seed, len(job.resumes) + 1)
+        if plan.images is not None:
+            resume.images_kept = kept_images(job)
+            kept.append(f"{counted(resume.images_kept, 'image')} of {plan.images.num_images}")
+        job.resumes.append(resume)
         job.status, job.error, job.partial, job.finished_at, job.files = "queued", None, False, None, []
-        job.message = f"queued to resume: {counted(kept, 'image')} of {job.stats.images_total or plan.images.num_images} kept"
+        job.message = f"queued to resume: {' and '.join(kept)} kept"
         self.store.save(job)
         self.submit(job, plan)
         return job

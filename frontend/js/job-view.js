@@ -35,18 +35,21 @@
     return [el('dt', {}, term), el('dd', { dataset: testid ? { testid } : undefined }, value)];
   }
 
-  /** An images job that stopped part-way can go on where it stopped (POST /jobs/{id}/resume), and
-      so can a unified one whose rows are all written: rows themselves cannot be resumed. */
+  /** A job that stopped part-way can go on where it stopped (POST /jobs/{id}/resume), in its folder,
+      keeping the rows and images it has. */
   function resumable(status) {
-    const stats = status.stats || {};
-    const rowsDone = status.type === 'images' || (status.type === 'unified' && stats.rows_done >= stats.rows_total);
-    return rowsDone && FINISHED.has(status.status) && (status.partial || status.status !== 'completed');
+    return FINISHED.has(status.status) && (status.partial || status.status !== 'completed');
   }
 
+  /** "once (kept 40 rows, 0 images)": what each resume found, oldest first. */
   function resumesLine(resumes) {
     if (!resumes || !resumes.length) return '';
-    const kept = resumes.map((r) => r.images_kept).join(', then ');
-    return `${resumes.length === 1 ? 'once' : `${resumes.length} times`} (images kept: ${kept})`;
+    const plural = (n, noun) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+    const kept = resumes.map((r) => [
+      r.rows_kept !== null && r.rows_kept !== undefined ? plural(r.rows_kept, 'row') : '',
+      r.images_kept !== null && r.images_kept !== undefined ? plural(r.images_kept, 'image') : '',
+    ].filter(Boolean).join(', ')).join('; then ');
+    return `${resumes.length === 1 ? 'once' : `${resumes.length} times`} (kept ${kept})`;
   }
 
   function renderSummary(status, onCancel, onResume) {
@@ -72,7 +75,7 @@
         }, 'Cancel'),
         resumable(status) && onResume && el('button', {
           type: 'button', class: 'btn btn-small', dataset: { testid: 'job-view-resume' },
-          title: 'Generate only the images this job lacks, into the same folder, with the same seed',
+          title: 'Generate only the rows and images this job lacks, into the same folder',
           onclick: () => onResume(status.job_id),
         }, 'Resume')),
       progressBar(status, 'job-view-progress'),

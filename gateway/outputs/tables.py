@@ -121,7 +121,10 @@ class RowWriter:
     CSV are written a row at a time, and Parquet, whose footer only close() writes, is shadowed
     by a hidden JSON Lines spool until then."""
 
-    def __init__(self, folder: Path, output_format: str, schema: dict[str, Any]):
+    def __init__(self, folder: Path, output_format: str, schema: dict[str, Any], kept: list[dict[str, Any]] | None = None):
+        """`kept`: the rows the closed data file already holds, as read_rows() reads them, when a
+        resumed job goes on writing it; new rows are added after them. Otherwise the file is
+        started anew."""
         self.path = folder / f"data.{output_format}"
         self.output_format = output_format
         self.schema = schema
@@ -131,17 +134,44 @@ class RowWriter:
         self._closed = False
         if output_format == "parquet":
             self._arrow_schema = arrow_schema(schema)
-            self._parquet = pq.ParquetWriter(self.path, self._arrow_schema)
+            # A Parquet file cannot be appended to: it is written anew, kept rows first. The spool
+            # has them before the old file is truncated, so a process that dies here loses none.
             self._spool = Spool(spool_path(self.path))
+            self._spool.write(kept or [])
+            self._parquet = pq.ParquetWriter(self.path, self._arrow_schema)
+            self._buffer(kept or [])
             return
-        self._file: io.TextIOWrapper = self.path.open("w", encoding="utf-8", newline="")
+        if kept is not None:
+            self._file: io.TextIOWrapper = self._reopen(len(kept))
+            return
+        self._file = self.path.open("w", encoding="utf-8", newline="")
         if output_format == "json":
             self._file.write("[")
         elif output_format == "csv":
-            # Keys outside the schema (allowed only with additionalProperties) have no column.
-            self._csv = csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
+            self._csv = self._csv_writer()
             self._csv.writeheader()
         self._file.flush()  # on disk before the first row: a job that dies first leaves its header
+
+    def _csv_writer(self) -> csv.DictWriter:
+        # Keys outside the schema (allowed only with additionalProperties) have no column.
+        return csv.DictWriter(self._file, fieldnames=self.columns, extrasaction="ignore")
+
+    def _reopen(self, kept: int) -> io.TextIOWrapper:
+        """Opens the closed JSON, JSON Lines or CSV file holding `kept` rows to append to it. A
+        JSON array loses its closing bracket, which close() writes again after the new rows."""
+        self.rows_written = kept
+        if self.output_format == "json":
+            data = self.path.read_bytes()
+            end = data.rstrip().rfind(b"]")
+            if end < 0:
+                raise JobFailure(f"cannot resume: {self.path.name} is not a closed JSON array")
+            with self.path.open("r+b") as file:
+                file.truncate(len(data[:end].rstrip(b"\n")))
+        file = self.path.open("a", encoding="utf-8", newline="")
+        if self.output_format == "csv":
+            self._file = file
+            self._csv = self._csv_writer()
+        return file
 
     @property
     def file_name(self) -> str:
@@ -162,12 +192,16 @@ class RowWriter:
             self.rows_written += len(rows)
         else:
             self._spool.write(rows)
-            self._pending.extend(rows)
-            self.rows_written += len(rows)
-            if len(self._pending) >= PARQUET_ROW_GROUP:
-                self._flush_parquet()
+            self._buffer(rows)
             return
         self._file.flush()
+
+    def _buffer(self, rows: list[dict[str, Any]]) -> None:
+        """Parquet: rows wait for a full row group (their spool already has them)."""
+        self._pending.extend(rows)
+        self.rows_written += len(rows)
+        if len(self._pending) >= PARQUET_ROW_GROUP:
+            self._flush_parquet()
 
     def _flush_parquet(self) -> None:
         if not self._pending:

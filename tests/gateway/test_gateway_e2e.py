@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from gateway.outputs.tables import read_rows
 from tests.conftest import free_port, start_gateway, start_text_service, wait_for_job
 
 SEED_TEXT_BODY = {"schema": {"name": "string", "age": "int"}, "num_samples": 50, "output_format": "csv"}
@@ -444,12 +445,100 @@ def test_resume_finishes_a_unified_job_stopped_in_its_images(api, output_format)
     assert manifest["model"]["text"] == expected["model"]["text"] and not any(p.name.startswith(".") for p in folder.rglob("*"))
 
 
-def test_only_stopped_images_jobs_resume(api):
+def cancelled_after_a_row(api: httpx.Client, kind: str, body: dict, timeout: float) -> tuple[str, dict]:
+    """Submits a job and cancels it as soon as it has some rows: its id and its final status."""
+    job_id = submit(api, kind, body)
+    deadline = time.monotonic() + timeout
+    while api.get(f"/status/{job_id}").json()["stats"]["rows_done"] < 1:
+        assert time.monotonic() < deadline, "no row was written"
+        time.sleep(0.02)
+    api.post(f"/jobs/{job_id}/cancel")
+    return job_id, wait_for_job(api, job_id, timeout=30)
+
+
+def canonical(rows: list[dict]) -> list[str]:
+    return [json.dumps(row, sort_keys=True) for row in rows]
+
+
+@pytest.mark.parametrize("output_format", ["json", "parquet"])
+def test_resume_finishes_a_cancelled_text_job_keeping_its_rows(api, output_format):
+    """The rows written stay as they are, first in the file; the rest are new rows, none of them
+    a repeat, sampled with the seed the resume records."""
+    schema = {"name": {"type": "string", "maxLength": 10}, "age": "int", "joined": "date"}
+    body = {"schema": schema, "num_samples": 300, "output_format": output_format}
+    job_id, stopped = cancelled_after_a_row(api, "text", body, timeout=120)
+    folder = job_folder(stopped)
+    data_schema = json.loads((folder / "schema.json").read_text())
+    kept = read_rows(folder, output_format, data_schema)
+    assert stopped["status"] == "cancelled" and stopped["partial"] and 1 <= len(kept) < 300, "the test needs a job stopped part-way"
+    seed = json.loads((folder / "manifest.json").read_text())["seed"]
+
+    response = api.post(f"/jobs/{job_id}/resume")
+    assert response.status_code == 202, response.text
+    assert response.json()["message"] == f"queued to resume: {len(kept)} row{'s' * (len(kept) > 1)} of 300 kept"
+    resumed = wait_for_job(api, job_id, timeout=300)
+    assert (resumed["status"], resumed["partial"], resumed["message"]) == ("completed", False, "completed: 300 rows")
+    [resume] = resumed["resumes"]
+    assert resume["rows_kept"] == len(kept) and resume["images_kept"] is None and resume["rows_seed"] not in (None, seed)
+    rows = read_rows(folder, output_format, data_schema)
+    assert len(rows) == 300 and rows[: len(kept)] == kept
+    assert len(set(canonical(rows))) == 300, "a resumed run repeated a row"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["counts"]["generated"] == 300 and manifest["seed"] == seed and manifest["resumes"] == resumed["resumes"]
+    assert manifest["tokens"]["generated"] > 0 and not any(p.name.startswith(".") for p in folder.rglob("*"))
+
+
+def test_a_resumed_job_drops_rows_that_repeat_kept_ones(api):
+    """A schema with two possible rows: the first run ends partial with both, or one, and every
+    row the resumed run samples repeats a kept one, so it is dropped and counted."""
+    job_id = submit(api, "text", {"schema": {"yes": "bool"}, "num_samples": 5, "output_format": "jsonl"})
+    stopped = wait_for_job(api, job_id)
+    folder = job_folder(stopped)
+    before = json.loads((folder / "manifest.json").read_text())["counts"]
+    kept = (folder / "data.jsonl").read_text().splitlines()
+    assert stopped["status"] == "completed" and stopped["partial"] and 1 <= len(kept) <= 2
+
+    assert api.post(f"/jobs/{job_id}/resume").status_code == 202
+    resumed = wait_for_job(api, job_id)
+    assert resumed["status"] == "completed" and resumed["partial"] and "of 5 rows" in resumed["message"]
+    rows = (folder / "data.jsonl").read_text().splitlines()
+    assert rows[: len(kept)] == kept and len(set(rows)) == len(rows) <= 2
+    after = json.loads((folder / "manifest.json").read_text())["counts"]
+    repeats = after["duplicates_removed"] - before["duplicates_removed"]
+    assert repeats >= 2 - (len(rows) - len(kept)), (before, after)  # each round's rows: one of two, seen
+
+
+def test_resume_finishes_a_unified_job_stopped_in_its_rows(api):
+    """The resumed run adds the rows the job lacks, then makes every image, each from its row."""
+    body = {
+        "schema": {"product": {"type": "string", "maxLength": 12}, "price": "float"},
+        "num_samples": 200,
+        "prompts": ["A {product} for {price}"],
+        "output_format": "csv",
+        **SMALL_IMAGES,
+    }
+    job_id, stopped = cancelled_after_a_row(api, "unified", body, timeout=120)
+    folder = job_folder(stopped)
+    kept = pd.read_csv(folder / "data.csv")
+    assert stopped["partial"] and 1 <= len(kept) < 200 and kept["image_file"].isna().all()
+
+    assert api.post(f"/jobs/{job_id}/resume").status_code == 202
+    resumed = wait_for_job(api, job_id, timeout=300)
+    assert (resumed["status"], resumed["partial"], resumed["message"]) == ("completed", False, "completed: 200 rows, 200 images")
+    assert [(r["rows_kept"], r["images_kept"]) for r in resumed["resumes"]] == [(len(kept), 0)]
+    rows = pd.read_csv(folder / "data.csv")
+    assert len(rows) == 200 and rows.iloc[: len(kept)][["product", "price"]].equals(kept[["product", "price"]])
+    assert rows["image_file"].tolist() == [f"images/image_{i:05d}.png" for i in range(200)]
+    records = [json.loads(line) for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in records] == [f"A {p} for {float(x)}" for p, x in zip(rows["product"], rows["price"])]
+
+
+def test_complete_jobs_do_not_resume(api):
     text = wait_for_job(api, submit(api, "text", {"schema": {"a": "int"}, "num_samples": 2}))
     images = wait_for_job(api, submit(api, "images", {"prompts": ["a dog"], "num_images": 1, **SMALL_IMAGES}))
-    for job, reason in ((text, "only images and unified jobs can be resumed"), (images, "nothing to resume")):
+    for job in (text, images):
         response = api.post(f"/jobs/{job['job_id']}/resume")
-        assert response.status_code == 409 and reason in response.json()["detail"], response.text
+        assert response.status_code == 409 and "is complete; there is nothing to resume" in response.json()["detail"], response.text
     assert api.post("/jobs/job_000000000000/resume").status_code == 404
 
 
@@ -568,5 +657,36 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
             status = wait_for_job(api, waiting, timeout=120)
             assert (status["status"], status["message"]) == ("completed", "completed: 3 rows")
             assert len(json.loads((job_folder(status) / "data.json").read_text())) == 3
+    finally:
+        restarted.stop()
+
+
+def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_service, image_service, service_logs, tmp_path):
+    """Parquet has no footer until the writer closes: the restarted gateway rebuilds the file from
+    its spool, and the resumed run writes it anew with those rows first."""
+    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    body = {"schema": {"name": {"type": "string", "maxLength": 10}, "age": "int"}, "num_samples": 300, "output_format": "parquet"}
+    with httpx.Client(base_url=gateway.address, timeout=30) as api:
+        job_id = submit(api, "text", body)
+        deadline = time.monotonic() + 60
+        while api.get(f"/status/{job_id}").json()["stats"]["rows_done"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    gateway.proc.kill()
+    gateway.proc.wait()
+    restarted = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    try:
+        with httpx.Client(base_url=restarted.address, timeout=30) as api:
+            status = api.get(f"/status/{job_id}").json()
+            assert (status["status"], status["partial"]) == ("failed", True)
+            folder = job_folder(status)
+            kept = pq.read_table(folder / "data.parquet").to_pylist()
+            assert 1 <= len(kept) == status["stats"]["rows_done"] < 300
+            assert api.post(f"/jobs/{job_id}/resume").status_code == 202
+            resumed = wait_for_job(api, job_id, timeout=300)
+            assert (resumed["status"], resumed["message"]) == ("completed", "completed: 300 rows")
+            rows = pq.read_table(folder / "data.parquet").to_pylist()
+            assert rows[: len(kept)] == kept and len(set(canonical(rows))) == 300
+            assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "manifest.json", "schema.json"]
     finally:
         restarted.stop()

@@ -203,6 +203,28 @@ def test_a_writer_that_died_before_its_first_row_leaves_an_empty_loadable_file(t
     assert (dead / f"data.{fmt}").read_bytes() == (live / f"data.{fmt}").read_bytes()
 
 
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("kept", [0, 1])
+def test_a_resumed_writer_adds_to_the_file_a_single_writer_makes(tmp_path, fmt, kept):
+    """A resumed text job goes on writing its closed data file (after gateway.salvage, when its
+    process died): the file ends as one writer writing every row makes it."""
+    once, resumed = tmp_path / "once", tmp_path / "resumed"
+    once.mkdir()
+    resumed.mkdir()
+    write(once, fmt, batches=1)
+    with RowWriter(resumed, fmt, SCHEMA) as first:
+        first.write(ROWS[:kept])
+    with RowWriter(resumed, fmt, SCHEMA, kept=read_rows(resumed, fmt, SCHEMA)) as second:
+        assert second.rows_written == kept
+        second.write(ROWS[kept:])
+    assert second.rows_written == len(ROWS)
+    if fmt == "parquet":
+        assert pq.read_table(resumed / "data.parquet").equals(pq.read_table(once / "data.parquet"))
+        assert [p.name for p in resumed.iterdir()] == ["data.parquet"]
+    else:
+        assert (resumed / f"data.{fmt}").read_text() == (once / f"data.{fmt}").read_text()
+
+
 def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     """As a SIGKILL leaves it: two images added, close() never called, a third PNG half written
     and a fourth written but not listed. Salvage keeps the two, and their COCO file is the one a

@@ -94,7 +94,6 @@ def test_a_resumed_job_gets_the_seed_its_manifest_recorded(tmp_path):
     ("fields", "reason"),
     [
         ({"status": "running"}, "is running; only a job that has stopped"),
-        ({"type": "text", "request": {"schema": {"a": "int"}}}, "is a text job; only images and unified jobs"),
         ({"status": "completed", "partial": False}, "is complete; there is nothing to resume"),
         ({"output_dir": "/nonexistent/sdg-folder"}, "folder images_x no longer exists"),
     ],
@@ -116,13 +115,22 @@ def test_a_resume_refused_by_todays_settings_says_so(tmp_path):
         resume_plan(job, GatewaySettings(SDG_MAX_RESOLUTION=512))
 
 
-def test_a_unified_job_resumes_only_once_its_rows_are_all_written(tmp_path):
-    from gateway.errors import JobConflict
-    from gateway.resume import check_resumable
+def test_text_and_unified_jobs_resume_with_the_rows_their_manifest_counts(tmp_path):
+    from gateway.resume import check_resumable, kept_rows
 
-    unified = {"type": "unified", "request": {"schema": {"a": "int"}, "num_samples": 5, "prompts": ["x {a}"]}}
+    unified = stopped_images_job(tmp_path, type="unified", request={"schema": {"a": "int"}, "num_samples": 5, "prompts": ["x {a}"]})
+    text = stopped_images_job(tmp_path, type="text", request={"schema": {"a": "int"}, "num_samples": 5})
+    assert kept_rows(text) == 0  # no manifest: nothing says any row was kept
     (tmp_path / "manifest.json").write_text('{"seed": 1, "counts": {"requested": 5, "generated": 3, "images_generated": 0}}')
-    with pytest.raises(JobConflict, match="has 3 of its 5 rows; rows cannot be resumed"):
-        check_resumable(stopped_images_job(tmp_path, **unified))
-    (tmp_path / "manifest.json").write_text('{"seed": 1, "counts": {"requested": 5, "generated": 5, "images_generated": 2}}')
-    check_resumable(stopped_images_job(tmp_path, **unified))
+    for job in (unified, text):
+        check_resumable(job)
+        assert kept_rows(job) == 3
+    assert kept_rows(stopped_images_job(tmp_path)) == 0
+
+
+def test_each_resume_samples_its_rows_with_a_seed_of_its_own():
+    from gateway.resume import rows_seed
+
+    seeds = {rows_seed(seed, resume, top_up) for seed in (0, 1, 2**64 - 1) for resume in (1, 2) for top_up in (0, 1)}
+    assert len(seeds) == 12 and all(0 <= seed < 2**63 for seed in seeds)
+    assert rows_seed(7, 1) == rows_seed(7, 1, 0)  # resumed again from the same folder: the same rows

@@ -286,7 +286,7 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
         status = wait(client, job.job_id)
     assert (status["status"], status["partial"], status["output_path"]) == ("failed", True, folder.name)
     assert error in status["error"], status["error"]
-    assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1}]
+    assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1, "rows_kept": None, "rows_seed": None}]
     assert (folder / "images" / "image_00000.png").exists() and (folder / "manifest.json").read_text() == manifest
 
 
