@@ -129,7 +129,8 @@ class JobExecution:
         self.store.save(job)
         try:
             if self.resuming and self.plan.text is not None:
-                self.kept_rows = self._read_kept_rows()
+                # Off the event loop: a large data file takes seconds to parse.
+                self.kept_rows = await asyncio.to_thread(self._read_kept_rows)
             # A resumed job whose rows are all written needs no text service.
             text = self.clients.text.next() if self.plan.text and self._rows_lacking() else None
             image = self.clients.image.next() if self.plan.images else None
