@@ -9,6 +9,7 @@ downloaded. `--tiny` runs the tiny demo pipeline on the CPU with a few steps, as
 
     python bench/image_bench.py                 # SD-1.5 architecture, 512x512, 30 steps, batch 8
     python bench/image_bench.py --compile       # engine with torch.compile (baseline stays eager)
+    python bench/image_bench.py --feature-reuse 3   # also the engine with feature reuse (approximate)
     python bench/image_bench.py --tiny          # seconds on a CPU
 
 The last line printed is one JSON object with the results.
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
+import math
 import platform
 import sys
 import tempfile
@@ -33,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import diffusers  # noqa: E402
 import grpc  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
@@ -164,7 +169,7 @@ def time_baseline(pipe, device, args, warm_up: bool = True) -> float:
     return (time.perf_counter() - started) / (args.batches * args.batch_size)
 
 
-def bench_request(args, annotations=()) -> ImageRequest:
+def bench_request(args, annotations=(), feature_reuse: int = 1) -> ImageRequest:
     return ImageRequest(
         prompts=PROMPTS,
         num_images=args.batches * args.batch_size,
@@ -174,6 +179,7 @@ def bench_request(args, annotations=()) -> ImageRequest:
         guidance_scale=7.5,
         seed=0,
         annotations=annotations,
+        feature_reuse=feature_reuse,
     )
 
 
@@ -238,6 +244,19 @@ async def time_rest(engine: ImageEngine, settings: ImageSettings, request: Image
     return elapsed / request.num_images
 
 
+def psnr_vs_exact(engine: ImageEngine, args) -> float:
+    """PSNR in dB of one batch made with feature reuse against the same batch made exactly: how
+    far reuse moves the pixels. With random weights that says nothing about image quality; with
+    a real model's weights it is a first measure of it."""
+    def batch(reuse: int) -> np.ndarray:
+        images = []
+        engine.generate(replace(bench_request(args, feature_reuse=reuse), num_images=args.batch_size), on_image=images.append)
+        return np.stack([np.asarray(Image.open(io.BytesIO(image.png)).convert("RGB"), dtype=np.float64) for image in images])
+
+    error = np.mean((batch(1) - batch(args.feature_reuse)) ** 2)
+    return float("inf") if error == 0 else 10 * math.log10(255**2 / error)
+
+
 def check_compiled(engine: ImageEngine, args) -> str:
     """Whether the measured shapes (plain and traced) run the graphs the warm-up compiled: one
     short batch of each under `fail_on_recompile`. "ok", or torch's account of the guard that
@@ -245,8 +264,9 @@ def check_compiled(engine: ImageEngine, args) -> str:
     and the compiled numbers below would be eager ones."""
     engine.stance_after_warm_up = "fail_on_recompile"
     try:
-        for annotations in ((), ANNOTATIONS):
-            engine.generate(replace(bench_request(args, annotations), num_images=args.batch_size, num_inference_steps=2))
+        for reuse in sorted({1, args.feature_reuse or 1}):  # two steps: a full one, then a shallow one
+            for annotations in ((), ANNOTATIONS):
+                engine.generate(replace(bench_request(args, annotations, reuse), num_images=args.batch_size, num_inference_steps=2))
     except ImageRunFailed as failure:
         return f"failed: {failure.__cause__}"
     finally:
@@ -319,6 +339,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile the engine's UNet and VAE decoder")
     parser.add_argument("--compile-mode", default=None, help="torch.compile mode (default: the service's, SDG_IMAGE_COMPILE_MODE)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="where --tiny finds or builds its model (default: MODEL_CACHE_DIR)")
+    parser.add_argument(
+        "--feature-reuse", type=int, default=0, help="also measure the engine with this feature_reuse (whole UNet every N steps), and its PSNR against exact images"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="last, profile one batch of each into this file (with --compile: the engine's only)")
     args = parser.parse_args()
     args.device = args.device or ("cpu" if args.tiny else "auto")
@@ -359,6 +382,7 @@ def main() -> None:
         device=str(device),
         batch_size=args.batch_size,
         compile=args.compile,
+        warm_up_feature_reuse=args.feature_reuse > 1,
         **({"compile_mode": args.compile_mode} if args.compile_mode else {}),
         max_resolution=max(1024, args.resolution),
     )
@@ -382,6 +406,19 @@ def main() -> None:
         print(json.dumps({"phase": "engine", "engine_s_per_image": round(plain, 4), "ratio_vs_baseline": round(baseline / plain, 3)}), flush=True)
         traced = time_engine(engine, bench_request(args, ANNOTATIONS))
         print(json.dumps({"phase": "traced", "engine_traced_s_per_image": round(traced, 4)}), flush=True)
+        reuse = {}
+        if args.feature_reuse > 1:
+            reused = time_engine(engine, bench_request(args, feature_reuse=args.feature_reuse))
+            reused_traced = time_engine(engine, bench_request(args, ANNOTATIONS, args.feature_reuse))
+            reuse = {
+                "feature_reuse": args.feature_reuse,
+                "reuse_s_per_image": round(reused, 4),
+                "reuse_traced_s_per_image": round(reused_traced, 4),
+                "reuse_ratio_vs_baseline": round(baseline / reused, 3),
+                "reuse_vs_engine": round(plain / reused, 3),
+                "reuse_psnr_vs_exact_db": round(psnr_vs_exact(engine, args), 2),
+            }
+            print(json.dumps({"phase": "feature_reuse", **reuse}), flush=True)
         service = asyncio.run(time_service(engine, settings, bench_request(args)))
         print(json.dumps({"phase": "service", "service_s_per_image": round(service, 4)}), flush=True)
         with tempfile.TemporaryDirectory() as output_dir:
@@ -416,6 +453,7 @@ def main() -> None:
         "rest_vs_engine": round(plain / rest, 3),
         "engine_warm_up_s": round(warm_up_s, 1),
         "compiled_check": compiled_check,
+        **reuse,
     }
     print(json.dumps(result), flush=True)
 

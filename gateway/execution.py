@@ -497,7 +497,13 @@ class JobExecution:
                 "num_inference_steps": plan.images.num_inference_steps,
                 "guidance_scale": plan.images.guidance_scale,
                 "scheduler": self.images_summary.scheduler if self.images_summary else plan.images.scheduler,
+                "feature_reuse": plan.images.feature_reuse,
             }
+            if plan.images.feature_reuse > 1:
+                manifest["images"]["note"] = (
+                    f"approximate: the whole UNet ran every {plan.images.feature_reuse} steps, its shallow layers reusing "
+                    "the deep features in between (after DeepCache); the images differ from feature_reuse 1's"
+                )
         return manifest
 
     def _counts(self) -> dict[str, int]:

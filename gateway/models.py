@@ -59,6 +59,13 @@ class ImageFields(JobRequest):
     guidance_scale: float = Field(7.5, ge=0, le=50)
     scheduler: Scheduler = "default"
     labels: list[str] = Field(default_factory=list, description="Object words to annotate; empty: the prompt's nouns.")
+    feature_reuse: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Run the whole UNet every N steps and only its shallow layers in between, on the deep features of the "
+        "last full step (after DeepCache): at 3, about half of SD-1.5's UNet work; approximate. 1: the exact images.",
+    )
 
     @field_validator("prompts")
     @classmethod

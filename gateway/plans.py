@@ -46,6 +46,7 @@ class ImageSpec:
     labels: list[str] = field(default_factory=list)
     # The first image index to generate: above 0 when a job resumes (see gateway/resume.py).
     first_index: int = 0
+    feature_reuse: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def image_spec(request: ImageFields, num_images: int, seed: int, settings: Gatew
         scheduler=request.scheduler,
         annotations=list(request.annotations),
         labels=[label.strip() for label in request.labels],
+        feature_reuse=request.feature_reuse,
     )
 
 

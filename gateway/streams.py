@@ -112,6 +112,7 @@ def images_request(spec: ImageSpec, prompts: list[str]) -> image_pb2.GenerateIma
         annotations=spec.annotations,
         labels=spec.labels,
         first_index=spec.first_index,
+        feature_reuse=spec.feature_reuse,
     )
 
 

@@ -21,6 +21,7 @@ from image_service.annotations import token_positions
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
 from image_service.finishing import DecodedImage, finish_image, label_heatmaps
 from image_service.model import LoadedImageModel, ModelInfo, load_image_model
+from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.settings import ImageSettings
 from image_service.types import (
     ANNOTATION_KINDS,
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 
 MAX_STEPS = 150
 MAX_GUIDANCE = 50.0
+# The larger, the further the images move from the exact ones; 10 is a generous limit.
+MAX_FEATURE_REUSE = 10
 MAX_SEED = 2**64 - 1  # torch generators take unsigned 64-bit seeds
 # Batch size is set for 512x512; larger images get fewer per batch so activation memory stays put.
 BATCH_PIXEL_BASE = 512 * 512
@@ -77,6 +80,20 @@ class ImageEngine:
         self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
         # One for the engine's lifetime, so a compiled UNet traces the recording once.
         self._recorder = CrossAttentionRecorder()
+        # Feature reuse has a full and a shallow UNet pass of its own (reuse.py), compiled as
+        # functions when the UNet is; the warm-up compiles them only if asked to.
+        self._reuse_unsupported = unsupported_reason(self._pipe.unet)
+        self._reuse_full = self._reuse_shallow = None
+        if self._reuse_unsupported is None:
+            reuse = FeatureReuse(self._pipe.unet)
+            self._reuse_full, self._reuse_shallow = reuse.full, reuse.shallow
+            if settings.compile:
+                self._reuse_full = torch.compile(reuse.full, mode=settings.compile_mode, dynamic=False)
+                self._reuse_shallow = torch.compile(reuse.shallow, mode=settings.compile_mode, dynamic=False)
+        # CUDA graphs (these modes) reuse their output memory on the graph's next run, and the
+        # shallow steps read the full step's deep features after that: they are copied out.
+        self._reuse_copies = settings.compile and settings.compile_mode in ("reduce-overhead", "max-autotune")
+        self._warm_up_reuse = settings.warm_up_feature_reuse and self._reuse_unsupported is None
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> ImageEngine:
@@ -112,19 +129,22 @@ class ImageEngine:
         started = time.perf_counter()
         self._warming_up = True
         try:
-            for width, height in sizes or [(self.default_resolution, self.default_resolution)]:
-                for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
-                    self.generate(
-                        ImageRequest(
-                            prompts=("a warm-up image of a dog",),
-                            num_images=self._batch_size,
-                            width=width,
-                            height=height,
-                            num_inference_steps=2,
-                            seed=0,
-                            annotations=annotations,
+            # Two steps with feature reuse 2 run a full step and a shallow one.
+            for reuse in (1, 2) if self._warm_up_reuse else (1,):
+                for width, height in sizes or [(self.default_resolution, self.default_resolution)]:
+                    for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
+                        self.generate(
+                            ImageRequest(
+                                prompts=("a warm-up image of a dog",),
+                                num_images=self._batch_size,
+                                width=width,
+                                height=height,
+                                num_inference_steps=2,
+                                seed=0,
+                                annotations=annotations,
+                                feature_reuse=reuse,
+                            )
                         )
-                    )
         finally:
             self._warming_up = False
         log.info("warm-up done in %.1fs", time.perf_counter() - started)
@@ -185,6 +205,12 @@ class ImageEngine:
         for label in request.labels:
             if not label.strip():
                 raise InvalidImageRequest("labels", "labels must not be empty")
+        if not 1 <= request.feature_reuse <= MAX_FEATURE_REUSE:
+            raise InvalidImageRequest(
+                "feature_reuse", f"must be within 1..{MAX_FEATURE_REUSE} (1: no reuse), got {request.feature_reuse}"
+            )
+        if request.feature_reuse > 1 and self._reuse_unsupported:
+            raise InvalidImageRequest("feature_reuse", f"this model cannot reuse features: {self._reuse_unsupported}")
 
     # -- 2. Generate --------------------------------------------------------------------------
 
@@ -368,10 +394,19 @@ class _BatchRun:
         # and DPM's timesteps are int64, Euler's float32), so a compiled UNet has one graph for
         # all of them. The same embedding: the UNet converts timesteps to float32 first.
         unet_timesteps = timesteps.to(self.device, torch.float32)
+        reuse, deep = self.request.feature_reuse, None
         for step, t in enumerate(timesteps, start=1):
             model_input = torch.cat([latents] * 2) if self.cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
-            noise = unet(model_input, unet_timesteps[step - 1], encoder_hidden_states=embeds, return_dict=False)[0]
+            timestep = unet_timesteps[step - 1]
+            if reuse == 1:
+                noise = unet(model_input, timestep, encoder_hidden_states=embeds, return_dict=False)[0]
+            elif (step - 1) % reuse:
+                noise = self.engine._reuse_shallow(model_input, timestep, embeds, deep)
+            else:
+                noise, deep = self.engine._reuse_full(model_input, timestep, embeds)
+                if self.engine._reuse_copies:
+                    deep = deep.clone()
             if self.cfg:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.request.guidance_scale * (cond - uncond)

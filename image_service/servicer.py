@@ -44,6 +44,7 @@ def request_from_pb(message: image_pb2.GenerateImagesRequest) -> ImageRequest:
         annotations=tuple(message.annotations),
         labels=tuple(message.labels),
         first_index=message.first_index,
+        feature_reuse=message.feature_reuse or 1,
     )
 
 

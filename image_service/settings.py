@@ -52,6 +52,10 @@ class ImageSettings(BaseSettings):
     # where cuDNN still won the large convolutions. Their gain, and that of the CUDA-graph modes
     # ("reduce-overhead", "max-autotune"), is not measured.
     compile_mode: str = "default"
+    # With `compile`, also compile the two UNet passes of feature reuse (requests with
+    # feature_reuse above 1) at start-up, at each warm-up size, traced and not: about doubles the
+    # warm-up. Without it, a compiled service runs such requests eager, slower than without reuse.
+    warm_up_feature_reuse: bool = False
     # Image sizes the start-up warm-up runs, as "WxH" separated by commas (empty: the model's own
     # resolution). Each costs a few seconds of cuDNN autotuning, or with `compile` a compilation;
     # a compiled service runs sizes it did not warm up eager.

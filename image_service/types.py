@@ -39,6 +39,10 @@ class ImageRequest:
     # Generate only images first_index..num_images-1, each as the whole request would (its seed
     # and prompt depend on its index alone): what resuming a job that stopped part-way asks for.
     first_index: int = 0
+    # Run the whole UNet every `feature_reuse` steps and only its shallow layers on the steps
+    # between, on the deep features of the last full step (image_service/reuse.py). 1: every
+    # step runs the whole UNet, the exact images. Approximate above 1.
+    feature_reuse: int = 1
 
     @property
     def images_wanted(self) -> int:

@@ -44,6 +44,8 @@
       guidance_scale: num(`${prefix}-guidance`),
       scheduler: byId(`${prefix}-scheduler`).value,
       labels: list(`${prefix}-labels`),
+      // Left out at 1, the default, so that a plain request reads as before.
+      feature_reuse: Number(byId(`${prefix}-reuse`).value) > 1 ? Number(byId(`${prefix}-reuse`).value) : undefined,
     };
   }
 

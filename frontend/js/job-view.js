@@ -152,7 +152,9 @@
       el('dl', { class: 'facts' },
         definition('Seed', manifest.seed !== undefined && manifest.seed !== null && el('code', {}, String(manifest.seed)), 'result-seed'),
         definition('Counts', counts),
-        definition('Partial', manifest.partial ? manifest.reason || 'yes' : '')));
+        definition('Partial', manifest.partial ? manifest.reason || 'yes' : ''),
+        // Feature reuse: the images are approximate, and the manifest says so.
+        definition('Images', manifest.images && manifest.images.note, 'result-images-note')));
   }
 
   async function renderRows(box, id, path) {

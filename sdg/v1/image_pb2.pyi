@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateImagesRequest(_message.Message):
-    __slots__ = ("prompts", "num_images", "width", "height", "negative_prompt", "num_inference_steps", "guidance_scale", "seed", "scheduler", "annotations", "labels", "first_index")
+    __slots__ = ("prompts", "num_images", "width", "height", "negative_prompt", "num_inference_steps", "guidance_scale", "seed", "scheduler", "annotations", "labels", "first_index", "feature_reuse")
     PROMPTS_FIELD_NUMBER: _ClassVar[int]
     NUM_IMAGES_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class GenerateImagesRequest(_message.Message):
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     FIRST_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_REUSE_FIELD_NUMBER: _ClassVar[int]
     prompts: _containers.RepeatedScalarFieldContainer[str]
     num_images: int
     width: int
@@ -33,7 +34,8 @@ class GenerateImagesRequest(_message.Message):
     annotations: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.RepeatedScalarFieldContainer[str]
     first_index: int
-    def __init__(self, prompts: _Optional[_Iterable[str]] = ..., num_images: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., scheduler: _Optional[str] = ..., annotations: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., first_index: _Optional[int] = ...) -> None: ...
+    feature_reuse: int
+    def __init__(self, prompts: _Optional[_Iterable[str]] = ..., num_images: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., scheduler: _Optional[str] = ..., annotations: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., first_index: _Optional[int] = ..., feature_reuse: _Optional[int] = ...) -> None: ...
 
 class GenerateImagesResponse(_message.Message):
     __slots__ = ("step", "image", "summary")

@@ -312,6 +312,17 @@ def test_images_with_annotations_and_progress_messages(api):
     assert ("caption" in produced) == any(captions)
 
 
+def test_feature_reuse_is_labelled_approximate_in_the_manifest(api):
+    body = {"prompts": ["a dog"], "num_images": 2, "resolution": [64, 64], "num_inference_steps": 4, "seed": 1}
+    exact, reused = (wait_for_job(api, submit(api, "images", {**body, **extra})) for extra in ({}, {"feature_reuse": 2}))
+    assert exact["status"] == reused["status"] == "completed"
+    manifests = [json.loads((job_folder(job) / "manifest.json").read_text())["images"] for job in (exact, reused)]
+    assert manifests[0]["feature_reuse"] == 1 and "note" not in manifests[0]
+    assert manifests[1]["feature_reuse"] == 2 and manifests[1]["note"].startswith("approximate: the whole UNet ran every 2 steps")
+    png = "images/image_00000.png"
+    assert (job_folder(exact) / png).read_bytes() != (job_folder(reused) / png).read_bytes()
+
+
 def test_jobs_list_is_newest_first(api):
     first = submit(api, "text", {"schema": {"a": "int"}, "num_samples": 1})
     second = submit(api, "text", {"schema": {"a": "int"}, "num_samples": 1})
@@ -559,6 +570,7 @@ def test_complete_jobs_do_not_resume(api):
         ("images", {"prompts": ["x"], "resolution": [500, 512]}, 400, "resolution"),
         ("images", {"prompts": ["x"], "resolution": [2048, 512]}, 400, "resolution"),
         ("images", {"prompts": ["x"], "num_images": 0}, 422, "num_images"),
+        ("images", {"prompts": ["x"], "feature_reuse": 0}, 422, "feature_reuse"),
         ("unified", {"schema": {"a": "int"}, "prompts": ["A {b}"]}, 400, "prompts[0]"),
         ("unified", {"schema": {"a": "int"}, "num_samples": 2, "num_images": 3, "prompts": ["x"]}, 400, "num_images"),
     ],

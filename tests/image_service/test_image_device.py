@@ -76,6 +76,20 @@ def test_cuda_resumed_images_are_the_whole_runs(make_tiny_settings):
         assert resumed.seed == original.seed and np.abs(pixels(resumed) - pixels(original)).max() <= 2
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_feature_reuse(make_tiny_settings):
+    """Feature reuse in fp16: reproducible, and approximate (not the exact images)."""
+    engine = ImageEngine.from_settings(make_tiny_settings(device="cuda"))
+    try:
+        reused = replace(REQUEST, num_inference_steps=7, feature_reuse=3)
+        first, again, exact = generate(engine, reused), generate(engine, reused), generate(engine, replace(reused, feature_reuse=1))
+    finally:
+        engine.close()
+    assert [i.png for i in first] == [i.png for i in again]
+    assert all(np.abs(pixels(a) - pixels(b)).max() > 2 for a, b in zip(first, exact))
+
+
 def test_compile_set_up_wraps_the_unet_and_decoder(make_tiny_settings):
     """The compile switch's set-up, without running the compiled code (inductor needs a C++
     compiler on a CPU, and the compiled path itself runs on the GPU machine)."""
@@ -100,7 +114,9 @@ def test_compiled_engine_compiles_only_at_warm_up(make_tiny_settings, tiny_engin
     from torch._dynamo.utils import counters
 
     size = 64  # the tiny model's own is 512; a second size is warmed up as SDG_IMAGE_WARM_UP_RESOLUTIONS asks
-    engine = ImageEngine.from_settings(make_tiny_settings(compile=True, compile_mode="default", warm_up_resolutions=f"{size}x{size},{size + 16}x{size}"))
+    engine = ImageEngine.from_settings(
+        make_tiny_settings(compile=True, compile_mode="default", warm_up_resolutions=f"{size}x{size},{size + 16}x{size}", warm_up_feature_reuse=True)
+    )
     warmed = [
         ImageRequest(prompts=("a dog next to a car",), num_images=3, width=size, height=size, num_inference_steps=3, seed=2, scheduler=name)
         for name in SCHEDULERS
@@ -108,6 +124,9 @@ def test_compiled_engine_compiles_only_at_warm_up(make_tiny_settings, tiny_engin
     warmed.append(replace(REQUEST, width=size, height=size, num_images=1))
     warmed.append(replace(REQUEST, width=size, height=size, labels=("zebra",)))  # no label found: untraced
     warmed.append(replace(REQUEST, width=size + 16, height=size))
+    # Feature reuse's own two passes, traced and not, with two schedulers.
+    warmed.append(replace(REQUEST, width=size, height=size, num_images=3, num_inference_steps=5, feature_reuse=2))
+    warmed.append(replace(warmed[0], feature_reuse=3, num_inference_steps=7))
     others = [replace(REQUEST, width=size + 32, height=size), replace(REQUEST, width=size, height=size, guidance_scale=1.0)]
     try:
         graphs = counters["stats"]["unique_graphs"]

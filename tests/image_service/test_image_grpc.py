@@ -100,6 +100,7 @@ def test_same_seed_same_bytes_over_grpc(stub):
         (dict(annotations=["depth"]), "annotations"),
         (dict(num_images=0), "num_images"),
         (dict(num_images=2, first_index=2), "first_index"),
+        (dict(feature_reuse=11), "feature_reuse"),
     ],
 )
 def test_bad_requests_are_invalid_argument_naming_the_field(stub, fields, field):

@@ -145,6 +145,7 @@ def test_image_job_shows_step_progress_and_annotated_thumbnails(page, tmp_path):
     page.get_by_test_id("images-steps").fill("2")
     page.get_by_test_id("images-seed").fill("3")
     page.get_by_test_id("images-ann-caption").check()
+    page.get_by_test_id("images-reuse").select_option("2")
     page.get_by_test_id("submit-images").click()
     job_id = submitted_job_id(page, "images")
 
@@ -168,6 +169,8 @@ def test_image_job_shows_step_progress_and_annotated_thumbnails(page, tmp_path):
     expect(overlay).to_be_visible()
     assert int(overlay.get_attribute("data-objects")) >= 1
     expect(view.get_by_test_id("result-model-label")).to_contain_text("demo model")
+    # Feature reuse was asked for: the result says its images are approximate.
+    expect(view.get_by_test_id("result-images-note")).to_contain_text("approximate: the whole UNet ran every 2 steps")
     page.screenshot(path=str(tmp_path / "image-job.png"), full_page=True)
 
 
