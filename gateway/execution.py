@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ class JobExecution:
             for endpoint in (text, image):
                 if endpoint is not None:
                     await self._describe_model(endpoint)
-            self._open_folder()
+            await self._open_folder()
             if self.plan.text is not None:
                 await self._generate_rows(text)
             if image is not None:
@@ -180,7 +181,7 @@ class JobExecution:
             raise ServiceFailure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
         self.models[endpoint.kind] = {"address": endpoint.address, **model.model_dump()}
 
-    def _open_folder(self) -> None:
+    async def _open_folder(self) -> None:
         root = self.settings.output_dir
         if self.resuming:
             self.folder = Path(self.job.output_dir)
@@ -192,7 +193,7 @@ class JobExecution:
                 self.resumed_from = {}
             if self.plan.images is not None:
                 # Opened first, so that however this run ends, the outcome counts the kept images.
-                self.image_writer = ImageDatasetWriter(self.folder, resume=True)
+                await self._open_off_loop("image_writer", lambda: ImageDatasetWriter(self.folder, resume=True))
                 # The kinds the kept images carry, as their run's manifest recorded them.
                 self.image_writer.kinds_produced.update((self.resumed_from.get("annotations") or {}).get("produced") or [])
             self._check_same_models(self.resumed_from.get("model") or {})
@@ -204,6 +205,18 @@ class JobExecution:
         # Rewritten at the end; until then it says what runs (models, seed, request), for a
         # folder whose gateway dies first (gateway.salvage completes it).
         write_json_atomic(self.folder / "manifest.json", self._manifest([], "not finished"))
+
+    async def _open_off_loop(self, attribute: str, open_writer: Callable[[], Any]) -> None:
+        """Sets `attribute` to open_writer(), run on a worker thread: opening a resumed job's files
+        parses them (and writes a Parquet file anew), seconds for a large job, and the event loop
+        keeps serving meanwhile. A cancellation that arrives first waits for the writer, so that
+        _finish closes it like any other."""
+        task = asyncio.ensure_future(asyncio.to_thread(open_writer))
+        try:
+            setattr(self, attribute, await asyncio.shield(task))
+        except asyncio.CancelledError:
+            setattr(self, attribute, await task)
+            raise
 
     def _check_same_models(self, before: dict[str, dict[str, Any]]) -> None:
         """A resumed job's new images must come from the model that made its first ones."""
@@ -245,7 +258,8 @@ class JobExecution:
         write_json_atomic(self.folder / "schema.json", self._data_schema())
         kept = self.kept_rows or []
         if self.plan.type == "text":
-            self.row_writer = RowWriter(self.folder, self.plan.output_format or "json", spec.schema, kept=self.kept_rows)
+            output_format = self.plan.output_format or "json"
+            await self._open_off_loop("row_writer", lambda: RowWriter(self.folder, output_format, spec.schema, kept=self.kept_rows))
         else:
             self.rows = list(kept)
             self.row_spool = Spool(self.folder / UNIFIED_ROWS_SPOOL)
