@@ -73,13 +73,24 @@ def heatmap_to_mask(heatmap: np.ndarray) -> np.ndarray:
     if not scaled.any():
         return np.zeros(heatmap.shape, dtype=bool)
     threshold = min(max(otsu_threshold(scaled), MIN_THRESHOLD), MAX_THRESHOLD)
-    mask = ndimage.binary_fill_holes(scaled >= threshold)
+    mask = fill_holes(scaled >= threshold)
     labels, count = ndimage.label(mask)
     if count <= 1:
         return mask
     sizes = np.bincount(labels.ravel())[1:]
     keep = np.flatnonzero(sizes >= KEEP_COMPONENT_RATIO * sizes.max()) + 1
     return np.isin(labels, keep)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`ndimage.binary_fill_holes(mask)`, in one labelling pass instead of its dilation repeated
+    until nothing changes (8 of the 17 ms one 512x512 object took): background that no
+    4-connected path links to the image's edge is a hole."""
+    background, count = ndimage.label(~mask)  # 4-connected, as binary_fill_holes' default structure
+    if count == 0:
+        return mask.copy()
+    edge = np.unique(np.concatenate((background[0], background[-1], background[:, 0], background[:, -1])))
+    return ~np.isin(background, edge[edge > 0])
 
 
 def mask_to_bbox(mask: np.ndarray) -> BoundingBox | None:
