@@ -42,6 +42,9 @@ class CrossAttentionRecorder:
         self.cond_rows = slice(0, 0)
         self._buckets: dict[tuple[int, int], torch.Tensor] = {}
         self._wrappers: dict[int, TracingAttnProcessor] = {}
+        # Latent grid -> the grids some layer recorded at: the UNet's structure decides, so it is
+        # read from the buffers (a device sync) until found, and not for every batch after.
+        self._written: dict[tuple[int, int], list[tuple[int, int]]] = {}
 
     def reset(self, latent_hw: tuple[int, int], cond_rows: slice, device: torch.device | str = "cpu") -> None:
         """Starts a batch on a latent grid of `latent_hw`: `cond_rows` are the rows of the UNet
@@ -102,9 +105,12 @@ class CrossAttentionRecorder:
         """(batch, TOKENS, h, w) float32 attention at the finest recorded resolution, summed over
         every recorded layer and step; map k belongs to token k + 1. None if nothing was
         recorded."""
-        written = {hw: maps for hw, maps in self._buckets.items() if bool(maps.any())}
-        if not written:
+        latent = (self.latent_height, self.latent_width)
+        grids = self._written.get(latent) or [hw for hw, maps in self._buckets.items() if bool(maps.any())]
+        if not grids:
             return None
+        self._written[latent] = grids
+        written = {hw: self._buckets[hw] for hw in grids}
         size = max(written, key=lambda hw: hw[0] * hw[1])
         total = None
         for hw, maps in written.items():

@@ -11,7 +11,7 @@ import random
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
@@ -19,7 +19,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from image_service.annotations import token_positions
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
-from image_service.finishing import DecodedImage, finish_image, label_heatmaps
+from image_service.finishing import DecodedImage, finish_image, upsampled_heatmaps
 from image_service.model import LoadedImageModel, ModelInfo, load_image_model
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.settings import ImageSettings
@@ -310,42 +310,50 @@ class _BatchRun:
         self.recorder = engine._recorder
         self._embeds: dict[str, torch.Tensor] = {}
         self._negative: torch.Tensor | None = None
+        self._in_flight: _InFlight | None = None  # the last decoded batch, not yet handed off
 
     def execute(self) -> bool:
-        """Runs every batch; returns True when the step callback stopped the call."""
+        """Runs every batch; returns True when the step callback stopped the call.
+
+        Batches overlap at their seam: a decoded batch's pixels and heatmaps are copied to the
+        host behind the GPU's queue, and handed to the finishing pool only once the next batch's
+        first step is queued, so the GPU does not idle while the host waits for those copies and
+        prepares the next batch."""
         full = batch_rows(self.request, self.engine.batch_size)
-        for batch in plan_batches(self.request, self.engine.batch_size):
-            filled = batch + batch[-1:] * (full - len(batch)) if self.engine._compiled else batch
-            prompts = [self.request.prompt_for(i) for i in filled]
-            label_positions = [self._label_positions(p) for p in prompts[: len(batch)]] if self.traced else []
-            # A batch where no prompt has a label runs untraced: nothing to record, and a compiled
-            # engine has graphs for exactly two cases (recording everything or nothing).
-            traced = any(label_positions)
-            if traced:
-                rows = slice(len(filled), 2 * len(filled)) if self.cfg else slice(0, len(filled))
-                self.recorder.reset(self.latent_hw, rows, self.device)
-            with tracing_cross_attention(self.pipe.unet, self.recorder) if traced else nullcontext():
-                latents = self._denoise(filled, prompts, images=len(batch))
-            if latents is None:
-                return True
-            pixels = self._decode(latents)
-            token_maps = self.recorder.token_maps() if traced else None  # None: nothing recorded
-            height, width = self.request.height, self.request.width
-            for row, index in enumerate(batch):
-                decoded = DecodedImage(
-                    index=index,
-                    prompt=prompts[row],
-                    seed=self.seed + index,
-                    pixels=pixels[row],
-                    # Upsampled here, on the device: see finishing.py for why not in the pool.
-                    heatmaps={} if token_maps is None else label_heatmaps(token_maps[row], label_positions[row], height, width),
-                    want_bbox="bbox" in self.request.annotations,
-                    want_segmentation="segmentation" in self.request.annotations,
-                    # The prompt is the caption: no captioning model runs.
-                    caption=prompts[row] if "caption" in self.request.annotations else "",
-                )
-                self.delivery.submit(self.engine._finishers.submit(finish_image, decoded))
+        try:
+            for batch in plan_batches(self.request, self.engine.batch_size):
+                filled = batch + batch[-1:] * (full - len(batch)) if self.engine._compiled else batch
+                prompts = [self.request.prompt_for(i) for i in filled]
+                label_positions = [self._label_positions(p) for p in prompts[: len(batch)]] if self.traced else []
+                # A batch where no prompt has a label runs untraced: nothing to record, and a compiled
+                # engine has graphs for exactly two cases (recording everything or nothing).
+                traced = any(label_positions)
+                if traced:
+                    rows = slice(len(filled), 2 * len(filled)) if self.cfg else slice(0, len(filled))
+                    self.recorder.reset(self.latent_hw, rows, self.device)
+                with tracing_cross_attention(self.pipe.unet, self.recorder) if traced else nullcontext():
+                    latents = self._denoise(filled, prompts, images=len(batch))
+                if latents is None:
+                    self._hand_off()
+                    return True
+                heatmaps = [([], None)] * len(batch)
+                if traced:  # queued before the next batch resets the recorder: this batch's maps
+                    token_maps = self.recorder.token_maps()  # None: nothing recorded
+                    size = (self.request.height, self.request.width)
+                    heatmaps = [upsampled_heatmaps(None if token_maps is None else token_maps[row], label_positions[row], *size) for row in range(len(batch))]
+                self._in_flight = _InFlight(self, batch, prompts, self._decode(latents), heatmaps)
+        except BaseException:
+            # The batch decoded before a failure is whole: deliver it if the device still can.
+            with suppress(Exception):
+                self._hand_off()
+            raise
+        self._hand_off()
         return False
+
+    def _hand_off(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.hand_off()
 
     def _label_positions(self, prompt: str) -> dict[str, list[int]]:
         labels = self.request.labels or tuple(object_words(prompt))
@@ -371,6 +379,15 @@ class _BatchRun:
             return conditional
         return torch.cat([self._negative.expand_as(conditional), conditional])
 
+    def _upload(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The tensor on the device, its copy queued behind the device's work. A plain `.to()`
+        from pageable memory waits for the device to finish everything queued (the previous
+        batch's decode), which would idle the GPU at every batch's start; from pinned memory,
+        `non_blocking` does not wait."""
+        if self.device.type != "cuda":
+            return tensor.to(self.device)
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
     def _denoise(self, batch: list[int], prompts: list[str], images: int) -> torch.Tensor | None:
         """The denoising loop of the diffusers pipeline, over latents drawn per image from that
         image's own generator (so an image does not depend on its batch-mates). `images` of the
@@ -379,7 +396,8 @@ class _BatchRun:
         generators = [torch.Generator("cpu").manual_seed(self.seed + i) for i in batch]
         unet = self.pipe.unet
         shape = (len(batch), unet.config.in_channels, *self.latent_hw)
-        latents = randn_tensor(shape, generator=generators, device=self.device, dtype=embeds.dtype)
+        # Drawn on the CPU, as randn_tensor draws for CPU generators whatever the device.
+        latents = self._upload(randn_tensor(shape, generator=generators, device=torch.device("cpu"), dtype=embeds.dtype))
         scheduler = self.scheduler
         # The scheduler's timesteps stay on the CPU, where its coefficient tables are: with them
         # on the GPU, PNDM's step reads a device scalar back (`prev_timestep >= 0`, a table
@@ -393,7 +411,7 @@ class _BatchRun:
         # The UNet's copy, on the device in one transfer, and float32 for every scheduler (PNDM's
         # and DPM's timesteps are int64, Euler's float32), so a compiled UNet has one graph for
         # all of them. The same embedding: the UNet converts timesteps to float32 first.
-        unet_timesteps = timesteps.to(self.device, torch.float32)
+        unet_timesteps = self._upload(timesteps.to(torch.float32))
         reuse, deep = self.request.feature_reuse, None
         for step, t in enumerate(timesteps, start=1):
             model_input = torch.cat([latents] * 2) if self.cfg else latents
@@ -411,6 +429,8 @@ class _BatchRun:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.request.guidance_scale * (cond - uncond)
             latents = scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
+            if step == 1:
+                self._hand_off()  # the GPU has this batch's first step queued meanwhile
             self.delivery.deliver_ready()
             if self.on_step is not None:
                 progress = StepProgress(
@@ -424,14 +444,53 @@ class _BatchRun:
                     return None
         return latents
 
-    def _decode(self, latents: torch.Tensor):
-        """VAE decode to (batch, height, width, 3) uint8 on the CPU, with the pipeline's exact
+    def _decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """VAE decode to (batch, height, width, 3) uint8 on the device, with the pipeline's exact
         arithmetic (denormalise in the model dtype, scale and round in float32)."""
         vae = self.pipe.vae
         images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
         images = (images * 0.5 + 0.5).clamp(0, 1)
         images = (images.float() * 255).round().to(torch.uint8)
-        return images.permute(0, 2, 3, 1).cpu().numpy()
+        return images.permute(0, 2, 3, 1)
+
+
+class _InFlight:
+    """A decoded batch on its way to the host: its pixels and heatmaps are copied behind the work
+    already queued on the device, and `hand_off` waits for those copies alone, then passes each
+    image to the finishing pool."""
+
+    def __init__(self, run: _BatchRun, batch: list[int], prompts: list[str], pixels: torch.Tensor, heatmaps):
+        self.run = run
+        self.batch = batch
+        self.prompts = prompts
+        # Device-to-host copies with non_blocking land in pinned memory, read once `ready` is.
+        self.pixels = pixels.to("cpu", non_blocking=True)
+        self.heatmaps = [(labels, None if maps is None else maps.to("cpu", non_blocking=True)) for labels, maps in heatmaps]
+        self.ready = None
+        if pixels.device.type == "cuda":
+            self.ready = torch.cuda.Event()
+            self.ready.record()
+
+    def hand_off(self) -> None:
+        if self.ready is not None:
+            self.ready.synchronize()
+        run, request = self.run, self.run.request
+        pixels = self.pixels.numpy()
+        for row, index in enumerate(self.batch):
+            labels, maps = self.heatmaps[row]
+            decoded = DecodedImage(
+                index=index,
+                prompt=self.prompts[row],
+                seed=run.seed + index,
+                pixels=pixels[row],
+                # Upsampled on the device: see finishing.py for why not in the pool.
+                heatmaps={} if maps is None else dict(zip(labels, maps.numpy())),
+                want_bbox="bbox" in request.annotations,
+                want_segmentation="segmentation" in request.annotations,
+                # The prompt is the caption: no captioning model runs.
+                caption=self.prompts[row] if "caption" in request.annotations else "",
+            )
+            run.delivery.submit(run.engine._finishers.submit(finish_image, decoded))
 
 
 def batch_rows(request: ImageRequest, batch_size: int) -> int:

@@ -38,17 +38,25 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def upsampled_heatmaps(
+    token_maps: torch.Tensor | None, label_positions: dict[str, list[int]], height: int, width: int
+) -> tuple[list[str], torch.Tensor | None]:
+    """Each label's attention map at image size, (labels, height, width) float32 on the maps'
+    device: its tokens' maps summed, upsampled bilinearly. `token_maps` is one image's (tokens,
+    h, w) maps, map k for token k+1. Queues device work only; nothing waits for it."""
+    if token_maps is None or not label_positions:
+        return [], None
+    labels = list(label_positions)
+    per_label = torch.stack([token_maps[[p - 1 for p in label_positions[label]]].sum(dim=0) for label in labels])
+    return labels, F.interpolate(per_label[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
 def label_heatmaps(
     token_maps: torch.Tensor | None, label_positions: dict[str, list[int]], height: int, width: int
 ) -> dict[str, np.ndarray]:
-    """Each label's attention map at image size: its tokens' maps summed, upsampled bilinearly.
-    `token_maps` is one image's (tokens, h, w) maps, map k for token k+1, on any device."""
-    if token_maps is None or not label_positions:
-        return {}
-    labels = list(label_positions)
-    per_label = torch.stack([token_maps[[p - 1 for p in label_positions[label]]].sum(dim=0) for label in labels])
-    upsampled = F.interpolate(per_label[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
-    return dict(zip(labels, upsampled.cpu().numpy()))
+    """upsampled_heatmaps as a dict of host arrays, label -> (height, width)."""
+    labels, maps = upsampled_heatmaps(token_maps, label_positions, height, width)
+    return {} if maps is None else dict(zip(labels, maps.cpu().numpy()))
 
 
 def finish_image(decoded: DecodedImage) -> GeneratedImage:
