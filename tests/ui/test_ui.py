@@ -217,6 +217,26 @@ def test_a_cancelled_image_job_resumes_from_its_view(page, gateway):
     expect(view.get_by_test_id("thumbnail")).to_have_count(16)
 
 
+def test_a_cancelled_text_job_resumes_from_its_view(page, gateway):
+    body = {"schema": {"city": "string", "zip": "int"}, "num_samples": 1500, "output_format": "jsonl"}
+    job_id = httpx.post(f"{gateway.address}/generate/text", json=body).json()["job_id"]
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"]["rows_done"] < 1:
+        assert time.monotonic() < deadline, "no row was written"
+        time.sleep(0.02)
+    httpx.post(f"{gateway.address}/jobs/{job_id}/cancel")
+    item = job_item(page, job_id)
+    expect(item.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
+    item.locator(".job-id").click()
+    view = page.get_by_test_id("job-view")
+    view.get_by_test_id("job-view-resume").click()
+    expect(page.locator("#jobs-notice")).to_have_text(re.compile(rf"^Resuming {job_id}: \d+ rows? of 1500 kept$"))
+    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    expect(view.get_by_test_id("job-view-resumes")).to_have_text(re.compile(r"^once \(kept \d+ rows?\)$"))
+    expect(view.get_by_test_id("job-view-stats")).to_contain_text("rows 1500/1500")
+    expect(view.get_by_test_id("job-view-resume")).to_have_count(0)
+
+
 def test_unified_job_pairs_rows_with_images(page, tmp_path):
     page.get_by_test_id("tab-unified").click()
     # The default schema has product, color and price; a chip inserts a placeholder at the caret.
