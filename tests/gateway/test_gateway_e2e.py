@@ -354,18 +354,21 @@ def test_cancel_a_running_images_job(api):
     assert (finished["status"], finished["message"]) == ("completed", "completed: 1 image")
 
 
-def cancelled_after_an_image(api: httpx.Client, kind: str, body: dict, timeout: float) -> tuple[str, dict, int]:
-    """Submits a job and cancels it as soon as it has finished an image: its id, its final status
-    and how many images its folder kept."""
+def cancelled_after(api: httpx.Client, kind: str, body: dict, stat: str, timeout: float) -> tuple[str, dict]:
+    """Submits a job and cancels it as soon as its status counts one of `stat` ("rows_done",
+    "images_done"): its id and its final status."""
     job_id = submit(api, kind, body)
     deadline = time.monotonic() + timeout
-    while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 1:
-        assert time.monotonic() < deadline, "no image was finished"
+    while api.get(f"/status/{job_id}").json()["stats"][stat] < 1:
+        assert time.monotonic() < deadline, f"{stat} stayed 0"
         time.sleep(0.02)
     api.post(f"/jobs/{job_id}/cancel")
-    stopped = wait_for_job(api, job_id, timeout=30)
-    kept = len((job_folder(stopped) / "images" / "metadata.jsonl").read_text().splitlines())
-    return job_id, stopped, kept
+    return job_id, wait_for_job(api, job_id, timeout=30)
+
+
+def kept_images(status: dict) -> int:
+    """How many images a stopped job's folder kept."""
+    return len((job_folder(status) / "images" / "metadata.jsonl").read_text().splitlines())
 
 
 def test_resume_finishes_a_cancelled_images_job_as_one_run_would(api):
@@ -376,7 +379,8 @@ def test_resume_finishes_a_cancelled_images_job_as_one_run_would(api):
         "num_inference_steps": 25,
         "annotations": ["bbox", "segmentation", "caption"],
     }  # no seed: the gateway draws one, and a resumed run must find it in the manifest
-    job_id, stopped, kept = cancelled_after_an_image(api, "images", body, timeout=120)
+    job_id, stopped = cancelled_after(api, "images", body, "images_done", timeout=120)
+    kept = kept_images(stopped)
     assert stopped["status"] == "cancelled" and stopped["partial"] is True
     folder = job_folder(stopped)
     assert 1 <= kept < 10, "the test needs a job stopped part-way"
@@ -430,7 +434,8 @@ def test_resume_finishes_a_unified_job_stopped_in_its_images(api, output_format)
         "resolution": [128, 128],
         "num_inference_steps": 25,
     }
-    job_id, stopped, kept = cancelled_after_an_image(api, "unified", body, timeout=300)
+    job_id, stopped = cancelled_after(api, "unified", body, "images_done", timeout=300)
+    kept = kept_images(stopped)
     folder = job_folder(stopped)
     assert stopped["partial"] and 1 <= kept < 12, "the test needs a job stopped in its images"
     seed = json.loads((folder / "manifest.json").read_text())["seed"]
@@ -456,17 +461,6 @@ def test_resume_finishes_a_unified_job_stopped_in_its_images(api, output_format)
     assert manifest["model"]["text"] == expected["model"]["text"] and not any(p.name.startswith(".") for p in folder.rglob("*"))
 
 
-def cancelled_after_a_row(api: httpx.Client, kind: str, body: dict, timeout: float) -> tuple[str, dict]:
-    """Submits a job and cancels it as soon as it has some rows: its id and its final status."""
-    job_id = submit(api, kind, body)
-    deadline = time.monotonic() + timeout
-    while api.get(f"/status/{job_id}").json()["stats"]["rows_done"] < 1:
-        assert time.monotonic() < deadline, "no row was written"
-        time.sleep(0.02)
-    api.post(f"/jobs/{job_id}/cancel")
-    return job_id, wait_for_job(api, job_id, timeout=30)
-
-
 def canonical(rows: list[dict]) -> list[str]:
     return [json.dumps(row, sort_keys=True) for row in rows]
 
@@ -477,7 +471,7 @@ def test_resume_finishes_a_cancelled_text_job_keeping_its_rows(api, output_forma
     a repeat, sampled with the seed the resume records."""
     schema = {"name": {"type": "string", "maxLength": 10}, "age": "int", "joined": "date"}
     body = {"schema": schema, "num_samples": 300, "output_format": output_format}
-    job_id, stopped = cancelled_after_a_row(api, "text", body, timeout=120)
+    job_id, stopped = cancelled_after(api, "text", body, "rows_done", timeout=120)
     folder = job_folder(stopped)
     data_schema = json.loads((folder / "schema.json").read_text())
     kept = read_rows(folder, output_format, data_schema)
@@ -528,7 +522,7 @@ def test_resume_finishes_a_unified_job_stopped_in_its_rows(api):
         "output_format": "csv",
         **SMALL_IMAGES,
     }
-    job_id, stopped = cancelled_after_a_row(api, "unified", body, timeout=120)
+    job_id, stopped = cancelled_after(api, "unified", body, "rows_done", timeout=120)
     folder = job_folder(stopped)
     kept = pd.read_csv(folder / "data.csv")
     assert stopped["partial"] and 1 <= len(kept) < 200 and kept["image_file"].isna().all()

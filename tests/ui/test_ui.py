@@ -195,34 +195,13 @@ def test_running_image_job_reports_steps_and_can_be_cancelled(page):
     expect(item.get_by_test_id("job-cancel")).to_be_hidden()
 
 
-def test_a_cancelled_image_job_resumes_from_its_view(page, gateway):
-    # Enough images that the resumed run is still going when the page shows its notice.
-    body = {"prompts": ["a lighthouse on a cliff"], "num_images": 16, "resolution": [64, 64], "num_inference_steps": 30}
-    job_id = httpx.post(f"{gateway.address}/generate/images", json=body).json()["job_id"]
+def resume_from_its_view(page, gateway, kind: str, body: dict, stat: str):
+    """Submits a job, cancels it over the API once its status counts one of `stat`, and clicks
+    Resume in its view: the job's list item and view."""
+    job_id = httpx.post(f"{gateway.address}/generate/{kind}", json=body).json()["job_id"]
     deadline = time.monotonic() + 120
-    while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"]["step"] < 1:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
-    httpx.post(f"{gateway.address}/jobs/{job_id}/cancel")
-    item = job_item(page, job_id)
-    expect(item.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
-    item.locator(".job-id").click()
-    view = page.get_by_test_id("job-view")
-    view.get_by_test_id("job-view-resume").click()
-    expect(page.locator("#jobs-notice")).to_have_text(re.compile(rf"^Resuming {job_id}: \d+ images? of 16 kept$"))
-    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
-    expect(page.locator("#jobs-notice")).to_have_text("")  # the notice goes once the resumed run has ended
-    expect(view.get_by_test_id("job-view-resumes")).to_contain_text(re.compile(r"^once \(kept \d+ images?\)$"))
-    expect(view.get_by_test_id("job-view-resume")).to_have_count(0)
-    expect(view.get_by_test_id("thumbnail")).to_have_count(16)
-
-
-def test_a_cancelled_text_job_resumes_from_its_view(page, gateway):
-    body = {"schema": {"city": "string", "zip": "int"}, "num_samples": 1500, "output_format": "jsonl"}
-    job_id = httpx.post(f"{gateway.address}/generate/text", json=body).json()["job_id"]
-    deadline = time.monotonic() + 120
-    while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"]["rows_done"] < 1:
-        assert time.monotonic() < deadline, "no row was written"
+    while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"][stat] < 1:
+        assert time.monotonic() < deadline, f"{stat} stayed 0"
         time.sleep(0.02)
     httpx.post(f"{gateway.address}/jobs/{job_id}/cancel")
     item = job_item(page, job_id)
@@ -230,6 +209,24 @@ def test_a_cancelled_text_job_resumes_from_its_view(page, gateway):
     item.locator(".job-id").click()
     view = page.get_by_test_id("job-view")
     view.get_by_test_id("job-view-resume").click()
+    return job_id, item, view
+
+
+def test_a_cancelled_image_job_resumes_from_its_view(page, gateway):
+    # Enough images that the resumed run is still going when the page shows its notice.
+    body = {"prompts": ["a lighthouse on a cliff"], "num_images": 16, "resolution": [64, 64], "num_inference_steps": 30}
+    job_id, item, view = resume_from_its_view(page, gateway, "images", body, "step")
+    expect(page.locator("#jobs-notice")).to_have_text(re.compile(rf"^Resuming {job_id}: \d+ images? of 16 kept$"))
+    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#jobs-notice")).to_have_text("")  # the notice goes once the resumed run has ended
+    expect(view.get_by_test_id("job-view-resumes")).to_have_text(re.compile(r"^once \(kept \d+ images?\)$"))
+    expect(view.get_by_test_id("job-view-resume")).to_have_count(0)
+    expect(view.get_by_test_id("thumbnail")).to_have_count(16)
+
+
+def test_a_cancelled_text_job_resumes_from_its_view(page, gateway):
+    body = {"schema": {"city": "string", "zip": "int"}, "num_samples": 1500, "output_format": "jsonl"}
+    job_id, item, view = resume_from_its_view(page, gateway, "text", body, "rows_done")
     expect(page.locator("#jobs-notice")).to_have_text(re.compile(rf"^Resuming {job_id}: \d+ rows? of 1500 kept$"))
     expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
     expect(view.get_by_test_id("job-view-resumes")).to_have_text(re.compile(r"^once \(kept \d+ rows?\)$"))
