@@ -48,9 +48,10 @@ class JobRunner:
         if jobs:
             log.info("queued %d jobs again from before the restart", len(jobs))
 
-    def resume(self, job_id: str) -> Job:
+    def resume(self, job_id: str, start: bool = True) -> Job:
         """Queues a stopped job again, to generate the rows and images it lacks into its own folder
-        (gateway/resume.py). Raises JobConflict saying why when it cannot be."""
+        (gateway/resume.py). Raises JobConflict saying why when it cannot be. `start=False` only
+        records it as queued to resume, for the next gateway to run."""
         job = self.store.get(job_id)
         check_resumable(job)
         plan = resume_plan(job, self.settings)
@@ -68,8 +69,21 @@ class JobRunner:
         job.status, job.error, job.partial, job.finished_at, job.files = "queued", None, False, None, []
         job.message = f"queued to resume: {' and '.join(kept)} kept"
         self.store.save(job)
-        self.submit(job, plan)
+        if start:
+            self.submit(job, plan)
         return job
+
+    def resume_interrupted(self, jobs: list[Job], start: bool = True) -> None:
+        """With SDG_RESUME_INTERRUPTED, queues the jobs a shutdown or crash stopped to resume."""
+        if not self.settings.resume_interrupted:
+            return
+        for job in jobs:
+            try:
+                self.resume(job.job_id, start)
+            except JobConflict as err:
+                log.warning("interrupted job %s is not resumed: %s", job.job_id, err)
+            else:
+                log.info("interrupted job %s queued to resume", job.job_id)
 
     def submit(self, job: Job, plan: JobPlan) -> None:
         execution = JobExecution(job, plan, self.store, self.clients, self.settings)
@@ -115,3 +129,6 @@ class JobRunner:
         if entries:
             log.info("stopping %d unfinished jobs", len(entries))
             await asyncio.gather(*(task for task, _ in entries), return_exceptions=True)
+            # Recorded as queued to resume, for the next gateway's requeue to run.
+            stopped = [execution.job for _, execution in entries if execution.job.error == SHUTDOWN]
+            self.resume_interrupted(stopped, start=False)

@@ -696,3 +696,32 @@ def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_servi
             assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "manifest.json", "schema.json"]
     finally:
         restarted.stop()
+
+
+def test_with_resume_interrupted_a_crash_or_a_shutdown_only_pauses_a_job(text_service, image_service, service_logs, tmp_path):
+    """SDG_RESUME_INTERRUPTED: the job a crash cut off resumes when the gateway starts again, and
+    so does the one a shutdown stopped; each ends whole, its first rows kept."""
+    env = {"SDG_RESUME_INTERRUPTED": "true"}
+    body = {"schema": {"city": {"type": "string", "maxLength": 10}, "zip": "int"}, "num_samples": 2000, "output_format": "jsonl"}
+    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **env)
+    try:
+        for stop in ("crash", "shutdown"):
+            with httpx.Client(base_url=gateway.address, timeout=30) as api:
+                job_id, deadline = submit(api, "text", body), time.monotonic() + 60
+                while api.get(f"/status/{job_id}").json()["stats"]["rows_done"] < 1:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.02)
+            if stop == "crash":
+                gateway.proc.kill()
+                gateway.proc.wait()
+            else:
+                gateway.stop()  # SIGTERM: uvicorn shuts down, and the gateway stops its jobs
+            gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **env)
+            with httpx.Client(base_url=gateway.address, timeout=30) as api:
+                status = wait_for_job(api, job_id, timeout=120)
+            assert (status["status"], status["message"]) == ("completed", "completed: 2000 rows"), (stop, status)
+            [resume] = status["resumes"]
+            rows = (job_folder(status) / "data.jsonl").read_text().splitlines()
+            assert 1 <= resume["rows_kept"] < 2000 and len(set(rows)) == len(rows) == 2000, stop
+    finally:
+        gateway.stop()
