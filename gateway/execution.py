@@ -66,6 +66,13 @@ def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:
     return json.dumps(json_value(row, schema), sort_keys=True, ensure_ascii=False)
 
 
+def spooled_from(path: Path, items: list) -> Spool:
+    """A spool at `path` that already holds `items`."""
+    spool = Spool(path)
+    spool.write(items)
+    return spool
+
+
 def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int) -> RowsSummary:
     """The account of a resumed job's rows after one more call to the text service, which
     sent `added` new rows and `repeats` that repeated rows the job had."""
@@ -262,8 +269,7 @@ class JobExecution:
             await self._open_off_loop("row_writer", lambda: RowWriter(self.folder, output_format, spec.schema, kept=self.kept_rows))
         else:
             self.rows = list(kept)
-            self.row_spool = Spool(self.folder / UNIFIED_ROWS_SPOOL)
-            self.row_spool.write(self.rows)
+            await self._open_off_loop("row_spool", lambda: spooled_from(self.folder / UNIFIED_ROWS_SPOOL, kept))
         stats.rows_done = len(kept)
         if self.resuming:
             self.rows_summary = self._rows_before()
@@ -273,7 +279,9 @@ class JobExecution:
             return
         # A resumed job drops any row that repeats one it kept; within one call, the service
         # itself drops repeats.
-        seen = None if spec.keep_duplicates or not self.resuming else {row_key(row, spec.schema) for row in kept}
+        seen = None
+        if self.resuming and not spec.keep_duplicates:
+            seen = await asyncio.to_thread(lambda: {row_key(row, spec.schema) for row in kept})  # seconds for a million rows
         repeats = 0
 
         def on_progress(done: int, total: int) -> None:

@@ -513,6 +513,24 @@ def test_a_resumed_job_drops_rows_that_repeat_kept_ones(api):
     assert repeats >= 2 - (len(rows) - len(kept)), (before, after)  # each round's rows: one of two, seen
 
 
+def test_a_unified_job_short_of_rows_keeps_its_images_when_resumed(api):
+    """Two rows are all a boolean column allows: the first run pairs an image with each and ends
+    partial; the resumed run finds no new row, and leaves every image as it was."""
+    body = {"schema": {"yes": "bool"}, "num_samples": 5, "prompts": ["a sign saying {yes}"], **SMALL_IMAGES}
+    first = wait_for_job(api, submit(api, "unified", body))
+    folder = job_folder(first)
+    rows = json.loads((folder / "data.json").read_text())
+    images = {p.name: p.read_bytes() for p in (folder / "images").glob("*.png")}
+    assert first["status"] == "completed" and first["partial"] and 1 <= len(rows) == len(images) <= 2
+
+    assert api.post(f"/jobs/{first['job_id']}/resume").status_code == 202
+    resumed = wait_for_job(api, first["job_id"])
+    assert resumed["status"] == "completed" and resumed["partial"] and f"{len(rows)} of 5 rows" in resumed["message"]
+    assert [(r["rows_kept"], r["images_kept"]) for r in resumed["resumes"]] == [(len(rows), len(rows))]
+    assert json.loads((folder / "data.json").read_text()) == rows
+    assert {p.name: p.read_bytes() for p in (folder / "images").glob("*.png")} == images
+
+
 def test_resume_finishes_a_unified_job_stopped_in_its_rows(api):
     """The resumed run adds the rows the job lacks, then makes every image, each from its row."""
     body = {
