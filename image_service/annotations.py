@@ -53,9 +53,20 @@ def normalize(heatmap: np.ndarray) -> np.ndarray:
     return (heatmap - low) / (high - low)
 
 
+def histogram01(values: np.ndarray, bins: int = 256) -> np.ndarray:
+    """`np.histogram(values, bins, range=(0, 1))[0]` for values in [0, 1], a quarter of its time
+    for 256 bins: a power-of-two bin count makes every edge and every `value * bins` exact in
+    floating point, so the bin is the product's floor (1.0 joins the last bin) and numpy's
+    rounding corrections never apply."""
+    if bins & (bins - 1):
+        return np.histogram(values, bins=bins, range=(0.0, 1.0))[0]
+    return np.bincount(np.minimum((values.ravel() * bins).astype(np.intp), bins - 1), minlength=bins)
+
+
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """The threshold in [0, 1] that maximises the between-class variance of `values` (in [0, 1])."""
-    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    hist = histogram01(values, bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     weight_low = np.cumsum(hist)
     weight_high = weight_low[-1] - weight_low

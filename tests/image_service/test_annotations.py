@@ -10,6 +10,7 @@ from pycocotools import mask as coco_mask
 
 from image_service.annotations import (
     fill_holes,
+    histogram01,
     annotate_object,
     attention_score,
     heatmap_to_mask,
@@ -128,6 +129,14 @@ def test_holes_are_filled_as_scipy_fills_them():
     for mask in masks:
         np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
     assert fill_holes(ring).sum() == 25
+
+
+def test_histogram_is_numpys():
+    rng = np.random.default_rng(3)
+    edges = np.arange(257) / 256  # every bin edge, 0 and 1 included
+    for values in (rng.random(10_000), edges, np.nextafter(edges, -1).clip(0, 1), rng.random((7, 9)) ** 4):
+        for bins in (256, 64, 100):  # 100: not a power of two, numpy's own
+            np.testing.assert_array_equal(histogram01(values, bins), np.histogram(values, bins=bins, range=(0.0, 1.0))[0])
 
 
 def test_otsu_splits_two_modes():
