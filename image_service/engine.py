@@ -94,6 +94,7 @@ class ImageEngine:
         # shallow steps read the full step's deep features after that: they are copied out.
         self._reuse_copies = settings.compile and settings.compile_mode in ("reduce-overhead", "max-autotune")
         self._warm_up_reuse = settings.warm_up_feature_reuse and self._reuse_unsupported is None
+        self._warned_reuse_eager = False
 
     @classmethod
     def from_settings(cls, settings: ImageSettings) -> ImageEngine:
@@ -225,6 +226,9 @@ class ImageEngine:
         index order. Returns the summary (partial when stopped); raises InvalidImageRequest before
         any work, or ImageRunFailed (with what was delivered) if generation fails."""
         self.validate(request)
+        if request.feature_reuse > 1 and self._compiled and not self._warm_up_reuse and not self._warned_reuse_eager:
+            self._warned_reuse_eager = True
+            log.warning("feature_reuse runs eager on this compiled service: set SDG_IMAGE_WARM_UP_FEATURE_REUSE=true to compile it at start-up")
         seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
         kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
         started = time.perf_counter()
