@@ -373,15 +373,23 @@ class _BatchRun:
         encoding each distinct prompt once per call."""
         missing = list(dict.fromkeys(p for p in prompts if p not in self._embeds))
         if missing:
-            negative = [self.request.negative_prompt] * len(missing) if self.request.negative_prompt else None
-            positive, negatives = self.pipe.encode_prompt(missing, self.device, 1, self.cfg, negative_prompt=negative)
-            self._embeds.update(zip(missing, positive))
+            self._embeds.update(zip(missing, self._embed_texts(missing)))
             if self.cfg and self._negative is None:
-                self._negative = negatives[0]
+                self._negative = self._embed_texts([self.request.negative_prompt] * len(missing))[0]
         conditional = torch.stack([self._embeds[p] for p in prompts])
         if not self.cfg:
             return conditional
         return torch.cat([self._negative.expand_as(conditional), conditional])
+
+    def _embed_texts(self, texts: list[str]) -> torch.Tensor:
+        """CLIP embeddings as the pipeline's `encode_prompt` computes them (SDG uses neither clip
+        skip nor LoRA scales), with the token ids uploaded through `_upload`: a unified job meets
+        new prompts in every batch, and encode_prompt's plain `.to()` would wait there for the
+        previous batch's decode."""
+        tokenizer, encoder = self.pipe.tokenizer, self.pipe.text_encoder
+        tokens = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
+        mask = self._upload(tokens.attention_mask) if getattr(encoder.config, "use_attention_mask", False) else None
+        return encoder(self._upload(tokens.input_ids), attention_mask=mask)[0].to(encoder.dtype)
 
     def _upload(self, tensor: torch.Tensor) -> torch.Tensor:
         """The tensor on the device, its copy queued behind the device's work. A plain `.to()`
