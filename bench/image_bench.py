@@ -5,12 +5,14 @@ the whole service path: REST to a gateway process, which writes the dataset.
 
 Full mode builds SD-1.5's UNet, VAE and CLIP text encoder from their published configs (written
 below) with random weights: speed does not depend on the weights' values, and nothing is
-downloaded. `--tiny` runs the tiny demo pipeline on the CPU with a few steps, as a smoke test.
+downloaded. `--model` loads a pipeline with real weights instead. `--tiny` runs the tiny demo
+pipeline on the CPU with a few steps, as a smoke test.
 
     python bench/image_bench.py                 # SD-1.5 architecture, 512x512, 30 steps, batch 8
     python bench/image_bench.py --compile       # engine with torch.compile (baseline stays eager)
     python bench/image_bench.py --feature-reuse 3   # also the engine with feature reuse (approximate)
     python bench/image_bench.py --tiny          # seconds on a CPU
+    python bench/image_bench.py --model DIR --feature-reuse 3   # real weights: reuse's PSNR is a fidelity measure
 
 The last line printed is one JSON object with the results.
 """
@@ -133,8 +135,7 @@ def build_sd15(device: torch.device, dtype: torch.dtype) -> StableDiffusionPipel
     return pipe.to(device, dtype)
 
 
-def load_tiny(cache_dir: Path, device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
-    folder = build_tiny(cache_dir)
+def load_folder(folder: Path | str, device: torch.device, dtype: torch.dtype) -> StableDiffusionPipeline:
     pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, safety_checker=None, requires_safety_checker=False)
     return pipe.to(device)
 
@@ -331,6 +332,10 @@ def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) ->
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="tiny demo pipeline on the CPU, few steps")
+    parser.add_argument(
+        "--model", default=None, help="a pipeline folder or Hugging Face id with real weights, instead of SD-1.5's architecture with random "
+        "weights: with --feature-reuse, its PSNR against the exact images then measures fidelity"
+    )
     parser.add_argument("--device", default=None, help="torch device (default: auto; cpu for --tiny)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per denoising batch (8; 2 for --tiny)")
     parser.add_argument("--batches", type=int, default=2, help="timed batches per measurement")
@@ -365,9 +370,12 @@ def main() -> None:
     def on_model_thread(fn, *fn_args):
         return model_thread.submit(fn, *fn_args).result()
 
+    mode = "tiny" if args.tiny else args.model or "sd15-architecture"
     if args.tiny:
         cache_dir = args.cache_dir or ImageSettings().model_cache_dir  # MODEL_CACHE_DIR, as the service
-        pipe = on_model_thread(load_tiny, cache_dir, device, dtype)
+        pipe = on_model_thread(load_folder, build_tiny(cache_dir), device, dtype)
+    elif args.model:
+        pipe = on_model_thread(load_folder, args.model, device, dtype)
     else:
         pipe = on_model_thread(build_sd15, device, dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -378,7 +386,7 @@ def main() -> None:
 
     # 2. The engine on the same modules: first as loaded, then tuned as the service tunes them.
     settings = ImageSettings(
-        model="tiny" if args.tiny else "sd15-architecture-random-weights",
+        model=mode,
         device=str(device),
         batch_size=args.batch_size,
         compile=args.compile,
@@ -386,7 +394,8 @@ def main() -> None:
         **({"compile_mode": args.compile_mode} if args.compile_mode else {}),
         max_resolution=max(1024, args.resolution),
     )
-    info = ModelInfo(settings.model, "in-memory", True, True, str(device), str(dtype), "bench (random weights)")
+    demo = not args.model  # the tiny model and the built architecture have random weights
+    info = ModelInfo(settings.model, "in-memory", demo, True, str(device), str(dtype), "bench (random weights)" if demo else f"bench ({mode})")
     engine = ImageEngine(LoadedImageModel(pipe, info, device, dtype), settings, model_thread)
     # As loaded, before the service's layout changes: separates what the engine's own loop costs
     # from what the service's tuning does (fused QKV; channels_last too when compiled).
@@ -431,7 +440,7 @@ def main() -> None:
 
     result = {
         "bench": "image",
-        "mode": "tiny" if args.tiny else "sd15-architecture",
+        "mode": mode,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "dtype": str(dtype).removeprefix("torch."),
         "torch": torch.__version__,
