@@ -146,6 +146,7 @@ class Resume(BaseModel):
     rows_seed: int | None = Field(
         None, description="The seed the resumed run samples the rows it lacks with; null when it lacks none."
     )
+    automatic: bool = Field(False, description="Made by the gateway when it started again (SDG_RESUME_INTERRUPTED), not by a request.")
 
 
 class JobSummary(BaseModel):

@@ -22,6 +22,14 @@ REQUEUED = "queued again after a gateway restart"
 CANCEL_WAIT_S = 10.0
 
 
+def stuck(job: Job) -> bool:
+    """Whether the gateway's own last two resumes of `job` each ended with nothing more done: the
+    job likely brings the gateway down, and is left for a person to resume."""
+    last = job.resumes[-2:]
+    kept = (kept_rows(job) if job.type != "images" else None, kept_images(job) if job.type != "text" else None)
+    return len(last) == 2 and all(r.automatic and (r.rows_kept, r.images_kept) == kept for r in last)
+
+
 class JobRunner:
     def __init__(self, settings: GatewaySettings, store: JobStore, clients: ServiceClients):
         self.settings = settings
@@ -48,14 +56,14 @@ class JobRunner:
         if jobs:
             log.info("queued %d jobs again from before the restart", len(jobs))
 
-    def resume(self, job_id: str, start: bool = True) -> Job:
+    def resume(self, job_id: str, start: bool = True, automatic: bool = False) -> Job:
         """Queues a stopped job again, to generate the rows and images it lacks into its own folder
         (gateway/resume.py). Raises JobConflict saying why when it cannot be. `start=False` only
         records it as queued to resume, for the next gateway to run."""
         job = self.store.get(job_id)
         check_resumable(job)
         plan = resume_plan(job, self.settings)
-        resume = Resume(at=utc_now())
+        resume = Resume(at=utc_now(), automatic=automatic)
         kept = []
         if plan.text is not None:
             resume.rows_kept = kept_rows(job)
@@ -78,8 +86,11 @@ class JobRunner:
         if not self.settings.resume_interrupted:
             return
         for job in jobs:
+            if stuck(job):
+                log.warning("interrupted job %s is not resumed: twice resumed at a start and stopped again with no more done", job.job_id)
+                continue
             try:
-                self.resume(job.job_id, start)
+                self.resume(job.job_id, start, automatic=True)
             except JobConflict as err:
                 log.warning("interrupted job %s is not resumed: %s", job.job_id, err)
             else:

@@ -37,8 +37,8 @@ class GatewaySettings(BaseSettings):
     # Deadline for the short calls (health, model info) that tell whether a service is there at all.
     probe_timeout_s: float = Field(3.0, gt=0, validation_alias="SDG_PROBE_TIMEOUT_S")
     # Jobs a gateway shutdown or crash stopped part-way are resumed when the gateway starts again
-    # (as POST /jobs/{id}/resume would). Off: they stay failed, resumable by hand. A job that
-    # brings the gateway down would then be tried again at every start.
+    # (as POST /jobs/{id}/resume would). Off: they stay failed, resumable by hand. On, a job that
+    # two such resumes in a row left with nothing more done is left for a person (runner.stuck).
     resume_interrupted: bool = Field(False, validation_alias="SDG_RESUME_INTERRUPTED")
     # Job files are rewritten on every state change but at most this often for progress alone.
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")

@@ -740,6 +740,6 @@ def test_with_resume_interrupted_a_crash_or_a_shutdown_only_pauses_a_job(text_se
             assert (status["status"], status["message"]) == ("completed", "completed: 2000 rows"), (stop, status)
             [resume] = status["resumes"]
             rows = (job_folder(status) / "data.jsonl").read_text().splitlines()
-            assert 1 <= resume["rows_kept"] < 2000 and len(set(rows)) == len(rows) == 2000, stop
+            assert resume["automatic"] and 1 <= resume["rows_kept"] < 2000 and len(set(rows)) == len(rows) == 2000, stop
     finally:
         gateway.stop()

@@ -286,8 +286,41 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
         status = wait(client, job.job_id)
     assert (status["status"], status["partial"], status["output_path"]) == ("failed", True, folder.name)
     assert error in status["error"], status["error"]
-    assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1, "rows_kept": None, "rows_seed": None}]
+    assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1, "rows_kept": None, "rows_seed": None, "automatic": False}]
     assert (folder / "images" / "image_00000.png").exists() and (folder / "manifest.json").read_text() == manifest
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_a_job_the_gateway_resumed_twice_for_nothing_is_not_resumed_again(tmp_path, scripted, progress):
+    """With SDG_RESUME_INTERRUPTED, a job cut off again after each of the gateway's last two resumes
+    of it, with nothing more done, is likely what brings the gateway down: it stays failed. One
+    that got further is resumed (and then fails here: no image service listens)."""
+    app_settings = settings(tmp_path, scripted.address, SDG_RESUME_INTERRUPTED="true")
+    app_settings.jobs_dir.mkdir(parents=True)
+    from gateway.jobs import JobStore
+    from gateway.models import Resume
+    from gateway.outputs import ImageDatasetWriter
+    from gateway.results import GeneratedImage
+
+    folder = tmp_path / "out" / "images_20260101_000000"
+    folder.mkdir(parents=True)
+    with ImageDatasetWriter(folder) as writer:
+        for index in range(2 if progress else 1):
+            writer.add(GeneratedImage(index, "a dog", 7 + index, b"\x89PNG not really", 64, 64, objects=[]))
+    (folder / "manifest.json").write_text('{"seed": 7}')
+    store = JobStore(app_settings.jobs_dir)
+    store.load()
+    job = store.create("images", {"prompts": ["a dog"], "num_images": 3, "resolution": [64, 64]}, "")
+    job.status, job.output_dir, job.output_path = "running", str(folder), folder.name  # as a crash leaves it
+    job.resumes = [Resume(at=f"2026-01-01T00:0{i}:00Z", images_kept=1, automatic=True) for i in (1, 2)]
+    store.save(job)
+    with TestClient(create_app(app_settings)) as client:
+        status = wait(client, job.job_id)
+    assert (status["status"], status["partial"]) == ("failed", True)
+    if progress:
+        assert len(status["resumes"]) == 3 and status["resumes"][-1]["automatic"] and "image service" in status["error"]
+    else:
+        assert len(status["resumes"]) == 2 and status["error"] == "interrupted: gateway restarted"
 
 
 def test_files_outside_the_job_folder_are_not_served(tmp_path, scripted):
