@@ -48,7 +48,7 @@
     const kept = resumes.map((r) => [
       r.rows_kept !== null && r.rows_kept !== undefined ? plural(r.rows_kept, 'row') : '',
       r.images_kept !== null && r.images_kept !== undefined ? plural(r.images_kept, 'image') : '',
-    ].filter(Boolean).join(', ')).join('; then ');
+    ].filter(Boolean).join(', ') + (r.automatic ? ', at a gateway restart' : '')).join('; then ');
     return `${resumes.length === 1 ? 'once' : `${resumes.length} times`} (kept ${kept})`;
   }
 
