@@ -27,7 +27,7 @@ from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
-from gateway.resume import rows_seed
+from gateway.resume import added_rows, row_key, rows_seed
 from gateway.settings import GatewaySettings
 from gateway.streams import generate_images, generate_rows
 
@@ -61,36 +61,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:
-    """What makes two rows the same row, however their files wrote them (a number 5 or 5.0)."""
-    return json.dumps(json_value(row, schema), sort_keys=True, ensure_ascii=False)
-
-
 def spooled_from(path: Path, items: list) -> Spool:
     """A spool at `path` that already holds `items`."""
     spool = Spool(path)
     spool.write(items)
     return spool
-
-
-def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int) -> RowsSummary:
-    """The account of a resumed job's rows after one more call to the text service, which
-    sent `added` new rows and `repeats` that repeated rows the job had."""
-    rows = before.rows_generated + added
-    # The share of distinct rows, over both runs, weighted by the rows each one added.
-    distinct = (before.distinct_ratio * before.rows_generated + call.distinct_ratio * added) / rows if rows else 1.0
-    return dataclasses.replace(
-        before,
-        rows_generated=rows,
-        rows_invalid=before.rows_invalid + call.rows_invalid,
-        duplicates_removed=before.duplicates_removed + call.duplicates_removed + repeats,
-        distinct_ratio=distinct,
-        elapsed_s=before.elapsed_s + call.elapsed_s,
-        tokens_generated=before.tokens_generated + call.tokens_generated,
-        tokens_forced=before.tokens_forced + call.tokens_forced,
-        partial=rows < before.rows_requested,
-        reason=call.reason or (f"{repeats} rows repeated rows the job had" if rows < before.rows_requested and repeats else ""),
-    )
 
 
 def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str, Any]]:

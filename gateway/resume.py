@@ -14,14 +14,18 @@ rows), but they are not the rows an uninterrupted run would have written."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import JobConflict
 from gateway.jobs import Job
 from gateway.outputs.images import IMAGES_DIR
+from gateway.outputs.tables import json_value
 from gateway.plans import JobPlan, stored_plan
+from gateway.results import RowsSummary
 from gateway.settings import GatewaySettings
 
 
@@ -99,3 +103,28 @@ def kept_rows(job: Job) -> int:
         return int(_manifest(job).get("counts", {}).get("generated", 0))
     except (JobConflict, TypeError, ValueError):
         return 0
+
+
+def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:
+    """What makes two rows the same row, however their files wrote them (a number 5 or 5.0)."""
+    return json.dumps(json_value(row, schema), sort_keys=True, ensure_ascii=False)
+
+
+def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int) -> RowsSummary:
+    """The account of a resumed job's rows after one more call to the text service, which
+    sent `added` new rows and `repeats` that repeated rows the job had."""
+    rows = before.rows_generated + added
+    # The share of distinct rows, over both runs, weighted by the rows each one added.
+    distinct = (before.distinct_ratio * before.rows_generated + call.distinct_ratio * added) / rows if rows else 1.0
+    return dataclasses.replace(
+        before,
+        rows_generated=rows,
+        rows_invalid=before.rows_invalid + call.rows_invalid,
+        duplicates_removed=before.duplicates_removed + call.duplicates_removed + repeats,
+        distinct_ratio=distinct,
+        elapsed_s=before.elapsed_s + call.elapsed_s,
+        tokens_generated=before.tokens_generated + call.tokens_generated,
+        tokens_forced=before.tokens_forced + call.tokens_forced,
+        partial=rows < before.rows_requested,
+        reason=call.reason or (f"{repeats} rows repeated rows the job had" if rows < before.rows_requested and repeats else ""),
+    )
