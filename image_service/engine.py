@@ -4,7 +4,6 @@ an ImageRequest and returns dataclasses; the gRPC servicer only converts."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import random
@@ -14,7 +13,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext, suppress
 
 import torch
-from diffusers import DPMSolverMultistepScheduler, EulerAncestralDiscreteScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from image_service.annotations import token_positions
@@ -22,6 +20,7 @@ from image_service.attention import CrossAttentionRecorder, tracing_cross_attent
 from image_service.finishing import DecodedImage, finish_image, upsampled_heatmaps
 from image_service.model import LoadedImageModel, ModelInfo, load_image_model
 from image_service.reuse import FeatureReuse, unsupported_reason
+from image_service.schedulers import make_scheduler, scheduler_step_kwargs
 from image_service.settings import ImageSettings
 from image_service.types import (
     ANNOTATION_KINDS,
@@ -307,8 +306,8 @@ class _BatchRun:
         self.delivery = delivery
         self.on_step = on_step
         self.cfg = request.guidance_scale > 1.0  # as the diffusers pipeline decides
-        self.scheduler = _make_scheduler(engine._default_scheduler, request.scheduler)
-        self.step_kwargs = _step_kwargs(self.scheduler)
+        self.scheduler = make_scheduler(engine._default_scheduler, request.scheduler, self._upload)
+        self.step_kwargs = scheduler_step_kwargs(self.scheduler)
         self.traced = bool(TRACED_KINDS & set(request.annotations))
         self.latent_hw = (request.height // self.pipe.vae_scale_factor, request.width // self.pipe.vae_scale_factor)
         self.recorder = engine._recorder
@@ -517,24 +516,3 @@ def plan_batches(request: ImageRequest, batch_size: int) -> list[list[int]]:
     size = batch_rows(request, batch_size)
     indices = list(range(request.first_index, request.num_images))
     return [indices[i : i + size] for i in range(0, len(indices), size)]
-
-
-def _make_scheduler(default, name: str):
-    """A fresh scheduler per call (schedulers keep per-run state), sharing the model's noise
-    schedule configuration."""
-    if name == "dpm++":
-        return DPMSolverMultistepScheduler.from_config(default.config, algorithm_type="dpmsolver++")
-    if name == "euler_a":
-        return EulerAncestralDiscreteScheduler.from_config(default.config)
-    return type(default).from_config(default.config)
-
-
-def _step_kwargs(scheduler) -> dict:
-    """eta=0 (deterministic DDIM) and the generators, for schedulers whose step() takes them."""
-    accepted = inspect.signature(scheduler.step).parameters
-    kwargs = {}
-    if "eta" in accepted:
-        kwargs["eta"] = 0.0
-    if "generator" in accepted:
-        kwargs["generator"] = None  # replaced per batch with the batch's generators
-    return kwargs

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
 from image_service.engine import plan_batches
@@ -130,11 +130,14 @@ def test_schedulers_differ(tiny_engine):
     assert len(set(pngs.values())) == 3
 
 
-def test_matches_the_plain_diffusers_pipeline(tiny_engine, tiny_model_dir):
+@pytest.mark.parametrize("scheduler", ["default", "euler_a"])  # euler_a: SDG's copy of its step draws the noise
+def test_matches_the_plain_diffusers_pipeline(tiny_engine, tiny_model_dir, scheduler):
     """The engine's loop is the pipeline's arithmetic: same seeds, same pixels (the bench's ratio
     compares equal work)."""
     pipe = StableDiffusionPipeline.from_pretrained(tiny_model_dir, safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
+    if scheduler == "euler_a":
+        pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(pipe.scheduler.config)
     prompts = ["a dog in a park", "a red car"]
     generators = [torch.Generator("cpu").manual_seed(7 + i) for i in range(2)]
     expected = pipe(
@@ -142,7 +145,7 @@ def test_matches_the_plain_diffusers_pipeline(tiny_engine, tiny_model_dir):
     ).images
     images, _ = run(
         tiny_engine,
-        request(prompts=tuple(prompts), num_images=2, width=96, height=64, num_inference_steps=3, seed=7, negative_prompt="blurry"),
+        request(prompts=tuple(prompts), num_images=2, width=96, height=64, num_inference_steps=3, seed=7, negative_prompt="blurry", scheduler=scheduler),
     )
     for image, reference in zip(images, expected):
         np.testing.assert_array_equal(pixels(image.png), np.asarray(reference))
