@@ -306,7 +306,8 @@ def kernel_summary(prof, seconds: float, images: int) -> str:
 
 def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) -> str:
     """One batch each of the plain pipeline (eager runs only: a compiled engine compiled the
-    pipeline's own UNet in place), the engine and the engine tracing, under torch.profiler: GPU
+    pipeline's own UNet in place), the engine, the engine tracing and, with --feature-reuse, the
+    engine reusing features, under torch.profiler: GPU
     time by kernel kind, then the ops and kernels that took the most time, as text tables."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -319,6 +320,8 @@ def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) ->
         ("engine", lambda: time_engine(engine, bench_request(one_batch))),
         ("engine, tracing", lambda: time_engine(engine, bench_request(one_batch, ANNOTATIONS))),
     ]
+    if args.feature_reuse > 1:  # where a shallow step's time goes, against a whole one's
+        runs.append((f"engine, feature reuse {args.feature_reuse}", lambda: time_engine(engine, bench_request(one_batch, feature_reuse=args.feature_reuse))))
     tables = []
     for name, run in runs:
         with profile(activities=activities) as prof:
