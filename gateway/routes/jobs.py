@@ -46,9 +46,10 @@ async def cancel_job(job_id: str, runner: RunnerDep) -> JobStatus:
     responses={**NOT_FOUND, 409: {"description": "The job cannot resume; the detail says why"}},
 )
 async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
-    """Queues a stopped images job, or a unified job whose rows are all written, to generate only
-    the images it lacks, into the same folder, with the same seed: the finished dataset is the one
-    an uninterrupted run makes (gateway/resume.py)."""
+    """Queues a job that stopped short (cancelled, failed, or completed partial) to generate only
+    the rows and images it lacks, into the same folder. Images get the job's seed, so they are the
+    ones an uninterrupted run makes; rows are sampled anew, none a repeat of a kept row
+    (gateway/resume.py)."""
     return runner.resume(job_id)
 
 
