@@ -39,8 +39,8 @@ class JobNotFound(LookupError):
 
 
 class OutputFileNotFound(LookupError):
-    def __init__(self, job_id: str, path: str):
-        super().__init__(f"job {job_id!r} has no output file {path!r}")
+    def __init__(self, job_id: str, path: str | None = None):
+        super().__init__(f"job {job_id!r} has no output folder" if path is None else f"job {job_id!r} has no output file {path!r}")
 
 
 class JobConflict(RuntimeError):

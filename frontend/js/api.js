@@ -97,6 +97,11 @@
     return url(`/jobs/${encodeURIComponent(jobId)}/files/${encoded}`);
   }
 
+  /** The whole finished output as one ZIP (GET /jobs/{id}/archive). */
+  function archiveUrl(jobId) {
+    return url(`/jobs/${encodeURIComponent(jobId)}/archive`);
+  }
+
   async function fileText(jobId, path) {
     const response = await fetch(fileUrl(jobId, path));
     if (!response.ok) throw new ApiError(response.status, `${path}: ${response.status} ${response.statusText}`, null);
@@ -108,6 +113,7 @@
     url,
     parseJson,
     fileUrl,
+    archiveUrl,
     fileText,
     health,
     ApiError,

@@ -126,6 +126,8 @@
     const imageBox = images.length > 0 && section(
       `Images (${images.length})`, 'result-images', el('p', { class: 'muted' }, 'loading…'));
     const fileList = section(`Files (${files.length})`, 'result-files',
+      el('p', {}, el('a', { href: SDG.api.archiveUrl(id), download: '', class: 'btn btn-small', dataset: { testid: 'result-archive' } },
+        'Download all (.zip)')),
       el('ul', { class: 'file-list' }, files.map((f) => el('li', {},
         el('a', { href: SDG.api.fileUrl(id, f), target: '_blank', rel: 'noopener', dataset: { testid: 'result-file' } }, f)))));
     append(box, [modelBox, dataBox, imageBox, fileList]);

@@ -1,15 +1,17 @@
-"""Job status, listing, cancellation and output files."""
+"""Job status, listing, cancellation, resumption and output files, one by one or as a ZIP."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from fastapi import APIRouter, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from gateway.deps import RunnerDep, StoreDep
-from gateway.errors import OutputFileNotFound
+from gateway.errors import JobConflict, OutputFileNotFound
 from gateway.models import JobStatus, JobSummary
+from gateway.outputs import list_files
+from gateway.outputs.archive import zip_folder
 
 router = APIRouter(tags=["jobs"])
 
@@ -51,6 +53,31 @@ async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
     ones an uninterrupted run makes; rows are sampled anew, none a repeat of a kept row
     (gateway/resume.py)."""
     return runner.resume(job_id)
+
+
+@router.get(
+    "/jobs/{job_id}/archive",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "The job's folder as a ZIP file"},
+        **NOT_FOUND,
+        409: {"description": "The job is still queued or running"},
+    },
+)
+async def job_archive(job_id: str, store: StoreDep) -> StreamingResponse:
+    """The whole output of a finished job as one ZIP file, `<folder>/...` inside, streamed as it
+    is written (the files `files` lists)."""
+    job = store.get(job_id)
+    if not job.finished:
+        raise JobConflict(f"job {job_id} is {job.status}; its output can be archived once it has finished")
+    if job.output_dir is None or not Path(job.output_dir).is_dir():
+        raise OutputFileNotFound(job_id)
+    folder = Path(job.output_dir)
+    return StreamingResponse(
+        zip_folder(folder, list_files(folder)),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{folder.name}.zip"'},
+    )
 
 
 @router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)

@@ -3,10 +3,12 @@ their tiny demo models (tests/conftest.py), driven over HTTP the way SEED.md's c
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -321,6 +323,28 @@ def test_feature_reuse_is_labelled_approximate_in_the_manifest(api):
     assert manifests[1]["feature_reuse"] == 2 and manifests[1]["note"].startswith("approximate: the whole UNet ran every 2 steps")
     png = "images/image_00000.png"
     assert (job_folder(exact) / png).read_bytes() != (job_folder(reused) / png).read_bytes()
+
+
+def test_a_finished_job_downloads_as_one_zip(api):
+    body = {"schema": {"name": "string"}, "num_samples": 3, "prompts": ["a portrait of {name}"], "annotations": ["bbox"], **SMALL_IMAGES}
+    status = wait_for_job(api, submit(api, "unified", body))
+    folder = job_folder(status)
+    response = api.get(f"/jobs/{status['job_id']}/archive")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert response.headers["content-disposition"] == f'attachment; filename="{folder.name}.zip"'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.testzip() is None
+        assert archive.namelist() == [f"{folder.name}/{name}" for name in status["files"]]
+        for name in status["files"]:
+            assert archive.read(f"{folder.name}/{name}") == (folder / name).read_bytes(), name
+        kinds = {info.filename.rsplit(".", 1)[-1]: info.compress_type for info in archive.infolist()}
+    assert kinds["png"] == zipfile.ZIP_STORED and kinds["json"] == zipfile.ZIP_DEFLATED
+
+    running = submit(api, "images", {"prompts": ["a slow one"], "num_images": 40, "resolution": [128, 128], "num_inference_steps": 30})
+    response = api.get(f"/jobs/{running}/archive")
+    assert response.status_code == 409 and "once it has finished" in response.json()["detail"]
+    api.post(f"/jobs/{running}/cancel")
+    assert api.get("/jobs/job_000000000000/archive").status_code == 404
 
 
 def test_jobs_list_is_newest_first(api):

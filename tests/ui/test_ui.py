@@ -171,6 +171,12 @@ def test_image_job_shows_step_progress_and_annotated_thumbnails(page, tmp_path):
     expect(view.get_by_test_id("result-model-label")).to_contain_text("demo model")
     # Feature reuse was asked for: the result says its images are approximate.
     expect(view.get_by_test_id("result-images-note")).to_contain_text("approximate: the whole UNet ran every 2 steps")
+    # The whole output in one download.
+    archive = view.get_by_test_id("result-archive")
+    href = archive.evaluate("a => a.href")  # absolute
+    assert href.endswith(f"/jobs/{job_id}/archive")
+    response = page.request.get(href)
+    assert response.ok and response.headers["content-type"] == "application/zip" and response.body()[:2] == b"PK"
     page.screenshot(path=str(tmp_path / "image-job.png"), full_page=True)
 
 
