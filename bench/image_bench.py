@@ -258,16 +258,15 @@ def psnr_vs_exact(engine: ImageEngine, args) -> float:
     return float("inf") if error == 0 else 10 * math.log10(255**2 / error)
 
 
-def check_compiled(engine: ImageEngine, args) -> str:
-    """Whether the measured shapes (plain and traced) run the graphs the warm-up compiled: one
-    short batch of each under `fail_on_recompile`. "ok", or torch's account of the guard that
-    failed; then the engine would run those shapes eager (the service's stance after warm-up),
-    and the compiled numbers below would be eager ones."""
+def check_compiled(engine: ImageEngine, args, feature_reuse: int = 1) -> str:
+    """Whether the measured shapes (plain and traced, with this feature_reuse) run the graphs the
+    warm-up compiled: one short batch of each under `fail_on_recompile`. "ok", or torch's
+    account of the guard that failed; then the engine would run those shapes eager (the
+    service's stance after warm-up), and the compiled numbers below would be eager ones."""
     engine.stance_after_warm_up = "fail_on_recompile"
     try:
-        for reuse in sorted({1, args.feature_reuse or 1}):  # two steps: a full one, then a shallow one
-            for annotations in ((), ANNOTATIONS):
-                engine.generate(replace(bench_request(args, annotations, reuse), num_images=args.batch_size, num_inference_steps=2))
+        for annotations in ((), ANNOTATIONS):  # two steps: with reuse, a full one, then a shallow one
+            engine.generate(replace(bench_request(args, annotations, feature_reuse), num_images=args.batch_size, num_inference_steps=2))
     except ImageRunFailed as failure:
         return f"failed: {failure.__cause__}"
     finally:
@@ -408,7 +407,10 @@ def main() -> None:
     compile_mode = settings.compile_mode if args.compile else None
     on_model_thread(tune_for_device, pipe, device, compile_mode)
     warm_started = time.perf_counter()
-    engine.warm_up([(args.resolution, args.resolution)])  # as the service's: the shapes measured below, traced and not
+    # As the service's: the shapes measured below, traced and not. Feature reuse's graphs come
+    # later, after the exact engine's numbers, so that a run cut short still has those.
+    sizes = [(args.resolution, args.resolution)]
+    engine.warm_up(sizes, feature_reuse=(1,))
     warm_up_s = time.perf_counter() - warm_started
     print(json.dumps({"phase": "engine_warm_up", "engine_warm_up_s": round(warm_up_s, 1)}), flush=True)
     compiled_check = check_compiled(engine, args) if args.compile else "not compiled"
@@ -418,24 +420,29 @@ def main() -> None:
         print(json.dumps({"phase": "engine", "engine_s_per_image": round(plain, 4), "ratio_vs_baseline": round(baseline / plain, 3)}), flush=True)
         traced = time_engine(engine, bench_request(args, ANNOTATIONS))
         print(json.dumps({"phase": "traced", "engine_traced_s_per_image": round(traced, 4)}), flush=True)
-        reuse = {}
-        if args.feature_reuse > 1:
-            reused = time_engine(engine, bench_request(args, feature_reuse=args.feature_reuse))
-            reused_traced = time_engine(engine, bench_request(args, ANNOTATIONS, args.feature_reuse))
-            reuse = {
-                "feature_reuse": args.feature_reuse,
-                "reuse_s_per_image": round(reused, 4),
-                "reuse_traced_s_per_image": round(reused_traced, 4),
-                "reuse_ratio_vs_baseline": round(baseline / reused, 3),
-                "reuse_vs_engine": round(plain / reused, 3),
-                "reuse_psnr_vs_exact_db": round(psnr_vs_exact(engine, args), 2),
-            }
-            print(json.dumps({"phase": "feature_reuse", **reuse}), flush=True)
         service = asyncio.run(time_service(engine, settings, bench_request(args)))
         print(json.dumps({"phase": "service", "service_s_per_image": round(service, 4)}), flush=True)
         with tempfile.TemporaryDirectory() as output_dir:
             rest = asyncio.run(time_rest(engine, settings, bench_request(args), Path(output_dir)))
         print(json.dumps({"phase": "rest", "rest_s_per_image": round(rest, 4)}), flush=True)
+        reuse = {}
+        if args.feature_reuse > 1:
+            warm_started = time.perf_counter()
+            engine.warm_up(sizes, feature_reuse=(2,))
+            reuse = {"feature_reuse": args.feature_reuse, "reuse_warm_up_s": round(time.perf_counter() - warm_started, 1)}
+            if args.compile:
+                reuse["reuse_compiled_check"] = check_compiled(engine, args, args.feature_reuse)
+            print(json.dumps({"phase": "feature_reuse_warm_up", **reuse}), flush=True)
+            reused = time_engine(engine, bench_request(args, feature_reuse=args.feature_reuse))
+            reused_traced = time_engine(engine, bench_request(args, ANNOTATIONS, args.feature_reuse))
+            reuse.update(
+                reuse_s_per_image=round(reused, 4),
+                reuse_traced_s_per_image=round(reused_traced, 4),
+                reuse_ratio_vs_baseline=round(baseline / reused, 3),
+                reuse_vs_engine=round(plain / reused, 3),
+                reuse_psnr_vs_exact_db=round(psnr_vs_exact(engine, args), 2),
+            )
+            print(json.dumps({"phase": "feature_reuse", **reuse}), flush=True)
         if args.profile:
             args.profile.write_text(profile_batches(pipe, engine, device, args, on_model_thread))
     finally:

@@ -122,15 +122,16 @@ class ImageEngine:
         self._model_thread.shutdown(wait=True)
         self._finishers.shutdown(wait=True)
 
-    def warm_up(self, sizes: list[tuple[int, int]] | None = None) -> None:
+    def warm_up(self, sizes: list[tuple[int, int]] | None = None, feature_reuse: tuple[int, ...] | None = None) -> None:
         """Runs full batches at each (width, height) in `sizes` (default: the model's own square
-        resolution) with guidance, traced and untraced: cuDNN's autotuning, and with torch.compile
-        the only compiling this engine does."""
+        resolution) with guidance, traced and untraced, and with each `feature_reuse` (default: 1,
+        and 2 with SDG_IMAGE_WARM_UP_FEATURE_REUSE): cuDNN's autotuning, and with torch.compile the
+        only compiling this engine does."""
         started = time.perf_counter()
         self._warming_up = True
         try:
             # Two steps with feature reuse 2 run a full step and a shallow one.
-            for reuse in (1, 2) if self._warm_up_reuse else (1,):
+            for reuse in feature_reuse or ((1, 2) if self._warm_up_reuse else (1,)):
                 for width, height in sizes or [(self.default_resolution, self.default_resolution)]:
                     for annotations in ((), ("bbox",)):  # tracing swaps processors: a second compiled graph
                         self.generate(
