@@ -99,6 +99,13 @@ class JobStore:
         """Persists a state change now."""
         self._write(job)
 
+    def delete(self, job_id: str) -> None:
+        """Forgets the job and removes its record (not its output folder)."""
+        self.get(job_id)
+        del self._jobs[job_id]
+        self._last_write.pop(job_id, None)
+        (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)
+
     def fail(self, job: Job, error: str, partial: bool) -> None:
         """Records a job that ended without running to its end, for `error`."""
         job.status = "failed"

@@ -149,6 +149,14 @@ class Resume(BaseModel):
     automatic: bool = Field(False, description="Made by the gateway when it started again (SDG_RESUME_INTERRUPTED), not by a request.")
 
 
+class DeletedJob(BaseModel):
+    """The answer to DELETE /jobs/{job_id}."""
+
+    job_id: str
+    files_deleted: bool = Field(description="Whether the job's output folder was deleted with it.")
+    message: str
+
+
 class JobSummary(BaseModel):
     """One entry of GET /jobs."""
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+from pathlib import Path
 
 from gateway.clients import ServiceClients
 from gateway.errors import JobConflict
 from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, counted
 from gateway.jobs import Job, JobStore, utc_now
-from gateway.models import Resume
+from gateway.models import DeletedJob, Resume
 from gateway.plans import JobPlan, stored_plan
 from gateway.resume import check_resumable, kept_images, kept_rows, resume_plan, rows_seed
 from gateway.settings import GatewaySettings
@@ -118,6 +120,23 @@ class JobRunner:
             err = task.exception()
             log.error("job %s crashed", execution.job.job_id, exc_info=err)
             execution.stop_unstarted(f"internal error: {type(err).__name__}: {err}")
+
+    async def delete(self, job_id: str, keep_files: bool) -> DeletedJob:
+        """Forgets a finished job and, unless `keep_files`, deletes its output folder. A folder
+        outside the output root (moved there by hand, or a root changed since) is never deleted.
+        Raises JobConflict for a job that is queued or running."""
+        job = self.store.get(job_id)
+        if not job.finished or job_id in self._running:
+            raise JobConflict(f"job {job_id} is {job.status}; cancel it before deleting it")
+        folder = Path(job.output_dir).resolve() if job.output_dir else None
+        root = self.settings.output_dir.resolve()
+        deleted = False
+        if not keep_files and folder is not None and folder.is_dir() and folder.is_relative_to(root) and folder != root:
+            await asyncio.to_thread(shutil.rmtree, folder)  # thousands of files: off the event loop
+            deleted = True
+        self.store.delete(job_id)
+        kept = f"; its folder {job.output_path} is kept" if folder is not None and not deleted and folder.is_dir() else ""
+        return DeletedJob(job_id=job_id, files_deleted=deleted, message=f"deleted job {job_id}" + (f" and its folder {job.output_path}" if deleted else kept))
 
     async def cancel(self, job_id: str) -> Job:
         job = self.store.get(job_id)

@@ -119,5 +119,6 @@
     ApiError,
     get: (path) => send('GET', path),
     post: (path, body) => send('POST', path, body),
+    delete: (path) => send('DELETE', path),
   };
 })(window.SDG = window.SDG || {});

@@ -52,7 +52,7 @@
     return `${resumes.length === 1 ? 'once' : `${resumes.length} times`} (kept ${kept})`;
   }
 
-  function renderSummary(status, onCancel, onResume) {
+  function renderSummary(status, onCancel, onResume, onDelete) {
     const active = !FINISHED.has(status.status);
     const box = byId('job-summary');
     // Polling re-renders this; an unchanged job is left alone and an opened Request stays open.
@@ -77,7 +77,12 @@
           type: 'button', class: 'btn btn-small', dataset: { testid: 'job-view-resume' },
           title: 'Generate only the rows and images this job lacks, into the same folder',
           onclick: () => onResume(status.job_id),
-        }, 'Resume')),
+        }, 'Resume'),
+        !active && onDelete && el('button', {
+          type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-view-delete' },
+          title: 'Forget this job and delete its output folder',
+          onclick: () => onDelete(status),
+        }, 'Delete')),
       progressBar(status, 'job-view-progress'),
       messageOf(status) && el('p', { class: 'job-message', dataset: { testid: 'job-view-message' } }, messageOf(status)),
       status.error && el('p', { class: 'job-error', role: 'alert', dataset: { testid: 'job-view-error' } }, status.error),
@@ -203,9 +208,9 @@
   }
 
   /** Shows `status`; (re)loads results when the job has files and they are not on screen yet. */
-  function show(status, onCancel, onResume) {
+  function show(status, onCancel, onResume, onDelete) {
     byId('job-view').hidden = false;
-    renderSummary(status, onCancel, onResume);
+    renderSummary(status, onCancel, onResume, onDelete);
     const ready = FINISHED.has(status.status) && (status.files || []).length > 0;
     if (!ready) {
       if (resultsFor !== null) clear(byId('job-results'));
@@ -216,5 +221,12 @@
     }
   }
 
-  SDG.jobView = { show, progressBar, statsLine, messageOf, FINISHED };
+  /** No job selected any more (it was deleted). */
+  function hide() {
+    byId('job-view').hidden = true;
+    clear(byId('job-results'));
+    resultsFor = null;
+  }
+
+  SDG.jobView = { show, hide, progressBar, statsLine, messageOf, FINISHED };
 })(window.SDG = window.SDG || {});

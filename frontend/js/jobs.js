@@ -98,7 +98,7 @@
       updateItem(li, job);
       if (list.children[index] !== li) list.insertBefore(li, list.children[index] || null);
     });
-    if (selected && statuses.has(selected)) SDG.jobView.show(statuses.get(selected), cancel, resume);
+    if (selected && statuses.has(selected)) SDG.jobView.show(statuses.get(selected), cancel, resume, remove);
     if (cancelling && statuses.has(cancelling) && !isActive(statuses.get(cancelling))) {
       byId('jobs-notice').textContent = '';
       cancelling = null;
@@ -175,5 +175,24 @@
     refresh();
   }
 
-  SDG.jobs = { refresh, select, cancel, resume, start: refresh };
+  async function remove(status) {
+    const folder = status.output_path ? ` and its output folder ${status.output_path}` : '';
+    if (!window.confirm(`Delete job ${status.job_id}${folder}? This cannot be undone.`)) return;
+    const notice = byId('jobs-notice');
+    notice.textContent = '';
+    try {
+      const deleted = await SDG.api.delete(`/jobs/${encodeURIComponent(status.job_id)}`);
+      notice.textContent = `${deleted.message.charAt(0).toUpperCase()}${deleted.message.slice(1)}.`;
+      statuses.delete(status.job_id);
+      if (selected === status.job_id) {
+        selected = null;
+        SDG.jobView.hide();
+      }
+    } catch (err) {
+      notice.textContent = `Delete failed: ${err.message}`;
+    }
+    refresh();
+  }
+
+  SDG.jobs = { refresh, select, cancel, resume, remove, start: refresh };
 })(window.SDG = window.SDG || {});

@@ -1,4 +1,4 @@
-"""Job status, listing, cancellation, resumption and output files, one by one or as a ZIP."""
+"""Job status, listing, cancellation, resumption, deletion and output files, one by one or as a ZIP."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from gateway.deps import RunnerDep, StoreDep
 from gateway.errors import JobConflict, OutputFileNotFound
-from gateway.models import JobStatus, JobSummary
+from gateway.models import DeletedJob, JobStatus, JobSummary
 from gateway.outputs import list_files
 from gateway.outputs.archive import zip_folder
 
@@ -53,6 +53,17 @@ async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
     ones an uninterrupted run makes; rows are sampled anew, none a repeat of a kept row
     (gateway/resume.py)."""
     return runner.resume(job_id)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=DeletedJob,
+    responses={**NOT_FOUND, 409: {"description": "The job is queued or running: cancel it first"}},
+)
+async def delete_job(job_id: str, runner: RunnerDep, keep_files: bool = False) -> DeletedJob:
+    """Forgets a finished job and deletes its output folder, or keeps the folder with
+    `keep_files=true`. Cannot be undone."""
+    return await runner.delete(job_id, keep_files)
 
 
 @router.get(

@@ -43,7 +43,8 @@ def test_root_lists_the_api_and_the_models(api):
     assert body["name"] and body["version"]
     paths = {(e["method"], e["path"]) for e in body["endpoints"]}
     assert {("POST", "/generate/text"), ("POST", "/generate/images"), ("POST", "/generate/unified"), ("GET", "/health"),
-            ("GET", "/status/{job_id}"), ("GET", "/jobs"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/resume")} <= paths
+            ("GET", "/status/{job_id}"), ("GET", "/jobs"), ("POST", "/jobs/{job_id}/cancel"), ("POST", "/jobs/{job_id}/resume"),
+            ("DELETE", "/jobs/{job_id}"), ("GET", "/jobs/{job_id}/archive")} <= paths
     assert body["demo_models"] is True
     assert {m["kind"] for m in body["models"]} == {"text", "image"}
     assert all(m["model"]["demo_model"] for m in body["models"])
@@ -345,6 +346,26 @@ def test_a_finished_job_downloads_as_one_zip(api):
     assert response.status_code == 409 and "once it has finished" in response.json()["detail"]
     api.post(f"/jobs/{running}/cancel")
     assert api.get("/jobs/job_000000000000/archive").status_code == 404
+
+
+def test_a_finished_job_is_deleted_with_its_folder_or_without_it(api):
+    first, second = (wait_for_job(api, submit(api, "text", {"schema": {"a": "int"}, "num_samples": 2})) for _ in range(2))
+    response = api.delete(f"/jobs/{first['job_id']}")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "job_id": first["job_id"], "files_deleted": True, "message": f"deleted job {first['job_id']} and its folder {first['output_path']}",
+    }
+    assert not job_folder(first).exists() and api.get(f"/status/{first['job_id']}").status_code == 404
+    assert first["job_id"] not in [job["job_id"] for job in api.get("/jobs").json()]
+    response = api.delete(f"/jobs/{second['job_id']}", params={"keep_files": "true"})
+    assert response.json()["files_deleted"] is False and response.json()["message"].endswith(f"its folder {second['output_path']} is kept")
+    assert (job_folder(second) / "data.json").exists() and api.get(f"/status/{second['job_id']}").status_code == 404
+
+    running = submit(api, "images", {"prompts": ["a slow one"], "num_images": 40, "resolution": [128, 128], "num_inference_steps": 30})
+    response = api.delete(f"/jobs/{running}")
+    assert response.status_code == 409 and "cancel it before deleting it" in response.json()["detail"]
+    api.post(f"/jobs/{running}/cancel")
+    assert api.delete("/jobs/job_000000000000").status_code == 404
 
 
 def test_jobs_list_is_newest_first(api):

@@ -240,6 +240,22 @@ def test_a_cancelled_text_job_resumes_from_its_view(page, gateway):
     expect(view.get_by_test_id("job-view-resume")).to_have_count(0)
 
 
+def test_a_finished_job_is_deleted_from_its_view(page, gateway):
+    job_id = httpx.post(f"{gateway.address}/generate/text", json={"schema": {"a": "int"}, "num_samples": 2}).json()["job_id"]
+    item = job_item(page, job_id)
+    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    item.locator(".job-id").click()
+    view = page.get_by_test_id("job-view")
+    dialogs = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    view.get_by_test_id("job-view-delete").click()
+    expect(page.locator("#jobs-notice")).to_have_text(re.compile(rf"^Deleted job {job_id} and its folder .+/\.$"))
+    assert dialogs and dialogs[0].startswith(f"Delete job {job_id} and its output folder ")
+    expect(item).to_have_count(0)
+    expect(view).to_be_hidden()
+    assert httpx.get(f"{gateway.address}/status/{job_id}").status_code == 404
+
+
 def test_unified_job_pairs_rows_with_images(page, tmp_path):
     page.get_by_test_id("tab-unified").click()
     # The default schema has product, color and price; a chip inserts a placeholder at the caret.
