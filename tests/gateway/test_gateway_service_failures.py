@@ -323,6 +323,26 @@ def test_a_job_the_gateway_resumed_twice_for_nothing_is_not_resumed_again(tmp_pa
         assert len(status["resumes"]) == 2 and status["error"] == "interrupted: gateway restarted"
 
 
+def test_deleting_a_job_never_deletes_a_folder_outside_the_output_root(tmp_path, scripted):
+    app_settings = settings(tmp_path, scripted.address)
+    app_settings.jobs_dir.mkdir(parents=True)
+    from gateway.jobs import JobStore
+
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "data.json").write_text("[]")
+    store = JobStore(app_settings.jobs_dir)
+    store.load()
+    job = store.create("text", {"schema": {"a": "int"}, "num_samples": 1}, "")
+    job.status, job.finished_at, job.output_dir, job.output_path = "completed", "2026-01-01T00:00:00Z", str(outside), "elsewhere/"
+    store.save(job)
+    with TestClient(create_app(app_settings)) as client:
+        response = client.delete(f"/jobs/{job.job_id}")
+        assert response.status_code == 200 and response.json()["files_deleted"] is False
+        assert client.get(f"/status/{job.job_id}").status_code == 404
+    assert (outside / "data.json").exists()
+
+
 def test_files_outside_the_job_folder_are_not_served(tmp_path, scripted):
     scripted.behaviour = "complete"
     (tmp_path / "out").mkdir()
