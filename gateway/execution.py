@@ -61,13 +61,6 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def spooled_from(path: Path, items: list) -> Spool:
-    """A spool at `path` that already holds `items`."""
-    spool = Spool(path)
-    spool.write(items)
-    return spool
-
-
 def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str, Any]]:
     """A unified job's rows with the path of each row's image, or null where there is none."""
     return [{**row, IMAGE_FILE_COLUMN: image_file(i) if i in written else None} for i, row in enumerate(rows)]
@@ -244,7 +237,7 @@ class JobExecution:
             await self._open_off_loop("row_writer", lambda: RowWriter(self.folder, output_format, spec.schema, kept=self.kept_rows))
         else:
             self.rows = list(kept)
-            await self._open_off_loop("row_spool", lambda: spooled_from(self.folder / UNIFIED_ROWS_SPOOL, kept))
+            await self._open_off_loop("row_spool", lambda: Spool(self.folder / UNIFIED_ROWS_SPOOL, kept))
         stats.rows_done = len(kept)
         if self.resuming:
             self.rows_summary = self._rows_before()
@@ -345,7 +338,7 @@ class JobExecution:
         if self.image_writer is None:
             self.image_writer = ImageDatasetWriter(self.folder)
         writer = self.image_writer
-        if self.resumed_from is not None:
+        if self.resuming:
             spec = dataclasses.replace(spec, first_index=writer.first_missing())
             if spec.first_index >= spec.num_images:
                 return  # every image is there; the run stopped before it could say so

@@ -81,9 +81,11 @@ class Spool:
     a unified job's data file, the COCO file): one line per item, flushed as written, so that
     gateway.salvage can finish the job's output from it if the process dies first."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, items: list = ()):
+        """A new spool at `path`, holding `items` already (a resumed writer's kept ones)."""
         self.path = path
         self._file = path.open("w", encoding="utf-8")
+        self.write(items)
 
     def write(self, items: list) -> None:
         self._file.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)

@@ -148,13 +148,12 @@ class ImageDatasetWriter:
         self.images_dir = folder / IMAGES_DIR
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self._coco = CocoDataset()
-        self._coco_spool = Spool(folder / COCO_SPOOL)
         self.written_indexes: set[int] = set()
         self.coco_file: str | None = None
         # What the service actually delivered, which may be less than was asked for.
         self.kinds_produced: set[str] = set()
         kept = existing_images(folder) if resume else []
-        self._coco_spool.write([{"image": coco_image, "objects": located} for coco_image, located in kept])
+        self._coco_spool = Spool(folder / COCO_SPOOL, [{"image": coco_image, "objects": located} for coco_image, located in kept])
         for coco_image, located in kept:
             self._coco.add(coco_image, located)
             self.written_indexes.add(coco_image["id"] - 1)

@@ -136,8 +136,7 @@ class RowWriter:
             self._arrow_schema = arrow_schema(schema)
             # A Parquet file cannot be appended to: it is written anew, kept rows first. The spool
             # has them before the old file is truncated, so a process that dies here loses none.
-            self._spool = Spool(spool_path(self.path))
-            self._spool.write(kept or [])
+            self._spool = Spool(spool_path(self.path), kept or [])
             self._parquet = pq.ParquetWriter(self.path, self._arrow_schema)
             self._buffer(kept or [])
             return
