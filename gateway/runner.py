@@ -135,8 +135,12 @@ class JobRunner:
             await asyncio.to_thread(shutil.rmtree, folder)  # thousands of files: off the event loop
             deleted = True
         self.store.delete(job_id)
-        kept = f"; its folder {job.output_path} is kept" if folder is not None and not deleted and folder.is_dir() else ""
-        return DeletedJob(job_id=job_id, files_deleted=deleted, message=f"deleted job {job_id}" + (f" and its folder {job.output_path}" if deleted else kept))
+        message = f"deleted job {job_id}"
+        if deleted:
+            message += f" and its folder {job.output_path}"
+        elif folder is not None and folder.is_dir():
+            message += f"; its folder {job.output_path} is kept"
+        return DeletedJob(job_id=job_id, files_deleted=deleted, message=message)
 
     async def cancel(self, job_id: str) -> Job:
         job = self.store.get(job_id)
