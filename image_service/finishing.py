@@ -3,7 +3,7 @@ heatmaps into object annotations. Runs in the engine's thread pool (Pillow's enc
 GIL). No torch op runs there: a torch CPU op in a pool thread starts an OpenMP team of its own,
 whose spinning workers then compete with the denoising thread for cores (measured on the tiny
 model: plain generation 55% slower for the rest of the process after one traced run). The
-heatmaps are upsampled on the engine's thread and device instead (`label_heatmaps`)."""
+heatmaps are upsampled on the engine's thread and device instead (`upsampled_heatmaps`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class DecodedImage:
     prompt: str
     seed: int
     pixels: np.ndarray  # (height, width, 3) uint8
-    # label -> its attention heatmap at image size (label_heatmaps), for the labels in the prompt.
+    # label -> its attention heatmap at image size (upsampled_heatmaps), for the labels in the prompt.
     heatmaps: dict[str, np.ndarray]
     want_bbox: bool
     want_segmentation: bool
@@ -50,13 +50,6 @@ def upsampled_heatmaps(
     per_label = torch.stack([token_maps[[p - 1 for p in label_positions[label]]].sum(dim=0) for label in labels])
     return labels, F.interpolate(per_label[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
 
-
-def label_heatmaps(
-    token_maps: torch.Tensor | None, label_positions: dict[str, list[int]], height: int, width: int
-) -> dict[str, np.ndarray]:
-    """upsampled_heatmaps as a dict of host arrays, label -> (height, width)."""
-    labels, maps = upsampled_heatmaps(token_maps, label_positions, height, width)
-    return {} if maps is None else dict(zip(labels, maps.cpu().numpy()))
 
 
 def finish_image(decoded: DecodedImage) -> GeneratedImage:

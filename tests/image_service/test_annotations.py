@@ -21,7 +21,7 @@ from image_service.annotations import (
     token_positions,
 )
 from image_service.attention import CrossAttentionRecorder
-from image_service.finishing import DecodedImage, finish_image, label_heatmaps
+from image_service.finishing import DecodedImage, finish_image, upsampled_heatmaps
 from image_service.tiny import build_tokenizer
 from image_service.types import BoundingBox, ImageRequest
 from image_service.words import object_words
@@ -149,12 +149,13 @@ def test_token_maps_are_upsampled_to_image_pixels():
     # (8x scale) the box lands around rows 16-31, cols 32-47.
     maps = torch.zeros(3, 8, 8)
     maps[0, 2:4, 4:6] = 1.0
+    labels, upsampled = upsampled_heatmaps(maps, {"dog": [1]}, 64, 64)
     decoded = DecodedImage(
         index=0,
         prompt="a dog",
         seed=1,
         pixels=np.zeros((64, 64, 3), np.uint8),
-        heatmaps=label_heatmaps(maps, {"dog": [1]}, 64, 64),
+        heatmaps=dict(zip(labels, upsampled.numpy())),
         want_bbox=True,
         want_segmentation=False,
         caption="",
