@@ -326,6 +326,16 @@ def test_feature_reuse_is_labelled_approximate_in_the_manifest(api):
     assert (job_folder(exact) / png).read_bytes() != (job_folder(reused) / png).read_bytes()
 
 
+def refused_while_running(api: httpx.Client, method: str, action: str, reason: str) -> None:
+    """`method /jobs/{id}<action>` answers 409 with `reason` for a job still running, and 404 for
+    an unknown one."""
+    running = submit(api, "images", {"prompts": ["a slow one"], "num_images": 40, "resolution": [128, 128], "num_inference_steps": 30})
+    response = api.request(method, f"/jobs/{running}{action}")
+    assert response.status_code == 409 and reason in response.json()["detail"]
+    api.post(f"/jobs/{running}/cancel")
+    assert api.request(method, f"/jobs/job_000000000000{action}").status_code == 404
+
+
 def test_a_finished_job_downloads_as_one_zip(api):
     body = {"schema": {"name": "string"}, "num_samples": 3, "prompts": ["a portrait of {name}"], "annotations": ["bbox"], **SMALL_IMAGES}
     status = wait_for_job(api, submit(api, "unified", body))
@@ -341,11 +351,7 @@ def test_a_finished_job_downloads_as_one_zip(api):
         kinds = {info.filename.rsplit(".", 1)[-1]: info.compress_type for info in archive.infolist()}
     assert kinds["png"] == zipfile.ZIP_STORED and kinds["json"] == zipfile.ZIP_DEFLATED
 
-    running = submit(api, "images", {"prompts": ["a slow one"], "num_images": 40, "resolution": [128, 128], "num_inference_steps": 30})
-    response = api.get(f"/jobs/{running}/archive")
-    assert response.status_code == 409 and "once it has finished" in response.json()["detail"]
-    api.post(f"/jobs/{running}/cancel")
-    assert api.get("/jobs/job_000000000000/archive").status_code == 404
+    refused_while_running(api, "GET", "/archive", "once it has finished")
 
 
 def test_a_finished_job_is_deleted_with_its_folder_or_without_it(api):
@@ -361,11 +367,7 @@ def test_a_finished_job_is_deleted_with_its_folder_or_without_it(api):
     assert response.json()["files_deleted"] is False and response.json()["message"].endswith(f"its folder {second['output_path']} is kept")
     assert (job_folder(second) / "data.json").exists() and api.get(f"/status/{second['job_id']}").status_code == 404
 
-    running = submit(api, "images", {"prompts": ["a slow one"], "num_images": 40, "resolution": [128, 128], "num_inference_steps": 30})
-    response = api.delete(f"/jobs/{running}")
-    assert response.status_code == 409 and "cancel it before deleting it" in response.json()["detail"]
-    api.post(f"/jobs/{running}/cancel")
-    assert api.delete("/jobs/job_000000000000").status_code == 404
+    refused_while_running(api, "DELETE", "", "cancel it before deleting it")
 
 
 def test_jobs_list_is_newest_first(api):

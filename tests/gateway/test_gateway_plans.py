@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.errors import InvalidRequest
+from gateway.jobs import Job
 from gateway.models import ImagesRequest, UnifiedRequest
 from gateway.plans import format_prompt, images_plan, template_fields, unified_plan
 from gateway.settings import GatewaySettings
@@ -70,9 +71,7 @@ def test_settings_read_comma_lists_and_ignore_generic_variables(monkeypatch):
     assert (settings.host, settings.port) == ("0.0.0.0", 8000)
 
 
-def stopped_images_job(tmp_path, **fields) -> "Job":
-    from gateway.jobs import Job
-
+def stopped_images_job(tmp_path, **fields) -> Job:
     values = dict(
         job_id="job_00000000000a", type="images", status="cancelled", partial=True, created_at="2026-01-01T00:00:00Z",
         output_dir=str(tmp_path), output_path="images_x", request={"prompts": ["a dog"], "num_images": 4},
