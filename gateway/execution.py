@@ -488,13 +488,29 @@ class JobExecution:
                 "guidance_scale": plan.images.guidance_scale,
                 "scheduler": self.images_summary.scheduler if self.images_summary else plan.images.scheduler,
                 "feature_reuse": plan.images.feature_reuse,
+                "prompts_cut": self.image_writer.prompts_cut if self.image_writer else 0,
             }
-            if plan.images.feature_reuse > 1:
-                manifest["images"]["note"] = (
-                    f"approximate: the whole UNet ran every {plan.images.feature_reuse} steps, its shallow layers reusing "
-                    "the deep features in between (after DeepCache); the images differ from feature_reuse 1's"
-                )
+            notes = self._image_notes()
+            if notes:
+                manifest["images"]["note"] = "; ".join(notes)
         return manifest
+
+    def _image_notes(self) -> list[str]:
+        """What a reader of the images should know of how they were made."""
+        assert self.plan.images is not None
+        notes = []
+        if self.plan.images.feature_reuse > 1:
+            notes.append(
+                f"approximate: the whole UNet ran every {self.plan.images.feature_reuse} steps, its shallow layers reusing "
+                "the deep features in between (after DeepCache); the images differ from feature_reuse 1's"
+            )
+        cut = self.image_writer.prompts_cut if self.image_writer else 0
+        if cut:
+            notes.append(
+                f"the prompts of {counted(cut, 'image')} were longer than the text encoder reads (CLIP: 77 tokens) and were cut: "
+                "the words past the cut neither shaped those images nor were annotated (metadata.jsonl: prompt_tokens_dropped)"
+            )
+        return notes
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

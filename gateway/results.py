@@ -35,6 +35,8 @@ class GeneratedImage:
     height: int
     objects: list[DetectedObject] = field(default_factory=list)
     caption: str = ""
+    # Tokens of the prompt the text encoder could not read (past its context), cut: 0 normally.
+    prompt_tokens_dropped: int = 0
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def generated_image(image: image_pb2.GeneratedImage) -> GeneratedImage:
         height=image.height,
         objects=objects,
         caption=image.caption,
+        prompt_tokens_dropped=image.prompt_tokens_dropped,
     )
 
 

@@ -314,6 +314,8 @@ class _BatchRun:
         self.recorder = engine._recorder
         self._embeds: dict[str, torch.Tensor] = {}
         self._negative: torch.Tensor | None = None
+        # Per prompt, its tokens past the text encoder's context, which the encoding cuts.
+        self.tokens_dropped: dict[str, int] = {}
         self._in_flight: _InFlight | None = None  # the last decoded batch, not yet handed off
 
     def execute(self) -> bool:
@@ -374,12 +376,25 @@ class _BatchRun:
         missing = list(dict.fromkeys(p for p in prompts if p not in self._embeds))
         if missing:
             self._embeds.update(zip(missing, self._embed_texts(missing)))
+            self._count_dropped(missing)
             if self.cfg and self._negative is None:
                 self._negative = self._embed_texts([self.request.negative_prompt] * len(missing))[0]
+                if tokens_past_context(self.pipe.tokenizer, [self.request.negative_prompt])[0]:
+                    log.warning("the negative prompt is longer than the text encoder reads and was cut")
         conditional = torch.stack([self._embeds[p] for p in prompts])
         if not self.cfg:
             return conditional
         return torch.cat([self._negative.expand_as(conditional), conditional])
+
+    def _count_dropped(self, prompts: list[str]) -> None:
+        """Records how many tokens each prompt loses to the encoder's context (reported with its
+        images); logs the call's first cut prompt, as diffusers' pipeline would have."""
+        warned = any(self.tokens_dropped.values())
+        for prompt, dropped in zip(prompts, tokens_past_context(self.pipe.tokenizer, prompts)):
+            self.tokens_dropped[prompt] = dropped
+            if dropped and not warned:
+                warned = True
+                log.warning("prompts longer than the text encoder reads are cut (this call's first: %d tokens dropped from %r)", dropped, prompt)
 
     def _embed_texts(self, texts: list[str]) -> torch.Tensor:
         """CLIP embeddings as the pipeline's `encode_prompt` computes them (SDG uses neither clip
@@ -501,8 +516,16 @@ class _InFlight:
                 want_segmentation="segmentation" in request.annotations,
                 # The prompt is the caption: no captioning model runs.
                 caption=self.prompts[row] if "caption" in request.annotations else "",
+                prompt_tokens_dropped=run.tokens_dropped[self.prompts[row]],
             )
             run.delivery.submit(run.engine._finishers.submit(finish_image, decoded))
+
+
+def tokens_past_context(tokenizer, texts: list[str]) -> list[int]:
+    """How many tokens of each text lie past the tokenizer's context (CLIP: 77, start and end
+    tokens included), which encoding with truncation cuts."""
+    limit = tokenizer.model_max_length
+    return [max(0, len(ids) - limit) for ids in tokenizer(texts, verbose=False).input_ids]
 
 
 def batch_rows(request: ImageRequest, batch_size: int) -> int:

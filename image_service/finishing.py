@@ -30,6 +30,7 @@ class DecodedImage:
     want_bbox: bool
     want_segmentation: bool
     caption: str
+    prompt_tokens_dropped: int = 0
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -68,4 +69,5 @@ def finish_image(decoded: DecodedImage) -> GeneratedImage:
         height=height,
         objects=tuple(objects),
         caption=decoded.caption,
+        prompt_tokens_dropped=decoded.prompt_tokens_dropped,
     )

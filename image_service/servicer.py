@@ -84,6 +84,7 @@ def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
             height=image.height,
             objects=objects,
             caption=image.caption,
+            prompt_tokens_dropped=image.prompt_tokens_dropped,
         )
     )
 

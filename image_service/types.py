@@ -100,6 +100,9 @@ class GeneratedImage:
     height: int
     objects: tuple[ObjectAnnotation, ...] = ()
     caption: str = ""
+    # Tokens of the prompt past the text encoder's context, cut before encoding: 0, the whole
+    # prompt conditioned the image.
+    prompt_tokens_dropped: int = 0
 
 
 @dataclass(frozen=True)

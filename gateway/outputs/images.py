@@ -9,7 +9,7 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -106,9 +106,18 @@ def coco_objects(objects: list[tuple[DetectedObject, list[float]]]) -> list[dict
     return found
 
 
-def existing_images(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """The finished images of a job folder (a stopped job's, closed or salvaged), each as its COCO
-    image entry and its objects as CocoDataset.add takes them, in metadata order."""
+class KeptImage(NamedTuple):
+    """A finished image of a stopped job's folder: its COCO image entry, its objects as
+    CocoDataset.add takes them, and its prompt's tokens cut by the text encoder."""
+
+    coco_image: dict[str, Any]
+    objects: list[dict[str, Any]]
+    prompt_tokens_dropped: int
+
+
+def existing_images(folder: Path) -> list[KeptImage]:
+    """The finished images of a job folder (a stopped job's, closed or salvaged), in metadata
+    order."""
     metadata = folder / IMAGES_DIR / "metadata.jsonl"
     if not metadata.exists():
         return []
@@ -126,7 +135,8 @@ def existing_images(folder: Path) -> list[tuple[dict[str, Any], list[dict[str, A
         record = json.loads(line)
         image_id = image_index(record["file_name"]) + 1
         entry = {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
-        found.append((entry, objects.get(image_id, [])))
+        # Folders written before the column existed: their prompts were cut too, but unrecorded.
+        found.append(KeptImage(entry, objects.get(image_id, []), record.get("prompt_tokens_dropped", 0)))
     return found
 
 
@@ -153,11 +163,13 @@ class ImageDatasetWriter:
         # What the service actually delivered, which may be less than was asked for.
         self.kinds_produced: set[str] = set()
         kept = existing_images(folder) if resume else []
-        self._coco_spool = Spool(folder / COCO_SPOOL, [{"image": coco_image, "objects": located} for coco_image, located in kept])
-        for coco_image, located in kept:
-            self._coco.add(coco_image, located)
-            self.written_indexes.add(coco_image["id"] - 1)
+        self._coco_spool = Spool(folder / COCO_SPOOL, [{"image": image.coco_image, "objects": image.objects} for image in kept])
+        for image in kept:
+            self._coco.add(image.coco_image, image.objects)
+            self.written_indexes.add(image.coco_image["id"] - 1)
         self.images_written = len(kept)  # 0 for a new dataset
+        # Images whose prompt the text encoder read only in part.
+        self.prompts_cut = sum(1 for image in kept if image.prompt_tokens_dropped)
         self._metadata = (self.images_dir / "metadata.jsonl").open("a" if resume else "w", encoding="utf-8")
 
     def first_missing(self) -> int:
@@ -192,6 +204,8 @@ class ImageDatasetWriter:
                 "area": [obj.area for obj, _ in objects],
             },
             "caption": image.caption or None,
+            # Above 0, the prompt's end was cut before encoding: it did not shape the image.
+            "prompt_tokens_dropped": image.prompt_tokens_dropped,
         }
         coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}  # ids from 1
         located = coco_objects(objects)
@@ -201,6 +215,7 @@ class ImageDatasetWriter:
         self._metadata.flush()
         self._coco.add(coco_image, located)
         self.images_written += 1
+        self.prompts_cut += bool(image.prompt_tokens_dropped)
         self.written_indexes.add(image.index)
         if image.caption:
             self.kinds_produced.add("caption")

@@ -98,7 +98,7 @@ class ObjectAnnotation(_message.Message):
     def __init__(self, label: _Optional[str] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., segmentation: _Optional[_Union[RunLengthMask, _Mapping]] = ..., score: _Optional[float] = ..., area: _Optional[float] = ...) -> None: ...
 
 class GeneratedImage(_message.Message):
-    __slots__ = ("index", "prompt", "seed", "png", "width", "height", "objects", "caption")
+    __slots__ = ("index", "prompt", "seed", "png", "width", "height", "objects", "caption", "prompt_tokens_dropped")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +107,7 @@ class GeneratedImage(_message.Message):
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     CAPTION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_DROPPED_FIELD_NUMBER: _ClassVar[int]
     index: int
     prompt: str
     seed: int
@@ -115,7 +116,8 @@ class GeneratedImage(_message.Message):
     height: int
     objects: _containers.RepeatedCompositeFieldContainer[ObjectAnnotation]
     caption: str
-    def __init__(self, index: _Optional[int] = ..., prompt: _Optional[str] = ..., seed: _Optional[int] = ..., png: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[ObjectAnnotation, _Mapping]]] = ..., caption: _Optional[str] = ...) -> None: ...
+    prompt_tokens_dropped: int
+    def __init__(self, index: _Optional[int] = ..., prompt: _Optional[str] = ..., seed: _Optional[int] = ..., png: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[ObjectAnnotation, _Mapping]]] = ..., caption: _Optional[str] = ..., prompt_tokens_dropped: _Optional[int] = ...) -> None: ...
 
 class ImageSummary(_message.Message):
     __slots__ = ("images_generated", "images_requested", "elapsed_s", "seed", "annotations_produced", "partial", "reason", "scheduler")

@@ -326,6 +326,18 @@ def test_feature_reuse_is_labelled_approximate_in_the_manifest(api):
     assert (job_folder(exact) / png).read_bytes() != (job_folder(reused) / png).read_bytes()
 
 
+def test_a_prompt_cut_at_clips_context_is_recorded_per_image_and_in_the_manifest(api):
+    long = "a dog on a mat " * 20  # 100 words: CLIP reads 75 tokens and its start and end tokens
+    body = {"prompts": ["a dog", long], "num_images": 3, "resolution": [64, 64], "num_inference_steps": 2, "seed": 1}
+    job = wait_for_job(api, submit(api, "images", body))
+    assert job["status"] == "completed", job
+    metadata = [json.loads(line) for line in (job_folder(job) / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert [row["prompt_tokens_dropped"] for row in metadata] == [0, 25, 0]
+    images = json.loads((job_folder(job) / "manifest.json").read_text())["images"]
+    assert images["prompts_cut"] == 1
+    assert images["note"].startswith("the prompts of 1 image were longer than the text encoder reads (CLIP: 77 tokens)")
+
+
 def refused_while_running(api: httpx.Client, method: str, action: str, reason: str) -> None:
     """`method /jobs/{id}<action>` answers 409 with `reason` for a job still running, and 404 for
     an unknown one."""

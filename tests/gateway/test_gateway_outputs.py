@@ -256,7 +256,8 @@ def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
 
     def image(i: int) -> GeneratedImage:
         label = ("dog", "cat", "dog", "bird")[i]
-        return GeneratedImage(i, f"a {label}", 7 + i, png(), 64, 48, objects=[DetectedObject(label, 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)])
+        objects = [DetectedObject(label, 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)]
+        return GeneratedImage(i, f"a {label}", 7 + i, png(), 64, 48, objects=objects, prompt_tokens_dropped=3 * (i % 2))
 
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
     whole.mkdir(), resumed.mkdir()
@@ -266,9 +267,10 @@ def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
     with ImageDatasetWriter(resumed) as writer:
         writer.add(image(0)), writer.add(image(1))
     writer = ImageDatasetWriter(resumed, resume=True)
-    assert (writer.first_missing(), writer.images_written, writer.objects_written) == (2, 2, 2)
+    assert (writer.first_missing(), writer.images_written, writer.objects_written, writer.prompts_cut) == (2, 2, 2, 1)
     for i in (1, 2, 3):  # one it has already: left as it is
         writer.add(image(i))
+    assert writer.prompts_cut == 2
     dead = tmp_path / "dead"
     shutil.copytree(resumed, dead)
     writer.close()
