@@ -489,6 +489,7 @@ class JobExecution:
                 "scheduler": self.images_summary.scheduler if self.images_summary else plan.images.scheduler,
                 "feature_reuse": plan.images.feature_reuse,
                 "prompts_cut": self.image_writer.prompts_cut if self.image_writer else 0,
+                "negative_prompt_tokens_dropped": self._negative_prompt_tokens_dropped(),
             }
             notes = self._image_notes()
             if notes:
@@ -510,7 +511,15 @@ class JobExecution:
                 f"the prompts of {counted(cut, 'image')} were longer than the text encoder reads (CLIP: 77 tokens) and were cut: "
                 "the words past the cut neither shaped those images nor were annotated (metadata.jsonl: prompt_tokens_dropped)"
             )
+        negative_dropped = self._negative_prompt_tokens_dropped()
+        if negative_dropped:
+            notes.append(
+                f"the negative prompt was longer than the text encoder reads (CLIP: 77 tokens): its last {counted(negative_dropped, 'token')} were cut"
+            )
         return notes
+
+    def _negative_prompt_tokens_dropped(self) -> int:
+        return self.images_summary.negative_prompt_tokens_dropped if self.images_summary else 0
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -64,6 +64,7 @@ class ImagesSummary:
     partial: bool
     reason: str
     scheduler: str
+    negative_prompt_tokens_dropped: int = 0
 
 
 @dataclass(frozen=True)

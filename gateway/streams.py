@@ -149,6 +149,7 @@ def images_summary(summary: image_pb2.ImageSummary) -> ImagesSummary:
         partial=summary.partial,
         reason=summary.reason,
         scheduler=summary.scheduler,
+        negative_prompt_tokens_dropped=summary.negative_prompt_tokens_dropped,
     )
 
 

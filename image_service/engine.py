@@ -231,6 +231,10 @@ class ImageEngine:
             log.warning("feature_reuse runs eager on this compiled service: set SDG_IMAGE_WARM_UP_FEATURE_REUSE=true to compile it at start-up")
         seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
         kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
+        # Read only under guidance, as the pipeline does.
+        negative_dropped = tokens_past_context(self._pipe.tokenizer, [request.negative_prompt])[0] if request.guidance_scale > 1.0 else 0
+        if negative_dropped:
+            log.warning("the negative prompt is longer than the text encoder reads: %d tokens cut", negative_dropped)
         started = time.perf_counter()
         delivery = _OrderedDelivery(on_image)
 
@@ -244,6 +248,7 @@ class ImageEngine:
                 annotations_produced=kinds if delivery.delivered else (),
                 partial=partial,
                 reason=reason,
+                negative_prompt_tokens_dropped=negative_dropped,
             )
 
         def denoise() -> bool:
@@ -379,8 +384,6 @@ class _BatchRun:
             self._count_dropped(missing)
             if self.cfg and self._negative is None:
                 self._negative = self._embed_texts([self.request.negative_prompt] * len(missing))[0]
-                if tokens_past_context(self.pipe.tokenizer, [self.request.negative_prompt])[0]:
-                    log.warning("the negative prompt is longer than the text encoder reads and was cut")
         conditional = torch.stack([self._embeds[p] for p in prompts])
         if not self.cfg:
             return conditional

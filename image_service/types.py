@@ -115,6 +115,7 @@ class ImageSummary:
     annotations_produced: tuple[str, ...] = ()
     partial: bool = False
     reason: str = ""
+    negative_prompt_tokens_dropped: int = 0
 
 
 class ImageRunFailed(RuntimeError):

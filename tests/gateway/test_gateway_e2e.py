@@ -334,8 +334,12 @@ def test_a_prompt_cut_at_clips_context_is_recorded_per_image_and_in_the_manifest
     metadata = [json.loads(line) for line in (job_folder(job) / "images" / "metadata.jsonl").read_text().splitlines()]
     assert [row["prompt_tokens_dropped"] for row in metadata] == [0, 25, 0]
     images = json.loads((job_folder(job) / "manifest.json").read_text())["images"]
-    assert images["prompts_cut"] == 1
+    assert (images["prompts_cut"], images["negative_prompt_tokens_dropped"]) == (1, 0)
     assert images["note"].startswith("the prompts of 1 image were longer than the text encoder reads (CLIP: 77 tokens)")
+    job = wait_for_job(api, submit(api, "images", {**body, "prompts": ["a dog"], "negative_prompt": long}))
+    images = json.loads((job_folder(job) / "manifest.json").read_text())["images"]
+    assert (images["prompts_cut"], images["negative_prompt_tokens_dropped"]) == (0, 25)
+    assert images["note"] == "the negative prompt was longer than the text encoder reads (CLIP: 77 tokens): its last 25 tokens were cut"
 
 
 def refused_while_running(api: httpx.Client, method: str, action: str, reason: str) -> None:

@@ -117,8 +117,13 @@ def test_prompts_past_clips_context_are_cut_and_say_so(tiny_engine):
     # "a dog " is two tokens: 40 and 50 of them, with the start and end tokens, are 82 and 102
     # tokens, both cut to the same first 77, so the words past the cut change nothing.
     short, cut, longer = "a dog in a park", "a dog " * 40, "a dog " * 50
-    images, _ = run(tiny_engine, request(prompts=(short, cut, longer), num_images=3))
+    images, summary = run(tiny_engine, request(prompts=(short, cut, longer), num_images=3))
     assert [image.prompt_tokens_dropped for image in images] == [0, 5, 25]
+    assert summary.negative_prompt_tokens_dropped == 0
+    _, summary = run(tiny_engine, request(negative_prompt=longer))
+    assert summary.negative_prompt_tokens_dropped == 25
+    _, summary = run(tiny_engine, request(negative_prompt=longer, guidance_scale=1.0))  # not read
+    assert summary.negative_prompt_tokens_dropped == 0
     assert [image.prompt for image in images] == [short, cut, longer]  # as asked, whole
     alone, _ = run(tiny_engine, request(prompts=(cut,), seed=5))  # image 2's seed
     np.testing.assert_allclose(pixels(alone[0].png), pixels(images[2].png), atol=2)
