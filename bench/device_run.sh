@@ -18,7 +18,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   if [ "${GPU_TESTS_S:-90}" -gt 0 ]; then
-    timeout ${GPU_TESTS_S:-90} python3 -m pytest -q -m gpu -p no:cacheprovider tests/image_service/test_image_device.py tests/text_service/test_engine.py tests/text_service/test_attention.py 2>&1 | tail -25
+    timeout ${GPU_TESTS_S:-90} python3 -m pytest -q -m gpu -p no:cacheprovider tests/image_service/test_image_device.py tests/text_service/test_engine.py tests/text_service/test_attention.py 2>&1
   fi
 } > "$OUT/gpu.txt" 2>&1
 echo "gpu tests done at $((SECONDS - started)) s"; tail -3 "$OUT/gpu.txt"

@@ -26,6 +26,8 @@ from diffusers.models.attention_processor import Attention
 # prompt: the recording then has the same shapes for every request, so torch.compile traces it
 # once instead of once per label count.
 TOKENS = 76
+# Buffer sets kept, one per (latent grid, batch, device) met; the oldest goes past this.
+MAX_BUFFER_SETS = 8
 
 
 class CrossAttentionRecorder:
@@ -41,6 +43,7 @@ class CrossAttentionRecorder:
         self.max_queries = 0
         self.cond_rows = slice(0, 0)
         self._buckets: dict[tuple[int, int], torch.Tensor] = {}
+        self._bucket_sets: dict[tuple, dict[tuple[int, int], torch.Tensor]] = {}
         self._wrappers: dict[int, TracingAttnProcessor] = {}
         # Latent grid -> the grids some layer recorded at: the UNet's structure decides, so it is
         # read from the buffers (a device sync) until found, and not for every batch after.
@@ -49,13 +52,30 @@ class CrossAttentionRecorder:
     def reset(self, latent_hw: tuple[int, int], cond_rows: slice, device: torch.device | str = "cpu") -> None:
         """Starts a batch on a latent grid of `latent_hw`: `cond_rows` are the rows of the UNet
         batch that carry the prompt (the second half under classifier-free guidance). One zeroed
-        buffer per recorded resolution receives the maps in place."""
+        buffer per recorded resolution receives the maps in place.
+
+        The buffers are made once per latent grid, batch and device, and zeroed for each batch
+        after: torch.compile's CUDA graphs (the "reduce-overhead" and "max-autotune" modes) take
+        in-place updates only of inputs at a fixed address, and skip a graph that updates fresh
+        buffers. The zeroing is queued after the previous batch's reading of them."""
         self.latent_height, self.latent_width = latent_hw
         # Record a layer only at half the latent resolution or coarser (see module docstring).
         self.max_queries = max(1, (self.latent_height * self.latent_width) // 4)
         self.cond_rows = cond_rows
         batch = cond_rows.stop - cond_rows.start
-        self._buckets = {hw: torch.zeros(batch, TOKENS, *hw, device=device) for hw in self.grids()}
+        key = (latent_hw, batch, str(device))
+        buckets = self._bucket_sets.get(key)
+        if buckets is None:
+            if len(self._bucket_sets) >= MAX_BUFFER_SETS:
+                self._bucket_sets.pop(next(iter(self._bucket_sets)))
+            buckets = self._bucket_sets[key] = {hw: torch.zeros(batch, TOKENS, *hw, device=device) for hw in self.grids()}
+            for buffer in buckets.values():
+                # Guarded: a graph traced with these buffers is not reused with others.
+                torch._dynamo.mark_static_address(buffer, guard=True)
+        else:
+            for buffer in buckets.values():
+                buffer.zero_()
+        self._buckets = buckets
 
     def grids(self) -> list[tuple[int, int]]:
         """The (height, width) of every level below the latent grid: halved by each downsampling,
@@ -112,11 +132,9 @@ class CrossAttentionRecorder:
         self._written[latent] = grids
         written = {hw: self._buckets[hw] for hw in grids}
         size = max(written, key=lambda hw: hw[0] * hw[1])
-        total = None
+        total = torch.zeros_like(written[size])  # its own memory: the buffers are zeroed for the next batch
         for hw, maps in written.items():
-            if hw != size:
-                maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-            total = maps if total is None else total + maps
+            total += maps if hw == size else F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
         return total
 
 

@@ -89,9 +89,10 @@ class ImageEngine:
             if settings.compile:
                 self._reuse_full = torch.compile(reuse.full, mode=settings.compile_mode, dynamic=False)
                 self._reuse_shallow = torch.compile(reuse.shallow, mode=settings.compile_mode, dynamic=False)
-        # CUDA graphs (these modes) reuse their output memory on the graph's next run, and the
-        # shallow steps read the full step's deep features after that: they are copied out.
-        self._reuse_copies = settings.compile and settings.compile_mode in ("reduce-overhead", "max-autotune")
+        # CUDA graphs (these modes) reuse their output memory on the graph's next run. Outputs
+        # read after that are copied out: the deep features the shallow steps reuse, and without
+        # guidance the noise prediction itself, which multistep schedulers (PNDM) keep.
+        self._graph_outputs = settings.compile and settings.compile_mode in ("reduce-overhead", "max-autotune")
         self._warm_up_reuse = settings.warm_up_feature_reuse and self._reuse_unsupported is None
         self._warned_reuse_eager = False
 
@@ -453,11 +454,13 @@ class _BatchRun:
                 noise = self.engine._reuse_shallow(model_input, timestep, embeds, deep)
             else:
                 noise, deep = self.engine._reuse_full(model_input, timestep, embeds)
-                if self.engine._reuse_copies:
+                if self.engine._graph_outputs:
                     deep = deep.clone()
             if self.cfg:
                 uncond, cond = noise.chunk(2)
                 noise = uncond + self.request.guidance_scale * (cond - uncond)
+            elif self.engine._graph_outputs:
+                noise = noise.clone()
             latents = scheduler.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
             if step == 1:
                 self._hand_off()  # the GPU has this batch's first step queued meanwhile
@@ -499,7 +502,7 @@ class _InFlight:
         self.ready = None
         if pixels.device.type == "cuda":
             self.ready = torch.cuda.Event()
-            self.ready.record()
+            self.ready.record(torch.cuda.current_stream(pixels.device))  # the copies' device, which may not be the current one
 
     def hand_off(self) -> None:
         if self.ready is not None:

@@ -48,7 +48,9 @@ def upsampled_heatmaps(
     if token_maps is None or not label_positions:
         return [], None
     labels = list(label_positions)
-    per_label = torch.stack([token_maps[[p - 1 for p in label_positions[label]]].sum(dim=0) for label in labels])
+    # Indexed with Python ints (views): a list index is a host tensor, copied to the GPU with a
+    # wait for everything queued, the batch's whole denoising.
+    per_label = torch.stack([torch.stack([token_maps[p - 1] for p in label_positions[label]]).sum(dim=0) for label in labels])
     return labels, F.interpolate(per_label[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
 
 

@@ -22,7 +22,7 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 
 
 class ImageSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SDG_IMAGE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SDG_IMAGE_", extra="ignore", populate_by_name=True)
 
     listen: str = "0.0.0.0:50052"
     # A Hugging Face id, a local pipeline directory, or "tiny" (the built-in demo model).

@@ -12,7 +12,7 @@ DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 
 
 class TextSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SDG_TEXT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SDG_TEXT_", extra="ignore", populate_by_name=True)
 
     listen: str = "0.0.0.0:50051"
     # A Hugging Face id, a local directory, or "tiny" (the built-in demo model, random weights).

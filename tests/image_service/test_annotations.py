@@ -150,6 +150,10 @@ def test_token_maps_are_upsampled_to_image_pixels():
     maps = torch.zeros(3, 8, 8)
     maps[0, 2:4, 4:6] = 1.0
     labels, upsampled = upsampled_heatmaps(maps, {"dog": [1]}, 64, 64)
+    # A label of two tokens sums their maps.
+    maps[2] = 2.0
+    _, both = upsampled_heatmaps(maps, {"cat": [1, 3]}, 64, 64)
+    torch.testing.assert_close(both[0], upsampled[0] + 2.0)
     decoded = DecodedImage(
         index=0,
         prompt="a dog",
@@ -199,6 +203,23 @@ def test_recorder_grid_and_layer_selection():
     assert recorder.grids() == [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
     recorder.reset((9, 9), slice(1, 2))
     assert recorder.grid_for(25) == (5, 5)  # stride-2 convolutions round up
+
+
+def test_recorder_buffers_are_kept_per_shape_and_zeroed_per_batch():
+    """One buffer set per latent grid and batch, at a fixed address (what CUDA graphs need of
+    inputs updated in place), zeroed by each reset; the maps handed out have memory of their own."""
+    recorder = CrossAttentionRecorder()
+    recorder.reset((16, 16), slice(0, 2))
+    first = dict(recorder._buckets)
+    for buffer in first.values():
+        buffer.fill_(1.0)
+    maps = recorder.token_maps()
+    recorder.reset((16, 24), slice(0, 2))  # another grid: buffers of its own
+    assert not set(map(id, recorder._buckets.values())) & set(map(id, first.values()))
+    recorder.reset((16, 16), slice(0, 2))
+    assert all(recorder._buckets[hw] is buffer for hw, buffer in first.items())
+    assert all(not buffer.any() for buffer in first.values())
+    assert maps.min() > 1  # the 8x8 map plus the coarser ones upsampled, untouched by the zeroing
 
 
 def test_traced_unet_is_one_graph_for_torch_compile(tiny_engine):

@@ -26,6 +26,12 @@ def test_defaults(env):
     assert settings.warm_up_sizes() == []  # the model's own resolution
 
 
+def test_fields_named_after_shared_variables_are_settable_by_name(env):
+    # SDG_DEVICE and MODEL_CACHE_DIR are aliases; code (the tests, the bench) passes the names.
+    settings = ImageSettings(device="cuda:1", model_cache_dir="/models")
+    assert settings.device == "cuda:1" and str(settings.model_cache_dir) == "/models"
+
+
 def test_reads_the_environment(env, tmp_path):
     env.setenv("SDG_IMAGE_LISTEN", "127.0.0.1:6000")
     env.setenv("SDG_IMAGE_MODEL", "runwayml/stable-diffusion-v1-5")
