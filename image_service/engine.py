@@ -232,10 +232,6 @@ class ImageEngine:
             log.warning("feature_reuse runs eager on this compiled service: set SDG_IMAGE_WARM_UP_FEATURE_REUSE=true to compile it at start-up")
         seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
         kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
-        # Read only under guidance, as the pipeline does.
-        negative_dropped = tokens_past_context(self._pipe.tokenizer, [request.negative_prompt])[0] if request.guidance_scale > 1.0 else 0
-        if negative_dropped:
-            log.warning("the negative prompt is longer than the text encoder reads: %d tokens cut", negative_dropped)
         started = time.perf_counter()
         delivery = _OrderedDelivery(on_image)
 
@@ -249,12 +245,18 @@ class ImageEngine:
                 annotations_produced=kinds if delivery.delivered else (),
                 partial=partial,
                 reason=reason,
-                negative_prompt_tokens_dropped=negative_dropped,
+                negative_prompt_tokens_dropped=run.negative_tokens_dropped if run else 0,
             )
 
+        run: _BatchRun | None = None
+
         def denoise() -> bool:
+            nonlocal run
             with torch.inference_mode(), self._compile_stance():
-                return _BatchRun(self, request, seed, delivery, on_step).execute()
+                # Made on the model thread, the only one that uses the tokenizer: a fast tokenizer
+                # called from two threads at once can fail ("Already borrowed").
+                run = _BatchRun(self, request, seed, delivery, on_step)
+                return run.execute()
 
         try:
             stopped = self._model_thread.submit(denoise).result()
@@ -320,8 +322,10 @@ class _BatchRun:
         self.recorder = engine._recorder
         self._embeds: dict[str, torch.Tensor] = {}
         self._negative: torch.Tensor | None = None
-        # Per prompt, its tokens past the text encoder's context, which the encoding cuts.
+        # Per prompt, its tokens past the text encoder's context, which the encoding cuts; the
+        # same for the negative prompt (read only under guidance, as the pipeline reads it).
         self.tokens_dropped: dict[str, int] = {}
+        self.negative_tokens_dropped = 0
         self._in_flight: _InFlight | None = None  # the last decoded batch, not yet handed off
 
     def execute(self) -> bool:
@@ -385,6 +389,9 @@ class _BatchRun:
             self._count_dropped(missing)
             if self.cfg and self._negative is None:
                 self._negative = self._embed_texts([self.request.negative_prompt] * len(missing))[0]
+                self.negative_tokens_dropped = tokens_past_context(self.pipe.tokenizer, [self.request.negative_prompt])[0]
+                if self.negative_tokens_dropped:
+                    log.warning("the negative prompt is longer than the text encoder reads: %d tokens cut", self.negative_tokens_dropped)
         conditional = torch.stack([self._embeds[p] for p in prompts])
         if not self.cfg:
             return conditional
