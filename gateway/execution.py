@@ -61,6 +61,11 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def waiting_for(service: str, waited_s: float) -> str:
+    """The job's message while a service works on other jobs' calls before this one's."""
+    return f"waiting for the {service} service, busy with other jobs ({waited_s:.0f} s so far)"
+
+
 def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str, Any]]:
     """A unified job's rows with the path of each row's image, or null where there is none."""
     return [{**row, IMAGE_FILE_COLUMN: image_file(i) if i in written else None} for i, row in enumerate(rows)]
@@ -258,6 +263,9 @@ class JobExecution:
             stats.rows_done, stats.rows_total = done, total or spec.num_rows
             self._progress("rows", done / max(stats.rows_total, 1), f"generating rows: {done}/{stats.rows_total}")
 
+        def on_waiting(waited_s: float) -> None:
+            self._progress("rows", self._rows_received() / spec.num_rows, waiting_for("text", waited_s))
+
         def on_rows(rows: list[dict[str, Any]]) -> None:
             nonlocal repeats
             if seen is not None:
@@ -279,7 +287,7 @@ class JobExecution:
         began = time.monotonic()
         self._progress("rows", len(kept) / spec.num_rows, f"generating rows: {len(kept)}/{spec.num_rows}")
         if not self.resuming:
-            self.rows_summary = await generate_rows(endpoint, spec, self.settings.stream_inactivity_timeout_s, on_progress, on_rows)
+            self.rows_summary = await generate_rows(endpoint, spec, self.settings.stream_inactivity_timeout_s, on_progress, on_rows, on_waiting)
         else:
             # Rows dropped as repeats of kept ones are sampled again, with seeds of their own.
             for top_up in range(MAX_TOP_UPS + 1):
@@ -288,7 +296,7 @@ class JobExecution:
                     break
                 call = dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up))
                 before = self._rows_received()
-                summary = await generate_rows(endpoint, call, self.settings.stream_inactivity_timeout_s, on_progress, on_rows)
+                summary = await generate_rows(endpoint, call, self.settings.stream_inactivity_timeout_s, on_progress, on_rows, on_waiting)
                 self.rows_summary = added_rows(self.rows_summary, summary, self._rows_received() - before, repeats)
                 repeats = 0
                 if summary.partial or self._rows_received() == before:
@@ -366,10 +374,13 @@ class JobExecution:
                 f"generating images: {writer.images_written}/{stats.images_total} done",
             )
 
+        def on_waiting(waited_s: float) -> None:
+            self._progress("images", writer.images_written / max(stats.images_total, 1), waiting_for("image", waited_s))
+
         began = time.monotonic()
         self._progress("images", kept / spec.num_images, f"generating images: {kept}/{spec.num_images}")
         self.images_summary = await generate_images(
-            endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image
+            endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image, on_waiting
         )
         self.timings["images_s"] = round(time.monotonic() - began, 3)
         self.timings["image_service_s"] = round(self.images_summary.elapsed_s, 3)

@@ -78,14 +78,18 @@ async def generate_rows(
     timeout_s: float,
     on_progress: Callable[[int, int], None],
     on_rows: Callable[[list[dict[str, Any]]], None],
+    on_waiting: Callable[[float], None],
 ) -> RowsSummary:
     """Streams rows into on_rows (in order) and progress into on_progress(rows_done, rows_total);
-    returns the service's summary."""
+    on_waiting(seconds) hears while the service is busy with earlier calls. Returns the
+    service's summary."""
     call = endpoint.stub.GenerateRows(rows_request(spec))
     async with aclosing(_events(call, endpoint, timeout_s)) as events:
         async for event in events:
             kind = event.WhichOneof("event")
-            if kind == "progress":
+            if kind == "waiting":
+                on_waiting(event.waiting.waited_s)
+            elif kind == "progress":
                 on_progress(event.progress.rows_done, event.progress.rows_total)
             elif kind == "rows":
                 try:
@@ -160,14 +164,18 @@ async def generate_images(
     timeout_s: float,
     on_step: Callable[[DenoiseStep], None],
     on_image: Callable[[GeneratedImage], None],
+    on_waiting: Callable[[float], None],
 ) -> ImagesSummary:
-    """Streams images into on_image and denoising steps into on_step; returns the summary.
-    `prompts` are the final prompts (image i uses prompts[i % len(prompts)])."""
+    """Streams images into on_image and denoising steps into on_step; on_waiting(seconds) hears
+    while the service is busy with earlier calls. Returns the summary. `prompts` are the final
+    prompts (image i uses prompts[i % len(prompts)])."""
     call = endpoint.stub.GenerateImages(images_request(spec, prompts))
     async with aclosing(_events(call, endpoint, timeout_s)) as events:
         async for event in events:
             kind = event.WhichOneof("event")
-            if kind == "step":
+            if kind == "waiting":
+                on_waiting(event.waiting.waited_s)
+            elif kind == "step":
                 step = event.step
                 on_step(DenoiseStep(step.step, step.total_steps, step.images_done, step.images_total, step.batch_size))
             elif kind == "image":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +34,7 @@ from image_service.types import (
     InvalidImageRequest,
     StepCallback,
     StepProgress,
+    WaitCallback,
 )
 from image_service.words import object_words
 
@@ -46,6 +48,8 @@ MAX_SEED = 2**64 - 1  # torch generators take unsigned 64-bit seeds
 # Batch size is set for 512x512; larger images get fewer per batch so activation memory stays put.
 BATCH_PIXEL_BASE = 512 * 512
 TRACED_KINDS = frozenset({"bbox", "segmentation"})
+# How often a call waiting for the model says so (on_wait): well inside any caller's patience.
+WAITING_EVERY_S = 2.0
 
 
 class ImageEngine:
@@ -77,6 +81,10 @@ class ImageEngine:
         # - on a CPU, OpenMP's spinning thread team: torch ops on a second thread ran the tiny
         #   UNet 2.8x slower than on the first thread that used torch.
         self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
+        # Calls submitted to the model thread and not yet done there: a call that finds others
+        # has to wait, and says so.
+        self._calls = 0
+        self._calls_lock = threading.Lock()
         # One for the engine's lifetime, so a compiled UNet traces the recording once.
         self._recorder = CrossAttentionRecorder()
         # Feature reuse has a full and a shallow UNet pass of its own (reuse.py), compiled as
@@ -221,11 +229,13 @@ class ImageEngine:
         request: ImageRequest,
         on_step: StepCallback | None = None,
         on_image: ImageCallback | None = None,
+        on_wait: WaitCallback | None = None,
     ) -> ImageSummary:
         """Generates `request.num_images` images in batches. `on_step` runs after every denoising
         step and may stop the call by returning True; `on_image` receives each finished image in
-        index order. Returns the summary (partial when stopped); raises InvalidImageRequest before
-        any work, or ImageRunFailed (with what was delivered) if generation fails."""
+        index order; `on_wait` hears of the wait while earlier calls hold the model, and may
+        withdraw the call. Returns the summary (partial when stopped); raises InvalidImageRequest
+        before any work, or ImageRunFailed (with what was delivered) if generation fails."""
         self.validate(request)
         if request.feature_reuse > 1 and self._compiled and not self._warm_up_reuse and not self._warned_reuse_eager:
             self._warned_reuse_eager = True
@@ -249,17 +259,28 @@ class ImageEngine:
             )
 
         run: _BatchRun | None = None
+        began = threading.Event()
 
         def denoise() -> bool:
-            nonlocal run
-            with torch.inference_mode(), self._compile_stance():
-                # Made on the model thread, the only one that uses the tokenizer: a fast tokenizer
-                # called from two threads at once can fail ("Already borrowed").
-                run = _BatchRun(self, request, seed, delivery, on_step)
-                return run.execute()
+            nonlocal run, started
+            began.set()
+            started = time.perf_counter()  # the summary's elapsed_s is the call's own work
+            try:
+                with torch.inference_mode(), self._compile_stance():
+                    # Made on the model thread, the only one that uses the tokenizer: a fast
+                    # tokenizer called from two threads at once can fail ("Already borrowed").
+                    run = _BatchRun(self, request, seed, delivery, on_step)
+                    return run.execute()
+            finally:
+                self._count_call(-1)
 
         try:
-            stopped = self._model_thread.submit(denoise).result()
+            busy = self._count_call(+1) > 1
+            future = self._model_thread.submit(denoise)
+            if busy and on_wait is not None and _wait_to_start(future, began, on_wait):
+                self._count_call(-1)
+                return summary(True, "cancelled")
+            stopped = future.result()
             # The last PNGs finish on the caller's thread: the next call can start denoising.
             delivery.drain()
         except Exception as error:
@@ -268,6 +289,26 @@ class ImageEngine:
         if stopped:
             return summary(True, "cancelled")
         return summary(False, "")
+
+
+    def _count_call(self, change: int) -> int:
+        """Adds `change` to the calls submitted to the model thread and not done there; returns
+        the new count."""
+        with self._calls_lock:
+            self._calls += change
+            return self._calls
+
+
+def _wait_to_start(future: Future, began: threading.Event, on_wait: WaitCallback) -> bool:
+    """Calls `on_wait` with the seconds waited, at once and every WAITING_EVERY_S, until the
+    call behind `future` starts on the model thread. True when on_wait asked to stop and the call
+    was withdrawn before it started."""
+    waiting_since = time.perf_counter()
+    while True:
+        if on_wait(time.perf_counter() - waiting_since) and future.cancel():
+            return True
+        if began.wait(WAITING_EVERY_S):
+            return False
 
 
 class _OrderedDelivery:

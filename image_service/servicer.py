@@ -147,7 +147,11 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
                 emit(step_to_pb(progress))
                 return cancelled.is_set()
 
-            summary = engine.generate(image_request, on_step, lambda image: emit(image_to_pb(image)))
+            def on_wait(waited_s: float) -> bool:
+                emit(image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=waited_s)))
+                return cancelled.is_set()
+
+            summary = engine.generate(image_request, on_step, lambda image: emit(image_to_pb(image)), on_wait)
             emit(summary_to_pb(summary))
 
         started = False

@@ -132,4 +132,7 @@ StepCallback = Callable[[StepProgress], bool]
 # Called with each finished image, in index order: on the engine's model thread while it denoises,
 # on the calling thread for the last ones; never from two threads at once.
 ImageCallback = Callable[[GeneratedImage], None]
+# Called while the call waits for the model, busy with earlier calls: at once, then every few
+# seconds, with the seconds waited; returning True withdraws the call if it has not started.
+WaitCallback = Callable[[float], bool]
 

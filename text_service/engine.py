@@ -27,7 +27,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,9 @@ from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
 
 log = logging.getLogger(__name__)
+
+# How often a call waiting for the model says so (Waiting): well inside any caller's patience.
+WAITING_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,13 @@ class RowProgress:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The call waits for the model, busy with earlier calls."""
+
+    waited_s: float
+
+
+@dataclass(frozen=True)
 class RowBatch:
     rows: list[str]
 
@@ -87,7 +97,7 @@ class RowSummary:
     schema: dict[str, Any]
 
 
-RowEvent = RowProgress | RowBatch | RowSummary
+RowEvent = Waiting | RowProgress | RowBatch | RowSummary
 
 
 class RequestError(ValueError):
@@ -225,9 +235,11 @@ class TextEngine:
 
     # ---- generation -------------------------------------------------------------------------
     def generate(self, request: RowRequest, cancelled: Callable[[], bool] = lambda: False) -> Iterator[RowEvent]:
-        """Yields progress and batches of valid rows as they finish, then one RowSummary."""
+        """Yields progress and batches of valid rows as they finish, then one RowSummary; before
+        them, Waiting events while earlier calls hold the model."""
         prepared = self.check_request(request)
-        started = time.perf_counter()
+        holding = yield from self._take_model(cancelled)
+        started = time.perf_counter()  # the summary's elapsed_s is the call's own work
         seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**63)
         stats = DecodeStats()
         seen: set[str] = set()
@@ -237,8 +249,8 @@ class TextEngine:
         # few distinct rows ends as an honest partial result instead of looping forever.
         budget = request.num_rows + max(64, request.num_rows)
         reason = ""
-        with self._decode_lock:
-            while done < request.num_rows:
+        try:
+            while holding and done < request.num_rows:
                 if cancelled():
                     reason = "cancelled"
                     break
@@ -274,6 +286,9 @@ class TextEngine:
                         yield RowBatch(accepted)
                     regenerated = stats.invalid + (0 if request.keep_duplicates else stats.duplicates)
                     yield RowProgress(done, request.num_rows, regenerated, stats.tokens)
+        finally:
+            if holding:
+                self._decode_lock.release()
         if not reason and done < request.num_rows:
             reason = "cancelled"
         self.last_stats = stats
@@ -292,6 +307,21 @@ class TextEngine:
             reason=reason,
             schema=prepared.schema,
         )
+
+    def _take_model(self, cancelled: Callable[[], bool]) -> Generator[Waiting, None, bool]:
+        """Takes the decode lock. While earlier calls hold it, yields a Waiting event at once and
+        every WAITING_EVERY_S after: without them a queued call's stream would be silent for
+        as long as the calls ahead take, and its caller would give up on it. False when the call
+        was cancelled while it waited."""
+        if self._decode_lock.acquire(blocking=False):
+            return True
+        began = time.perf_counter()
+        while True:
+            yield Waiting(time.perf_counter() - began)
+            if cancelled():
+                return False
+            if self._decode_lock.acquire(timeout=WAITING_EVERY_S):
+                return True
 
     def _decode_wave(
         self,

@@ -16,7 +16,7 @@ import grpc
 from sdg.schema import SchemaError
 from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
-from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, ex
     )
 
 
-def _to_pb(event: RowProgress | RowBatch | RowSummary) -> text_pb2.GenerateRowsResponse:
+def _to_pb(event: Waiting | RowProgress | RowBatch | RowSummary) -> text_pb2.GenerateRowsResponse:
+    if isinstance(event, Waiting):
+        return text_pb2.GenerateRowsResponse(waiting=common_pb2.Waiting(waited_s=event.waited_s))
     if isinstance(event, RowBatch):
         return text_pb2.GenerateRowsResponse(rows=text_pb2.RowBatch(rows_json=event.rows))
     if isinstance(event, RowProgress):

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13sdg/v1/common.proto\x12\x06sdg.v1\"\x86\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x12\n\ndemo_model\x18\x03 \x01(\x08\x12\x0e\n\x06loaded\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x07 \x01(\t\"\x15\n\x13GetModelInfoRequestb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13sdg/v1/common.proto\x12\x06sdg.v1\"\x86\x01\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x12\n\ndemo_model\x18\x03 \x01(\x08\x12\x0e\n\x06loaded\x18\x04 \x01(\x08\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\x12\r\n\x05\x64type\x18\x06 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x07 \x01(\t\"\x15\n\x13GetModelInfoRequest\"\x1b\n\x07Waiting\x12\x10\n\x08waited_s\x18\x01 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,4 +35,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELINFO']._serialized_end=166
   _globals['_GETMODELINFOREQUEST']._serialized_start=168
   _globals['_GETMODELINFOREQUEST']._serialized_end=189
+  _globals['_WAITING']._serialized_start=191
+  _globals['_WAITING']._serialized_end=218
 # @@protoc_insertion_point(module_scope)

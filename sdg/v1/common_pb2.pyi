@@ -25,3 +25,9 @@ class ModelInfo(_message.Message):
 class GetModelInfoRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class Waiting(_message.Message):
+    __slots__ = ("waited_s",)
+    WAITED_S_FIELD_NUMBER: _ClassVar[int]
+    waited_s: float
+    def __init__(self, waited_s: _Optional[float] = ...) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sdg.v1 import common_pb2 as sdg_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12sdg/v1/image.proto\x12\x06sdg.v1\x1a\x13sdg/v1/common.proto\"\xc1\x02\n\x15GenerateImagesRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\x12\n\nnum_images\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x17\n\x0fnegative_prompt\x18\x05 \x01(\t\x12\x1b\n\x13num_inference_steps\x18\x06 \x01(\r\x12\x1b\n\x0eguidance_scale\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x04H\x01\x88\x01\x01\x12\x11\n\tscheduler\x18\t \x01(\t\x12\x13\n\x0b\x61nnotations\x18\n \x03(\t\x12\x0e\n\x06labels\x18\x0b \x03(\t\x12\x13\n\x0b\x66irst_index\x18\x0c \x01(\r\x12\x15\n\rfeature_reuse\x18\r \x01(\rB\x11\n\x0f_guidance_scaleB\x07\n\x05_seed\"\x99\x01\n\x16GenerateImagesResponse\x12$\n\x04step\x18\x01 \x01(\x0b\x32\x14.sdg.v1.StepProgressH\x00\x12\'\n\x05image\x18\x02 \x01(\x0b\x32\x16.sdg.v1.GeneratedImageH\x00\x12\'\n\x07summary\x18\x03 \x01(\x0b\x32\x14.sdg.v1.ImageSummaryH\x00\x42\x07\n\x05\x65vent\"p\n\x0cStepProgress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x13\n\x0btotal_steps\x18\x02 \x01(\r\x12\x13\n\x0bimages_done\x18\x03 \x01(\r\x12\x14\n\x0cimages_total\x18\x04 \x01(\r\x12\x12\n\nbatch_size\x18\x05 \x01(\r\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\">\n\rRunLengthMask\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\"\x8e\x01\n\x10ObjectAnnotation\x12\r\n\x05label\x18\x01 \x01(\t\x12!\n\x04\x62\x62ox\x18\x02 \x01(\x0b\x32\x13.sdg.v1.BoundingBox\x12+\n\x0csegmentation\x18\x03 \x01(\x0b\x32\x15.sdg.v1.RunLengthMask\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x0c\n\x04\x61rea\x18\x05 \x01(\x02\"\xc4\x01\n\x0eGeneratedImage\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x0b\n\x03png\x18\x04 \x01(\x0c\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12)\n\x07objects\x18\x07 \x03(\x0b\x32\x18.sdg.v1.ObjectAnnotation\x12\x0f\n\x07\x63\x61ption\x18\x08 \x01(\t\x12\x1d\n\x15prompt_tokens_dropped\x18\t \x01(\r\"\xdd\x01\n\x0cImageSummary\x12\x18\n\x10images_generated\x18\x01 \x01(\r\x12\x18\n\x10images_requested\x18\x02 \x01(\r\x12\x11\n\telapsed_s\x18\x03 \x01(\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x1c\n\x14\x61nnotations_produced\x18\x05 \x03(\t\x12\x0f\n\x07partial\x18\x06 \x01(\x08\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x11\n\tscheduler\x18\x08 \x01(\t\x12&\n\x1enegative_prompt_tokens_dropped\x18\t \x01(\r2\xa1\x01\n\x0cImageService\x12Q\n\x0eGenerateImages\x12\x1d.sdg.v1.GenerateImagesRequest\x1a\x1e.sdg.v1.GenerateImagesResponse0\x01\x12>\n\x0cGetModelInfo\x12\x1b.sdg.v1.GetModelInfoRequest\x1a\x11.sdg.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12sdg/v1/image.proto\x12\x06sdg.v1\x1a\x13sdg/v1/common.proto\"\xc1\x02\n\x15GenerateImagesRequest\x12\x0f\n\x07prompts\x18\x01 \x03(\t\x12\x12\n\nnum_images\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x17\n\x0fnegative_prompt\x18\x05 \x01(\t\x12\x1b\n\x13num_inference_steps\x18\x06 \x01(\r\x12\x1b\n\x0eguidance_scale\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x11\n\x04seed\x18\x08 \x01(\x04H\x01\x88\x01\x01\x12\x11\n\tscheduler\x18\t \x01(\t\x12\x13\n\x0b\x61nnotations\x18\n \x03(\t\x12\x0e\n\x06labels\x18\x0b \x03(\t\x12\x13\n\x0b\x66irst_index\x18\x0c \x01(\r\x12\x15\n\rfeature_reuse\x18\r \x01(\rB\x11\n\x0f_guidance_scaleB\x07\n\x05_seed\"\xbd\x01\n\x16GenerateImagesResponse\x12$\n\x04step\x18\x01 \x01(\x0b\x32\x14.sdg.v1.StepProgressH\x00\x12\'\n\x05image\x18\x02 \x01(\x0b\x32\x16.sdg.v1.GeneratedImageH\x00\x12\'\n\x07summary\x18\x03 \x01(\x0b\x32\x14.sdg.v1.ImageSummaryH\x00\x12\"\n\x07waiting\x18\x04 \x01(\x0b\x32\x0f.sdg.v1.WaitingH\x00\x42\x07\n\x05\x65vent\"p\n\x0cStepProgress\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x13\n\x0btotal_steps\x18\x02 \x01(\r\x12\x13\n\x0bimages_done\x18\x03 \x01(\r\x12\x14\n\x0cimages_total\x18\x04 \x01(\r\x12\x12\n\nbatch_size\x18\x05 \x01(\r\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\r\n\x05width\x18\x03 \x01(\x02\x12\x0e\n\x06height\x18\x04 \x01(\x02\">\n\rRunLengthMask\x12\x0e\n\x06\x63ounts\x18\x01 \x03(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\x12\r\n\x05width\x18\x03 \x01(\r\"\x8e\x01\n\x10ObjectAnnotation\x12\r\n\x05label\x18\x01 \x01(\t\x12!\n\x04\x62\x62ox\x18\x02 \x01(\x0b\x32\x13.sdg.v1.BoundingBox\x12+\n\x0csegmentation\x18\x03 \x01(\x0b\x32\x15.sdg.v1.RunLengthMask\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x0c\n\x04\x61rea\x18\x05 \x01(\x02\"\xc4\x01\n\x0eGeneratedImage\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06prompt\x18\x02 \x01(\t\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x0b\n\x03png\x18\x04 \x01(\x0c\x12\r\n\x05width\x18\x05 \x01(\r\x12\x0e\n\x06height\x18\x06 \x01(\r\x12)\n\x07objects\x18\x07 \x03(\x0b\x32\x18.sdg.v1.ObjectAnnotation\x12\x0f\n\x07\x63\x61ption\x18\x08 \x01(\t\x12\x1d\n\x15prompt_tokens_dropped\x18\t \x01(\r\"\xdd\x01\n\x0cImageSummary\x12\x18\n\x10images_generated\x18\x01 \x01(\r\x12\x18\n\x10images_requested\x18\x02 \x01(\r\x12\x11\n\telapsed_s\x18\x03 \x01(\x01\x12\x0c\n\x04seed\x18\x04 \x01(\x04\x12\x1c\n\x14\x61nnotations_produced\x18\x05 \x03(\t\x12\x0f\n\x07partial\x18\x06 \x01(\x08\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x11\n\tscheduler\x18\x08 \x01(\t\x12&\n\x1enegative_prompt_tokens_dropped\x18\t \x01(\r2\xa1\x01\n\x0cImageService\x12Q\n\x0eGenerateImages\x12\x1d.sdg.v1.GenerateImagesRequest\x1a\x1e.sdg.v1.GenerateImagesResponse0\x01\x12>\n\x0cGetModelInfo\x12\x1b.sdg.v1.GetModelInfoRequest\x1a\x11.sdg.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,19 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEIMAGESREQUEST']._serialized_start=52
   _globals['_GENERATEIMAGESREQUEST']._serialized_end=373
   _globals['_GENERATEIMAGESRESPONSE']._serialized_start=376
-  _globals['_GENERATEIMAGESRESPONSE']._serialized_end=529
-  _globals['_STEPPROGRESS']._serialized_start=531
-  _globals['_STEPPROGRESS']._serialized_end=643
-  _globals['_BOUNDINGBOX']._serialized_start=645
-  _globals['_BOUNDINGBOX']._serialized_end=711
-  _globals['_RUNLENGTHMASK']._serialized_start=713
-  _globals['_RUNLENGTHMASK']._serialized_end=775
-  _globals['_OBJECTANNOTATION']._serialized_start=778
-  _globals['_OBJECTANNOTATION']._serialized_end=920
-  _globals['_GENERATEDIMAGE']._serialized_start=923
-  _globals['_GENERATEDIMAGE']._serialized_end=1119
-  _globals['_IMAGESUMMARY']._serialized_start=1122
-  _globals['_IMAGESUMMARY']._serialized_end=1343
-  _globals['_IMAGESERVICE']._serialized_start=1346
-  _globals['_IMAGESERVICE']._serialized_end=1507
+  _globals['_GENERATEIMAGESRESPONSE']._serialized_end=565
+  _globals['_STEPPROGRESS']._serialized_start=567
+  _globals['_STEPPROGRESS']._serialized_end=679
+  _globals['_BOUNDINGBOX']._serialized_start=681
+  _globals['_BOUNDINGBOX']._serialized_end=747
+  _globals['_RUNLENGTHMASK']._serialized_start=749
+  _globals['_RUNLENGTHMASK']._serialized_end=811
+  _globals['_OBJECTANNOTATION']._serialized_start=814
+  _globals['_OBJECTANNOTATION']._serialized_end=956
+  _globals['_GENERATEDIMAGE']._serialized_start=959
+  _globals['_GENERATEDIMAGE']._serialized_end=1155
+  _globals['_IMAGESUMMARY']._serialized_start=1158
+  _globals['_IMAGESUMMARY']._serialized_end=1379
+  _globals['_IMAGESERVICE']._serialized_start=1382
+  _globals['_IMAGESERVICE']._serialized_end=1543
 # @@protoc_insertion_point(module_scope)

@@ -38,14 +38,16 @@ class GenerateImagesRequest(_message.Message):
     def __init__(self, prompts: _Optional[_Iterable[str]] = ..., num_images: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., negative_prompt: _Optional[str] = ..., num_inference_steps: _Optional[int] = ..., guidance_scale: _Optional[float] = ..., seed: _Optional[int] = ..., scheduler: _Optional[str] = ..., annotations: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., first_index: _Optional[int] = ..., feature_reuse: _Optional[int] = ...) -> None: ...
 
 class GenerateImagesResponse(_message.Message):
-    __slots__ = ("step", "image", "summary")
+    __slots__ = ("step", "image", "summary", "waiting")
     STEP_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
     step: StepProgress
     image: GeneratedImage
     summary: ImageSummary
-    def __init__(self, step: _Optional[_Union[StepProgress, _Mapping]] = ..., image: _Optional[_Union[GeneratedImage, _Mapping]] = ..., summary: _Optional[_Union[ImageSummary, _Mapping]] = ...) -> None: ...
+    waiting: _common_pb2.Waiting
+    def __init__(self, step: _Optional[_Union[StepProgress, _Mapping]] = ..., image: _Optional[_Union[GeneratedImage, _Mapping]] = ..., summary: _Optional[_Union[ImageSummary, _Mapping]] = ..., waiting: _Optional[_Union[_common_pb2.Waiting, _Mapping]] = ...) -> None: ...
 
 class StepProgress(_message.Message):
     __slots__ = ("step", "total_steps", "images_done", "images_total", "batch_size")

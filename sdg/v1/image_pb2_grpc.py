@@ -57,7 +57,8 @@ class ImageServiceServicer:
     def GenerateImages(self, request, context):
         """Generates `num_images` images, spread over the prompts round-robin. Streams one progress event
         per denoising step and one message per finished image, then exactly one summary as the last
-        message. Bad options are rejected with INVALID_ARGUMENT before anything is generated.
+        message. While earlier calls hold the model, it streams a Waiting event every few seconds.
+        Bad options are rejected with INVALID_ARGUMENT before anything is generated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,14 +34,16 @@ class GenerateRowsRequest(_message.Message):
     def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ...) -> None: ...
 
 class GenerateRowsResponse(_message.Message):
-    __slots__ = ("progress", "rows", "summary")
+    __slots__ = ("progress", "rows", "summary", "waiting")
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
     progress: RowProgress
     rows: RowBatch
     summary: GenerationSummary
-    def __init__(self, progress: _Optional[_Union[RowProgress, _Mapping]] = ..., rows: _Optional[_Union[RowBatch, _Mapping]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ...) -> None: ...
+    waiting: _common_pb2.Waiting
+    def __init__(self, progress: _Optional[_Union[RowProgress, _Mapping]] = ..., rows: _Optional[_Union[RowBatch, _Mapping]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ..., waiting: _Optional[_Union[_common_pb2.Waiting, _Mapping]] = ...) -> None: ...
 
 class RowProgress(_message.Message):
     __slots__ = ("rows_done", "rows_total", "rows_regenerated", "tokens_generated")

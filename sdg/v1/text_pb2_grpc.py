@@ -61,7 +61,8 @@ class TextServiceServicer:
 
     def GenerateRows(self, request, context):
         """Generates `num_rows` rows. Streams progress events and batches of finished rows as they
-        complete, then exactly one summary as the last message. A schema that cannot be honoured is
+        complete, then exactly one summary as the last message. While earlier calls hold the model,
+        it streams a Waiting event every few seconds. A schema that cannot be honoured is
         rejected with INVALID_ARGUMENT before anything is generated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

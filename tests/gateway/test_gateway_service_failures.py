@@ -37,6 +37,10 @@ class ScriptedTextService(text_pb2_grpc.TextServiceServicer):
         context.add_callback(self.cancelled.set)
         if self.behaviour == "reject":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "schema.age: not today")
+        if self.behaviour == "busy":  # earlier calls hold the model for 2 s, as the real services say
+            for waited in range(5):
+                yield text_pb2.GenerateRowsResponse(waiting=common_pb2.Waiting(waited_s=waited * 0.5))
+                time.sleep(0.5)
         yield text_pb2.GenerateRowsResponse(progress=text_pb2.RowProgress(rows_done=0, rows_total=request.num_rows))
         yield text_pb2.GenerateRowsResponse(rows=text_pb2.RowBatch(rows_json=[json.dumps(ROW)]))
         if self.behaviour == "silent":
@@ -123,6 +127,18 @@ def test_a_silent_stream_times_out(tmp_path, scripted):
         assert job["status"] == "failed" and "sent nothing for 1s" in job["error"]
         # The gateway hung up, so the service stops working for nobody.
         assert scripted.cancelled.wait(5)
+
+
+def test_a_call_waiting_for_a_busy_service_outlasts_the_timeout_and_says_so(tmp_path, scripted):
+    scripted.behaviour = "busy"
+    with TestClient(create_app(settings(tmp_path, scripted.address, timeout=1))) as client:
+        job_id = submit(client)
+        messages = set()
+        while (status := client.get(f"/status/{job_id}").json())["status"] in ("queued", "running"):
+            messages.add(status["message"])
+            time.sleep(0.05)
+        assert status["status"] == "completed", status
+        assert any(m.startswith("waiting for the text service, busy with other jobs (") for m in messages), messages
 
 
 def test_a_rejection_is_reported_with_the_services_reason(tmp_path, scripted):

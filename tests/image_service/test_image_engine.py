@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import time
 import sys
 
 import numpy as np
@@ -249,3 +250,44 @@ def test_every_call_denoises_on_the_one_model_thread(tiny_engine):
     with ThreadPoolExecutor(1) as other:
         there = other.submit(steps_ran_on).result()
     assert here == there and len(here) == 1 and threading.current_thread().name not in here
+
+
+def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_withdrawn(tiny_engine, monkeypatch):
+    import threading
+
+    from image_service import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "WAITING_EVERY_S", 0.05)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(progress) -> bool:  # the earlier call keeps the model until released
+        holding.set()
+        release.wait(30)
+        return False
+
+    earlier = threading.Thread(target=lambda: run(tiny_engine, request(seed=1), on_step=hold))
+    earlier.start()
+    try:
+        assert holding.wait(30)
+        waits: list[float] = []
+        withdrawn = run_with_waits(tiny_engine, request(seed=2), lambda waited: waits.append(waited) or len(waits) == 3)
+        assert withdrawn == ([], True, "cancelled") and len(waits) == 3 and waits[0] < 0.05
+        waits.clear()
+        queued = {}
+        later = threading.Thread(target=lambda: queued.update(result=run_with_waits(tiny_engine, request(seed=3), waits.append)))
+        later.start()
+        time.sleep(0.3)
+        assert len(waits) >= 3 and "result" not in queued
+    finally:
+        release.set()
+    earlier.join(30), later.join(30)
+    images, partial, _ = queued["result"]
+    assert len(images) == 1 and not partial
+    waits.clear()  # the model is free: no waiting
+    assert run_with_waits(tiny_engine, request(seed=3), waits.append)[0][0].png == images[0].png and not waits
+
+
+def run_with_waits(engine, req, on_wait):
+    images = []
+    summary = engine.generate(req, on_image=images.append, on_wait=on_wait)
+    return images, summary.partial, summary.reason

@@ -127,3 +127,17 @@ def test_client_cancel_stops_the_call(stub, image_service):
     while "ended early by the client" not in image_service.log_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "ended early by the client" in image_service.log_text()
+
+
+def test_a_call_behind_a_busy_model_streams_waiting_then_runs(stub):
+    earlier = stub.GenerateImages(
+        image_pb2.GenerateImagesRequest(prompts=["a cat"], num_images=50, width=256, height=256, num_inference_steps=50, seed=1),
+        timeout=120,
+    )
+    assert next(earlier).WhichOneof("event") == "step"  # the model is busy with it
+    later = stub.GenerateImages(image_pb2.GenerateImagesRequest(prompts=["a dog"], num_images=1, width=64, height=64, num_inference_steps=2, seed=1), timeout=120)
+    first = next(later)
+    assert first.WhichOneof("event") == "waiting" and first.waiting.waited_s < 1
+    earlier.cancel()
+    rest = list(later)
+    assert events(rest, "summary")[0].images_generated == 1

@@ -195,3 +195,47 @@ def test_rows_of_a_wave_share_the_prompt_prefix(text_engine):
     assert len(set(texts)) == 3
     for text in texts:
         assert "Dutch bakery" in text and "- age: integer" in text and text.endswith("<|im_start|>assistant\n")
+
+
+def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_cancelled_there(text_engine, monkeypatch):
+    import threading
+    import time
+
+    from text_service import engine as engine_module
+    from text_service.engine import Waiting
+
+    monkeypatch.setattr(engine_module, "WAITING_EVERY_S", 0.05)
+    request = RowRequest(schema={"name": "string"}, num_rows=2, seed=5)
+
+    def start(cancelled=lambda: False) -> tuple[list, threading.Thread]:
+        events: list = []
+        thread = threading.Thread(target=lambda: events.extend(text_engine.generate(request, cancelled)))
+        thread.start()
+        return events, thread
+
+    text_engine._decode_lock.acquire()  # an earlier call holds the model
+    try:
+        events, thread = start()
+        time.sleep(0.5)
+        assert len(events) >= 3 and all(isinstance(e, Waiting) for e in events), events
+        assert events[0].waited_s < 0.05 and events[-1].waited_s > events[0].waited_s
+    finally:
+        text_engine._decode_lock.release()
+    thread.join(60)
+    first_work = next(i for i, e in enumerate(events) if not isinstance(e, Waiting))
+    assert not any(isinstance(e, Waiting) for e in events[first_work:])
+    assert (events[-1].rows_generated, events[-1].partial) == (2, False)
+
+    stop = threading.Event()
+    text_engine._decode_lock.acquire()
+    try:
+        events, thread = start(stop.is_set)
+        time.sleep(0.2)
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive()  # it left while the model was still held
+    finally:
+        text_engine._decode_lock.release()
+    assert (events[-1].rows_generated, events[-1].partial, events[-1].reason) == (0, True, "cancelled")
+    _, _, summary = run(text_engine, schema={"name": "string"}, num_rows=1, seed=5)  # the lock is free again
+    assert summary.rows_generated == 1

@@ -92,6 +92,18 @@ def test_a_cancelled_call_leaves_the_service_working(stub):
     assert messages[-1].summary.rows_generated == 3
 
 
+def test_a_call_behind_a_busy_model_streams_waiting_then_runs(stub):
+    earlier = stub[0].GenerateRows(
+        text_pb2.GenerateRowsRequest(schema_json=json.dumps(SEED_SCHEMA), num_rows=5000, seed=1), timeout=120
+    )
+    next(earlier)  # the model is busy with it
+    later = stub[0].GenerateRows(text_pb2.GenerateRowsRequest(schema_json=json.dumps(SEED_SCHEMA), num_rows=3, seed=2), timeout=120)
+    first = next(later)
+    assert first.WhichOneof("event") == "waiting" and first.waiting.waited_s < 1
+    earlier.cancel()
+    assert list(later)[-1].summary.rows_generated == 3
+
+
 async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_engine):
     """Once rows have streamed, a failure is the stream's last event: the rows sent stand, and the
     summary says the output is partial and why."""
