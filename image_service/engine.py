@@ -492,6 +492,10 @@ class _BatchRun:
         # all of them. The same embedding: the UNet converts timesteps to float32 first.
         unet_timesteps = self._upload(timesteps.to(torch.float32))
         reuse, deep = self.request.feature_reuse, None
+        # PNDM (SD's default) makes n steps in n + 1 UNet passes: its first step takes two.
+        # Progress counts steps, as the pipeline's progress bar does, so the first pass is not
+        # reported (nor can it be stopped at: the second follows at once).
+        warm_up_passes = len(timesteps) - self.request.num_inference_steps
         for step, t in enumerate(timesteps, start=1):
             model_input = torch.cat([latents] * 2) if self.cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
@@ -513,10 +517,10 @@ class _BatchRun:
             if step == 1:
                 self._hand_off()  # the GPU has this batch's first step queued meanwhile
             self.delivery.deliver_ready()
-            if self.on_step is not None:
+            if self.on_step is not None and step > warm_up_passes:
                 progress = StepProgress(
-                    step=step,
-                    total_steps=len(timesteps),
+                    step=step - warm_up_passes,
+                    total_steps=self.request.num_inference_steps,
                     images_done=self.delivery.delivered,
                     images_total=self.request.images_wanted,
                     batch_size=images,
