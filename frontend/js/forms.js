@@ -5,6 +5,14 @@
   'use strict';
   const { byId, el, clear } = SDG.dom;
 
+  /** Input the page can reject before the gateway sees it: a required field left empty. */
+  class FormInputError extends Error {
+    constructor(message, inputId) {
+      super(message);
+      this.inputId = inputId;
+    }
+  }
+
   /** '' → undefined (omitted from the JSON body); a number when it parses, else the text as typed
       so that the gateway's message names the bad value. */
   function num(id) {
@@ -12,6 +20,17 @@
     if (text === '') return undefined;
     const n = Number(text);
     return Number.isFinite(n) ? n : text;
+  }
+
+  /** num() for a field without an "optional" mark. Left out of the body, it would not be an error
+      but the gateway's default (100 rows, 30 steps), which is not what an emptied field asks for. */
+  function required(id, field) {
+    const value = num(id);
+    if (value === undefined) {
+      const label = document.querySelector(`label[for="${id}"]`).firstChild.textContent.trim();
+      throw new FormInputError(`${field}: the ${label} field is empty; enter a number`, id);
+    }
+    return value;
   }
 
   function text(id) {
@@ -37,11 +56,11 @@
   function imageOptions(prefix) {
     return {
       prompts: lines(`${prefix}-prompts`),
-      resolution: [num(`${prefix}-width`), num(`${prefix}-height`)],
+      resolution: [required(`${prefix}-width`, 'resolution'), required(`${prefix}-height`, 'resolution')],
       annotations: annotations(prefix),
       negative_prompt: text(`${prefix}-negative`),
-      num_inference_steps: num(`${prefix}-steps`),
-      guidance_scale: num(`${prefix}-guidance`),
+      num_inference_steps: required(`${prefix}-steps`, 'num_inference_steps'),
+      guidance_scale: required(`${prefix}-guidance`, 'guidance_scale'),
       scheduler: byId(`${prefix}-scheduler`).value,
       labels: list(`${prefix}-labels`),
       // Left out at 1, the default, so that a plain request reads as before.
@@ -52,7 +71,7 @@
   const bodies = {
     text: (builders) => ({
       schema: builders.text.schema(),
-      num_samples: num('text-num-samples'),
+      num_samples: required('text-num-samples', 'num_samples'),
       output_format: byId('text-format').value,
       seed: num('text-seed'),
       temperature: num('text-temperature'),
@@ -61,12 +80,12 @@
     }),
     images: () => ({
       ...imageOptions('images'),
-      num_images: num('images-num'),
+      num_images: required('images-num', 'num_images'),
       seed: num('images-seed'),
     }),
     unified: (builders) => ({
       schema: builders.unified.schema(),
-      num_samples: num('unified-num-samples'),
+      num_samples: required('unified-num-samples', 'num_samples'),
       num_images: num('unified-num-images'),
       output_format: byId('unified-format').value,
       seed: num('unified-seed'),
@@ -86,23 +105,48 @@
     box.hidden = false;
   }
 
+  // kind → {jobId, listed}: the job a form's "Queued …" note names, until it has finished or gone.
+  const queued = new Map();
+
+  function showNote(kind, jobId) {
+    byId(`${kind}-note`).textContent = jobId ? `Queued ${jobId}` : '';
+    if (jobId) queued.set(kind, { jobId, listed: false });
+    else queued.delete(kind);
+  }
+
+  /** Called with every jobs poll (job id → status): a note goes once its job has finished, or has
+      left the list (deleted) after being in it. A poll that began before the submit has not
+      listed the job yet, which is not the same as gone. */
+  function settleNotes(states) {
+    for (const [kind, note] of queued) {
+      const state = states.get(note.jobId);
+      if (state !== undefined) note.listed = true;
+      if ((state === undefined && note.listed) || SDG.jobView.FINISHED.has(state)) showNote(kind, null);
+    }
+  }
+
   async function submit(kind, builders, onQueued) {
-    const note = byId(`${kind}-note`);
     const button = byId(`submit-${kind}`);
     showError(kind, '');
-    note.textContent = '';
+    showNote(kind, null);
     let body;
     try {
       body = bodies[kind](builders);
     } catch (err) {
-      if (!(err instanceof SDG.SchemaInputError)) throw err;
+      if (!(err instanceof SDG.SchemaInputError || err instanceof FormInputError)) throw err;
       showError(kind, err.message);
+      if (err.inputId) {
+        const input = byId(err.inputId);
+        const folded = input.closest('details');
+        if (folded) folded.open = true;
+        input.focus();
+      }
       return;
     }
     button.disabled = true;
     try {
       const reply = await SDG.api.post(`/generate/${kind}`, body);
-      note.textContent = `Queued ${reply.job_id}`;
+      showNote(kind, reply.job_id);
       onQueued(reply.job_id);
     } catch (err) {
       const status = err.status ? `${err.status}: ` : '';
@@ -154,13 +198,16 @@
     };
     renderPlaceholders(builders.unified.fieldNames());
     for (const kind of Object.keys(bodies)) {
-      byId(`panel-${kind}`).addEventListener('submit', (event) => {
+      const form = byId(`panel-${kind}`);
+      form.addEventListener('submit', (event) => {
         event.preventDefault();
         submit(kind, builders, onQueued);
       });
+      // An error is about the input as it was submitted; once that input changes, it is stale.
+      form.addEventListener('input', () => showError(kind, ''));
     }
     return builders;
   }
 
-  SDG.forms = { init };
+  SDG.forms = { init, settleNotes };
 })(window.SDG = window.SDG || {});

@@ -58,6 +58,11 @@
     item.classList.toggle('up', !looksDown(label));
   }
 
+  /** Also set from the jobs poll, which sees a job start or stop long before the next health poll. */
+  function showJobsRunning(count) {
+    byId('health-jobs').textContent = count;
+  }
+
   function render({ httpStatus, body }) {
     const healthy = httpStatus === 200 && body.status === 'healthy';
     const pill = byId('health-status');
@@ -65,7 +70,7 @@
     pill.className = `pill ${healthy ? 'pill-ok' : 'pill-bad'}`;
     setService('health-text', modelLabel(body.text_model), serviceDetails(body.services, 'text'));
     setService('health-image', modelLabel(body.image_model), serviceDetails(body.services, 'image'));
-    byId('health-jobs').textContent = body.jobs_in_progress ?? '–';
+    showJobsRunning(body.jobs_in_progress ?? '–');
     byId('demo-banner').hidden = !isDemo(body);
 
     const problem = byId('health-problem');
@@ -103,5 +108,5 @@
     setInterval(refresh, POLL_MS);
   }
 
-  SDG.health = { start, refresh, isDemo, modelLabel };
+  SDG.health = { start, refresh, isDemo, modelLabel, showJobsRunning };
 })(window.SDG = window.SDG || {});

@@ -5,7 +5,14 @@
   const { el, append, replace, byId, clear, formatTime, formatDuration } = SDG.dom;
 
   const FINISHED = new Set(['completed', 'failed', 'cancelled']);
-  let resultsFor = null; // job id whose results are on screen, so polling does not reload them
+  const DEMO_NOTE = 'demo model, random weights';
+  // Which run's results are on screen, so that polling does not reload them. A resumed job keeps
+  // its id, and its resume can end before any poll sees it queued, so the key names the run.
+  let resultsFor = null;
+
+  function runKey(status) {
+    return `${status.job_id} ${status.finished_at} ${(status.resumes || []).length}`;
+  }
 
   function progressBar(status, testid) {
     const value = Math.max(0, Math.min(100, Number(status.progress) || 0));
@@ -52,8 +59,31 @@
     return `${resumes.length === 1 ? 'once' : `${resumes.length} times`} (kept ${kept})`;
   }
 
-  function renderSummary(status, onCancel, onResume, onDelete) {
+  /** Cancel, Resume, Download and Delete, side by side at the end of the job's head. */
+  function actions(status, onCancel, onResume, onDelete) {
     const active = !FINISHED.has(status.status);
+    return el('span', { class: 'job-actions', dataset: { testid: 'job-view-actions' } },
+      active && el('button', {
+        type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-view-cancel' },
+        onclick: () => onCancel(status.job_id),
+      }, 'Cancel'),
+      resumable(status) && onResume && el('button', {
+        type: 'button', class: 'btn btn-small', dataset: { testid: 'job-view-resume' },
+        title: 'Generate only the rows and images this job lacks, into the same folder',
+        onclick: () => onResume(status.job_id),
+      }, 'Resume'),
+      !active && (status.files || []).length > 0 && el('a', {
+        href: SDG.api.archiveUrl(status.job_id), download: '', class: 'btn btn-small',
+        dataset: { testid: 'result-archive' }, title: 'The whole output folder as one ZIP file',
+      }, 'Download all (.zip)'),
+      !active && onDelete && el('button', {
+        type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-view-delete' },
+        title: 'Forget this job and delete its output folder',
+        onclick: () => onDelete(status),
+      }, 'Delete'));
+  }
+
+  function renderSummary(status, onCancel, onResume, onDelete) {
     const box = byId('job-summary');
     // Polling re-renders this; an unchanged job is left alone and an opened Request stays open.
     const key = JSON.stringify(status);
@@ -69,20 +99,7 @@
         el('code', { class: 'job-id' }, status.job_id),
         el('span', { class: `badge badge-${status.status}`, dataset: { testid: 'job-view-status' } }, status.status),
         status.partial && el('span', { class: 'badge badge-partial', dataset: { testid: 'job-view-partial' } }, 'partial'),
-        active && el('button', {
-          type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-view-cancel' },
-          onclick: () => onCancel(status.job_id),
-        }, 'Cancel'),
-        resumable(status) && onResume && el('button', {
-          type: 'button', class: 'btn btn-small', dataset: { testid: 'job-view-resume' },
-          title: 'Generate only the rows and images this job lacks, into the same folder',
-          onclick: () => onResume(status.job_id),
-        }, 'Resume'),
-        !active && onDelete && el('button', {
-          type: 'button', class: 'btn btn-small btn-danger', dataset: { testid: 'job-view-delete' },
-          title: 'Forget this job and delete its output folder',
-          onclick: () => onDelete(status),
-        }, 'Delete')),
+        actions(status, onCancel, onResume, onDelete)),
       progressBar(status, 'job-view-progress'),
       messageOf(status) && el('p', { class: 'job-message', dataset: { testid: 'job-view-message' } }, messageOf(status)),
       status.error && el('p', { class: 'job-error', role: 'alert', dataset: { testid: 'job-view-error' } }, status.error),
@@ -104,7 +121,12 @@
   function manifestModels(manifest) {
     const model = manifest && manifest.model;
     if (!model || typeof model !== 'object') return model ? [{ label: String(model) }] : [];
-    const one = (m, kind) => ({ kind, label: m.display_name || m.model_id || JSON.stringify(m), demo: m.demo_model === true });
+    const one = (m, kind) => {
+      const label = m.display_name || m.model_id || JSON.stringify(m);
+      const demo = m.demo_model === true;
+      // The badge says it once; a display name that says it too loses its copy.
+      return { kind, label: demo ? label.replace(` (${DEMO_NOTE})`, '') : label, demo };
+    };
     if ('model_id' in model || 'display_name' in model || 'demo_model' in model) return [one(model)];
     return Object.entries(model).filter(([, m]) => m && typeof m === 'object').map(([kind, m]) => one(m, kind));
   }
@@ -131,8 +153,6 @@
     const imageBox = images.length > 0 && section(
       `Images (${images.length})`, 'result-images', el('p', { class: 'muted' }, 'loading…'));
     const fileList = section(`Files (${files.length})`, 'result-files',
-      el('p', {}, el('a', { href: SDG.api.archiveUrl(id), download: '', class: 'btn btn-small', dataset: { testid: 'result-archive' } },
-        'Download all (.zip)')),
       el('ul', { class: 'file-list' }, files.map((f) => el('li', {},
         el('a', { href: SDG.api.fileUrl(id, f), target: '_blank', rel: 'noopener', dataset: { testid: 'result-file' } }, f)))));
     append(box, [modelBox, dataBox, imageBox, fileList]);
@@ -151,7 +171,7 @@
     const models = manifestModels(manifest).map((m) => el('li', { dataset: { testid: 'result-model-label' } },
       m.kind && el('span', { class: 'muted' }, `${m.kind}: `),
       m.label,
-      m.demo && el('span', { class: 'badge badge-demo', dataset: { testid: 'result-demo' } }, 'demo model, random weights')));
+      m.demo && el('span', { class: 'badge badge-demo', dataset: { testid: 'result-demo' } }, DEMO_NOTE)));
     const counts = manifest.counts && typeof manifest.counts === 'object'
       ? Object.entries(manifest.counts).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(' · ') : '';
     replace(body,
@@ -173,8 +193,14 @@
     }
     try {
       const rows = SDG.preview.parseRows(path, await SDG.api.fileText(id, path));
+      if (!rows.length) {
+        // A job stopped before its first row still has its (empty) data file.
+        replace(placeholder, el('p', { class: 'muted', dataset: { testid: 'result-rows-empty' } },
+          `No rows were written to ${path}.`));
+        return;
+      }
       replace(placeholder,
-        el('p', { class: 'muted small' }, `First ${rows.length} rows of ${path}`),
+        el('p', { class: 'muted small' }, `First ${rows.length} row${rows.length === 1 ? '' : 's'} of ${path}`),
         SDG.preview.rowsTable(rows, id));
     } catch (err) {
       placeholder.textContent = `Cannot preview ${path}: ${err.message}`;
@@ -215,8 +241,8 @@
     if (!ready) {
       if (resultsFor !== null) clear(byId('job-results'));
       resultsFor = null;
-    } else if (resultsFor !== status.job_id) {
-      resultsFor = status.job_id;
+    } else if (resultsFor !== runKey(status)) {
+      resultsFor = runKey(status);
       renderResults(status);
     }
   }

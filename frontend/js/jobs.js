@@ -16,6 +16,7 @@
   let timer = null;
   let cancelling = null; // job id whose "Cancelling…" notice shows until the job has stopped
   let resuming = null; // job id whose "Resuming…" notice shows until the resumed run has ended
+  let onUpdate = () => {}; // told every listed job's status (job id → status) after each poll
 
   const isActive = (job) => !SDG.jobView.FINISHED.has(job.status);
 
@@ -108,6 +109,7 @@
       resuming = null;
     }
     byId('jobs-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    onUpdate(new Map(jobs.map((job) => [job.job_id, (statuses.get(job.job_id) || job).status])));
   }
 
   let inFlight = false;
@@ -194,5 +196,11 @@
     refresh();
   }
 
-  SDG.jobs = { refresh, select, cancel, resume, remove, start: refresh };
+  /** Starts polling; `listener` hears each poll's job statuses (job id → status). */
+  function start(listener) {
+    onUpdate = listener;
+    refresh();
+  }
+
+  SDG.jobs = { refresh, select, cancel, resume, remove, start };
 })(window.SDG = window.SDG || {});

@@ -1,4 +1,4 @@
-/* Wires the page together: tabs, forms → jobs panel, health polling. */
+/* Wires the page together: tabs, forms → jobs panel → header and form notes, health polling. */
 (function (SDG) {
   'use strict';
   const { byId } = SDG.dom;
@@ -30,6 +30,11 @@
     initTabs();
     SDG.forms.init((jobId) => SDG.jobs.select(jobId));
     SDG.health.start();
-    SDG.jobs.start();
+    // The header's count and the forms' "Queued …" notes follow the jobs poll, which runs every
+    // second while a job moves; the health poll alone would leave them up to 10 s behind.
+    SDG.jobs.start((states) => {
+      SDG.health.showJobsRunning([...states.values()].filter((state) => !SDG.jobView.FINISHED.has(state)).length);
+      SDG.forms.settleNotes(states);
+    });
   });
 })(window.SDG = window.SDG || {});

@@ -247,7 +247,7 @@
           el('span', { class: 'checkbox-field' }, nullable, el('label', { for: `${id}-nullable` }, 'nullable')),
           toggle),
         el('button', {
-          type: 'button', class: 'btn btn-icon', dataset: { testid: 'field-remove' },
+          type: 'button', class: 'btn btn-icon field-remove', dataset: { testid: 'field-remove' },
           'aria-label': `Remove field ${field.name || index + 1}`, title: 'Remove field',
           onclick: () => this.removeField(field.key),
         }, '×'));
