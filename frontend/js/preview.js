@@ -160,11 +160,16 @@
       frame.append(canvas);
     }
     const caption = (entry && entry.caption) || (meta && meta.caption);
+    const cut = (meta && meta.prompt_tokens_dropped) || 0;
     return el('figure', { class: 'thumb', dataset: { testid: 'thumbnail' } },
       frame,
       el('figcaption', {},
         el('span', { class: 'thumb-name' }, name),
         meta && meta.prompt && el('span', { class: 'thumb-prompt', title: meta.prompt }, meta.prompt),
+        cut > 0 && el('span', {
+          class: 'thumb-cut', dataset: { testid: 'thumb-prompt-cut' },
+          title: 'The text encoder (CLIP) reads 77 tokens: the words past them did not shape this image',
+        }, `prompt cut: its last ${cut} token${cut === 1 ? '' : 's'} unread`),
         caption && el('span', { class: 'thumb-caption' }, `“${caption}”`),
         entry && entry.objects.length > 0 && el('span', { class: 'thumb-objects' }, entry.objects.map((o) => o.label).join(', '))));
   }

@@ -145,7 +145,8 @@ def test_text_job_from_the_visual_builder_completes_with_a_rows_preview(page, ga
 
 def test_image_job_shows_step_progress_and_annotated_thumbnails(page, tmp_path):
     page.get_by_test_id("tab-images").click()
-    page.get_by_test_id("images-prompts").fill("a red cube on a wooden table\na blue ball on the grass")
+    long_prompt = "a blue ball on the grass " * 17  # 102 words: CLIP reads 77 tokens
+    page.get_by_test_id("images-prompts").fill(f"a red cube on a wooden table\n{long_prompt}")
     page.get_by_test_id("images-num").fill("2")
     page.get_by_test_id("images-width").fill("64")
     page.get_by_test_id("images-height").fill("64")
@@ -157,14 +158,18 @@ def test_image_job_shows_step_progress_and_annotated_thumbnails(page, tmp_path):
 
     expect(job_item(page, job_id).get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
     view = page.get_by_test_id("job-view")
-    # Steps are counted per batch and the finished job keeps its last count. The total is the
-    # scheduler's real number of UNet passes: the default (PNDM) scheduler adds one to those asked for.
+    # Steps are counted per batch and the finished job keeps its last count: the steps asked for
+    # (the default scheduler, PNDM, runs one more UNet pass, counted as the pipeline counts it).
     stats = view.get_by_test_id("job-view-stats")
     expect(stats).to_contain_text("images 2/2")
     step, total = map(int, re.search(r"step (\d+)/(\d+)", stats.inner_text()).groups())
-    assert step == total >= 2
+    assert step == total == 2
     thumbs = view.get_by_test_id("thumbnail")
     expect(thumbs).to_have_count(2)
+    # The long prompt was cut at CLIP's 77 tokens: its image, and the job's note, say so.
+    expect(thumbs.nth(0).get_by_test_id("thumb-prompt-cut")).to_have_count(0)
+    expect(thumbs.nth(1).get_by_test_id("thumb-prompt-cut")).to_have_text("prompt cut: its last 27 tokens unread")
+    expect(view.get_by_test_id("result-images-note")).to_contain_text("the prompts of 1 image were longer than the text encoder reads")
     for i in range(2):
         img = thumbs.nth(i).locator("img")
         expect(img).to_be_visible()
