@@ -343,6 +343,7 @@ class JobExecution:
             spec = dataclasses.replace(spec, num_images=count)
         stats = self.job.stats
         stats.images_total = spec.num_images
+        stats.step = stats.total_steps = 0  # a resumed job's are its last run's until its first step
         if self.image_writer is None:
             self.image_writer = ImageDatasetWriter(self.folder)
         writer = self.image_writer
