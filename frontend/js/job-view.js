@@ -9,6 +9,9 @@
   // Which run's results are on screen, so that polling does not reload them. A resumed job keeps
   // its id, and its resume can end before any poll sees it queued, so the key names the run.
   let resultsFor = null;
+  // While a job runs: its id and images done, for the latest images on screen.
+  let latestFor = null;
+  const LATEST_IMAGES = 8;
 
   function runKey(status) {
     return `${status.job_id} ${status.finished_at} ${(status.resumes || []).length}`;
@@ -233,16 +236,33 @@
       })));
   }
 
-  /** Shows `status`; (re)loads results when the job has files and they are not on screen yet. */
+  /** While a job runs, the last images it has finished (up to LATEST_IMAGES). The gateway writes
+   * them in index order under their final names, so image i exists once i images are done. */
+  function showLatest(status) {
+    const done = FINISHED.has(status.status) ? 0 : ((status.stats || {}).images_done || 0);
+    const key = `${status.job_id} ${done}`;
+    if (key === latestFor) return;
+    latestFor = key;
+    const box = clear(byId('job-results'));
+    if (!done) return;
+    const first = Math.max(0, done - LATEST_IMAGES);
+    const paths = Array.from({ length: done - first }, (_, k) => `images/image_${String(first + k).padStart(5, '0')}.png`);
+    append(box, [section(`Latest images (${done} done so far)`, 'result-latest',
+      el('div', { class: 'thumbs' }, paths.map((path) => SDG.preview.thumbnail(status.job_id, path))))]);
+  }
+
+  /** Shows `status`: while it runs, its latest images; once finished, its results (loaded when
+   * they are not on screen yet). */
   function show(status, onCancel, onResume, onDelete) {
     byId('job-view').hidden = false;
     renderSummary(status, onCancel, onResume, onDelete);
     const ready = FINISHED.has(status.status) && (status.files || []).length > 0;
     if (!ready) {
-      if (resultsFor !== null) clear(byId('job-results'));
       resultsFor = null;
+      showLatest(status);
     } else if (resultsFor !== runKey(status)) {
       resultsFor = runKey(status);
+      latestFor = null;
       renderResults(status);
     }
   }
@@ -251,7 +271,7 @@
   function hide() {
     byId('job-view').hidden = true;
     clear(byId('job-results'));
-    resultsFor = null;
+    resultsFor = latestFor = null;
   }
 
   SDG.jobView = { show, hide, progressBar, statsLine, messageOf, FINISHED };

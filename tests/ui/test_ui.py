@@ -195,7 +195,7 @@ def test_running_image_job_reports_steps_and_can_be_cancelled(page):
     page.get_by_test_id("tab-images").click()
     page.get_by_test_id("images-prompts").fill("a long job to watch and cancel")
     # Enough work to still be running when the page polls; it is cancelled as soon as it is seen.
-    page.get_by_test_id("images-num").fill("64")
+    page.get_by_test_id("images-num").fill("256")
     page.get_by_test_id("images-width").fill("64")
     page.get_by_test_id("images-height").fill("64")
     page.get_by_test_id("images-steps").fill("40")
@@ -203,9 +203,16 @@ def test_running_image_job_reports_steps_and_can_be_cancelled(page):
     job_id = submit(page, "images")
 
     item = job_item(page, job_id)
-    # 40 steps asked for; the default (PNDM) scheduler runs 41.
-    expect(item.get_by_test_id("job-message")).to_have_text(re.compile(r"batch \d+/\d+, step \d+/4[01]\b"), timeout=JOB_TIMEOUT_MS)
+    expect(item.get_by_test_id("job-message")).to_have_text(re.compile(r"batch \d+/\d+, step \d+/40\b"), timeout=JOB_TIMEOUT_MS)
     expect(item.get_by_test_id("job-status")).to_have_text("running")
+    # Its view shows the images finished so far while it runs.
+    item.locator(".job-id").click()
+    latest = page.get_by_test_id("job-view").get_by_test_id("result-latest")
+    expect(latest).to_contain_text("done so far", timeout=JOB_TIMEOUT_MS)
+    expect(item.get_by_test_id("job-status")).to_have_text("running")
+    first = latest.get_by_test_id("thumbnail").first.locator("img")
+    expect(first).to_have_attribute("src", re.compile(rf"/jobs/{job_id}/files/images/image_\d{{5}}\.png$"))
+    first.evaluate("img => img.decode()")  # a PNG that loads
     item.get_by_test_id("job-cancel").click()
     expect(item.get_by_test_id("job-status")).to_have_text("cancelled", timeout=60_000)
     expect(item.get_by_test_id("job-cancel")).to_be_hidden()
