@@ -290,7 +290,6 @@ class ImageEngine:
             return summary(True, "cancelled")
         return summary(False, "")
 
-
     def _count_call(self, change: int) -> int:
         """Adds `change` to the calls submitted to the model thread and not done there; returns
         the new count."""
