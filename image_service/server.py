@@ -51,7 +51,9 @@ async def run(settings: ImageSettings) -> None:
         await serving.serve(server, health_servicer, [SERVICE_NAME], load)
     finally:
         if engine is not None:
-            engine.close()
+            # Off the event loop: a call cancelled at shutdown hands its last events to the loop
+            # before its engine run ends, and close() waits for that run.
+            await asyncio.to_thread(engine.close)
 
 
 def main() -> None:

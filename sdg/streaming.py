@@ -37,7 +37,9 @@ async def stream_from_thread(work: Callable[[Emit, threading.Event], None], maxs
             try:
                 return delivered.result(timeout=1.0)
             except concurrent.futures.TimeoutError:
-                if not loop.is_running():  # stopped without draining: nobody will read this
+                # Nobody will read this: the consumer has gone (its queue is drained until the
+                # worker returns, but a blocked loop cannot drain it), or the loop has stopped.
+                if cancelled.is_set() or not loop.is_running():
                     delivered.cancel()
                     cancelled.set()
                     return

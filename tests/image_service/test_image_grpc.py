@@ -4,6 +4,7 @@ reflection, reproducibility and client cancellation."""
 from __future__ import annotations
 
 import io
+import signal
 import time
 
 import grpc
@@ -141,3 +142,22 @@ def test_a_call_behind_a_busy_model_streams_waiting_then_runs(stub):
     earlier.cancel()
     rest = list(later)
     assert events(rest, "summary")[0].images_generated == 1
+
+
+def test_sigterm_during_a_call_stops_the_service(service_logs):
+    """The server stops taking calls, gives the one in flight its grace, cancels it, and exits:
+    the engine is closed off the event loop, which the cancelled call's last events still need."""
+    from tests.conftest import start_image_service
+
+    service = start_image_service(service_logs)
+    try:
+        with grpc.insecure_channel(service.address) as channel:
+            call = image_pb2_grpc.ImageServiceStub(channel).GenerateImages(
+                image_pb2.GenerateImagesRequest(prompts=["a cat"], num_images=500, width=128, height=128, num_inference_steps=50, seed=1),
+                timeout=120,
+            )
+            assert next(call).WhichOneof("event") == "step"
+            service.proc.send_signal(signal.SIGTERM)
+            assert service.proc.wait(timeout=60) == 0  # grace 10 s, then the call stops within a step
+    finally:
+        service.stop(timeout=1)
