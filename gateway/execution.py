@@ -45,6 +45,7 @@ SHUTDOWN = "interrupted: gateway shut down"
 MAX_TOP_UPS = 3
 UNIFIED_ROWS_SPOOL = ".rows.jsonl"  # a unified job's rows until its data file is written
 CANCELLED = "cancelled by request"
+SERVICE_POLL_S = 1.0  # how often a job waiting for a service asks it again
 
 
 def with_image_file(schema: dict[str, Any]) -> dict[str, Any]:
@@ -155,11 +156,29 @@ class JobExecution:
             self.store.fail(job, error or SHUTDOWN, partial=job.output_dir is not None)
 
     async def _describe_model(self, endpoint: ServiceEndpoint) -> None:
-        try:
-            model = await endpoint.model_info(self.settings.probe_timeout_s)
-        except grpc.aio.AioRpcError as err:
-            raise ServiceFailure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
-        self.models[endpoint.kind] = {"address": endpoint.address, **model.model_dump()}
+        """Records the model `endpoint` serves, once it serves one. A service that does not answer
+        may be starting beside the gateway, and one still loading its model may be downloading
+        it: the job waits for either (SDG_SERVICE_START_WAIT_S, SDG_MODEL_LOAD_WAIT_S), and its
+        message says so, before it fails."""
+        settings, began = self.settings, time.monotonic()
+        while True:
+            waited = time.monotonic() - began
+            try:
+                model = await endpoint.model_info(settings.probe_timeout_s)
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.UNAVAILABLE or waited >= settings.service_start_wait_s:
+                    raise ServiceFailure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
+                waiting = f"waiting for the {endpoint.label} to start"
+            else:
+                if model.loaded:
+                    self.models[endpoint.kind] = {"address": endpoint.address, **model.model_dump()}
+                    return
+                if waited >= settings.model_load_wait_s:
+                    raise JobFailure(f"the {endpoint.label} was still loading its model after {waited:.0f}s")
+                waiting = f"waiting for the {endpoint.label} to load its model"
+            self.job.message = f"{waiting} ({waited:.0f} s so far)"
+            self.store.save_progress(self.job)
+            await asyncio.sleep(SERVICE_POLL_S)
 
     async def _open_folder(self) -> None:
         root = self.settings.output_dir

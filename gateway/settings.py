@@ -36,6 +36,12 @@ class GatewaySettings(BaseSettings):
     stream_inactivity_timeout_s: float = Field(300.0, gt=0, validation_alias="SDG_STREAM_TIMEOUT_S")
     # Deadline for the short calls (health, model info) that tell whether a service is there at all.
     probe_timeout_s: float = Field(3.0, gt=0, validation_alias="SDG_PROBE_TIMEOUT_S")
+    # A job starting while a service does not answer waits this long for it before failing: the
+    # services may be starting beside the gateway (make demo, docker compose, a restart).
+    service_start_wait_s: float = Field(60.0, ge=0, validation_alias="SDG_SERVICE_START_WAIT_S")
+    # A job starting while a service is still loading its model (a first download, a compiled
+    # warm-up) waits this long for it before failing.
+    model_load_wait_s: float = Field(1800.0, ge=0, validation_alias="SDG_MODEL_LOAD_WAIT_S")
     # Jobs a gateway shutdown or crash stopped part-way are resumed when the gateway starts again
     # (as POST /jobs/{id}/resume would). Off: they stay failed, resumable by hand. On, a job that
     # two such resumes in a row left with nothing more done is left for a person (runner.stuck).

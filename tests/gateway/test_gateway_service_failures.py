@@ -29,8 +29,12 @@ class ScriptedTextService(text_pb2_grpc.TextServiceServicer):
     def __init__(self) -> None:
         self.behaviour = "complete"
         self.cancelled = threading.Event()
+        self.loading_answers = 0  # GetModelInfo says "still loading" this many times first
 
     def GetModelInfo(self, request, context):
+        if self.loading_answers > 0:
+            self.loading_answers -= 1
+            return common_pb2.ModelInfo(model_id="scripted", loaded=False)
         return common_pb2.ModelInfo(model_id="scripted", display_name="scripted (test double)", loaded=True, demo_model=True)
 
     def GenerateRows(self, request, context):
@@ -52,17 +56,22 @@ class ScriptedTextService(text_pb2_grpc.TextServiceServicer):
         yield text_pb2.GenerateRowsResponse(summary=text_pb2.GenerationSummary(rows_generated=1, rows_requested=request.num_rows, seed=request.seed))
 
 
-@pytest.fixture(scope="module")
-def scripted():
+def serve_scripted(address: str = "127.0.0.1:0") -> tuple[ScriptedTextService, grpc.Server]:
     servicer = ScriptedTextService()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     text_pb2_grpc.add_TextServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(address)
     server.start()
     servicer.address = f"127.0.0.1:{port}"
+    return servicer, server
+
+
+@pytest.fixture(scope="module")
+def scripted():
+    servicer, server = serve_scripted()
     yield servicer
     server.stop(0)
 
@@ -73,6 +82,8 @@ def settings(tmp_path, text_addr: str, **overrides) -> GatewaySettings:
         SDG_IMAGE_SERVICE_ADDRS=f"127.0.0.1:{free_port()}",  # nothing listens there
         SDG_OUTPUT_DIR=str(tmp_path / "out"),
         SDG_STREAM_TIMEOUT_S=overrides.pop("timeout", 30),
+        # The image service never comes: jobs needing it fail after a second, not the default minute.
+        SDG_SERVICE_START_WAIT_S=overrides.pop("start_wait", 1),
         **overrides,
     )
 
@@ -149,7 +160,7 @@ def test_a_rejection_is_reported_with_the_services_reason(tmp_path, scripted):
         assert job["error"] == f"text service at {scripted.address} rejected the request: schema.age: not today"
 
 
-def test_a_service_that_is_not_there_fails_the_job_quickly(tmp_path):
+def test_a_service_that_is_not_there_fails_the_job_once_the_start_wait_is_over(tmp_path):
     dead = f"127.0.0.1:{free_port()}"
     with TestClient(create_app(settings(tmp_path, dead))) as client:
         started = time.monotonic()
@@ -159,6 +170,40 @@ def test_a_service_that_is_not_there_fails_the_job_quickly(tmp_path):
         assert job["output_path"] is None and job["files"] == [] and job["partial"] is False
         images = client.post("/generate/images", json={"prompts": ["a"], "num_images": 1, "resolution": [64, 64]}).json()
         assert wait(client, images["job_id"])["error"].startswith("image service unavailable at 127.0.0.1:")
+
+
+def test_a_job_waits_for_a_service_that_starts_after_the_gateway(tmp_path):
+    """As at a restart of the whole stack: the gateway is up first, the service a few seconds later."""
+    address = f"127.0.0.1:{free_port()}"
+    with TestClient(create_app(settings(tmp_path, address, start_wait=60))) as client:
+        job_id = submit(client)
+        time.sleep(2.5)
+        status = client.get(f"/status/{job_id}").json()
+        assert status["status"] == "running" and status["message"].startswith(f"waiting for the text service at {address} to start")
+        _, server = serve_scripted(address)
+        try:
+            assert wait(client, job_id)["status"] == "completed"
+        finally:
+            server.stop(0)
+
+
+def test_a_job_waits_for_a_service_loading_its_model(tmp_path, scripted):
+    scripted.behaviour, scripted.loading_answers = "complete", 3
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        job_id = submit(client)
+        messages = set()
+        while (status := client.get(f"/status/{job_id}").json())["status"] in ("queued", "running"):
+            messages.add(status["message"])
+            time.sleep(0.05)
+        assert status["status"] == "completed", status
+        assert f"waiting for the text service at {scripted.address} to load its model (2 s so far)" in messages
+        manifest = client.get(f"/jobs/{job_id}/files/manifest.json").json()
+        assert manifest["model"]["text"]["loaded"] is True  # the model it ran with, not the loading answer
+    with TestClient(create_app(settings(tmp_path, scripted.address, SDG_MODEL_LOAD_WAIT_S=0.5))) as client:
+        scripted.loading_answers = 100
+        job = wait(client, submit(client))
+        assert job["status"] == "failed" and "was still loading its model after" in job["error"]
+    scripted.loading_answers = 0
 
 
 def test_cancel_stops_the_grpc_call_and_marks_output_partial(tmp_path, scripted):
