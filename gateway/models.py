@@ -18,7 +18,9 @@ FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"}
 # The services' request fields are uint32/uint64; these keep requests far inside them.
 MAX_ROWS = 1_000_000
 MAX_IMAGES = 100_000
-MAX_SEED = 2**64 - 1
+# int64's top, not uint64's: every image's seed (the job's plus its index, in metadata.jsonl and
+# COCO) must load as an integer in pandas, Arrow and `datasets`, which read larger ones as floats.
+MAX_SEED = 2**63 - 1
 
 
 def _non_empty_strings(values: list[str], what: str) -> list[str]:

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidRequest, JobFailure
-from gateway.models import ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
+from gateway.models import MAX_SEED, ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
 from sdg.schema import normalize_schema
 
 # The unified data file's column naming each row's image; a schema may not define it.
 IMAGE_FILE_COLUMN = "image_file"
-# Seeds the gateway draws stay within int64 so that every consumer of the manifest can hold them.
-SEED_BITS = 63
+# Seeds the gateway draws stay within 2**53, where a JSON number is exact even for a client that
+# reads it as a double (JavaScript, so the UI): a seed copied from a job can be sent back as is.
+SEED_BITS = 53
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ def check_resolution(resolution: tuple[int, int], settings: GatewaySettings) -> 
 
 def image_spec(request: ImageFields, num_images: int, seed: int, settings: GatewaySettings) -> ImageSpec:
     check_resolution(request.resolution, settings)
+    if seed + num_images - 1 > MAX_SEED:
+        raise InvalidRequest("seed", f"image i gets seed + i, which must stay within 0..2**63-1: at most {MAX_SEED - num_images + 1} for {num_images} images")
     width, height = request.resolution
     return ImageSpec(
         prompts=[prompt.strip() for prompt in request.prompts],
@@ -102,20 +105,31 @@ def image_spec(request: ImageFields, num_images: int, seed: int, settings: Gatew
     )
 
 
-def template_fields(template: str) -> list[str]:
-    """The row fields a prompt template names ("{product}", "{price:.2f}"). Raises ValueError for
-    malformed templates, positional placeholders ("{}", "{0}") and attribute or index lookups, which
-    would fail only once the rows exist."""
-    names = []
-    for _, name, _, _ in string.Formatter().parse(template):
+def template_fields(template: str) -> list[tuple[str, str, str | None]]:
+    """The row fields a prompt template names ("{product}", "{price:.2f}"), each with its format
+    spec and conversion. Raises ValueError for malformed templates, positional placeholders ("{}",
+    "{0}") and attribute or index lookups, which would fail only once the rows exist."""
+    found = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
         if name is None:
             continue
         if not name or name.isdigit():
             raise ValueError(f"placeholder {{{name}}} is positional; name a schema field instead")
         if "." in name or "[" in name:
             raise ValueError(f"placeholder {{{name}}}: only top-level field names are supported")
-        names.append(name)
-    return names
+        found.append((name, spec, conversion))
+    return found
+
+
+# A value of each JSON type as format_prompt passes it on (null and a missing field read as "").
+_SAMPLE_VALUES = {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "null": "", "array": [], "object": {}}
+
+
+def field_samples(prop: dict[str, Any]) -> list[Any]:
+    """Values a row's field can hold, one per JSON type its schema allows (its enum values too)."""
+    types = prop.get("type", [])
+    samples = [_SAMPLE_VALUES[t] for t in ([types] if isinstance(types, str) else types) if t in _SAMPLE_VALUES]
+    return samples + ["" if value is None else value for value in prop.get("enum", [])]
 
 
 class _RowFields(dict):
@@ -134,18 +148,29 @@ def format_prompt(template: str, row: dict[str, Any]) -> str:
         raise JobFailure(f"prompt {template!r} cannot be formatted with row {row}: {err}") from None
 
 
-def check_templates(prompts: list[str], fields: list[str]) -> None:
+def check_templates(prompts: list[str], schema: dict[str, Any]) -> None:
+    """Each prompt template names schema fields only, with a format spec every value of the field
+    can take: a spec that fails a row would fail the job after its rows were made."""
+    properties = schema["properties"]
+    required = set(schema.get("required", []))
     for i, template in enumerate(prompts):
         try:
             used = template_fields(template)
         except ValueError as err:
             raise InvalidRequest(f"prompts[{i}]", str(err)) from None
-        unknown = [name for name in used if name not in fields]
-        if unknown:
-            raise InvalidRequest(
-                f"prompts[{i}]",
-                f"placeholder {{{unknown[0]}}} is not a schema field; fields are {', '.join(fields)}",
-            )
+        for name, spec, conversion in used:
+            if name not in properties:
+                raise InvalidRequest(
+                    f"prompts[{i}]", f"placeholder {{{name}}} is not a schema field; fields are {', '.join(properties)}"
+                )
+            samples = field_samples(properties[name]) + ([] if name in required else [""])
+            placeholder = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            for sample in samples:
+                try:
+                    placeholder.format_map({name: sample})
+                except (ValueError, TypeError) as err:
+                    shown = "empty values (null or missing)" if sample == "" else f"{type(sample).__name__} values"
+                    raise InvalidRequest(f"prompts[{i}]", f"placeholder {placeholder} cannot format {name}'s {shown}: {err}") from None
 
 
 def text_plan(request: TextRequest) -> JobPlan:
@@ -168,7 +193,7 @@ def unified_plan(request: UnifiedRequest, settings: GatewaySettings) -> JobPlan:
             "num_images", f"{num_images} is greater than num_samples {request.num_samples}; image i is paired with row i"
         )
     images = image_spec(request, num_images, seed, settings)
-    check_templates(images.prompts, fields)
+    check_templates(images.prompts, text.schema)
     return JobPlan("unified", text=text, images=images, output_format=request.output_format)
 
 

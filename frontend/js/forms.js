@@ -22,6 +22,13 @@
     return Number.isFinite(n) ? n : text;
   }
 
+  /** A seed as typed. Past 2^53 a JavaScript number would round it (and the run would not be the
+      one asked for), so its digits go as a string, which the gateway reads as that integer. */
+  function seed(id) {
+    const text = byId(id).value.trim();
+    return /^\d+$/.test(text) && !Number.isSafeInteger(Number(text)) ? text : num(id);
+  }
+
   /** num() for a field without an "optional" mark. Left out of the body, it would not be an error
       but the gateway's default (100 rows, 30 steps), which is not what an emptied field asks for. */
   function required(id, field) {
@@ -73,7 +80,7 @@
       schema: builders.text.schema(),
       num_samples: required('text-num-samples', 'num_samples'),
       output_format: byId('text-format').value,
-      seed: num('text-seed'),
+      seed: seed('text-seed'),
       temperature: num('text-temperature'),
       instructions: text('text-instructions'),
       keep_duplicates: byId('text-keep-duplicates').checked || undefined,
@@ -81,14 +88,14 @@
     images: () => ({
       ...imageOptions('images'),
       num_images: required('images-num', 'num_images'),
-      seed: num('images-seed'),
+      seed: seed('images-seed'),
     }),
     unified: (builders) => ({
       schema: builders.unified.schema(),
       num_samples: required('unified-num-samples', 'num_samples'),
       num_images: num('unified-num-images'),
       output_format: byId('unified-format').value,
-      seed: num('unified-seed'),
+      seed: seed('unified-seed'),
       ...imageOptions('unified'),
     }),
   };

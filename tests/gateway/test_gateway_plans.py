@@ -21,9 +21,12 @@ def test_unified_defaults_num_images_to_num_samples_and_shares_the_seed():
     plan = unified_plan(unified(seed=5), SETTINGS)
     assert plan.images.num_images == 4
     assert plan.text.seed == plan.images.seed == 5
-    # An unset seed is drawn once, for both halves.
+    # An unset seed is drawn once, for both halves, below 2**53: a double holds it exactly, so
+    # the UI can send back a seed it was shown.
     drawn = unified_plan(unified(), SETTINGS)
-    assert drawn.text.seed == drawn.images.seed
+    assert drawn.text.seed == drawn.images.seed < 2**53
+    # The top seed 4 images can have: image 3's seed is int64's top.
+    assert unified_plan(unified(seed=2**63 - 4), SETTINGS).images.seed == 2**63 - 4
 
 
 @pytest.mark.parametrize(
@@ -38,6 +41,11 @@ def test_unified_defaults_num_images_to_num_samples_and_shares_the_seed():
         ({"resolution": [512, 100]}, "resolution", "height 100 is not a multiple of 8"),
         ({"resolution": [2048, 512]}, "resolution", "width 2048 is outside 64..1024"),
         ({"resolution": [56, 512]}, "resolution", "outside"),
+        # A format spec that some value of the field cannot take would fail after the rows exist.
+        ({"prompts": ["A {product:d}"]}, "prompts[0]", "{product:d} cannot format product's str values: Unknown format code 'd'"),
+        ({"prompts": ["ok", "A {id:%}"], "schema": {"id": {"type": ["integer", "null"]}}}, "prompts[1]", "{id:%} cannot format id's empty values (null or missing)"),
+        ({"prompts": ["A {e:s}"], "schema": {"e": {"enum": [1, 2]}}}, "prompts[0]", "{e:s} cannot format e's int values"),
+        ({"seed": 2**63 - 3}, "seed", "at most 9223372036854775804 for 4 images"),
     ],
 )
 def test_unified_rejections_name_the_field(fields, field, reason):
@@ -54,7 +62,9 @@ def test_resolution_bounds_come_from_settings():
 
 
 def test_templates():
-    assert template_fields("A {product} for {price:.2f} {{literal}}") == ["product", "price"]
+    assert template_fields("A {product!r} for {price:.2f} {{literal}}") == [("product", "", "r"), ("price", ".2f", None)]
+    # Specs every value of the field takes pass: a number's 2 decimals, an integer's sign.
+    unified_plan(unified(schema={"product": "string", "price": "float", "id": "int"}, prompts=["{product:>10} {price:.2f} {id:+}"]), SETTINGS)
     assert format_prompt("A {product} for {price:.2f}", {"product": "lamp", "price": 3}) == "A lamp for 3.00"
     # An optional field a row left out reads as empty rather than failing the image.
     assert format_prompt("A {product} {colour}", {"product": "lamp", "colour": None}) == "A lamp "

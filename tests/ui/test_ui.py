@@ -506,3 +506,12 @@ def test_the_schema_builder_fits_narrow_screens_and_cards(page, width):
         expect(form.get_by_test_id("field-enum")).to_be_visible()
         assert form.evaluate(SCHEMA_ROW_PROBLEMS) == []
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), kind
+
+
+def test_a_seed_past_two_to_the_53_is_sent_exactly(page, gateway):
+    page.get_by_test_id("tab-images").click()
+    for testid, value in (("images-num", "1"), ("images-width", "64"), ("images-height", "64"), ("images-steps", "2")):
+        page.get_by_test_id(testid).fill(value)
+    page.get_by_test_id("images-seed").fill("9007199254740993")  # 2**53 + 1: a JavaScript number would send ...992
+    job_id = submit(page, "images")
+    assert httpx.get(f"{gateway.address}/status/{job_id}").json()["request"]["seed"] == 2**53 + 1
