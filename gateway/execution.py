@@ -108,6 +108,8 @@ class JobExecution:
         self._started = time.monotonic()
         self.timings["queued_s"] = round(self._started - self._submitted, 3)
         job.status, job.started_at, job.message = "running", utc_now(), "contacting the model services"
+        if self.plan.images is not None:  # a unified job's count shows from the start, rows phase included
+            job.stats.images_total = self.plan.images.num_images
         self.store.save(job)
         try:
             if self.resuming and self.plan.text is not None:
@@ -429,8 +431,8 @@ class JobExecution:
         job.partial = job.output_dir is not None and (status != "completed" or shortfall is not None)
         job.finished_at = utc_now()
         self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
-        if status == "completed":
-            job.progress = 100
+        # A stopped job's bar shows what it kept, not the batch it dropped.
+        job.progress = 100 if status == "completed" else self._kept_progress()
         if self.folder is not None:
             files = [f for f in list_files(self.folder) if f != "manifest.json"]  # the one started at open
             write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
@@ -438,6 +440,18 @@ class JobExecution:
         job.message = self._final_message(reason)
         self.store.save(job)
         log.info("job %s %s%s", job.job_id, status, f": {reason}" if reason else "")
+
+    def _kept_progress(self) -> int:
+        """The progress bar's share of the output written, each phase by its own share."""
+        phases, kept = PHASES[self.plan.type], 0.0
+        written = {
+            "rows": (self._rows_written(), self.plan.text.num_rows if self.plan.text else 0),
+            "images": (self.image_writer.images_written if self.image_writer else 0, self.plan.images.num_images if self.plan.images else 0),
+        }
+        for phase, (low, high) in phases.items():
+            done, wanted = written[phase]
+            kept += (high - low) * min(1.0, done / max(wanted, 1))
+        return min(99, int(kept))
 
     def _close_files(self) -> None:
         if self.image_writer is not None:

@@ -408,6 +408,8 @@ def test_cancel_a_running_images_job(api):
     assert response.status_code == 202
     status = wait_for_job(api, job_id, timeout=30)
     assert status["status"] == "cancelled" and status["partial"] is True
+    # Its bar shows the images it kept, not the batch it dropped half-way.
+    assert status["progress"] == 100 * status["stats"]["images_done"] // 24
     manifest = json.loads((job_folder(status) / "manifest.json").read_text())
     assert manifest["partial"] is True and manifest["status"] == "cancelled"
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
