@@ -70,7 +70,24 @@ COMMON_NOUNS = frozenset(
     """.split()
 )
 
+# Nouns that look like participles ("-ing", "-ed"), which are otherwise taken for verbs and
+# descriptors ("glowing", "rising", "crowded", "abandoned").
+PARTICIPLE_NOUNS = frozenset(
+    """
+    building buildings ceiling clothing string strings wedding pudding earring earrings railing
+    railings awning sibling icing frosting bedding stuffing dumpling dumplings sapling seedling
+    duckling herring viking lightning offering carving ring rings king wing wings swing spring
+    """.split()
+)
+
 _WORD = re.compile(r"[a-z][a-z'-]*")
+
+
+def _participle(word: str) -> bool:
+    """A word shaped like a participle ("glowing", "crowded"); short ones ("bed", "shed", "king")
+    and known nouns are not."""
+    shaped = (word.endswith("ing") and len(word) > 5) or (word.endswith("ed") and len(word) > 4)
+    return shaped and word not in PARTICIPLE_NOUNS and word not in COMMON_NOUNS
 
 
 def prompt_words(prompt: str) -> list[str]:
@@ -87,7 +104,7 @@ def object_words(prompt: str, limit: int = 8) -> list[str]:
         word = word.strip("'-")
         if len(word) < 2 or word in STOP_WORDS or word in DESCRIPTIVE_WORDS:
             continue
-        if word.endswith("ly"):  # adverbs: "brightly", "softly"
+        if word.endswith("ly") or _participle(word):  # adverbs ("softly"), verbs and descriptors ("glowing")
             continue
         if word not in found:
             found.append(word)

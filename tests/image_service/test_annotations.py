@@ -178,6 +178,9 @@ def test_object_words_keep_nouns_only():
     assert object_words("A modern warehouse interior") == ["warehouse", "interior"]
     assert object_words("A red car parked next to a tree, photorealistic, 4k") == ["car", "tree"]
     assert object_words("a cat and a cat") == ["cat"]
+    # Participles are verbs or descriptors, unless a known noun ("building", "string", "bed").
+    assert object_words("a glowing lantern rising over a crowded market") == ["lantern", "market"]
+    assert object_words("an abandoned building with a string of lights over a bed and a shed") == ["building", "string", "lights", "bed", "shed"]
 
 
 def test_token_positions_with_the_tiny_tokenizer():
