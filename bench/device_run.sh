@@ -9,7 +9,8 @@
 #   compiled image bench, one run each (space-separated); TEXT_TORCH_LOGS, IMAGE_TORCH_LOGS:
 #   TORCH_LOGS for the text bench and the compiled image bench (perf_hints; graph_breaks,
 #   recompiles,perf_hints); IMAGE_FEATURE_REUSE: also measure both image benches with this
-#   feature_reuse (approximate images; compiled, it about doubles the warm-up).
+#   feature_reuse (approximate images; compiled, it about doubles the warm-up); IMAGE_REUSE_SWEEP:
+#   other feature_reuse values to measure after it (comma-separated; same graphs, seconds each).
 # python3's torch there is CUDA; nothing can be fetched, so everything else comes from .whl.
 set -uo pipefail
 started=$SECONDS
@@ -29,7 +30,7 @@ if [ "${TEXT_BENCH_S:-300}" -gt 0 ]; then
   echo "text bench exit $? at $((SECONDS - started)) s"
 fi
 if [ "${IMAGE_BENCH_S:-120}" -gt 0 ]; then
-  timeout ${IMAGE_BENCH_S:-120} python3 bench/image_bench.py ${IMAGE_FEATURE_REUSE:+--feature-reuse $IMAGE_FEATURE_REUSE} --profile "$OUT/image_profile.txt" > "$OUT/image_bench.json" 2>> "$OUT/bench.log"
+  timeout ${IMAGE_BENCH_S:-120} python3 bench/image_bench.py ${IMAGE_FEATURE_REUSE:+--feature-reuse $IMAGE_FEATURE_REUSE} ${IMAGE_REUSE_SWEEP:+--reuse-sweep $IMAGE_REUSE_SWEEP} --profile "$OUT/image_profile.txt" > "$OUT/image_bench.json" 2>> "$OUT/bench.log"
   echo "image bench exit $? at $((SECONDS - started)) s"
 fi
 if [ "${IMAGE_COMPILE_S:-0}" -gt 0 ]; then
@@ -37,7 +38,7 @@ if [ "${IMAGE_COMPILE_S:-0}" -gt 0 ]; then
   # under IMAGE_COMPILE_S. The log says what dynamo split, recompiled, or kept out of CUDA graphs.
   for mode in ${IMAGE_COMPILE_MODE:-service-default}; do
     [ "$mode" = service-default ] && mode_args=() || mode_args=(--compile-mode "$mode")
-    TORCH_LOGS=${IMAGE_TORCH_LOGS-graph_breaks,recompiles,perf_hints} timeout ${IMAGE_COMPILE_S} python3 bench/image_bench.py --compile "${mode_args[@]}" ${IMAGE_FEATURE_REUSE:+--feature-reuse $IMAGE_FEATURE_REUSE} \
+    TORCH_LOGS=${IMAGE_TORCH_LOGS-graph_breaks,recompiles,perf_hints} timeout ${IMAGE_COMPILE_S} python3 bench/image_bench.py --compile "${mode_args[@]}" ${IMAGE_FEATURE_REUSE:+--feature-reuse $IMAGE_FEATURE_REUSE} ${IMAGE_REUSE_SWEEP:+--reuse-sweep $IMAGE_REUSE_SWEEP} \
       --profile "$OUT/image_compiled_${mode}_profile.txt" \
       > "$OUT/image_compiled_$mode.json" 2>> "$OUT/bench.log"
     echo "compiled image bench ($mode) exit $? at $((SECONDS - started)) s"

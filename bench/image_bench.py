@@ -11,6 +11,7 @@ pipeline on the CPU with a few steps, as a smoke test.
     python bench/image_bench.py                 # SD-1.5 architecture, 512x512, 30 steps, batch 8
     python bench/image_bench.py --compile       # engine with torch.compile (baseline stays eager)
     python bench/image_bench.py --feature-reuse 3   # also the engine with feature reuse (approximate)
+    python bench/image_bench.py --feature-reuse 3 --reuse-sweep 2,4,5   # and other N: speed against PSNR
     python bench/image_bench.py --tiny          # seconds on a CPU
     python bench/image_bench.py --model DIR --feature-reuse 3   # real weights: reuse's PSNR is a fidelity measure
 
@@ -245,16 +246,18 @@ async def time_rest(engine: ImageEngine, settings: ImageSettings, request: Image
     return elapsed / request.num_images
 
 
-def psnr_vs_exact(engine: ImageEngine, args) -> float:
-    """PSNR in dB of one batch made with feature reuse against the same batch made exactly: how
-    far reuse moves the pixels. With random weights that says nothing about image quality; with
-    a real model's weights it is a first measure of it."""
-    def batch(reuse: int) -> np.ndarray:
-        images = []
-        engine.generate(replace(bench_request(args, feature_reuse=reuse), num_images=args.batch_size), on_image=images.append)
-        return np.stack([np.asarray(Image.open(io.BytesIO(image.png)).convert("RGB"), dtype=np.float64) for image in images])
+def one_batch(engine: ImageEngine, args, feature_reuse: int) -> np.ndarray:
+    """The pixels of one batch of the bench's request, made with `feature_reuse`."""
+    images = []
+    engine.generate(replace(bench_request(args, feature_reuse=feature_reuse), num_images=args.batch_size), on_image=images.append)
+    return np.stack([np.asarray(Image.open(io.BytesIO(image.png)).convert("RGB"), dtype=np.float64) for image in images])
 
-    error = np.mean((batch(1) - batch(args.feature_reuse)) ** 2)
+
+def psnr(exact: np.ndarray, approximate: np.ndarray) -> float:
+    """PSNR in dB of a batch made with feature reuse against the same batch made exactly: how far
+    reuse moves the pixels. With random weights that says nothing about image quality; with a
+    real model's weights it is a first measure of it."""
+    error = np.mean((exact - approximate) ** 2)
     return float("inf") if error == 0 else 10 * math.log10(255**2 / error)
 
 
@@ -349,12 +352,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--feature-reuse", type=int, default=0, help="also measure the engine with this feature_reuse (whole UNet every N steps), and its PSNR against exact images"
     )
+    parser.add_argument(
+        "--reuse-sweep", default="", help="with --feature-reuse, also measure these feature_reuse values (comma-separated), untraced, each with its PSNR"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="last, profile one batch of each into this file (with --compile: the engine's only)")
     args = parser.parse_args()
     args.device = args.device or ("cpu" if args.tiny else "auto")
     args.batch_size = args.batch_size or (2 if args.tiny else 8)
     args.steps = args.steps or (3 if args.tiny else 30)
     args.resolution = args.resolution or (128 if args.tiny else 512)
+    args.reuse_sweep = [int(n) for n in args.reuse_sweep.split(",") if n.strip()]
+    if args.reuse_sweep and args.feature_reuse < 2:
+        parser.error("--reuse-sweep needs --feature-reuse 2 or more (its graphs are warmed up with it)")
     return args
 
 
@@ -435,14 +444,22 @@ def main() -> None:
             print(json.dumps({"phase": "feature_reuse_warm_up", **reuse}), flush=True)
             reused = time_engine(engine, bench_request(args, feature_reuse=args.feature_reuse))
             reused_traced = time_engine(engine, bench_request(args, ANNOTATIONS, args.feature_reuse))
+            exact = one_batch(engine, args, 1)
             reuse.update(
                 reuse_s_per_image=round(reused, 4),
                 reuse_traced_s_per_image=round(reused_traced, 4),
                 reuse_ratio_vs_baseline=round(baseline / reused, 3),
                 reuse_vs_engine=round(plain / reused, 3),
-                reuse_psnr_vs_exact_db=round(psnr_vs_exact(engine, args), 2),
+                reuse_psnr_vs_exact_db=round(psnr(exact, one_batch(engine, args, args.feature_reuse)), 2),
             )
             print(json.dumps({"phase": "feature_reuse", **reuse}), flush=True)
+            # Other N run the same two graphs (N only picks which runs at each step): no compiling.
+            for n in args.reuse_sweep:
+                seconds = time_engine(engine, bench_request(args, feature_reuse=n))
+                point = {"s_per_image": round(seconds, 4), "vs_engine": round(plain / seconds, 3), "ratio_vs_baseline": round(baseline / seconds, 3)}
+                point["psnr_vs_exact_db"] = round(psnr(exact, one_batch(engine, args, n)), 2)
+                reuse.setdefault("reuse_sweep", {})[str(n)] = point
+                print(json.dumps({"phase": "reuse_sweep", "feature_reuse": n, **point}), flush=True)
         if args.profile:
             args.profile.write_text(profile_batches(pipe, engine, device, args, on_model_thread))
     finally:

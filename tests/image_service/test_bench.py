@@ -18,7 +18,7 @@ def test_tiny_bench_reports_the_ratio(tiny_model_dir):
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     cache_dir = tiny_model_dir.parents[1]  # the folder that holds tiny/image
     done = subprocess.run(
-        [sys.executable, "bench/image_bench.py", "--tiny", "--steps", "2", "--batches", "1", "--feature-reuse", "2", "--cache-dir", str(cache_dir)],
+        [sys.executable, "bench/image_bench.py", "--tiny", "--steps", "2", "--batches", "1", "--feature-reuse", "2", "--reuse-sweep", "3", "--cache-dir", str(cache_dir)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -37,3 +37,6 @@ def test_tiny_bench_reports_the_ratio(tiny_model_dir):
     assert result["feature_reuse"] == 2 and result["reuse_s_per_image"] > 0 and result["reuse_traced_s_per_image"] > 0
     assert result["reuse_vs_engine"] == pytest.approx(result["engine_s_per_image"] / result["reuse_s_per_image"], rel=0.02)
     assert 0 < result["reuse_psnr_vs_exact_db"] < 100  # reuse moves the pixels, by a finite amount
+    point = result["reuse_sweep"]["3"]  # another N, on the same graphs
+    assert point["s_per_image"] > 0 and 0 < point["psnr_vs_exact_db"] < 100
+    assert point["vs_engine"] == pytest.approx(result["engine_s_per_image"] / point["s_per_image"], rel=0.02)
