@@ -98,6 +98,16 @@ def wait(client: TestClient, job_id: str, states=("completed", "failed", "cancel
     raise TimeoutError(body)
 
 
+def watch(client: TestClient, job_id: str, timeout: float = 20) -> tuple[dict, set[str]]:
+    """Polls the job until it has finished: its last status, and every message it showed on the way."""
+    messages, deadline = set(), time.monotonic() + timeout
+    while (status := client.get(f"/status/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, status
+        messages.add(status["message"])
+        time.sleep(0.05)
+    return status, messages
+
+
 def wait_for_first_row(client: TestClient, job_id: str, timeout: float = 20) -> None:
     """Until the job has written a row: its folder exists, so stopping it now leaves partial output."""
     deadline = time.monotonic() + timeout
@@ -143,11 +153,7 @@ def test_a_silent_stream_times_out(tmp_path, scripted):
 def test_a_call_waiting_for_a_busy_service_outlasts_the_timeout_and_says_so(tmp_path, scripted):
     scripted.behaviour = "busy"
     with TestClient(create_app(settings(tmp_path, scripted.address, timeout=1))) as client:
-        job_id = submit(client)
-        messages = set()
-        while (status := client.get(f"/status/{job_id}").json())["status"] in ("queued", "running"):
-            messages.add(status["message"])
-            time.sleep(0.05)
+        status, messages = watch(client, submit(client))
         assert status["status"] == "completed", status
         assert any(m.startswith("waiting for the text service, busy with other jobs (") for m in messages), messages
 
@@ -190,14 +196,10 @@ def test_a_job_waits_for_a_service_that_starts_after_the_gateway(tmp_path):
 def test_a_job_waits_for_a_service_loading_its_model(tmp_path, scripted):
     scripted.behaviour, scripted.loading_answers = "complete", 3
     with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
-        job_id = submit(client)
-        messages = set()
-        while (status := client.get(f"/status/{job_id}").json())["status"] in ("queued", "running"):
-            messages.add(status["message"])
-            time.sleep(0.05)
+        status, messages = watch(client, submit(client))
         assert status["status"] == "completed", status
         assert f"waiting for the text service at {scripted.address} to load its model (2 s so far)" in messages
-        manifest = client.get(f"/jobs/{job_id}/files/manifest.json").json()
+        manifest = client.get(f"/jobs/{status['job_id']}/files/manifest.json").json()
         assert manifest["model"]["text"]["loaded"] is True  # the model it ran with, not the loading answer
     with TestClient(create_app(settings(tmp_path, scripted.address, SDG_MODEL_LOAD_WAIT_S=0.5))) as client:
         scripted.loading_answers = 100
