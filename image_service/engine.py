@@ -37,6 +37,7 @@ from image_service.types import (
     WaitCallback,
 )
 from image_service.words import object_words
+from sdg import streaming
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ MAX_SEED = 2**64 - 1  # torch generators take unsigned 64-bit seeds
 # Batch size is set for 512x512; larger images get fewer per batch so activation memory stays put.
 BATCH_PIXEL_BASE = 512 * 512
 TRACED_KINDS = frozenset({"bbox", "segmentation"})
-# How often a call waiting for the model says so (on_wait): well inside any caller's patience.
-WAITING_EVERY_S = 2.0
 
 
 class ImageEngine:
@@ -299,14 +298,14 @@ class ImageEngine:
 
 
 def _wait_to_start(future: Future, began: threading.Event, on_wait: WaitCallback) -> bool:
-    """Calls `on_wait` with the seconds waited, at once and every WAITING_EVERY_S, until the
+    """Calls `on_wait` with the seconds waited, at once and every streaming.WAITING_EVERY_S, until the
     call behind `future` starts on the model thread. True when on_wait asked to stop and the call
     was withdrawn before it started."""
     waiting_since = time.perf_counter()
     while True:
         if on_wait(time.perf_counter() - waiting_since) and future.cancel():
             return True
-        if began.wait(WAITING_EVERY_S):
+        if began.wait(streaming.WAITING_EVERY_S):
             return False
 
 

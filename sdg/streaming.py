@@ -12,6 +12,9 @@ from typing import Any
 
 Emit = Callable[[Any], None]
 _DONE = object()
+# How often a call waiting for its model says so (sdg.v1.Waiting), in both services: well inside
+# any caller's patience for a silent stream.
+WAITING_EVERY_S = 2.0
 
 
 async def stream_from_thread(work: Callable[[Emit, threading.Event], None], maxsize: int = 64) -> AsyncIterator[Any]:

@@ -35,6 +35,7 @@ import jsonschema
 import torch
 import xgrammar as xgr
 
+from sdg import streaming
 from sdg.schema import SchemaError, normalize_schema
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
@@ -44,9 +45,6 @@ from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
 
 log = logging.getLogger(__name__)
-
-# How often a call waiting for the model says so (Waiting): well inside any caller's patience.
-WAITING_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -310,7 +308,7 @@ class TextEngine:
 
     def _take_model(self, cancelled: Callable[[], bool]) -> Generator[Waiting, None, bool]:
         """Takes the decode lock. While earlier calls hold it, yields a Waiting event at once and
-        every WAITING_EVERY_S after: without them a queued call's stream would be silent for
+        every streaming.WAITING_EVERY_S after: without them a queued call's stream would be silent for
         as long as the calls ahead take, and its caller would give up on it. False when the call
         was cancelled while it waited."""
         if self._decode_lock.acquire(blocking=False):
@@ -320,7 +318,7 @@ class TextEngine:
             yield Waiting(time.perf_counter() - began)
             if cancelled():
                 return False
-            if self._decode_lock.acquire(timeout=WAITING_EVERY_S):
+            if self._decode_lock.acquire(timeout=streaming.WAITING_EVERY_S):
                 return True
 
     def _decode_wave(

@@ -258,9 +258,9 @@ def test_every_call_denoises_on_the_one_model_thread(tiny_engine):
 def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_withdrawn(tiny_engine, monkeypatch):
     import threading
 
-    from image_service import engine as engine_module
+    from sdg import streaming
 
-    monkeypatch.setattr(engine_module, "WAITING_EVERY_S", 0.05)
+    monkeypatch.setattr(streaming, "WAITING_EVERY_S", 0.05)
     holding, release = threading.Event(), threading.Event()
 
     def hold(progress) -> bool:  # the earlier call keeps the model until released

@@ -201,10 +201,10 @@ def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_cancelled_there(tex
     import threading
     import time
 
-    from text_service import engine as engine_module
+    from sdg import streaming
     from text_service.engine import Waiting
 
-    monkeypatch.setattr(engine_module, "WAITING_EVERY_S", 0.05)
+    monkeypatch.setattr(streaming, "WAITING_EVERY_S", 0.05)
     request = RowRequest(schema={"name": "string"}, num_rows=2, seed=5)
 
     def start(cancelled=lambda: False) -> tuple[list, threading.Thread]:
