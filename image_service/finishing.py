@@ -54,7 +54,6 @@ def upsampled_heatmaps(
     return labels, F.interpolate(per_label[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
 
 
-
 def finish_image(decoded: DecodedImage) -> GeneratedImage:
     objects = []
     for label, heatmap in decoded.heatmaps.items():

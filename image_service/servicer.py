@@ -89,6 +89,10 @@ def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
     )
 
 
+def waiting_to_pb(waited_s: float) -> image_pb2.GenerateImagesResponse:
+    return image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=waited_s))
+
+
 def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
     return image_pb2.GenerateImagesResponse(
         summary=image_pb2.ImageSummary(
@@ -148,7 +152,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
                 return cancelled.is_set()
 
             def on_wait(waited_s: float) -> bool:
-                emit(image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=waited_s)))
+                emit(waiting_to_pb(waited_s))
                 return cancelled.is_set()
 
             summary = engine.generate(image_request, on_step, lambda image: emit(image_to_pb(image)), on_wait)
