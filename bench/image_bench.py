@@ -246,6 +246,14 @@ async def time_rest(engine: ImageEngine, settings: ImageSettings, request: Image
     return elapsed / request.num_images
 
 
+def peak_memory(device: torch.device) -> dict:
+    """The most GPU memory held since the baseline (CUDA only): what torch's caching allocator
+    reserved, CUDA graphs' private pools included, the weights too."""
+    if device.type != "cuda":
+        return {}
+    return {"cuda_peak_memory_gib": round(torch.cuda.max_memory_reserved(device) / 2**30, 2)}
+
+
 def one_batch(engine: ImageEngine, args, feature_reuse: int) -> np.ndarray:
     """The pixels of one batch of the bench's request, made with `feature_reuse`."""
     images = []
@@ -394,6 +402,9 @@ def main() -> None:
     # 1. The baseline first, before the engine's tuning changes the modules in place.
     baseline = on_model_thread(time_baseline, pipe, device, args)
     print(json.dumps({"phase": "baseline", "baseline_s_per_image": round(baseline, 4)}), flush=True)
+    if device.type == "cuda":  # from here on, the engine's peak alone
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
 
     # 2. The engine on the same modules: first as loaded, then tuned as the service tunes them.
     settings = ImageSettings(
@@ -434,6 +445,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as output_dir:
             rest = asyncio.run(time_rest(engine, settings, bench_request(args), Path(output_dir)))
         print(json.dumps({"phase": "rest", "rest_s_per_image": round(rest, 4)}), flush=True)
+        memory = peak_memory(device)
+        if memory:
+            print(json.dumps({"phase": "memory", **memory}), flush=True)
         reuse = {}
         if args.feature_reuse > 1:
             warm_started = time.perf_counter()
@@ -452,6 +466,7 @@ def main() -> None:
                 reuse_vs_engine=round(plain / reused, 3),
                 reuse_psnr_vs_exact_db=round(psnr(exact, one_batch(engine, args, args.feature_reuse)), 2),
             )
+            reuse.update({f"reuse_{key}": value for key, value in peak_memory(device).items()})
             print(json.dumps({"phase": "feature_reuse", **reuse}), flush=True)
             # Other N run the same two graphs (N only picks which runs at each step): no compiling.
             for n in args.reuse_sweep:
@@ -489,6 +504,7 @@ def main() -> None:
         "rest_vs_engine": round(plain / rest, 3),
         "engine_warm_up_s": round(warm_up_s, 1),
         "compiled_check": compiled_check,
+        **memory,
         **reuse,
     }
     print(json.dumps(result), flush=True)
