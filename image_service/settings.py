@@ -39,19 +39,21 @@ class ImageSettings(BaseSettings):
     max_resolution: int = Field(default=1024, ge=8)
     # torch.compile the UNet and VAE decoder at start-up (CUDA; a warm-up run compiles them before
     # health says SERVING). On an H100 (SD-1.5, batch 8, torch 2.11) the compiled engine made an
-    # image in 0.153 s against the plain pipeline's 0.241 s (1.58x), after 108-120 s of warm-up
-    # for its three graphs (UNet traced and not, VAE decoder; docs/PERFORMANCE.md). The warm-up
+    # image in 0.154 s against the plain pipeline's 0.229 s (1.48x), after 106 s of warm-up for
+    # its three graphs (UNet traced and not, VAE decoder; docs/PERFORMANCE.md). The warm-up
     # covers full batches at the warm-up sizes (below) with guidance, traced or not, with any
     # scheduler; another size or guidance_scale <= 1 runs eager rather than stall the service
     # compiling. Point TORCHINDUCTOR_CACHE_DIR at a lasting folder to skip most of the compiling
     # on restarts.
     compile: bool = False
-    # The torch.compile mode used when `compile` is set (COMPILE_MODES). "default": the mode
-    # measured above. The autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time
+    # The torch.compile mode used when `compile` is set (COMPILE_MODES). "reduce-overhead" adds
+    # CUDA graphs: on the H100 it made images as fast as "default" (0.154 against 0.156 s) with
+    # half the cost of annotation tracing (+5.8% against +11.5%) and a shorter warm-up (106
+    # against 132 s). CUDA graphs keep a memory pool of their own (not yet measured); "default"
+    # holds less. The autotuning modes ("max-autotune-no-cudagraphs", "max-autotune") time
     # kernels for every convolution and matmul shape: more than 290 s of warm-up on the H100,
-    # where cuDNN still won the large convolutions. Their gain, and that of the CUDA-graph modes
-    # ("reduce-overhead", "max-autotune"), is not measured.
-    compile_mode: str = "default"
+    # where cuDNN still won the large convolutions; their gain is not measured.
+    compile_mode: str = "reduce-overhead"
     # With `compile`, also compile the two UNet passes of feature reuse (requests with
     # feature_reuse above 1) at start-up, at each warm-up size, traced and not: about doubles the
     # warm-up. Without it, a compiled service runs such requests eager, slower than without reuse.

@@ -22,7 +22,7 @@ def test_defaults(env):
     assert str(settings.model_cache_dir) == "model_cache" and settings.device == "auto"
     assert (settings.min_resolution, settings.max_resolution) == (64, 1024)
     assert settings.batch_size_for("cuda") == 8 and settings.batch_size_for("cpu") == 4
-    assert not settings.compile and settings.compile_mode == "default"
+    assert not settings.compile and settings.compile_mode == "reduce-overhead"
     assert settings.warm_up_sizes() == []  # the model's own resolution
 
 
