@@ -30,6 +30,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -314,11 +315,44 @@ def kernel_summary(prof, seconds: float, images: int) -> str:
     return "\n".join(lines)
 
 
+def idle_gaps(kernels: list[tuple[float, float, str]], host_ops: list[tuple[float, str]], top: int = 8, min_us: float = 200.0) -> str:
+    """Where the GPU sat idle: `kernels` are (start, end, name) of device work and `host_ops`
+    (start, name) of the host's torch ops, in the profiler's microseconds. Reports the gaps of at
+    least `min_us` between device work, the longest first, each with the work on either side and
+    the host ops that began inside it (none: the host was busy outside torch, or held the GIL
+    elsewhere; a sync or copy: the host waited for the device)."""
+    if not kernels:
+        return ""
+    kernels = sorted(kernels)
+    origin, busy_until, last = kernels[0][0], kernels[0][1], kernels[0][2]
+    gaps = []
+    for start, end, name in kernels[1:]:
+        if start - busy_until >= min_us:
+            gaps.append((start - busy_until, busy_until, start, last, name))
+        if end > busy_until:
+            busy_until, last = end, name
+    lines = [f"idle gaps of {min_us / 1e3:g} ms or more: {len(gaps)}, {sum(g[0] for g in gaps) / 1e3:.1f} ms in all"]
+    for length, begin, end, before, after in sorted(gaps, reverse=True)[:top]:
+        began = Counter(name for at, name in host_ops if begin <= at < end)
+        host = ", ".join(f"{name} x{count}" for name, count in began.most_common(4)) or "no torch op"
+        lines.append(f"  {length / 1e3:6.2f} ms at +{(begin - origin) / 1e3:.1f} ms, after {before[:40]}, before {after[:40]}; host: {host}")
+    return "\n".join(lines)
+
+
+def profiled_gaps(prof) -> str:
+    """idle_gaps over one torch.profiler run."""
+    device, cpu = torch.autograd.DeviceType.CUDA, torch.autograd.DeviceType.CPU
+    events = prof.events()
+    kernels = [(e.time_range.start, e.time_range.end, e.name) for e in events if e.device_type == device]
+    host_ops = [(e.time_range.start, e.name) for e in events if e.device_type == cpu]
+    return idle_gaps(kernels, host_ops)
+
+
 def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) -> str:
     """One batch each of the plain pipeline (eager runs only: a compiled engine compiled the
     pipeline's own UNet in place), the engine, the engine tracing and, with --feature-reuse, the
-    engine reusing features, under torch.profiler: GPU
-    time by kernel kind, then the ops and kernels that took the most time, as text tables."""
+    engine reusing features, under torch.profiler: GPU time by kernel kind and the GPU's idle
+    gaps (CUDA), then the ops and kernels that took the most time, as text tables."""
     from torch.profiler import ProfilerActivity, profile
 
     cuda = device.type == "cuda"
@@ -336,7 +370,7 @@ def profile_batches(pipe, engine: ImageEngine, device, args, on_model_thread) ->
     for name, run in runs:
         with profile(activities=activities) as prof:
             seconds = run()
-        summary = kernel_summary(prof, seconds, args.batch_size) if cuda else ""
+        summary = f"{kernel_summary(prof, seconds, args.batch_size)}\n{profiled_gaps(prof)}" if cuda else ""
         table = prof.key_averages().table(sort_by=sort, row_limit=35, max_name_column_width=90)
         tables.append(f"== {name}: {seconds:.4f} s/image under the profiler\n{summary}\n{table}")
     return "\n".join(tables)

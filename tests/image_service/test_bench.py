@@ -40,3 +40,17 @@ def test_tiny_bench_reports_the_ratio(tiny_model_dir):
     point = result["reuse_sweep"]["3"]  # another N, on the same graphs
     assert point["s_per_image"] > 0 and 0 < point["psnr_vs_exact_db"] < 100
     assert point["vs_engine"] == pytest.approx(result["engine_s_per_image"] / point["s_per_image"], rel=0.02)
+
+
+def test_idle_gaps_finds_the_device_idle_time_and_what_the_host_began_in_it():
+    from bench.image_bench import idle_gaps
+
+    # Microseconds: two kernels overlap (no gap), then 0.5 ms idle while the host copies, a gap
+    # under the threshold, and 2 ms idle with no torch op begun.
+    kernels = [(0, 100, "conv"), (50, 300, "gemm"), (800, 900, "norm"), (950, 1000, "add"), (3000, 3100, "decode")]
+    host_ops = [(400, "aten::copy_"), (450, "aten::copy_"), (500, "cudaStreamSynchronize"), (2000 - 10_000, "aten::empty")]
+    report = idle_gaps(kernels, host_ops, min_us=200).splitlines()
+    assert report[0] == "idle gaps of 0.2 ms or more: 2, 2.5 ms in all"
+    assert report[1] == "    2.00 ms at +1.0 ms, after add, before decode; host: no torch op"
+    assert report[2] == "    0.50 ms at +0.3 ms, after gemm, before norm; host: aten::copy_ x2, cudaStreamSynchronize x1"
+    assert idle_gaps([], host_ops) == ""
