@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sdg.grpc_limits import MAX_IMAGES, MAX_INFERENCE_STEPS, MAX_INSTRUCTIONS_CHARS
+
 OutputFormat = Literal["json", "jsonl", "csv", "parquet"]
 AnnotationKind = Literal["bbox", "segmentation", "caption"]
 Scheduler = Literal["default", "dpm++", "euler_a"]
@@ -15,9 +17,9 @@ JobType = Literal["text", "images", "unified"]
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
-# The services' request fields are uint32/uint64; these keep requests far inside them.
+# The services' request fields are uint32/uint64; these keep requests far inside them. The image
+# count, steps and instructions limits are the services' own (sdg.grpc_limits).
 MAX_ROWS = 1_000_000
-MAX_IMAGES = 100_000
 # int64's top, not uint64's: every image's seed (the job's plus its index, in metadata.jsonl and
 # COCO) must load as an integer in pandas, Arrow and `datasets`, which read larger ones as floats.
 MAX_SEED = 2**63 - 1
@@ -47,7 +49,7 @@ class TextFields(JobRequest):
     num_samples: int = Field(100, ge=1, le=MAX_ROWS)
     output_format: OutputFormat = "json"
     temperature: float | None = Field(None, gt=0, le=10)
-    instructions: str = Field("", max_length=4000, description='Guidance for the rows, e.g. "customers of a Dutch bakery".')
+    instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS, description='Guidance for the rows, e.g. "customers of a Dutch bakery".')
     keep_duplicates: bool = False
 
 
@@ -57,7 +59,7 @@ class ImageFields(JobRequest):
     resolution: tuple[int, int] = Field((512, 512), description="[width, height], multiples of 8.")
     annotations: list[AnnotationKind] = Field(default_factory=list)
     negative_prompt: str = ""
-    num_inference_steps: int = Field(30, ge=1, le=500)
+    num_inference_steps: int = Field(30, ge=1, le=MAX_INFERENCE_STEPS)
     guidance_scale: float = Field(7.5, ge=0, le=50)
     scheduler: Scheduler = "default"
     labels: list[str] = Field(default_factory=list, description="Object words to annotate; empty: the prompt's nouns.")

@@ -38,10 +38,10 @@ from image_service.types import (
 )
 from image_service.words import object_words
 from sdg import streaming
+from sdg.grpc_limits import MAX_IMAGES, MAX_INFERENCE_STEPS
 
 log = logging.getLogger(__name__)
 
-MAX_STEPS = 150
 MAX_GUIDANCE = 50.0
 # The larger, the further the images move from the exact ones; 10 is a generous limit.
 MAX_FEATURE_REUSE = 10
@@ -176,8 +176,8 @@ class ImageEngine:
         for i, prompt in enumerate(request.prompts):
             if not prompt.strip():
                 raise InvalidImageRequest("prompts", f"prompt {i} is empty")
-        if request.num_images < 1:
-            raise InvalidImageRequest("num_images", f"must be at least 1, got {request.num_images}")
+        if not 1 <= request.num_images <= MAX_IMAGES:
+            raise InvalidImageRequest("num_images", f"must be within 1..{MAX_IMAGES}, got {request.num_images}")
         if not 0 <= request.first_index < request.num_images:
             raise InvalidImageRequest(
                 "first_index", f"must be within 0..num_images-1 ({request.num_images - 1}), got {request.first_index}"
@@ -190,9 +190,9 @@ class ImageEngine:
                 raise InvalidImageRequest(
                     name, f"{value} is outside {self._min_resolution}..{self._max_resolution} pixels"
                 )
-        if not 1 <= request.num_inference_steps <= MAX_STEPS:
+        if not 1 <= request.num_inference_steps <= MAX_INFERENCE_STEPS:
             raise InvalidImageRequest(
-                "num_inference_steps", f"must be within 1..{MAX_STEPS}, got {request.num_inference_steps}"
+                "num_inference_steps", f"must be within 1..{MAX_INFERENCE_STEPS}, got {request.num_inference_steps}"
             )
         if not (math.isfinite(request.guidance_scale) and 0 <= request.guidance_scale <= MAX_GUIDANCE):
             raise InvalidImageRequest(
@@ -444,7 +444,8 @@ class _BatchRun:
             self.tokens_dropped[prompt] = dropped
             if dropped and not warned:
                 warned = True
-                log.warning("prompts longer than the text encoder reads are cut (this call's first: %d tokens dropped from %r)", dropped, prompt)
+                shown = prompt if len(prompt) <= 200 else f"{prompt[:200]}..."  # a prompt may be any length
+                log.warning("prompts longer than the text encoder reads are cut (this call's first: %d tokens dropped from %r)", dropped, shown)
 
     def _embed_texts(self, texts: list[str]) -> torch.Tensor:
         """CLIP embeddings as the pipeline's `encode_prompt` computes them (SDG uses neither clip

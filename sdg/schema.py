@@ -206,6 +206,8 @@ def _normalize_string(spec: dict[str, Any], path: str, depth: int) -> dict[str, 
         return spec
     if fmt is not None:
         return spec
+    if min_len is not None and min_len > LIMITS["maxLength"]:
+        raise SchemaError(path, f"minLength {min_len} is above the supported maximum length {LIMITS['maxLength']}")
     if max_len is None:
         max_len = max(DEFAULT_MAX_LENGTH, min_len or 0)
         spec["maxLength"] = max_len
@@ -318,6 +320,8 @@ def _normalize_array(spec: dict[str, Any], path: str, depth: int) -> dict[str, A
         raise SchemaError(path, "an array needs 'items'")
     min_items = _non_negative_int(spec, "minItems", path) or 0
     max_items = _non_negative_int(spec, "maxItems", path)
+    if min_items > LIMITS["maxItems"]:
+        raise SchemaError(path, f"minItems {min_items} is above the supported maximum {LIMITS['maxItems']} items")
     if max_items is None:
         max_items = max(DEFAULT_MAX_ITEMS, min_items)
         spec["maxItems"] = max_items

@@ -36,6 +36,7 @@ import torch
 import xgrammar as xgr
 
 from sdg import streaming
+from sdg.grpc_limits import MAX_INSTRUCTIONS_CHARS
 from sdg.schema import SchemaError, normalize_schema
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
@@ -96,6 +97,15 @@ class RowSummary:
 
 
 RowEvent = Waiting | RowProgress | RowBatch | RowSummary
+
+
+def draw_seed() -> int:
+    """A seed for a request that names none (reported in its summary)."""
+    return random.SystemRandom().randrange(2**63)
+
+
+# Tokens a row's own prompt line may run past row 0's (its number and theme word).
+ROW_LINE_SLACK = 16
 
 
 class RequestError(ValueError):
@@ -219,7 +229,30 @@ class TextEngine:
             raise RequestError(f"top_p: must be in (0, 1], got {request.top_p}")
         if request.max_new_tokens < 8:
             raise RequestError(f"max_new_tokens: must be at least 8, got {request.max_new_tokens}")
-        return self.prepare(request.schema)
+        if len(request.instructions) > MAX_INSTRUCTIONS_CHARS:
+            raise RequestError(f"instructions: at most {MAX_INSTRUCTIONS_CHARS} characters, got {len(request.instructions)}")
+        prepared = self.prepare(request.schema)
+        self._check_context(prepared, request)
+        return prepared
+
+    def _check_context(self, prepared: PreparedSchema, request: RowRequest) -> None:
+        """A row's prompt and its longest decode must fit the model's context: past it the
+        positions have no trained meaning. A many-fielded schema or long instructions can pass it."""
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if not context:
+            return
+        prompt = len(build_prompts(self.tokenizer, prepared.schema, request.instructions, 0, [0]).full(0))
+        prompt += ROW_LINE_SLACK  # other rows' numbers and theme words are a few tokens longer
+        if prompt >= context:
+            field = "instructions" if request.instructions else "schema_json"
+            raise RequestError(f"{field}: a row's prompt takes about {prompt} tokens, past the model's context of {context}")
+        longest = min(request.max_new_tokens, prepared.max_bytes or request.max_new_tokens)
+        if prompt + longest > context:
+            field = "max_new_tokens" if longest == request.max_new_tokens else "schema_json"
+            raise RequestError(
+                f"{field}: a row may take {longest} tokens, but its prompt ({prompt} tokens) leaves "
+                f"{context - prompt} of the model's context of {context}"
+            )
 
     def parse_row(self, text: str, prepared: PreparedSchema) -> dict[str, Any] | None:
         """The row as a dict when it is strict JSON, finite, and valid against the schema."""
@@ -238,7 +271,7 @@ class TextEngine:
         prepared = self.check_request(request)
         holding = yield from self._take_model(cancelled)
         started = time.perf_counter()  # the summary's elapsed_s is the call's own work
-        seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**63)
+        seed = request.seed if request.seed is not None else draw_seed()
         stats = DecodeStats()
         seen: set[str] = set()
         done = 0

@@ -38,6 +38,16 @@ class LoadedTextModel:
     description: ModelDescription
 
 
+def unloaded_description(settings: TextSettings) -> ModelDescription:
+    """What GetModelInfo reports while the weights are still loading."""
+    demo = settings.model == "tiny"
+    return ModelDescription(settings.model, "", demo, "", "", _display_name(settings.model, demo))
+
+
+def _display_name(model_id: str, demo: bool) -> str:
+    return "tiny-qwen2 (demo model, random weights)" if demo else model_id
+
+
 def load_text_model(settings: TextSettings) -> LoadedTextModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -57,13 +67,12 @@ def load_text_model(settings: TextSettings) -> LoadedTextModel:
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    name = "tiny-qwen2 (demo model, random weights)" if demo else settings.model
     description = ModelDescription(
         model_id=settings.model,
         source=source,
         demo_model=demo,
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
-        display_name=name,
+        display_name=_display_name(settings.model, demo),
     )
     return LoadedTextModel(model, tokenizer, device, description)

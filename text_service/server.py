@@ -10,7 +10,7 @@ import grpc
 from sdg import serving
 from sdg.v1 import text_pb2, text_pb2_grpc
 from text_service.engine import TextEngine
-from text_service.model import load_text_model
+from text_service.model import load_text_model, unloaded_description
 from text_service.servicer import TextServicer
 from text_service.settings import TextSettings
 
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def create_server(settings: TextSettings) -> tuple[grpc.aio.Server, int, TextServicer, object]:
     """Returns the server (not started), its bound port, the servicer and the health servicer."""
-    servicer = TextServicer()
+    servicer = TextServicer(unloaded_description(settings))
     server, port, health = serving.create_server(
         settings.listen,
         lambda s: text_pb2_grpc.add_TextServiceServicer_to_server(servicer, s),

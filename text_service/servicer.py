@@ -10,19 +10,22 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import replace
 
 import grpc
 
 from sdg.schema import SchemaError
 from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
-from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting, draw_seed
+from text_service.model import ModelDescription
 
 log = logging.getLogger(__name__)
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
-    def __init__(self) -> None:
+    def __init__(self, unloaded: ModelDescription | None = None) -> None:
+        self.unloaded = unloaded  # what GetModelInfo says while the model loads
         self.engine: TextEngine | None = None  # set once the model has loaded
 
     def _engine(self) -> TextEngine:
@@ -31,14 +34,14 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         return self.engine
 
     async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
-        if self.engine is None:
+        d = self.engine.description if self.engine else self.unloaded
+        if d is None:
             return common_pb2.ModelInfo(loaded=False)
-        d = self.engine.description
         return common_pb2.ModelInfo(
             model_id=d.model_id,
             source=d.source,
             demo_model=d.demo_model,
-            loaded=True,
+            loaded=self.engine is not None,
             device=d.device,
             dtype=d.dtype,
             display_name=d.display_name,
@@ -58,6 +61,8 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         try:
             engine = self._engine()
             row_request = _row_request(request)
+            if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
+                row_request = replace(row_request, seed=draw_seed())
             await asyncio.to_thread(engine.check_request, row_request)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)
@@ -94,6 +99,10 @@ def _parse_schema(text: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaError("", f"schema_json is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SchemaError("", "schema_json is nested too deeply to parse") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise SchemaError("", f"schema_json cannot be read: {exc}") from None
 
 
 def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
@@ -118,7 +127,7 @@ def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, ex
             rows_invalid=0,
             duplicates_removed=0,
             distinct_ratio=0.0,
-            seed=request.seed or 0,
+            seed=request.seed,
             elapsed_s=0.0,
             tokens_generated=0,
             tokens_forced=0,

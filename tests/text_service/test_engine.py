@@ -107,11 +107,23 @@ def test_cancellation_stops_and_marks_partial(text_engine):
         ({"num_rows": 2_000_000}, "num_rows: must be between 1 and 1000000"),
         ({"num_rows": 1, "temperature": 0}, "temperature"),
         ({"num_rows": 1, "top_p": 1.5}, "top_p"),
+        ({"num_rows": 1, "instructions": "x" * 4001}, "instructions: at most 4000 characters, got 4001"),
     ],
 )
 def test_bad_requests_name_the_field(text_engine, kwargs, message):
     with pytest.raises(RequestError, match=message):
         text_engine.check_request(RowRequest(schema=SEED_SCHEMA, **kwargs))
+
+
+def test_a_prompt_or_row_past_the_models_context_is_refused_before_decoding(text_engine):
+    context = text_engine.model.config.max_position_embeddings  # 4096 for the tiny model
+    long_strings = {f"text_{i}": {"type": "string", "maxLength": 512} for i in range(16)}
+    with pytest.raises(RequestError, match=f"max_new_tokens: a row may take {2 * context} tokens, but its prompt .* of the model's context of {context}"):
+        text_engine.check_request(RowRequest(schema=long_strings, num_rows=1, max_new_tokens=2 * context))
+    described = {f"field_{i}": {"type": "integer", "description": f"measure number {i} " * 40} for i in range(64)}
+    with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens, past the model's context of {context}"):
+        text_engine.check_request(RowRequest(schema=described, num_rows=1))
+    text_engine.check_request(RowRequest(schema=long_strings, num_rows=1))  # 512 new tokens fit
 
 
 def test_grammar_is_compiled_once_per_schema(text_engine):

@@ -48,6 +48,8 @@ def test_every_type_schema_is_accepted():
         ({"x": {"type": "string", "oneOf": []}}, "x", "unsupported keyword 'oneOf'"),
         ({"x": {"type": "string", "format": "ipv4"}}, "x", "unsupported format 'ipv4'"),
         ({"x": {"type": "string", "minLength": 5, "maxLength": 2}}, "x", "minLength 5 is greater than maxLength 2"),
+        ({"x": {"type": "string", "minLength": 600}}, "x", "minLength 600 is above the supported maximum length 512"),
+        ({"x": {"type": "array", "items": "int", "minItems": 65}}, "x", "minItems 65 is above the supported maximum 64 items"),
         ({"x": {"type": "integer", "enum": ["a"]}}, "x", "enum value 'a' is not of type 'integer'"),
         ({"x": {"type": "integer", "minimum": 1.5}}, "x", "whole number"),
         ({"x": {"type": "array", "items": "int", "minItems": 4, "maxItems": 2}}, "x", "minItems 4 is greater than maxItems 2"),

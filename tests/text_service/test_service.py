@@ -64,6 +64,8 @@ def test_generate_rows_streams_progress_rows_then_summary(stub):
         (json.dumps({"age": {"type": "integer", "minimum": 9, "maximum": 1}}), 3, "schema.age: minimum 9"),
         (json.dumps({"x": "colour"}), 3, "schema.x: unknown type"),
         ("{not json", 3, "not valid JSON"),
+        ('{"a": ' * 3000 + '"int"' + "}" * 3000, 3, "nested too deeply"),
+        ('{"a": {"type": "integer", "maximum": ' + "9" * 5000 + "}}", 3, "schema_json cannot be read"),
         (json.dumps(SEED_SCHEMA), 0, "num_rows"),
     ],
 )
@@ -138,3 +140,16 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_eng
     summary = messages[-1].summary
     assert rows and summary.partial and summary.rows_generated == len(rows) < 50
     assert "CUDA out of memory (simulated)" in summary.reason
+
+
+def test_model_info_names_the_model_while_it_loads():
+    import asyncio
+
+    from text_service.model import unloaded_description
+    from text_service.servicer import TextServicer
+    from text_service.settings import TextSettings
+
+    servicer = TextServicer(unloaded_description(TextSettings(model="tiny")))
+    info = asyncio.run(servicer.GetModelInfo(common_pb2.GetModelInfoRequest(), None))
+    assert not info.loaded and info.model_id == "tiny" and info.demo_model
+    assert "demo model, random weights" in info.display_name
