@@ -45,14 +45,27 @@ FILE_MODE = _file_mode()
 
 def write_json_atomic(path: Path, data: object) -> None:
     """Writes JSON so that readers see the old file or the new one, never a half-written one."""
+
+    def write(f) -> None:
+        json.dump(data, f, ensure_ascii=False, indent=2)
+        f.write("\n")
+
+    _replace_atomically(path, write)
+
+
+def _replace_atomically(path: Path, write, durable: bool = False) -> None:
+    """Fills a hidden temp file beside `path` with write(file), then renames it over `path`.
+    `durable`: on disk (fsync) before the rename, for a file that a crash must find whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         # mkstemp makes the file private (0600); the manifest and schema are read like data files.
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=2)
-            f.write("\n")
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -82,19 +95,28 @@ class Spool:
     gateway.salvage can finish the job's output from it if the process dies first."""
 
     def __init__(self, path: Path, items: list = ()):
-        """A new spool at `path`, holding `items` already (a resumed writer's kept ones)."""
+        """A new spool at `path`, holding `items` already (a resumed writer's kept ones). Salvage
+        takes a spool it finds for the whole output, so one holding kept items appears only
+        once it holds all of them: a crash while it is filled leaves the kept files as they were."""
         self.path = path
-        self._file = path.open("w", encoding="utf-8")
-        self.write(items)
+        if items:
+            _replace_atomically(path, lambda f: _write_lines(f, items), durable=True)
+            self._file = path.open("a", encoding="utf-8")
+        else:
+            self._file = path.open("w", encoding="utf-8")
 
     def write(self, items: list) -> None:
-        self._file.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+        _write_lines(self._file, items)
         self._file.flush()
 
     def discard(self) -> None:
         """The writer finished: the spool is not needed."""
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+def _write_lines(file, items: list) -> None:
+    file.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
 
 
 def spooled(path: Path) -> list:

@@ -225,6 +225,22 @@ def test_a_resumed_writer_adds_to_the_file_a_single_writer_makes(tmp_path, fmt, 
         assert (resumed / f"data.{fmt}").read_text() == (once / f"data.{fmt}").read_text()
 
 
+def test_a_resume_that_dies_while_it_spools_the_kept_rows_loses_none_of_them(tmp_path):
+    """A resumed Parquet writer copies the kept rows into its spool before it truncates the file,
+    and salvage takes a spool it finds for the whole output. So a spool appears only once it holds
+    every kept row: here the copy fails part-way (a row that cannot be written stands in for the
+    process dying), and salvage then finds the closed file as it was."""
+    with RowWriter(tmp_path, "parquet", SCHEMA) as first:
+        first.write(ROWS)
+    before = pq.read_table(tmp_path / "data.parquet")
+    kept = read_rows(tmp_path, "parquet", SCHEMA)
+    with pytest.raises(TypeError):
+        RowWriter(tmp_path, "parquet", SCHEMA, kept=kept[:1] + [object()] + kept[1:])
+    assert not (tmp_path / ".data.parquet.rows.jsonl").exists()
+    assert salvage_rows(tmp_path, "parquet", SCHEMA) == len(ROWS)
+    assert pq.read_table(tmp_path / "data.parquet").equals(before)
+
+
 def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     """As a SIGKILL leaves it: two images added, close() never called, a third PNG half written
     and a fourth written but not listed. Salvage keeps the two, and their COCO file is the one a
