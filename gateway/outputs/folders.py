@@ -53,6 +53,11 @@ def write_json_atomic(path: Path, data: object) -> None:
     _replace_atomically(path, write)
 
 
+def write_lines_atomic(path: Path, lines: list[str]) -> None:
+    """Writes text lines (each ending in a newline) as write_json_atomic writes JSON."""
+    _replace_atomically(path, lambda f: f.writelines(lines), durable=True)
+
+
 def _replace_atomically(path: Path, write, durable: bool = False) -> None:
     """Fills a hidden temp file beside `path` with write(file), then renames it over `path`.
     `durable`: on disk (fsync) before the rename, for a file that a crash must find whole."""

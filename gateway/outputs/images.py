@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gateway.outputs.folders import Spool, complete_lines, spooled, write_json_atomic
+from gateway.outputs.folders import Spool, complete_lines, spooled, write_json_atomic, write_lines_atomic
 from gateway.results import DetectedObject, GeneratedImage, RunLength
 
 IMAGES_DIR = "images"
@@ -108,22 +108,28 @@ def coco_objects(objects: list[tuple[DetectedObject, list[float]]]) -> list[dict
 
 class KeptImage(NamedTuple):
     """A finished image of a stopped job's folder: its COCO image entry, its objects as
-    CocoDataset.add takes them, and its prompt's tokens cut by the text encoder."""
+    CocoDataset.add takes them, its prompt's tokens cut by the text encoder, and its line of
+    metadata.jsonl."""
 
     coco_image: dict[str, Any]
     objects: list[dict[str, Any]]
     prompt_tokens_dropped: int
+    metadata_line: str
 
 
 def existing_images(folder: Path) -> list[KeptImage]:
     """The finished images of a job folder (a stopped job's, closed or salvaged), in metadata
-    order."""
+    order. An image is kept only whole: its PNG is there, and the COCO file has the objects its
+    metadata lists. One whose PNG or COCO entries were lost (deleted by hand, say) is left out,
+    so that a resume makes it again rather than finish short."""
     metadata = folder / IMAGES_DIR / "metadata.jsonl"
     if not metadata.exists():
         return []
     coco = {"images": [], "annotations": [], "categories": []}
-    if (folder / COCO_FILE).exists():
+    try:
         coco = json.loads((folder / COCO_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):  # none (no objects, or lost), or unreadable
+        pass
     names = {category["id"]: category["name"] for category in coco["categories"]}
     objects: dict[int, list[dict[str, Any]]] = {}
     for ann in coco["annotations"]:
@@ -131,12 +137,16 @@ def existing_images(folder: Path) -> list[KeptImage]:
             {key: ann[key] for key in ("bbox", "area", "segmentation", "score")} | {"label": names[ann["category_id"]]}
         )
     found = []
-    for line in metadata.read_text(encoding="utf-8").splitlines():
+    for line in metadata.read_text(encoding="utf-8").splitlines(keepends=True):
         record = json.loads(line)
         image_id = image_index(record["file_name"]) + 1
+        listed = len((record.get("objects") or {}).get("bbox", []))
+        if not (metadata.parent / record["file_name"]).is_file() or len(objects.get(image_id, [])) != listed:
+            continue
         entry = {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
         # Folders written before the column existed: their prompts were cut too, but unrecorded.
-        found.append(KeptImage(entry, objects.get(image_id, []), record.get("prompt_tokens_dropped", 0)))
+        line = line if line.endswith("\n") else f"{line}\n"
+        found.append(KeptImage(entry, objects.get(image_id, []), record.get("prompt_tokens_dropped", 0), line))
     return found
 
 
@@ -163,6 +173,8 @@ class ImageDatasetWriter:
         # What the service actually delivered, which may be less than was asked for.
         self.kinds_produced: set[str] = set()
         kept = existing_images(folder) if resume else []
+        if resume:  # the metadata lists only whole images, each once, before new ones follow
+            write_lines_atomic(self.images_dir / "metadata.jsonl", [image.metadata_line for image in kept])
         self._coco_spool = Spool(folder / COCO_SPOOL, [{"image": image.coco_image, "objects": image.objects} for image in kept])
         for image in kept:
             self._coco.add(image.coco_image, image.objects)

@@ -298,6 +298,49 @@ def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
             assert got[key] == expected[key]
 
 
+@pytest.mark.parametrize("lost", ["images/image_00001.png", "annotations/annotations.json"])
+def test_a_resume_makes_again_the_images_whose_files_were_lost(tmp_path, lost):
+    """A stopped dataset with a file deleted by hand: a lost PNG, or the COCO file with every
+    image's objects. A resume keeps only whole images, makes the others again, and ends with the
+    dataset one writer makes, rather than one listing a missing file or objects it lacks."""
+    mask = RunLength(counts=[1, 2, 5], height=2, width=4)
+
+    def image(i: int) -> GeneratedImage:
+        return GeneratedImage(i, "a dog", 7 + i, png(), 64, 48, objects=[DetectedObject("dog", 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)])
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    whole.mkdir(), resumed.mkdir()
+    with ImageDatasetWriter(whole) as writer:
+        for i in range(4):
+            writer.add(image(i))
+    with ImageDatasetWriter(resumed) as writer:
+        for i in range(3):
+            writer.add(image(i))
+    (resumed / lost).unlink()
+    writer = ImageDatasetWriter(resumed, resume=True)
+    kept = [0, 2] if lost.endswith(".png") else []
+    assert (writer.first_missing(), writer.images_written) == (1 if kept else 0, len(kept))
+    assert [json.loads(line)["file_name"] for line in (resumed / "images" / "metadata.jsonl").read_text().splitlines()] == [f"image_0000{i}.png" for i in kept]
+    for i in range(writer.first_missing(), 4):
+        writer.add(image(i))
+    writer.close()
+
+    def lines(folder):
+        return sorted((folder / "images" / "metadata.jsonl").read_text().splitlines())
+
+    assert lines(resumed) == lines(whole)
+    got, expected = (json.loads((f / "annotations" / "annotations.json").read_text()) for f in (resumed, whole))
+    assert sorted(got["images"], key=lambda entry: entry["id"]) == expected["images"]
+    # Annotation ids follow the order images were added in; each is still unique.
+    assert len({ann["id"] for ann in got["annotations"]}) == len(got["annotations"])
+
+    def by_image(coco):
+        return sorted(({k: v for k, v in ann.items() if k != "id"} for ann in coco["annotations"]), key=lambda ann: ann["image_id"])
+
+    assert by_image(got) == by_image(expected)
+    assert sorted(p.name for p in (resumed / "images").glob("*.png")) == [f"image_0000{i}.png" for i in range(4)]
+
+
 def test_json_written_atomically_is_as_readable_as_the_data_files(tmp_path):
     import os
     import stat
