@@ -40,6 +40,18 @@ PHASES = {
     "images": {"images": (0, 100)},
     "unified": {"rows": (0, 50), "images": (50, 100)},
 }
+
+
+def kept_progress(job_type: str, rows: tuple[int, int], images: tuple[int, int]) -> int:
+    """A stopped job's progress: the bar's share of its output written, each phase by its own
+    share; `rows` and `images` are (written, wanted)."""
+    written, kept = {"rows": rows, "images": images}, 0.0
+    for phase, (low, high) in PHASES[job_type].items():
+        done, wanted = written[phase]
+        kept += (high - low) * min(1.0, done / max(wanted, 1))
+    return min(99, int(kept))
+
+
 SHUTDOWN = "interrupted: gateway shut down"
 # How many more calls a resumed job makes for the rows it dropped as repeats of kept ones.
 MAX_TOP_UPS = 3
@@ -129,7 +141,9 @@ class JobExecution:
         except asyncio.CancelledError:
             # The runner owns this task and cancelled it on purpose; finishing the files is the
             # handling, so the cancellation stops here.
-            if self.stop_reason == SHUTDOWN:
+            if self.stop_reason == SHUTDOWN and job.output_dir is None:
+                self.store.requeue(job)  # it made nothing (it waited for a service): run it again
+            elif self.stop_reason == SHUTDOWN:
                 self._finish("failed", error=SHUTDOWN)
             else:
                 self._finish("cancelled", reason=self.stop_reason or CANCELLED)
@@ -443,15 +457,11 @@ class JobExecution:
 
     def _kept_progress(self) -> int:
         """The progress bar's share of the output written, each phase by its own share."""
-        phases, kept = PHASES[self.plan.type], 0.0
-        written = {
-            "rows": (self._rows_written(), self.plan.text.num_rows if self.plan.text else 0),
-            "images": (self.image_writer.images_written if self.image_writer else 0, self.plan.images.num_images if self.plan.images else 0),
-        }
-        for phase, (low, high) in phases.items():
-            done, wanted = written[phase]
-            kept += (high - low) * min(1.0, done / max(wanted, 1))
-        return min(99, int(kept))
+        return kept_progress(
+            self.plan.type,
+            rows=(self._rows_written(), self.plan.text.num_rows if self.plan.text else 0),
+            images=(self.image_writer.images_written if self.image_writer else 0, self.plan.images.num_images if self.plan.images else 0),
+        )
 
     def _close_files(self) -> None:
         if self.image_writer is not None:

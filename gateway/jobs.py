@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^job_[0-9a-f]{12}$")
 INTERRUPTED = "interrupted: gateway restarted"
+REQUEUED = "queued again: the gateway stopped before this job had made anything"
 
 
 def utc_now() -> str:
@@ -53,8 +54,9 @@ class JobStore:
 
     def load(self) -> tuple[list[Job], list[Job]]:
         """Reads every persisted job. Ones a previous process left running become failed and
-        partial. Returns the ones it left queued, oldest first, for the runner to queue again, and
-        the ones it left running, whose folders gateway.salvage repairs."""
+        partial, unless they had not made their folder yet: those are queued again. Returns the
+        queued ones, oldest first, for the runner to queue again, and the ones it left running,
+        whose folders gateway.salvage repairs."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         waiting, interrupted = [], []
         for path in sorted(self.jobs_dir.glob("job_*.json")):
@@ -65,6 +67,11 @@ class JobStore:
                 log.error("skipping unreadable job record %s: %s", path, err)
                 continue
             if job.status == "queued":
+                waiting.append(job)
+            elif not job.finished and job.output_dir is None:
+                # It had made nothing yet (it was waiting for a service, say): it runs again, as
+                # a queued job does, rather than fail with nothing to resume.
+                self.requeue(job)
                 waiting.append(job)
             elif not job.finished:
                 self.fail(job, INTERRUPTED, partial=True)
@@ -112,6 +119,14 @@ class JobStore:
         job.error = job.message = error
         job.partial = partial
         job.finished_at = utc_now()
+        self._write(job)
+
+    def requeue(self, job: Job) -> None:
+        """Records a job the gateway stopped before it had made anything as queued again, for
+        the next gateway to run from the start."""
+        if job.status != "queued":
+            job.status, job.started_at, job.progress = "queued", None, 0
+            job.message = REQUEUED
         self._write(job)
 
     def save_progress(self, job: Job) -> None:

@@ -113,11 +113,11 @@ class JobRunner:
         if execution.job.finished:
             return
         # run() records every outcome itself; the job is unfinished only when it never started (it
-        # was cancelled while queued) or when recording the outcome failed (e.g. the disk is full).
+        # was cancelled while queued), when run() queued it again (the gateway stopped it before
+        # it had made anything), or when recording the outcome failed (e.g. the disk is full).
         if task.cancelled():
             execution.stop_unstarted()
-        else:
-            err = task.exception()
+        elif (err := task.exception()) is not None:
             log.error("job %s crashed", execution.job.job_id, exc_info=err)
             execution.stop_unstarted(f"internal error: {type(err).__name__}: {err}")
 

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from gateway.execution import UNIFIED_ROWS_SPOOL, paired_rows
+from gateway.execution import UNIFIED_ROWS_SPOOL, kept_progress, paired_rows
 from gateway.jobs import Job
 from gateway.outputs import RowWriter, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
 from gateway.outputs.images import COCO_FILE
@@ -51,6 +51,13 @@ def salvage(job: Job) -> None:
     write_json_atomic(manifest_path, manifest)
     job.files = sorted([*files, "manifest.json"])
     job.message = job.error
+    # The last progress the dead process wrote (throttled) may lag what the folder kept.
+    stats, rows_wanted = job.stats, request.get("num_samples", 0)
+    job.progress = kept_progress(
+        job.type,
+        rows=(stats.rows_done, stats.rows_total or rows_wanted),
+        images=(stats.images_done, stats.images_total or request.get("num_images") or rows_wanted),
+    )
     log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts)
 
 

@@ -33,8 +33,12 @@ def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_aga
     store.load()
     queued = [store.create("images", {}, "queued"), store.create("text", {}, "queued")]
     running = store.create("unified", {}, "queued")
-    running.status = "running"
+    running.status, running.output_dir = "running", str(tmp_path / "unified_folder")
     store.save(running)
+    # Running, but it had not made its folder yet (it was waiting for a service): queued again.
+    waited = store.create("text", {}, "queued")
+    waited.status, waited.started_at, waited.progress = "running", "2026-01-01T00:00:00Z", 3
+    store.save(waited)
     done = store.create("text", {}, "queued")
     done.status = "completed"
     store.save(done)
@@ -47,9 +51,13 @@ def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_aga
     assert job.finished_at is not None
     # The marking is persisted, not only held in memory.
     assert json.loads((tmp_path / f"{running.job_id}.json").read_text())["status"] == "failed"
-    # Jobs that never started are handed back, oldest first, still queued.
-    assert [j.job_id for j in waiting] == [j.job_id for j in queued]
-    assert {reloaded.get(j.job_id).status for j in queued} == {"queued"}
+    # Jobs that never started, or made nothing, are handed back, oldest first, queued.
+    assert [j.job_id for j in waiting] == [j.job_id for j in [*queued, waited]]
+    assert {reloaded.get(j.job_id).status for j in [*queued, waited]} == {"queued"}
+    again = reloaded.get(waited.job_id)
+    assert (again.started_at, again.progress, again.partial, again.error) == (None, 0, False, None)
+    assert "queued again" in again.message
+    assert json.loads((tmp_path / f"{waited.job_id}.json").read_text())["status"] == "queued"
     assert reloaded.get(done.job_id).status == "completed"
 
 

@@ -42,8 +42,10 @@ def test_an_image_job_is_recorded_with_what_its_folder_kept(tmp_path):
         partial=True, finished_at="2026-01-01T00:01:00Z", output_dir=str(dead),
         request={"prompts": ["a dog"], "num_images": 5, "annotations": ["segmentation", "caption"]},
     )
+    job.progress = 7  # the dead process's last throttled write, behind what it kept
     salvage(job)
     assert job.stats.images_done == 2 and job.message == INTERRUPTED
+    assert job.progress == 40  # 2 of 5 images
     assert job.files == ["annotations/annotations.json", "images/image_00000.png", "images/image_00001.png", "images/metadata.jsonl", "manifest.json"]
     manifest = json.loads((dead / "manifest.json").read_text())
     assert (manifest["status"], manifest["partial"], manifest["reason"], manifest["counts"]) == ("failed", True, INTERRUPTED, {"requested": 5, "generated": 2})

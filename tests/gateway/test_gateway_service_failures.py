@@ -270,6 +270,24 @@ def test_queued_jobs_wait_out_a_restart_and_then_run(tmp_path, scripted):
         assert json.loads(client.get(f"/jobs/{waiting}/files/data.json").text) == [ROW]
 
 
+def test_a_job_stopped_while_it_waited_for_a_service_runs_again_after_a_restart(tmp_path, scripted):
+    """A job the gateway stops while it waits for a service has made nothing: rather than fail
+    with nothing to resume, it is queued again, and the next gateway runs it."""
+    absent = f"127.0.0.1:{free_port()}"
+    app_settings = settings(tmp_path, absent, start_wait=60)
+    with TestClient(create_app(app_settings)) as client:
+        job_id = submit(client)
+        wait(client, job_id, states=("running",))
+        time.sleep(0.5)
+        assert client.get(f"/status/{job_id}").json()["message"].startswith("waiting for the text service")
+    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    assert (record["status"], record["started_at"], record["partial"], record["error"]) == ("queued", None, False, None)
+    assert record["message"].startswith("queued again")
+    scripted.behaviour = "complete"
+    with TestClient(create_app(app_settings.model_copy(update={"text_service_addrs": [scripted.address]}))) as client:
+        assert wait(client, job_id)["status"] == "completed"
+
+
 def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scripted):
     """The disk as a SIGKILL leaves it, taken while a Parquet job runs: its record says running,
     its data.parquet has no footer. The next gateway records the job as interrupted and partial,
