@@ -452,8 +452,36 @@ class JobExecution:
             write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
             job.files = sorted([*files, "manifest.json"])
         job.message = self._final_message(reason)
+        if self.folder is None and self.resuming and job.output_dir is not None and Path(job.output_dir).is_dir():
+            job.message += f"; {self._record_untouched(Path(job.output_dir), reason)}"
         self.store.save(job)
         log.info("job %s %s%s", job.job_id, status, f": {reason}" if reason else "")
+
+    def _record_untouched(self, folder: Path, reason: str | None) -> str:
+        """A resumed job that stopped before it opened its folder (a service it waited for never
+        came): the folder holds what its earlier runs kept, as they left it. The job and its
+        manifest say so, rather than show no files and no progress. Returns what it keeps, in words."""
+        job, manifest_path = self.job, folder / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = None  # left for a person to look at
+        if isinstance(manifest, dict):
+            manifest.update(status=job.status, finished_at=job.finished_at, partial=job.partial, reason=reason)
+            write_json_atomic(manifest_path, manifest)
+        job.files = list_files(folder)
+        kept = job.resumes[-1] if job.resumes else None
+        job.progress = kept_progress(
+            self.plan.type,
+            rows=((kept.rows_kept or 0) if kept else 0, self.plan.text.num_rows if self.plan.text else 0),
+            images=((kept.images_kept or 0) if kept else 0, self.plan.images.num_images if self.plan.images else 0),
+        )
+        parts = []
+        if self.plan.text is not None:
+            parts.append(f"{counted((kept.rows_kept or 0) if kept else 0, 'row')} of {self.plan.text.num_rows}")
+        if self.plan.images is not None:
+            parts.append(f"{counted((kept.images_kept or 0) if kept else 0, 'image')} of {self.plan.images.num_images}")
+        return f"its folder keeps {' and '.join(parts)}, as before"
 
     def _kept_progress(self) -> int:
         """The progress bar's share of the output written, each phase by its own share."""

@@ -76,7 +76,8 @@ class JobRunner:
             resume.images_kept = kept_images(job)
             kept.append(f"{counted(resume.images_kept, 'image')} of {plan.images.num_images}")
         job.resumes.append(resume)
-        job.status, job.error, job.partial, job.finished_at, job.files = "queued", None, False, None, []
+        # Its files stay listed: they are in its folder until the resumed run rewrites them.
+        job.status, job.error, job.partial, job.started_at, job.finished_at = "queued", None, False, None, None
         job.message = f"queued to resume: {' and '.join(kept)} kept"
         self.store.save(job)
         if start:

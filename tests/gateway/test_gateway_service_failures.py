@@ -288,6 +288,30 @@ def test_a_job_stopped_while_it_waited_for_a_service_runs_again_after_a_restart(
         assert wait(client, job_id)["status"] == "completed"
 
 
+def test_a_resume_whose_service_never_comes_still_shows_what_the_folder_keeps(tmp_path, scripted):
+    """A stopped job resumed while its service is down fails before it opens its folder. Its
+    status and manifest then say what the folder still holds, not "no files, 0%"."""
+    scripted.behaviour = "silent"
+    app_settings = settings(tmp_path, scripted.address)
+    with TestClient(create_app(app_settings)) as client:
+        job_id = submit(client)
+        wait_for_first_row(client, job_id)
+        client.post(f"/jobs/{job_id}/cancel")
+        kept = wait(client, job_id)
+        assert kept["status"] == "cancelled" and kept["stats"]["rows_done"] == 1
+    absent = app_settings.model_copy(update={"text_service_addrs": [f"127.0.0.1:{free_port()}"]})
+    with TestClient(create_app(absent)) as client:
+        assert client.post(f"/jobs/{job_id}/resume").status_code == 202
+        job = wait(client, job_id)
+    assert job["status"] == "failed" and job["partial"] is True
+    assert job["files"] == kept["files"] and job["progress"] == 33  # 1 row of 3
+    assert job["message"].endswith("its folder keeps 1 row of 3, as before")
+    folder = Path(job["output_path"]) if Path(job["output_path"]).is_absolute() else app_settings.output_dir / job["output_path"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert (manifest["status"], manifest["partial"], manifest["counts"]["generated"]) == ("failed", True, 1)
+    assert "did not start" in manifest["reason"] or "text service" in manifest["reason"]
+
+
 def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scripted):
     """The disk as a SIGKILL leaves it, taken while a Parquet job runs: its record says running,
     its data.parquet has no footer. The next gateway records the job as interrupted and partial,
@@ -344,7 +368,8 @@ def test_a_queued_job_that_todays_settings_refuse_fails_at_restart(tmp_path, scr
 )
 def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scripted, manifest, error):
     """A resumed job still queued when the gateway stopped is queued again as a resume: its own
-    folder and its recorded seed. However it ends, it stays partial, its kept image untouched."""
+    folder and its recorded seed. However it ends, it stays partial, its kept image untouched; a
+    readable manifest then records the failure, an unreadable one is left as it is."""
     app_settings = settings(tmp_path, scripted.address)
     app_settings.jobs_dir.mkdir(parents=True)
     from gateway.jobs import JobStore
@@ -368,7 +393,12 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
     assert (status["status"], status["partial"], status["output_path"]) == ("failed", True, folder.name)
     assert error in status["error"], status["error"]
     assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1, "rows_kept": None, "rows_seed": None, "automatic": False}]
-    assert (folder / "images" / "image_00000.png").exists() and (folder / "manifest.json").read_text() == manifest
+    assert (folder / "images" / "image_00000.png").exists()
+    if manifest.startswith("{not"):
+        assert (folder / "manifest.json").read_text() == manifest
+    else:
+        recorded = json.loads((folder / "manifest.json").read_text())
+        assert (recorded["seed"], recorded["status"], recorded["partial"]) == (7, "failed", True) and error in recorded["reason"]
 
 
 @pytest.mark.parametrize("progress", [False, True])
