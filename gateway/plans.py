@@ -12,6 +12,7 @@ from typing import Any
 from gateway.errors import InvalidRequest, JobFailure
 from gateway.models import MAX_SEED, ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
+from sdg.grpc_limits import MAX_IMAGES
 from sdg.schema import normalize_schema
 
 # The unified data file's column naming each row's image; a schema may not define it.
@@ -188,6 +189,10 @@ def unified_plan(request: UnifiedRequest, settings: GatewaySettings) -> JobPlan:
     if IMAGE_FILE_COLUMN in fields:
         raise InvalidRequest(f"schema.{IMAGE_FILE_COLUMN}", "is reserved in unified jobs for the path of each row's image")
     num_images = request.num_images if request.num_images is not None else request.num_samples
+    if num_images > MAX_IMAGES:  # only a defaulted count can be: the body's own is checked
+        raise InvalidRequest(
+            "num_images", f"defaults to num_samples ({request.num_samples}), past the {MAX_IMAGES} images a job can make; set it"
+        )
     if num_images > request.num_samples:
         raise InvalidRequest(
             "num_images", f"{num_images} is greater than num_samples {request.num_samples}; image i is paired with row i"

@@ -37,6 +37,8 @@ def test_unified_defaults_num_images_to_num_samples_and_shares_the_seed():
         ({"prompts": ["A {product.name}"]}, "prompts[0]", "top-level"),
         ({"prompts": ["A {product"]}, "prompts[0]", "expected '}'"),
         ({"num_images": 5}, "num_images", "greater than num_samples 4"),
+        # The images' count defaults to the rows', which may be more than a job can make.
+        ({"num_samples": 100_001}, "num_images", "defaults to num_samples (100001), past the 100000 images"),
         ({"schema": {"image_file": "string"}}, "schema.image_file", "reserved"),
         ({"resolution": [512, 100]}, "resolution", "height 100 is not a multiple of 8"),
         ({"resolution": [2048, 512]}, "resolution", "width 2048 is outside 64..1024"),
