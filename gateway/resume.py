@@ -22,7 +22,7 @@ from typing import Any
 
 from gateway.errors import JobConflict
 from gateway.jobs import Job
-from gateway.outputs.images import existing_images
+from gateway.outputs.images import IMAGES_DIR
 from gateway.outputs.tables import json_value
 from gateway.plans import JobPlan, stored_plan
 from gateway.results import RowsSummary
@@ -83,10 +83,16 @@ def _manifest(job: Job) -> dict:
 
 
 def kept_images(job: Job) -> int:
-    """How many whole images the job's folder holds, as a resume keeps them (existing_images)."""
+    """How many finished images the job's folder holds: the lines of its image metadata, which
+    lists an image once it is whole (the COCO file, maybe large, is not read). A resumed run
+    corrects the count if files were lost since (ImageDatasetWriter keeps only whole images)."""
     if job.output_dir is None:
         return 0
-    return len(existing_images(Path(job.output_dir)))
+    try:
+        with (Path(job.output_dir) / IMAGES_DIR / "metadata.jsonl").open("rb") as metadata:
+            return sum(1 for _ in metadata)
+    except FileNotFoundError:
+        return 0
 
 
 def kept_rows(job: Job) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway.execution import UNIFIED_ROWS_SPOOL, kept_progress, paired_rows
 from gateway.jobs import Job
-from gateway.outputs import RowWriter, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
+from gateway.outputs import RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
 from gateway.outputs.images import COCO_FILE
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def salvage(job: Job) -> None:
 def annotations_kept(folder: Path) -> dict:
     """The manifest's account of the annotations in a salvaged image folder."""
     coco = json.loads((folder / COCO_FILE).read_text(encoding="utf-8")) if (folder / COCO_FILE).exists() else {"annotations": []}
-    metadata = (folder / "images" / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    metadata = json_lines((folder / "images" / "metadata.jsonl").read_text(encoding="utf-8"))
     produced = set()
     if coco["annotations"]:
         produced.add("bbox")

@@ -1,7 +1,7 @@
 """Everything a job writes under SDG_OUTPUT_DIR: its folder, data files in four formats, the image
 dataset (PNGs, imagefolder metadata, COCO annotations), schema.json and manifest.json."""
 
-from gateway.outputs.folders import Spool, create_job_folder, display_path, list_files, spooled, write_json_atomic
+from gateway.outputs.folders import Spool, create_job_folder, display_path, json_lines, list_files, spooled, write_json_atomic
 from gateway.outputs.images import ImageDatasetWriter, salvage_images
 from gateway.outputs.tables import RowWriter, arrow_schema, salvage_rows
 

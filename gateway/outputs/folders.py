@@ -55,12 +55,12 @@ def write_json_atomic(path: Path, data: object) -> None:
 
 def write_lines_atomic(path: Path, lines: list[str]) -> None:
     """Writes text lines (each ending in a newline) as write_json_atomic writes JSON."""
-    _replace_atomically(path, lambda f: f.writelines(lines), durable=True)
+    _replace_atomically(path, lambda f: f.writelines(lines))
 
 
-def _replace_atomically(path: Path, write, durable: bool = False) -> None:
-    """Fills a hidden temp file beside `path` with write(file), then renames it over `path`.
-    `durable`: on disk (fsync) before the rename, for a file that a crash must find whole."""
+def _replace_atomically(path: Path, write) -> None:
+    """Fills a hidden temp file beside `path` with write(file), then renames it over `path`: a
+    process killed meanwhile leaves the old file (and a hidden temp file that list_files skips)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,9 +68,6 @@ def _replace_atomically(path: Path, write, durable: bool = False) -> None:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -105,7 +102,7 @@ class Spool:
         once it holds all of them: a crash while it is filled leaves the kept files as they were."""
         self.path = path
         if items:
-            _replace_atomically(path, lambda f: _write_lines(f, items), durable=True)
+            _replace_atomically(path, lambda f: _write_lines(f, items))
             self._file = path.open("a", encoding="utf-8")
         else:
             self._file = path.open("w", encoding="utf-8")
@@ -120,10 +117,16 @@ class Spool:
         self.path.unlink(missing_ok=True)
 
 
+def json_lines(text: str) -> list[str]:
+    """The lines of JSON Lines text, each with its newline. Split on "\n" alone: JSON written with
+    ensure_ascii=False holds U+2028 or U+0085 raw (a prompt may), and str.splitlines splits there."""
+    return [f"{line}\n" for line in text.split("\n") if line.strip()]
+
+
 def _write_lines(file, items: list) -> None:
     file.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
 
 
 def spooled(path: Path) -> list:
     """The whole items of a spool a dead process left."""
-    return [json.loads(line) for line in complete_lines(path).decode("utf-8").splitlines()]
+    return [json.loads(line) for line in json_lines(complete_lines(path).decode("utf-8"))]

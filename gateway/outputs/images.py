@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from gateway.outputs.folders import Spool, complete_lines, spooled, write_json_atomic, write_lines_atomic
+from gateway.outputs.folders import Spool, complete_lines, json_lines, spooled, write_json_atomic, write_lines_atomic
 from gateway.results import DetectedObject, GeneratedImage, RunLength
 
 IMAGES_DIR = "images"
@@ -136,16 +136,17 @@ def existing_images(folder: Path) -> list[KeptImage]:
         objects.setdefault(ann["image_id"], []).append(
             {key: ann[key] for key in ("bbox", "area", "segmentation", "score")} | {"label": names[ann["category_id"]]}
         )
-    found = []
-    for line in metadata.read_text(encoding="utf-8").splitlines(keepends=True):
+    found, seen = [], set()
+    for line in json_lines(metadata.read_text(encoding="utf-8")):
         record = json.loads(line)
         image_id = image_index(record["file_name"]) + 1
         listed = len((record.get("objects") or {}).get("bbox", []))
-        if not (metadata.parent / record["file_name"]).is_file() or len(objects.get(image_id, [])) != listed:
+        whole = (metadata.parent / record["file_name"]).is_file() and len(objects.get(image_id, [])) == listed
+        if not whole or image_id in seen:
             continue
+        seen.add(image_id)
         entry = {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
         # Folders written before the column existed: their prompts were cut too, but unrecorded.
-        line = line if line.endswith("\n") else f"{line}\n"
         found.append(KeptImage(entry, objects.get(image_id, []), record.get("prompt_tokens_dropped", 0), line))
     return found
 
@@ -269,7 +270,7 @@ def salvage_images(folder: Path) -> set[int]:
     if metadata.exists():
         kept = complete_lines(metadata)
         metadata.write_bytes(kept)
-    listed = {json.loads(line)["file_name"] for line in kept.decode("utf-8").splitlines()}
+    listed = {json.loads(line)["file_name"] for line in json_lines(kept.decode("utf-8"))}
     for path in images_dir.glob("*"):
         if path.name != "metadata.jsonl" and path.name not in listed:
             path.unlink()

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gateway.errors import JobFailure
-from gateway.outputs.folders import Spool, complete_lines, spooled
+from gateway.outputs.folders import Spool, complete_lines, json_lines, spooled
 
 # Rows are buffered into row groups of this size; the service sends rows in small batches and a
 # Parquet file of thousands of tiny row groups reads slowly.
@@ -248,7 +248,7 @@ def read_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> list[
     if output_format == "json":
         return json.loads(path.read_text(encoding="utf-8"))
     if output_format == "jsonl":
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [json.loads(line) for line in json_lines(path.read_text(encoding="utf-8"))]
     properties = schema["properties"]
     if output_format == "parquet":
         return [{name: _from_arrow(row.get(name), properties[name]) for name in properties} for row in pq.read_table(path).to_pylist()]

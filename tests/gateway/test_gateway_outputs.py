@@ -341,6 +341,23 @@ def test_a_resume_makes_again_the_images_whose_files_were_lost(tmp_path, lost):
     assert sorted(p.name for p in (resumed / "images").glob("*.png")) == [f"image_0000{i}.png" for i in range(4)]
 
 
+def test_a_resume_reads_metadata_lines_as_written(tmp_path):
+    """JSON Lines split on newlines alone: a prompt may hold U+2028 or U+0085, which json.dumps
+    (ensure_ascii=False) writes raw and str.splitlines would split on. A line listed twice (a
+    hand edit) is kept once."""
+    with ImageDatasetWriter(tmp_path) as writer:
+        writer.add(GeneratedImage(0, "a dog\u2028on a line\x85of its own", 7, png(), 64, 48))
+        writer.add(GeneratedImage(1, "a cat", 8, png(), 64, 48))
+    metadata = tmp_path / "images" / "metadata.jsonl"
+    first = metadata.read_text(encoding="utf-8").split("\n")[0]
+    with metadata.open("a", encoding="utf-8") as f:
+        f.write(first + "\n")
+    writer = ImageDatasetWriter(tmp_path, resume=True)
+    assert (writer.images_written, writer.first_missing()) == (2, 2)
+    writer.close()
+    assert [json.loads(line)["prompt"] for line in metadata.read_text(encoding="utf-8").split("\n") if line] == ["a dog\u2028on a line\x85of its own", "a cat"]
+
+
 def test_json_written_atomically_is_as_readable_as_the_data_files(tmp_path):
     import os
     import stat
