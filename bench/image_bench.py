@@ -484,6 +484,8 @@ def main() -> None:
             print(json.dumps({"phase": "memory", **memory}), flush=True)
         reuse = {}
         if args.feature_reuse > 1:
+            if device.type == "cuda":  # reuse's own peak, its graphs' pools included
+                torch.cuda.reset_peak_memory_stats(device)
             warm_started = time.perf_counter()
             engine.warm_up(sizes, feature_reuse=(2,))
             reuse = {"feature_reuse": args.feature_reuse, "reuse_warm_up_s": round(time.perf_counter() - warm_started, 1)}

@@ -141,8 +141,10 @@ class JobExecution:
         except asyncio.CancelledError:
             # The runner owns this task and cancelled it on purpose; finishing the files is the
             # handling, so the cancellation stops here.
-            if self.stop_reason == SHUTDOWN and job.output_dir is None:
-                self.store.requeue(job)  # it made nothing (it waited for a service): run it again
+            if self.stop_reason == SHUTDOWN and self.folder is None:
+                # It made nothing (it waited for a service): the next gateway runs it again, a
+                # resumed job as a resume.
+                self.store.requeue(job)
             elif self.stop_reason == SHUTDOWN:
                 self._finish("failed", error=SHUTDOWN)
             else:
@@ -209,6 +211,8 @@ class JobExecution:
             if self.plan.images is not None:
                 # Opened first, so that however this run ends, the outcome counts the kept images.
                 await self._open_off_loop("image_writer", lambda: ImageDatasetWriter(self.folder, resume=True))
+                if self.job.resumes:  # what it keeps: the images still whole (queueing read no files)
+                    self.job.resumes[-1].images_kept = self.image_writer.images_written
                 # The kinds the kept images carry, as their run's manifest recorded them.
                 self.image_writer.kinds_produced.update((self.resumed_from.get("annotations") or {}).get("produced") or [])
             self._check_same_models(self.resumed_from.get("model") or {})
@@ -467,20 +471,21 @@ class JobExecution:
         except (OSError, ValueError):
             manifest = None  # left for a person to look at
         if isinstance(manifest, dict):
-            manifest.update(status=job.status, finished_at=job.finished_at, partial=job.partial, reason=reason)
+            resumes = [resume.model_dump() for resume in job.resumes]
+            manifest.update(status=job.status, finished_at=job.finished_at, partial=job.partial, reason=reason, resumes=resumes)
             write_json_atomic(manifest_path, manifest)
         job.files = list_files(folder)
-        kept = job.resumes[-1] if job.resumes else None
-        job.progress = kept_progress(
-            self.plan.type,
-            rows=((kept.rows_kept or 0) if kept else 0, self.plan.text.num_rows if self.plan.text else 0),
-            images=((kept.images_kept or 0) if kept else 0, self.plan.images.num_images if self.plan.images else 0),
-        )
+        last = job.resumes[-1] if job.resumes else None
+        rows_kept = (last.rows_kept or 0) if last else 0
+        images_kept = (last.images_kept or 0) if last else 0
+        rows_wanted = self.plan.text.num_rows if self.plan.text else 0
+        images_wanted = self.plan.images.num_images if self.plan.images else 0
+        job.progress = kept_progress(self.plan.type, rows=(rows_kept, rows_wanted), images=(images_kept, images_wanted))
         parts = []
         if self.plan.text is not None:
-            parts.append(f"{counted((kept.rows_kept or 0) if kept else 0, 'row')} of {self.plan.text.num_rows}")
+            parts.append(f"{counted(rows_kept, 'row')} of {rows_wanted}")
         if self.plan.images is not None:
-            parts.append(f"{counted((kept.images_kept or 0) if kept else 0, 'image')} of {self.plan.images.num_images}")
+            parts.append(f"{counted(images_kept, 'image')} of {images_wanted}")
         return f"its folder keeps {' and '.join(parts)}, as before"
 
     def _kept_progress(self) -> int:

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^job_[0-9a-f]{12}$")
 INTERRUPTED = "interrupted: gateway restarted"
-REQUEUED = "queued again: the gateway stopped before this job had made anything"
+REQUEUED = "queued again after a gateway restart"
 
 
 def utc_now() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from gateway.clients import ServiceClients
 from gateway.errors import JobConflict
 from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, counted
-from gateway.jobs import Job, JobStore, utc_now
+from gateway.jobs import REQUEUED, Job, JobStore, utc_now
 from gateway.models import DeletedJob, Resume
 from gateway.plans import JobPlan, stored_plan
 from gateway.resume import check_resumable, kept_images, kept_rows, resume_plan, rows_seed
@@ -19,7 +19,6 @@ from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
-REQUEUED = "queued again after a gateway restart"
 # How long POST /jobs/{id}/cancel waits for the job to wind down, so its answer shows the outcome.
 CANCEL_WAIT_S = 10.0
 

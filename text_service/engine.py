@@ -241,10 +241,14 @@ class TextEngine:
         context = getattr(self.model.config, "max_position_embeddings", None)
         if not context:
             return
-        prompt = len(build_prompts(self.tokenizer, prepared.schema, request.instructions, 0, [0]).full(0))
-        prompt += ROW_LINE_SLACK  # other rows' numbers and theme words are a few tokens longer
+        def prompt_tokens(instructions: str) -> int:
+            # Other rows' numbers and theme words are a few tokens longer than row 0's.
+            return len(build_prompts(self.tokenizer, prepared.schema, instructions, 0, [0]).full(0)) + ROW_LINE_SLACK
+
+        prompt = prompt_tokens(request.instructions)
         if prompt >= context:
-            field = "instructions" if request.instructions else "schema_json"
+            # The instructions are to blame when the schema's prompt alone would fit.
+            field = "instructions" if request.instructions and prompt_tokens("") < context else "schema_json"
             raise RequestError(f"{field}: a row's prompt takes about {prompt} tokens, past the model's context of {context}")
         longest = min(request.max_new_tokens, prepared.max_bytes or request.max_new_tokens)
         if prompt + longest > context:

@@ -123,6 +123,11 @@ def test_a_prompt_or_row_past_the_models_context_is_refused_before_decoding(text
     described = {f"field_{i}": {"type": "integer", "description": f"measure number {i} " * 40} for i in range(64)}
     with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens, past the model's context of {context}"):
         text_engine.check_request(RowRequest(schema=described, num_rows=1))
+    with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens"):
+        text_engine.check_request(RowRequest(schema=described, num_rows=1, instructions="short"))
+    wordy = "é" * 4000  # within 4000 characters, but 8000 tokens with the tiny tokenizer
+    with pytest.raises(RequestError, match=f"instructions: a row's prompt takes about [0-9]+ tokens"):
+        text_engine.check_request(RowRequest(schema=SEED_SCHEMA, num_rows=1, instructions=wordy))
     text_engine.check_request(RowRequest(schema=long_strings, num_rows=1))  # 512 new tokens fit
 
 
