@@ -265,6 +265,18 @@ def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     assert not list(dead.glob(".*"))  # no spool left behind
 
 
+def whole_and_stopped(tmp_path, image, stopped_after: int):
+    """Two folders: a dataset of image(0..3) one writer made, and one whose job stopped after
+    `stopped_after` images, to resume."""
+    whole, stopped = tmp_path / "whole", tmp_path / "resumed"
+    whole.mkdir(), stopped.mkdir()
+    for folder, count in ((whole, 4), (stopped, stopped_after)):
+        with ImageDatasetWriter(folder) as writer:
+            for i in range(count):
+                writer.add(image(i))
+    return whole, stopped
+
+
 def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
     """Two runs into one folder (the first stopped after two images; gateway/resume.py) give the
     dataset one writer gives; a resumed writer that dies is salvaged with every image's COCO entries."""
@@ -275,13 +287,7 @@ def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
         objects = [DetectedObject(label, 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)]
         return GeneratedImage(i, f"a {label}", 7 + i, png(), 64, 48, objects=objects, prompt_tokens_dropped=3 * (i % 2))
 
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    whole.mkdir(), resumed.mkdir()
-    with ImageDatasetWriter(whole) as writer:
-        for i in range(4):
-            writer.add(image(i))
-    with ImageDatasetWriter(resumed) as writer:
-        writer.add(image(0)), writer.add(image(1))
+    whole, resumed = whole_and_stopped(tmp_path, image, stopped_after=2)
     writer = ImageDatasetWriter(resumed, resume=True)
     assert (writer.first_missing(), writer.images_written, writer.objects_written, writer.prompts_cut) == (2, 2, 2, 1)
     for i in (1, 2, 3):  # one it has already: left as it is
@@ -308,14 +314,7 @@ def test_a_resume_makes_again_the_images_whose_files_were_lost(tmp_path, lost):
     def image(i: int) -> GeneratedImage:
         return GeneratedImage(i, "a dog", 7 + i, png(), 64, 48, objects=[DetectedObject("dog", 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)])
 
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    whole.mkdir(), resumed.mkdir()
-    with ImageDatasetWriter(whole) as writer:
-        for i in range(4):
-            writer.add(image(i))
-    with ImageDatasetWriter(resumed) as writer:
-        for i in range(3):
-            writer.add(image(i))
+    whole, resumed = whole_and_stopped(tmp_path, image, stopped_after=3)
     (resumed / lost).unlink()
     writer = ImageDatasetWriter(resumed, resume=True)
     kept = [0, 2] if lost.endswith(".png") else []
