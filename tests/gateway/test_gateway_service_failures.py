@@ -312,6 +312,28 @@ def test_a_resume_whose_service_never_comes_still_shows_what_the_folder_keeps(tm
     assert "did not start" in manifest["reason"] or "text service" in manifest["reason"]
 
 
+def test_a_resume_stopped_while_it_waited_for_its_service_is_queued_again_as_a_resume(tmp_path, scripted):
+    """As a fresh job that made nothing: a resume the gateway stops before it opened its folder is
+    queued again, its resume and its kept rows as they were, and the next gateway runs it."""
+    scripted.behaviour = "silent"
+    app_settings = settings(tmp_path, scripted.address)
+    with TestClient(create_app(app_settings)) as client:
+        job_id = submit(client)
+        wait_for_first_row(client, job_id)
+        client.post(f"/jobs/{job_id}/cancel")
+        wait(client, job_id)
+    absent = app_settings.model_copy(update={"text_service_addrs": [f"127.0.0.1:{free_port()}"], "service_start_wait_s": 60})
+    with TestClient(create_app(absent)) as client:
+        assert client.post(f"/jobs/{job_id}/resume").status_code == 202
+        wait(client, job_id, states=("running",))
+    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    assert (record["status"], record["error"], len(record["resumes"]), record["resumes"][0]["rows_kept"]) == ("queued", None, 1, 1)
+    scripted.behaviour = "complete"
+    with TestClient(create_app(app_settings)) as client:
+        job = wait(client, job_id)
+    assert job["status"] == "completed" and len(job["resumes"]) == 1
+
+
 def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scripted):
     """The disk as a SIGKILL leaves it, taken while a Parquet job runs: its record says running,
     its data.parquet has no footer. The next gateway records the job as interrupted and partial,
