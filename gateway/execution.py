@@ -21,7 +21,7 @@ import grpc
 from gateway.clients import ServiceClients, ServiceEndpoint
 from gateway.errors import JobFailure, ServiceFailure
 from gateway.jobs import Job, JobStore, utc_now
-from gateway.models import JobState
+from gateway.models import JobState, Resume
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
@@ -72,6 +72,16 @@ def with_image_file(schema: dict[str, Any]) -> dict[str, Any]:
 def counted(n: int, noun: str) -> str:
     """'1 image', '2 images'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def kept_in_words(resume: Resume, plan: JobPlan) -> str:
+    """What a resume keeps of the job's output: "1 row of 3 and 12 images of 30"."""
+    parts = []
+    if plan.text is not None:
+        parts.append(f"{counted(resume.rows_kept or 0, 'row')} of {plan.text.num_rows}")
+    if plan.images is not None:
+        parts.append(f"{counted(resume.images_kept or 0, 'image')} of {plan.images.num_images}")
+    return " and ".join(parts)
 
 
 def waiting_for(service: str, waited_s: float) -> str:
@@ -450,7 +460,9 @@ class JobExecution:
         job.finished_at = utc_now()
         self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
         # A stopped job's bar shows what it kept, not the batch it dropped.
-        job.progress = 100 if status == "completed" else self._kept_progress()
+        job.progress = 100 if status == "completed" else self._progress_of(
+            self._rows_written(), self.image_writer.images_written if self.image_writer else 0
+        )
         if self.folder is not None:
             files = [f for f in list_files(self.folder) if f != "manifest.json"]  # the one started at open
             write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
@@ -475,25 +487,18 @@ class JobExecution:
             manifest.update(status=job.status, finished_at=job.finished_at, partial=job.partial, reason=reason, resumes=resumes)
             write_json_atomic(manifest_path, manifest)
         job.files = list_files(folder)
-        last = job.resumes[-1] if job.resumes else None
-        rows_kept = (last.rows_kept or 0) if last else 0
-        images_kept = (last.images_kept or 0) if last else 0
-        rows_wanted = self.plan.text.num_rows if self.plan.text else 0
-        images_wanted = self.plan.images.num_images if self.plan.images else 0
-        job.progress = kept_progress(self.plan.type, rows=(rows_kept, rows_wanted), images=(images_kept, images_wanted))
-        parts = []
-        if self.plan.text is not None:
-            parts.append(f"{counted(rows_kept, 'row')} of {rows_wanted}")
-        if self.plan.images is not None:
-            parts.append(f"{counted(images_kept, 'image')} of {images_wanted}")
-        return f"its folder keeps {' and '.join(parts)}, as before"
+        kept = job.resumes[-1]  # a job runs into a folder it did not open only as a resume
+        job.progress = self._progress_of(kept.rows_kept or 0, kept.images_kept or 0)
+        return f"its folder keeps {kept_in_words(kept, self.plan)}, as before"
 
-    def _kept_progress(self) -> int:
-        """The progress bar's share of the output written, each phase by its own share."""
+    def _progress_of(self, rows: int, images: int) -> int:
+        """The progress bar's share for `rows` and `images` of this job's output, each phase by
+        its own share."""
+        plan = self.plan
         return kept_progress(
-            self.plan.type,
-            rows=(self._rows_written(), self.plan.text.num_rows if self.plan.text else 0),
-            images=(self.image_writer.images_written if self.image_writer else 0, self.plan.images.num_images if self.plan.images else 0),
+            plan.type,
+            rows=(rows, plan.text.num_rows if plan.text else 0),
+            images=(images, plan.images.num_images if plan.images else 0),
         )
 
     def _close_files(self) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gateway.clients import ServiceClients
 from gateway.errors import JobConflict
-from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, counted
+from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, kept_in_words
 from gateway.jobs import REQUEUED, Job, JobStore, utc_now
 from gateway.models import DeletedJob, Resume
 from gateway.plans import JobPlan, stored_plan
@@ -65,19 +65,16 @@ class JobRunner:
         check_resumable(job)
         plan = resume_plan(job, self.settings)
         resume = Resume(at=utc_now(), automatic=automatic)
-        kept = []
         if plan.text is not None:
             resume.rows_kept = kept_rows(job)
-            kept.append(f"{counted(resume.rows_kept, 'row')} of {plan.text.num_rows}")
             if resume.rows_kept < plan.text.num_rows and job.output_dir is not None:
                 resume.rows_seed = rows_seed(plan.text.seed, len(job.resumes) + 1)
         if plan.images is not None:
             resume.images_kept = kept_images(job)
-            kept.append(f"{counted(resume.images_kept, 'image')} of {plan.images.num_images}")
         job.resumes.append(resume)
         # Its files stay listed: they are in its folder until the resumed run rewrites them.
         job.status, job.error, job.partial, job.started_at, job.finished_at = "queued", None, False, None, None
-        job.message = f"queued to resume: {' and '.join(kept)} kept"
+        job.message = f"queued to resume: {kept_in_words(resume, plan)} kept"
         self.store.save(job)
         if start:
             self.submit(job, plan)

@@ -288,17 +288,23 @@ def test_a_job_stopped_while_it_waited_for_a_service_runs_again_after_a_restart(
         assert wait(client, job_id)["status"] == "completed"
 
 
-def test_a_resume_whose_service_never_comes_still_shows_what_the_folder_keeps(tmp_path, scripted):
-    """A stopped job resumed while its service is down fails before it opens its folder. Its
-    status and manifest then say what the folder still holds, not "no files, 0%"."""
+def cancelled_with_a_row(app_settings: GatewaySettings, scripted) -> tuple[str, dict]:
+    """A text job cancelled after its first row (of 3): one to resume. Returns its id and status."""
     scripted.behaviour = "silent"
-    app_settings = settings(tmp_path, scripted.address)
     with TestClient(create_app(app_settings)) as client:
         job_id = submit(client)
         wait_for_first_row(client, job_id)
         client.post(f"/jobs/{job_id}/cancel")
         kept = wait(client, job_id)
-        assert kept["status"] == "cancelled" and kept["stats"]["rows_done"] == 1
+    assert kept["status"] == "cancelled" and kept["stats"]["rows_done"] == 1
+    return job_id, kept
+
+
+def test_a_resume_whose_service_never_comes_still_shows_what_the_folder_keeps(tmp_path, scripted):
+    """A stopped job resumed while its service is down fails before it opens its folder. Its
+    status and manifest then say what the folder still holds, not "no files, 0%"."""
+    app_settings = settings(tmp_path, scripted.address)
+    job_id, kept = cancelled_with_a_row(app_settings, scripted)
     absent = app_settings.model_copy(update={"text_service_addrs": [f"127.0.0.1:{free_port()}"]})
     with TestClient(create_app(absent)) as client:
         assert client.post(f"/jobs/{job_id}/resume").status_code == 202
@@ -315,13 +321,8 @@ def test_a_resume_whose_service_never_comes_still_shows_what_the_folder_keeps(tm
 def test_a_resume_stopped_while_it_waited_for_its_service_is_queued_again_as_a_resume(tmp_path, scripted):
     """As a fresh job that made nothing: a resume the gateway stops before it opened its folder is
     queued again, its resume and its kept rows as they were, and the next gateway runs it."""
-    scripted.behaviour = "silent"
     app_settings = settings(tmp_path, scripted.address)
-    with TestClient(create_app(app_settings)) as client:
-        job_id = submit(client)
-        wait_for_first_row(client, job_id)
-        client.post(f"/jobs/{job_id}/cancel")
-        wait(client, job_id)
+    job_id, _ = cancelled_with_a_row(app_settings, scripted)
     absent = app_settings.model_copy(update={"text_service_addrs": [f"127.0.0.1:{free_port()}"], "service_start_wait_s": 60})
     with TestClient(create_app(absent)) as client:
         assert client.post(f"/jobs/{job_id}/resume").status_code == 202
