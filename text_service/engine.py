@@ -241,6 +241,7 @@ class TextEngine:
         context = getattr(self.model.config, "max_position_embeddings", None)
         if not context:
             return
+
         def prompt_tokens(instructions: str) -> int:
             # Other rows' numbers and theme words are a few tokens longer than row 0's.
             return len(build_prompts(self.tokenizer, prepared.schema, instructions, 0, [0]).full(0)) + ROW_LINE_SLACK
