@@ -203,3 +203,25 @@ def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dic
             return body
         time.sleep(0.2)
     raise TimeoutError(f"job {job_id} still {body['status']} after {timeout}s: {body}")
+
+
+def cancelled_part_way(client: httpx.Client, kind: str, body: dict, stat: str, at_least: int = 1, timeout: float = 120) -> tuple[str, dict]:
+    """Submits a job and cancels it once its status counts `at_least` of `stat` ("rows_done",
+    "images_done"; 0: at once). Returns its id and its final status.
+
+    On a fast machine a job can finish between the poll that saw its count and the cancel; it is
+    then completed, not cancelled, so another is submitted, a few times at most.
+    """
+    for _ in range(5):
+        response = client.post(f"/generate/{kind}", json=body)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        deadline = time.monotonic() + timeout
+        while client.get(f"/status/{job_id}").json()["stats"][stat] < at_least:
+            assert time.monotonic() < deadline, f"{stat} stayed under {at_least}"
+            time.sleep(0.02)
+        client.post(f"/jobs/{job_id}/cancel")
+        status = wait_for_job(client, job_id, timeout=60)
+        if status["status"] != "completed":
+            return job_id, status
+    raise AssertionError(f"every {kind} job completed before its cancel landed")

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from gateway.outputs.tables import read_rows
-from tests.conftest import free_port, start_gateway, start_text_service, wait_for_job
+from tests.conftest import cancelled_part_way, free_port, start_gateway, start_text_service, wait_for_job
 
 SEED_TEXT_BODY = {"schema": {"name": "string", "age": "int"}, "num_samples": 50, "output_format": "csv"}
 SMALL_IMAGES = {"resolution": [64, 64], "num_inference_steps": 2}
@@ -419,18 +419,6 @@ def test_cancel_a_running_images_job(api):
     assert (finished["status"], finished["message"]) == ("completed", "completed: 1 image")
 
 
-def cancelled_after(api: httpx.Client, kind: str, body: dict, stat: str, timeout: float) -> tuple[str, dict]:
-    """Submits a job and cancels it as soon as its status counts one of `stat` ("rows_done",
-    "images_done"): its id and its final status."""
-    job_id = submit(api, kind, body)
-    deadline = time.monotonic() + timeout
-    while api.get(f"/status/{job_id}").json()["stats"][stat] < 1:
-        assert time.monotonic() < deadline, f"{stat} stayed 0"
-        time.sleep(0.02)
-    api.post(f"/jobs/{job_id}/cancel")
-    return job_id, wait_for_job(api, job_id, timeout=30)
-
-
 def kept_images(status: dict) -> int:
     """How many images a stopped job's folder kept."""
     return len((job_folder(status) / "images" / "metadata.jsonl").read_text().splitlines())
@@ -444,7 +432,7 @@ def test_resume_finishes_a_cancelled_images_job_as_one_run_would(api):
         "num_inference_steps": 25,
         "annotations": ["bbox", "segmentation", "caption"],
     }  # no seed: the gateway draws one, and a resumed run must find it in the manifest
-    job_id, stopped = cancelled_after(api, "images", body, "images_done", timeout=120)
+    job_id, stopped = cancelled_part_way(api, "images", body, "images_done", timeout=120)
     kept = kept_images(stopped)
     assert stopped["status"] == "cancelled" and stopped["partial"] is True
     folder = job_folder(stopped)
@@ -499,7 +487,7 @@ def test_resume_finishes_a_unified_job_stopped_in_its_images(api, output_format)
         "resolution": [128, 128],
         "num_inference_steps": 25,
     }
-    job_id, stopped = cancelled_after(api, "unified", body, "images_done", timeout=300)
+    job_id, stopped = cancelled_part_way(api, "unified", body, "images_done", timeout=300)
     kept = kept_images(stopped)
     folder = job_folder(stopped)
     assert stopped["partial"] and 1 <= kept < 12, "the test needs a job stopped in its images"
@@ -536,7 +524,7 @@ def test_resume_finishes_a_cancelled_text_job_keeping_its_rows(api, output_forma
     a repeat, sampled with the seed the resume records."""
     schema = {"name": {"type": "string", "maxLength": 10}, "age": "int", "joined": "date"}
     body = {"schema": schema, "num_samples": 300, "output_format": output_format}
-    job_id, stopped = cancelled_after(api, "text", body, "rows_done", timeout=120)
+    job_id, stopped = cancelled_part_way(api, "text", body, "rows_done", timeout=120)
     folder = job_folder(stopped)
     data_schema = json.loads((folder / "schema.json").read_text())
     kept = read_rows(folder, output_format, data_schema)
@@ -605,7 +593,7 @@ def test_resume_finishes_a_unified_job_stopped_in_its_rows(api):
         "output_format": "csv",
         **SMALL_IMAGES,
     }
-    job_id, stopped = cancelled_after(api, "unified", body, "rows_done", timeout=120)
+    job_id, stopped = cancelled_part_way(api, "unified", body, "rows_done", timeout=120)
     folder = job_folder(stopped)
     kept = pd.read_csv(folder / "data.csv")
     assert stopped["partial"] and 1 <= len(kept) < 200 and kept["image_file"].isna().all()

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import cancelled_part_way
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
 
@@ -368,18 +370,14 @@ def finished_status(gateway, job_id: str) -> dict:
 
 def cancelled_text_job(gateway, body: dict, rows_first: int) -> str:
     """A text job cancelled over the API once it has written `rows_first` rows (0: at once)."""
-    job_id = httpx.post(f"{gateway.address}/generate/text", json=body).json()["job_id"]
-    deadline = time.monotonic() + 120
-    while httpx.get(f"{gateway.address}/status/{job_id}").json()["stats"]["rows_done"] < rows_first:
-        assert time.monotonic() < deadline, "no rows written"
-        time.sleep(0.02)
-    httpx.post(f"{gateway.address}/jobs/{job_id}/cancel")
-    assert finished_status(gateway, job_id)["status"] == "cancelled"
+    with httpx.Client(base_url=gateway.address, timeout=30) as client:
+        job_id, status = cancelled_part_way(client, "text", body, "rows_done", at_least=rows_first)
+    assert status["status"] == "cancelled", status
     return job_id
 
 
 def test_a_resume_that_ends_before_the_next_poll_replaces_the_old_results(page, gateway):
-    body = {"schema": {"a": "int"}, "num_samples": 300, "output_format": "jsonl"}
+    body = {"schema": {"a": "int"}, "num_samples": 2000, "output_format": "jsonl"}
     job_id = cancelled_text_job(gateway, body, rows_first=1)
     job_item(page, job_id).locator(".job-id").click()
     view = page.get_by_test_id("job-view")
@@ -395,7 +393,7 @@ def test_a_resume_that_ends_before_the_next_poll_replaces_the_old_results(page, 
 
     page.route(f"**/jobs/{job_id}/resume", resume_and_finish)
     view.get_by_test_id("job-view-resume").click()
-    expect(view.get_by_test_id("job-view-status")).to_have_text("completed")
+    expect(view.get_by_test_id("job-view-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
     expect(view.get_by_test_id("job-view-resumes")).to_have_text(re.compile(r"^once \(kept \d+ rows?\)$"))
     expect(manifest).to_contain_text("Counts")
     expect(manifest).not_to_contain_text("Partial")
