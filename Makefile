@@ -7,13 +7,13 @@ PY := $(VENV)/bin/python
 TORCH_CPU := torch==2.13.0
 export MODEL_CACHE_DIR ?= $(CURDIR)/model_cache
 
-.PHONY: demo test install models protos system-deps up down bench-text bench-image clean
+.PHONY: demo test install models protos constraints system-deps up down bench-text bench-image clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_CPU)"
-	$(PY) -m pip install -q -e ".[dev]" "$(TORCH_CPU)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" "$(TORCH_CPU)"
 	touch $@
 
 install: $(VENV)/.installed
@@ -24,6 +24,10 @@ models: install
 
 protos: install
 	$(PY) protos/generate.py
+
+# After upgrading packages in the venv (and a green `make test`): record their versions.
+constraints: install
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 # Debian packages the tests use: Chromium for the UI tests (Playwright cannot download browsers
 # offline) and docker-compose to validate docker-compose.yml without a Docker engine.
