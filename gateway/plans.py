@@ -4,7 +4,6 @@ made here, so that a job that is accepted can be run as asked."""
 
 from __future__ import annotations
 
-import secrets
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +13,10 @@ from gateway.models import MAX_SEED, ImageFields, ImagesRequest, JobType, TextFi
 from gateway.settings import GatewaySettings
 from sdg.grpc_limits import MAX_IMAGES
 from sdg.schema import normalize_schema
+from sdg.seeds import draw_seed
 
 # The unified data file's column naming each row's image; a schema may not define it.
 IMAGE_FILE_COLUMN = "image_file"
-# Seeds the gateway draws stay within 2**53, where a JSON number is exact even for a client that
-# reads it as a double (JavaScript, so the UI): a seed copied from a job can be sent back as is.
-SEED_BITS = 53
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class JobPlan:
 def job_seed(requested: int | None) -> int:
     """The request's seed, or one drawn now, so that the manifest always records the seed used and
     both halves of a unified job share it."""
-    return requested if requested is not None else secrets.randbits(SEED_BITS)
+    return requested if requested is not None else draw_seed()
 
 
 def text_spec(request: TextFields, seed: int) -> TextSpec:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
 from collections import deque
@@ -39,6 +38,7 @@ from image_service.types import (
 from image_service.words import object_words
 from sdg import streaming
 from sdg.grpc_limits import MAX_IMAGES, MAX_INFERENCE_STEPS
+from sdg.seeds import draw_seed
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class ImageEngine:
         if request.feature_reuse > 1 and self._compiled and not self._warm_up_reuse and not self._warned_reuse_eager:
             self._warned_reuse_eager = True
             log.warning("feature_reuse runs eager on this compiled service: set SDG_IMAGE_WARM_UP_FEATURE_REUSE=true to compile it at start-up")
-        seed = request.seed if request.seed is not None else random.SystemRandom().randrange(2**32)
+        seed = request.seed if request.seed is not None else draw_seed()
         kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
         started = time.perf_counter()
         delivery = _OrderedDelivery(on_image)

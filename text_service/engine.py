@@ -24,7 +24,6 @@ import inspect
 import json
 import logging
 import math
-import random
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -38,6 +37,7 @@ import xgrammar as xgr
 from sdg import streaming
 from sdg.grpc_limits import MAX_INSTRUCTIONS_CHARS
 from sdg.schema import SchemaError, normalize_schema
+from sdg.seeds import draw_seed
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
 from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
@@ -97,11 +97,6 @@ class RowSummary:
 
 
 RowEvent = Waiting | RowProgress | RowBatch | RowSummary
-
-
-def draw_seed() -> int:
-    """A seed for a request that names none (reported in its summary)."""
-    return random.SystemRandom().randrange(2**63)
 
 
 # Tokens a row's own prompt line may run past row 0's (its number and theme word).

@@ -15,9 +15,10 @@ from dataclasses import replace
 import grpc
 
 from sdg.schema import SchemaError
+from sdg.seeds import draw_seed
 from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
-from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting, draw_seed
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting
 from text_service.model import ModelDescription
 
 log = logging.getLogger(__name__)

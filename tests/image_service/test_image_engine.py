@@ -134,6 +134,7 @@ def test_prompts_past_clips_context_are_cut_and_say_so(tiny_engine):
 
 def test_unset_seed_is_drawn_and_reported(tiny_engine):
     images, summary = run(tiny_engine, request(seed=None))
+    assert summary.seed < 2**53  # exact as a JSON number, as the gateway's and the text service's
     again, _ = run(tiny_engine, request(seed=summary.seed))
     assert images[0].seed == summary.seed and images[0].png == again[0].png
 
