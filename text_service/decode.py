@@ -170,7 +170,7 @@ class WaveRows:
         # and the row cannot be complete: skip both questions to the matcher.
         if not cursor.in_free_string():
             matcher = self.matchers[r]
-            forced = "" if matcher.is_completed() else matcher.find_jump_forward_string()
+            forced = "" if matcher.is_completed() else jump_forward(matcher)
             if forced:
                 forced_ids = self.engine.forced_ids(forced)
                 matcher.accept_string(forced)
@@ -189,6 +189,15 @@ class WaveRows:
         feed = self.pending[r][:width]
         del self.pending[r][:width]
         return feed
+
+
+def jump_forward(matcher) -> str:
+    """The text the grammar forces next, or "" when it ends inside a character: "ä" and "ö" share
+    their first UTF-8 byte, which xgrammar cannot hand to Python as a str. Sampling takes it."""
+    try:
+        return matcher.find_jump_forward_string()
+    except UnicodeDecodeError:
+        return ""
 
 
 def prefill_prefix(engine, prefix: list[int]):

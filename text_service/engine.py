@@ -206,7 +206,7 @@ class TextEngine:
         grammar = RowGrammar(normalized)
         try:
             compiled = self.compiler.compile_grammar(grammar.ebnf, root_rule_name=grammar.root)
-        except RuntimeError as exc:
+        except (RuntimeError, UnicodeError) as exc:  # xgrammar's own message can fail to decode
             raise SchemaError("", f"cannot build a grammar for this schema: {exc}") from None
         validator_cls = jsonschema.validators.validator_for(normalized, default=jsonschema.Draft202012Validator)
         validator = validator_cls(normalized, format_checker=validator_cls.FORMAT_CHECKER)

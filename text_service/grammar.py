@@ -111,7 +111,8 @@ class RowGrammar:
         self.ebnf = "\n".join([*(f"{k} ::= {v}" for k, v in self._rules.items()), *builtins]) + "\n"
 
     def _rule(self, hint: str, body: str) -> str:
-        name = "".join(c if c.isalnum() else "_" for c in hint)[:40] or "v"
+        # ASCII only: the EBNF parser reads rule names as [A-Za-z0-9_], and "café".isalnum().
+        name = "".join(c if c.isascii() and c.isalnum() else "_" for c in hint)[:40] or "v"
         candidate, n = name, 1
         while candidate in self._rules:
             n += 1
