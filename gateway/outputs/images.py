@@ -92,16 +92,20 @@ class CocoDataset:
 
 
 def coco_objects(objects: list[tuple[DetectedObject, list[float]]]) -> list[dict[str, Any]]:
-    """Each located object as CocoDataset.add takes it."""
+    """Each located object as CocoDataset.add takes it. Its area is that of its segmentation, as
+    COCO defines it: COCOeval sorts objects into small/medium/large and ignores them by `area`,
+    so it must be the area of the region annToMask gives. The service's `obj.area` is the
+    attention mask's pixel count even when only a box was asked for, so it is not used here."""
     found = []
     for obj, bbox in objects:
         x, y, w, h = bbox
         if obj.mask is not None:
             segmentation: Any = {"counts": list(obj.mask.counts), "size": [obj.mask.height, obj.mask.width]}
+            area = float(sum(obj.mask.counts[1::2]))  # the set pixels: every second run, from the first
         else:
             # Without a mask the box is the segmentation, as COCO tools expect one per annotation.
             segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-        area = float(obj.area) if obj.area > 0 else float(w * h)
+            area = float(w * h)
         found.append({"label": obj.label, "bbox": bbox, "area": area, "segmentation": segmentation, "score": float(obj.score)})
     return found
 
@@ -203,6 +207,7 @@ class ImageDatasetWriter:
 
         objects = [(obj, object_bbox(obj)) for obj in image.objects]
         objects = [(obj, bbox) for obj, bbox in objects if bbox is not None]
+        located = coco_objects(objects)
         record = {
             "file_name": path.name,
             "prompt": image.prompt,
@@ -214,14 +219,15 @@ class ImageDatasetWriter:
                 "bbox": [bbox for _, bbox in objects],
                 "category": [obj.label for obj, _ in objects],
                 "score": [round(obj.score, 4) for obj, _ in objects],
-                "area": [obj.area for obj, _ in objects],
+                # The COCO file's area of each object: the same objects, so the same numbers (a
+                # loader that turns these lists into COCO annotations gets what COCOeval expects).
+                "area": [obj["area"] for obj in located],
             },
             "caption": image.caption or None,
             # Above 0, the prompt's end was cut before encoding: it did not shape the image.
             "prompt_tokens_dropped": image.prompt_tokens_dropped,
         }
         coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}  # ids from 1
-        located = coco_objects(objects)
         self._coco_spool.write([{"image": coco_image, "objects": located}])
         # The metadata line last: an image it lists is whole, with its COCO entries spooled.
         self._metadata.write(json.dumps(record, ensure_ascii=False) + "\n")

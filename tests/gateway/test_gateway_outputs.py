@@ -446,6 +446,30 @@ def test_coco_loads_in_pycocotools(tmp_path):
     assert coco.annToMask(cat).sum() == 12 and cat["area"] == 12.0
 
 
+@pytest.mark.parametrize("segmentation", [False, True])
+def test_coco_area_is_the_area_of_the_segmentation(tmp_path, segmentation):
+    from pycocotools.coco import COCO
+
+    # A triangle: 1,830 pixels in a 60x60 box of 3,600, so the two areas cannot be confused.
+    mask = np.tril(np.ones((60, 60), dtype=bool))
+    canvas = np.zeros((96, 128), dtype=bool)
+    canvas[20:80, 30:90] = mask
+    box = [30.0, 20.0, 60.0, 60.0]
+    # The service reports the attention mask's pixels whichever annotations were asked for.
+    obj = DetectedObject("tent", 0.8, float(canvas.sum()), bbox=box, mask=rle(canvas) if segmentation else None)
+    with ImageDatasetWriter(tmp_path) as writer:
+        writer.add(GeneratedImage(0, "a tent", 3, png(128, 96), 128, 96, objects=[obj]))
+    coco = COCO(str(tmp_path / "annotations" / "annotations.json"))
+    (ann,) = coco.loadAnns(coco.getAnnIds(imgIds=[1]))
+    expected = float(canvas.sum()) if segmentation else 60.0 * 60.0
+    assert canvas.sum() == 1830 and ann["area"] == expected
+    # What COCOeval buckets by is what the segmentation covers (a box's polygon rasterizes exactly
+    # when its corners are whole pixels).
+    assert coco.annToMask(ann).sum() == ann["area"]
+    (record,) = [json.loads(line) for line in (tmp_path / "images" / "metadata.jsonl").read_text().splitlines()]
+    assert record["objects"]["area"] == [expected]
+
+
 def test_no_objects_means_no_annotations_file(tmp_path):
     with ImageDatasetWriter(tmp_path) as writer:
         writer.add(GeneratedImage(0, "fog", 1, png(), 64, 48))
