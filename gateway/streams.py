@@ -45,6 +45,12 @@ def _no_summary(endpoint: ServiceEndpoint) -> ServiceFailure:
     return ServiceFailure(f"{endpoint.label} ended its stream without a summary")
 
 
+def _failed_part_way(endpoint: ServiceEndpoint, error: str) -> ServiceFailure:
+    """The service's engine failed after the stream had started: what it sent stands, and the
+    job fails (partial) rather than completing short."""
+    return ServiceFailure(f"{endpoint.label} failed part-way: {error}")
+
+
 def rows_request(spec: TextSpec) -> text_pb2.GenerateRowsRequest:
     return text_pb2.GenerateRowsRequest(
         schema_json=json.dumps(spec.schema),
@@ -98,6 +104,8 @@ async def generate_rows(
                     raise ServiceFailure(f"{endpoint.label} sent a row that is not JSON: {err}") from None
                 on_rows(rows)
             elif kind == "summary":
+                if event.summary.error:
+                    raise _failed_part_way(endpoint, event.summary.error)
                 return rows_summary(event.summary)
     raise _no_summary(endpoint)
 
@@ -181,5 +189,7 @@ async def generate_images(
             elif kind == "image":
                 on_image(generated_image(event.image))
             elif kind == "summary":
+                if event.summary.error:
+                    raise _failed_part_way(endpoint, event.summary.error)
                 return images_summary(event.summary)
     raise _no_summary(endpoint)

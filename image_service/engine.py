@@ -244,7 +244,7 @@ class ImageEngine:
         started = time.perf_counter()
         delivery = _OrderedDelivery(on_image)
 
-        def summary(partial: bool, reason: str) -> ImageSummary:
+        def summary(partial: bool, reason: str, error: str = "") -> ImageSummary:
             return ImageSummary(
                 images_generated=delivery.delivered,
                 images_requested=request.images_wanted,
@@ -255,6 +255,7 @@ class ImageEngine:
                 partial=partial,
                 reason=reason,
                 negative_prompt_tokens_dropped=run.negative_tokens_dropped if run else 0,
+                error=error,
             )
 
         run: _BatchRun | None = None
@@ -284,7 +285,7 @@ class ImageEngine:
             delivery.drain()
         except Exception as error:
             delivery.abandon()
-            raise ImageRunFailed(summary(True, f"failed: {error}"), error) from error
+            raise ImageRunFailed(summary(True, f"failed: {error}", f"{type(error).__name__}: {error}"), error) from error
         if stopped:
             return summary(True, "cancelled")
         return summary(False, "")

@@ -105,6 +105,7 @@ def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
             reason=summary.reason,
             scheduler=summary.scheduler,
             negative_prompt_tokens_dropped=summary.negative_prompt_tokens_dropped,
+            error=summary.error,
         )
     )
 

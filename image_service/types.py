@@ -116,6 +116,7 @@ class ImageSummary:
     partial: bool = False
     reason: str = ""
     negative_prompt_tokens_dropped: int = 0
+    error: str = ""  # why the engine failed part-way; empty when the call ended as planned
 
 
 class ImageRunFailed(RuntimeError):

@@ -94,6 +94,7 @@ class RowSummary:
     partial: bool
     reason: str
     schema: dict[str, Any]
+    error: str = ""  # why the engine failed part-way; empty when the call ended as planned
 
 
 RowEvent = Waiting | RowProgress | RowBatch | RowSummary

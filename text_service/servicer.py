@@ -135,6 +135,7 @@ def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, ex
             partial=True,
             reason=f"text engine failed: {type(exc).__name__}: {exc}",
             schema=engine.prepare(request.schema).schema,
+            error=f"{type(exc).__name__}: {exc}",
         )
     )
 
@@ -167,5 +168,6 @@ def _to_pb(event: Waiting | RowProgress | RowBatch | RowSummary) -> text_pb2.Gen
             partial=event.partial,
             reason=event.reason,
             schema_json=json.dumps(event.schema),
+            error=event.error,
         )
     )

@@ -122,7 +122,7 @@ class GeneratedImage(_message.Message):
     def __init__(self, index: _Optional[int] = ..., prompt: _Optional[str] = ..., seed: _Optional[int] = ..., png: _Optional[bytes] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., objects: _Optional[_Iterable[_Union[ObjectAnnotation, _Mapping]]] = ..., caption: _Optional[str] = ..., prompt_tokens_dropped: _Optional[int] = ...) -> None: ...
 
 class ImageSummary(_message.Message):
-    __slots__ = ("images_generated", "images_requested", "elapsed_s", "seed", "annotations_produced", "partial", "reason", "scheduler", "negative_prompt_tokens_dropped")
+    __slots__ = ("images_generated", "images_requested", "elapsed_s", "seed", "annotations_produced", "partial", "reason", "scheduler", "negative_prompt_tokens_dropped", "error")
     IMAGES_GENERATED_FIELD_NUMBER: _ClassVar[int]
     IMAGES_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,7 @@ class ImageSummary(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     SCHEDULER_FIELD_NUMBER: _ClassVar[int]
     NEGATIVE_PROMPT_TOKENS_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     images_generated: int
     images_requested: int
     elapsed_s: float
@@ -141,4 +142,5 @@ class ImageSummary(_message.Message):
     reason: str
     scheduler: str
     negative_prompt_tokens_dropped: int
-    def __init__(self, images_generated: _Optional[int] = ..., images_requested: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., seed: _Optional[int] = ..., annotations_produced: _Optional[_Iterable[str]] = ..., partial: _Optional[bool] = ..., reason: _Optional[str] = ..., scheduler: _Optional[str] = ..., negative_prompt_tokens_dropped: _Optional[int] = ...) -> None: ...
+    error: str
+    def __init__(self, images_generated: _Optional[int] = ..., images_requested: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., seed: _Optional[int] = ..., annotations_produced: _Optional[_Iterable[str]] = ..., partial: _Optional[bool] = ..., reason: _Optional[str] = ..., scheduler: _Optional[str] = ..., negative_prompt_tokens_dropped: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...

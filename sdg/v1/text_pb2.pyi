@@ -64,7 +64,7 @@ class RowBatch(_message.Message):
     def __init__(self, rows_json: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
-    __slots__ = ("rows_generated", "rows_requested", "rows_invalid", "duplicates_removed", "distinct_ratio", "seed", "elapsed_s", "tokens_generated", "partial", "reason", "schema_json", "tokens_forced")
+    __slots__ = ("rows_generated", "rows_requested", "rows_invalid", "duplicates_removed", "distinct_ratio", "seed", "elapsed_s", "tokens_generated", "partial", "reason", "schema_json", "tokens_forced", "error")
     ROWS_GENERATED_FIELD_NUMBER: _ClassVar[int]
     ROWS_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     ROWS_INVALID_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class GenerationSummary(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FORCED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     rows_generated: int
     rows_requested: int
     rows_invalid: int
@@ -89,7 +90,8 @@ class GenerationSummary(_message.Message):
     reason: str
     schema_json: str
     tokens_forced: int
-    def __init__(self, rows_generated: _Optional[int] = ..., rows_requested: _Optional[int] = ..., rows_invalid: _Optional[int] = ..., duplicates_removed: _Optional[int] = ..., distinct_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., tokens_generated: _Optional[int] = ..., partial: _Optional[bool] = ..., reason: _Optional[str] = ..., schema_json: _Optional[str] = ..., tokens_forced: _Optional[int] = ...) -> None: ...
+    error: str
+    def __init__(self, rows_generated: _Optional[int] = ..., rows_requested: _Optional[int] = ..., rows_invalid: _Optional[int] = ..., duplicates_removed: _Optional[int] = ..., distinct_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., tokens_generated: _Optional[int] = ..., partial: _Optional[bool] = ..., reason: _Optional[str] = ..., schema_json: _Optional[str] = ..., tokens_forced: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ValidateSchemaRequest(_message.Message):
     __slots__ = ("schema_json",)

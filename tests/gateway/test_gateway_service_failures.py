@@ -53,6 +53,11 @@ class ScriptedTextService(text_pb2_grpc.TextServiceServicer):
             return
         if self.behaviour == "no_summary":
             return
+        if self.behaviour == "engine_failed":  # as the real service ends a call its engine broke
+            error = "RuntimeError: out of memory"
+            summary = text_pb2.GenerationSummary(rows_generated=1, rows_requested=request.num_rows, partial=True, reason=f"text engine failed: {error}", error=error)
+            yield text_pb2.GenerateRowsResponse(summary=summary)
+            return
         yield text_pb2.GenerateRowsResponse(summary=text_pb2.GenerationSummary(rows_generated=1, rows_requested=request.num_rows, seed=request.seed))
 
 
@@ -120,6 +125,18 @@ def submit(client: TestClient, fmt: str = "json") -> str:
     response = client.post("/generate/text", json={"schema": {"name": "string", "age": "int"}, "num_samples": 3, "output_format": fmt})
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
+
+
+def test_an_engine_that_fails_part_way_fails_the_job_not_completes_it_short(tmp_path, scripted):
+    scripted.behaviour = "engine_failed"
+    with TestClient(create_app(settings(tmp_path, scripted.address))) as client:
+        job = wait(client, submit(client))
+        assert (job["status"], job["partial"], job["stats"]["rows_done"]) == ("failed", True, 1)
+        assert job["error"] == f"text service at {scripted.address} failed part-way: RuntimeError: out of memory"
+        assert client.get(f"/jobs/{job['job_id']}/files/data.json").json() == [ROW]
+        # What it wrote stands, and a resume makes the rest.
+        scripted.behaviour = "complete"
+        assert client.post(f"/jobs/{job['job_id']}/resume").status_code == 202
 
 
 def test_a_stream_without_summary_fails_the_job_and_keeps_loadable_partial_output(tmp_path, scripted):

@@ -235,6 +235,7 @@ def test_failure_part_way_reports_what_was_delivered(tiny_engine):
         tiny_engine.generate(request(num_images=3), on_image=sink)
     summary = caught.value.summary
     assert summary.partial and summary.images_generated == 1 and "disk full" in summary.reason
+    assert summary.error == "OSError: disk full"  # the failure, apart from a planned stop
     assert isinstance(caught.value.__cause__, OSError)
     # The engine is usable again afterwards.
     assert tiny_engine.generate(request()).images_generated == 1

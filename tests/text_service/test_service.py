@@ -140,6 +140,7 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_eng
     summary = messages[-1].summary
     assert rows and summary.partial and summary.rows_generated == len(rows) < 50
     assert "CUDA out of memory (simulated)" in summary.reason
+    assert summary.error == "RuntimeError: CUDA out of memory (simulated)"  # a failure, not a planned stop
 
 
 def test_model_info_names_the_model_while_it_loads():
