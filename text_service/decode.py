@@ -61,6 +61,7 @@ class DecodeStats:
     tokens: int = 0
     forced: int = 0
     invalid: int = 0
+    cut_off: int = 0  # of the invalid: rows that ran out of tokens before they closed
     duplicates: int = 0
     valid: int = 0
     # Where a decode's wall time went (seconds), for the bench: host work before the first step

@@ -100,6 +100,17 @@ class RowSummary:
 RowEvent = Waiting | RowProgress | RowBatch | RowSummary
 
 
+def _gave_up(attempts: int, stats: DecodeStats, request: RowRequest) -> str:
+    """Why a call stopped short of its rows, with the remedy for what used up its attempts."""
+    reason = f"gave up after {attempts} attempts: {stats.invalid} invalid rows, {stats.duplicates} duplicates"
+    remedies = []
+    if stats.cut_off:
+        remedies.append(f"{stats.cut_off} rows ran past the {request.max_new_tokens}-token row limit: fewer or shorter fields fit")
+    if stats.duplicates and not request.keep_duplicates:
+        remedies.append("set keep_duplicates to allow repeats")
+    return f"{reason} ({'; '.join(remedies)})" if remedies else reason
+
+
 # Tokens a row's own prompt line may run past row 0's (its number and theme word).
 ROW_LINE_SLACK = 16
 
@@ -287,10 +298,7 @@ class TextEngine:
                     reason = "cancelled"
                     break
                 if slot >= budget:
-                    reason = (
-                        f"gave up after {slot} attempts: {stats.invalid} invalid rows, "
-                        f"{stats.duplicates} duplicates (set keep_duplicates to allow repeats)"
-                    )
+                    reason = _gave_up(slot, stats, request)
                     break
                 wave = list(range(slot, slot + min(self.batch_size, request.num_rows - done, budget - slot)))
                 slot += len(wave)
@@ -303,6 +311,7 @@ class TextEngine:
                         row = self.parse_row(item.text, prepared) if item.text is not None else None
                         if row is None:
                             stats.invalid += 1
+                            stats.cut_off += item.text is None
                             continue
                         stats.valid += 1
                         canonical = json.dumps(row, sort_keys=True, ensure_ascii=False)
