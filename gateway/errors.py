@@ -3,8 +3,13 @@ type, so every error leaves the API as {"detail": ...}."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import grpc
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from sdg.schema import SchemaError
@@ -77,11 +82,45 @@ class ServiceFailure(JobFailure):
         return http_status_for(self.code) if self.code is not None else 500
 
 
-def _detail(status: int, detail: str) -> JSONResponse:
+def _detail(status: int, detail: Any) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": detail})
 
 
+# The bounds on every float field in models.py are what keep NaN and ±inf from the engines, but NaN
+# fails every comparison, so pydantic calls a NaN guidance_scale "not less than or equal to 50".
+# Such errors are reported in pydantic's own words for an int field given NaN.
+_NOT_FINITE = {"type": "finite_number", "msg": "Input should be a finite number"}
+_BOUND_CHECKS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with its NaN and ±inf as the strings JSON clients know them by: the response encoder
+    refuses them, and Python's json (so Starlette) accepts them in a request body."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _validation_detail(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI's default 422 detail (loc, msg, type, input, ctx), made JSON-safe, with a number that
+    is not finite said to be so instead of out of bounds."""
+    detail = []
+    for error in jsonable_encoder(errors):
+        value = error.get("input")
+        if error.get("type") in _BOUND_CHECKS and isinstance(value, float) and not math.isfinite(value):
+            error = {k: v for k, v in error.items() if k != "ctx"} | _NOT_FINITE
+        detail.append(_json_safe(error))
+    return detail
+
+
 def install_exception_handlers(app: FastAPI) -> None:
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _detail(422, _validation_detail(exc.errors()))
+
     async def invalid_request(_: Request, exc: InvalidRequest) -> JSONResponse:
         return _detail(400, str(exc))
 
@@ -103,6 +142,7 @@ def install_exception_handlers(app: FastAPI) -> None:
     async def rpc_error(_: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return _detail(http_status_for(exc.code()), f"{exc.code().name}: {exc.details()}")
 
+    app.add_exception_handler(RequestValidationError, invalid_body)
     app.add_exception_handler(InvalidRequest, invalid_request)
     app.add_exception_handler(SchemaError, invalid_schema)
     app.add_exception_handler(JobNotFound, job_not_found)

@@ -646,6 +646,26 @@ def test_bad_requests_name_the_field(api, kind, body, status, names):
     assert names in json.dumps(response.json()["detail"])
 
 
+# Python's json, so the gateway, reads NaN and Infinity; the 422 echoes them back as strings.
+@pytest.mark.parametrize(
+    ("kind", "body", "field", "echoed"),
+    [
+        ("images", b'{"prompts":["x"],"guidance_scale":NaN}', "guidance_scale", "NaN"),
+        ("text", b'{"schema":{"a":"int"},"temperature":-Infinity}', "temperature", "-Infinity"),
+        ("text", b'{"schema":{"a":"int"},"num_samples":Infinity}', "num_samples", "Infinity"),
+        ("text", b'{"schema":{"a":"int"},"output_format":NaN}', "output_format", "NaN"),
+        ("images", b'{"prompts":["x"],"resolution":[512,NaN]}', "resolution", "NaN"),
+    ],
+)
+def test_non_finite_numbers_are_422_naming_the_field(api, kind, body, field, echoed):
+    response = api.post(f"/generate/{kind}", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert field in error["loc"] and error["input"] == echoed and error["msg"] and error["type"]
+    if field != "output_format":
+        assert error["msg"] == "Input should be a finite number"
+
+
 def test_unknown_jobs_are_404(api):
     for response in (
         api.get("/status/job_000000000000"),
