@@ -16,6 +16,8 @@ from gateway.outputs.archive import zip_folder
 router = APIRouter(tags=["jobs"])
 
 NOT_FOUND = {404: {"description": "Unknown job"}}
+# Output formats Python's mimetypes does not know, which it would serve as application/octet-stream.
+MEDIA_TYPES = {".jsonl": "application/jsonl", ".parquet": "application/vnd.apache.parquet"}
 
 
 @router.get("/status/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
@@ -102,4 +104,4 @@ async def job_file(job_id: str, file_path: str, store: StoreDep) -> FileResponse
     # resolve() follows "..", and symlinks, so this also keeps links from leading out of the folder.
     if not target.is_relative_to(folder) or not target.is_file():
         raise OutputFileNotFound(job_id, file_path)
-    return FileResponse(target)
+    return FileResponse(target, media_type=MEDIA_TYPES.get(target.suffix))

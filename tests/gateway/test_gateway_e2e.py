@@ -243,6 +243,8 @@ def test_text_formats_load_with_their_types(api):
     # The files endpoint serves what the status lists.
     response = api.get(f"/jobs/{jobs['json']}/files/data.json")
     assert response.status_code == 200 and len(response.json()) == 8
+    served = {fmt: api.get(f"/jobs/{job_id}/files/data.{fmt}").headers["content-type"] for fmt, job_id in jobs.items()}
+    assert served == {"json": "application/json", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
 
 
 def test_unified_pairs_image_i_with_row_i(api):
