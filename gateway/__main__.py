@@ -10,10 +10,12 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from sdg.env import warn_about_unread_variables
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warn_about_unread_variables(logging.getLogger("gateway"))
     settings = GatewaySettings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 

@@ -17,6 +17,7 @@ from image_service.model import unloaded_info
 from image_service.servicer import SERVICE_NAME, ImageServicer
 from image_service.settings import ImageSettings
 from sdg import serving
+from sdg.env import warn_about_unread_variables
 from sdg.v1 import image_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -63,4 +64,5 @@ def main() -> None:
     # Loading progress bars are noise in a service log; the log lines say what loads.
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
+    warn_about_unread_variables(log)
     asyncio.run(run(ImageSettings()))

@@ -8,6 +8,7 @@ import logging
 import grpc
 
 from sdg import serving
+from sdg.env import warn_about_unread_variables
 from sdg.v1 import text_pb2, text_pb2_grpc
 from text_service.engine import TextEngine
 from text_service.model import load_text_model, unloaded_description
@@ -57,4 +58,5 @@ async def run(settings: TextSettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s text_service %(levelname)s %(message)s")
+    warn_about_unread_variables(log)
     asyncio.run(run(TextSettings()))
