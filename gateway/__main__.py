@@ -5,6 +5,7 @@ unfinished jobs as interrupted."""
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 
@@ -15,7 +16,7 @@ from sdg.env import warn_about_unread_variables
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    warn_about_unread_variables(logging.getLogger("gateway"))
+    warn_about_unread_variables(logging.getLogger("gateway"), os.environ)
     settings = GatewaySettings()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import diffusers
@@ -64,5 +65,5 @@ def main() -> None:
     # Loading progress bars are noise in a service log; the log lines say what loads.
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
-    warn_about_unread_variables(log)
+    warn_about_unread_variables(log, os.environ)
     asyncio.run(run(ImageSettings()))

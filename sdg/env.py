@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 from collections.abc import Mapping
 
 GATEWAY = frozenset({
@@ -31,7 +30,7 @@ TESTS = frozenset({"SDG_TEST_MODEL_CACHE", "SDG_TEST_VALIDITY_ROWS"})
 KNOWN = GATEWAY | TEXT_SERVICE | IMAGE_SERVICE | TESTS
 
 
-def unread_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+def unread_variables(environ: Mapping[str, str]) -> list[str]:
     """Each SDG_ variable set that no component reads, with the known name it most resembles."""
     found = []
     for name in sorted(n for n in environ if n.startswith("SDG_") and n not in KNOWN):
@@ -40,6 +39,7 @@ def unread_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
     return found
 
 
-def warn_about_unread_variables(log: logging.Logger) -> None:
-    for described in unread_variables():
+def warn_about_unread_variables(log: logging.Logger, environ: Mapping[str, str]) -> None:
+    """Called by each component's entry point with its environment."""
+    for described in unread_variables(environ):
         log.warning("%s is set, but no SDG component reads it: it has no effect", described)

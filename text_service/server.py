@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import grpc
 
@@ -58,5 +59,5 @@ async def run(settings: TextSettings) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s text_service %(levelname)s %(message)s")
-    warn_about_unread_variables(log)
+    warn_about_unread_variables(log, os.environ)
     asyncio.run(run(TextSettings()))
