@@ -29,6 +29,7 @@ from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
 from gateway.resume import added_rows, row_key, rows_seed
 from gateway.settings import GatewaySettings
+from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class JobExecution:
         self.settings = settings
         # Set by the runner just before it cancels this job's task: says why it stopped.
         self.stop_reason: str | None = None
+        # The service slot the runner gave this job (gateway/slots.py); None when run on its own.
+        self.slot: SlotHolder | None = None
         self.folder: Path | None = None
         # A job with a folder before it runs is being resumed (gateway/resume.py): it goes on in
         # that folder, from what its last run's manifest said.
@@ -147,6 +150,7 @@ class JobExecution:
             if self.plan.text is not None:
                 await self._generate_rows(text)
             if image is not None:
+                await self._take_image_slot()
                 await self._generate_images(image)
         except asyncio.CancelledError:
             # The runner owns this task and cancelled it on purpose; finishing the files is the
@@ -166,6 +170,16 @@ class JobExecution:
             self._finish("failed", error=f"internal error: {type(err).__name__}: {err}")
         else:
             self._finish("completed")
+
+    async def _take_image_slot(self) -> None:
+        """A unified job gives up its text slot for an image slot, waiting while other jobs hold
+        them all."""
+        if self.slot is None:
+            return
+        if self.slot.must_wait("image"):
+            self.job.message = "waiting for the image service, busy with other jobs"
+            self.store.save(self.job)
+        await self.slot.take("image")
 
     def stop_unstarted(self, error: str | None = None) -> None:
         """Records a job that run() could not finish: cancelled while it waited for a slot, or

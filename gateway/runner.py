@@ -1,5 +1,6 @@
-"""JobRunner: runs jobs as asyncio background tasks, at most `max_concurrent_jobs` at a time (the
-rest stay queued), and cancels them on request or at shutdown. What a job does is in execution.py."""
+"""JobRunner: runs jobs as asyncio background tasks, at most `max_concurrent_jobs` at a time per
+model service (the rest stay queued; gateway/slots.py), and cancels them on request or at shutdown.
+What a job does is in execution.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.models import DeletedJob, Resume
 from gateway.plans import JobPlan, stored_plan
 from gateway.resume import check_resumable, kept_images, kept_rows, resume_plan, rows_seed
 from gateway.settings import GatewaySettings
+from gateway.slots import ServiceSlots
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class JobRunner:
         self.settings = settings
         self.store = store
         self.clients = clients
-        self._slots = asyncio.Semaphore(settings.max_concurrent_jobs)
+        self._slots = ServiceSlots(settings.max_concurrent_jobs)
         self._running: dict[str, tuple[asyncio.Task, JobExecution]] = {}
 
     def requeue(self, jobs: list[Job]) -> None:
@@ -102,8 +104,14 @@ class JobRunner:
         task.add_done_callback(lambda done: self._on_done(done, execution))
 
     async def _run(self, execution: JobExecution) -> None:
-        async with self._slots:
+        slot = self._slots.holder()
+        try:
+            # Queued until its first service has a slot free.
+            await slot.take("text" if execution.plan.text is not None else "image")
+            execution.slot = slot
             await execution.run()
+        finally:
+            slot.release()
 
     def _on_done(self, task: asyncio.Task, execution: JobExecution) -> None:
         self._running.pop(execution.job.job_id, None)

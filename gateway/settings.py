@@ -27,7 +27,7 @@ class GatewaySettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, validation_alias="UVICORN_PORT")
     frontend_dir: Path = Field(DEFAULT_FRONTEND_DIR, validation_alias="SDG_FRONTEND_DIR")
 
-    # Jobs beyond this many wait as "queued": each running job holds a model service busy.
+    # Jobs beyond this many per model service wait as "queued" (gateway/slots.py).
     max_concurrent_jobs: int = Field(2, ge=1, validation_alias="SDG_MAX_CONCURRENT_JOBS")
     min_resolution: int = Field(64, ge=8, validation_alias="SDG_MIN_RESOLUTION")
     max_resolution: int = Field(1024, ge=8, validation_alias="SDG_MAX_RESOLUTION")

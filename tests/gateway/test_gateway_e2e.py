@@ -726,11 +726,13 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
             "schema": {"city": "string"}, "num_samples": 200, "prompts": ["a street in {city}"],
             "resolution": [128, 128], "num_inference_steps": 10,
         })
-        waiting = submit(api, "text", {"schema": {"city": "string"}, "num_samples": 3})
         deadline = time.monotonic() + 60
         while api.get(f"/status/{job_id}").json()["stats"]["images_done"] < 4:  # some work to keep
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        # The unified job holds the one image slot now: an images job waits for it.
+        waiting = submit(api, "images", {"prompts": ["a street"], "num_images": 2, **SMALL_IMAGES})
+        time.sleep(0.3)
         assert api.get(f"/status/{waiting}").json()["status"] == "queued"
     gateway.proc.kill()  # no shutdown handler runs: the record still says "running"
     gateway.proc.wait()
@@ -754,10 +756,34 @@ def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(tex
             assert manifest["counts"]["images_generated"] == len(pngs) and manifest["counts"]["generated"] == 200
             # The queued job had not started; it runs now, and completes.
             status = wait_for_job(api, waiting, timeout=120)
-            assert (status["status"], status["message"]) == ("completed", "completed: 3 rows")
-            assert len(json.loads((job_folder(status) / "data.json").read_text())) == 3
+            assert (status["status"], status["message"]) == ("completed", "completed: 2 images")
     finally:
         restarted.stop()
+
+
+def test_jobs_wait_only_for_the_service_they_need(text_service, image_service, service_logs, tmp_path):
+    """SDG_MAX_CONCURRENT_JOBS counts jobs per service: while an images job holds the one image
+    slot, a unified job makes its rows and waits for it, and a text job runs meanwhile."""
+    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, SDG_MAX_CONCURRENT_JOBS="1")
+    try:
+        with httpx.Client(base_url=gateway.address, timeout=30) as api:
+            images = submit(api, "images", {"prompts": ["a slow picture"], "num_images": 400, "resolution": [128, 128], "num_inference_steps": 30})
+            deadline = time.monotonic() + 120
+            while api.get(f"/status/{images}").json()["stats"]["step"] < 1:
+                assert time.monotonic() < deadline, "the images job never started"
+                time.sleep(0.05)
+            unified = submit(api, "unified", {"schema": {"city": "string"}, "num_samples": 2, "prompts": ["a street in {city}"], **SMALL_IMAGES})
+            while (status := api.get(f"/status/{unified}").json())["message"] != "waiting for the image service, busy with other jobs":
+                assert time.monotonic() < deadline and status["status"] in ("queued", "running"), status
+                time.sleep(0.05)
+            assert status["stats"]["rows_done"] == 2
+            text = submit(api, "text", {"schema": {"city": "string"}, "num_samples": 3})
+            assert wait_for_job(api, text, timeout=120)["status"] == "completed"
+            assert api.get(f"/status/{images}").json()["status"] == "running"
+            api.post(f"/jobs/{images}/cancel")
+            assert wait_for_job(api, unified, timeout=120)["message"] == "completed: 2 rows, 2 images"
+    finally:
+        gateway.stop()
 
 
 def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_service, image_service, service_logs, tmp_path):
