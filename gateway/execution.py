@@ -143,14 +143,16 @@ class JobExecution:
             # A resumed job whose rows are all written needs no text service.
             text = self.clients.text.next() if self.plan.text and self._rows_lacking() else None
             image = self.clients.image.next() if self.plan.images else None
-            for endpoint in (text, image):
-                if endpoint is not None:
-                    await self._describe_model(endpoint)
+            # A unified job that makes rows asks after the image service once it has them and holds
+            # an image slot (_generate_images): that service may still be starting or loading its
+            # model meanwhile, and a text slot is not held up by it.
+            first = text if text is not None else image
+            if first is not None:
+                await self._describe_model(first)
             await self._open_folder()
             if self.plan.text is not None:
                 await self._generate_rows(text)
             if image is not None:
-                await self._take_image_slot()
                 await self._generate_images(image)
         except asyncio.CancelledError:
             # The runner owns this task and cancelled it on purpose; finishing the files is the
@@ -414,6 +416,11 @@ class JobExecution:
             spec = dataclasses.replace(spec, first_index=writer.first_missing())
             if spec.first_index >= spec.num_images:
                 return  # every image is there; the run stopped before it could say so
+        await self._take_image_slot()
+        if endpoint.kind not in self.models:  # a unified job that has made its rows
+            await self._describe_model(endpoint)
+            if self.resumed_from is not None:
+                self._check_same_models(self.resumed_from.get("model") or {})
         kept = stats.images_done = writer.images_written
         wanted = spec.num_images - spec.first_index  # this run's images
 

@@ -33,6 +33,15 @@ def stuck(job: Job) -> bool:
     return len(last) == 2 and all(r.automatic and (r.rows_kept, r.images_kept) == kept for r in last)
 
 
+def first_service(job: Job, plan: JobPlan) -> str:
+    """The service a job uses first: a resumed unified job whose rows are all kept goes straight
+    to its images."""
+    if plan.text is None:
+        return "image"
+    kept = job.resumes[-1].rows_kept if job.resumes else None
+    return "image" if plan.images is not None and kept is not None and kept >= plan.text.num_rows else "text"
+
+
 class JobRunner:
     def __init__(self, settings: GatewaySettings, store: JobStore, clients: ServiceClients):
         self.settings = settings
@@ -107,7 +116,7 @@ class JobRunner:
         slot = self._slots.holder()
         try:
             # Queued until its first service has a slot free.
-            await slot.take("text" if execution.plan.text is not None else "image")
+            await slot.take(first_service(execution.job, execution.plan))
             execution.slot = slot
             await execution.run()
         finally:

@@ -773,6 +773,7 @@ def test_jobs_wait_only_for_the_service_they_need(text_service, image_service, s
                 assert time.monotonic() < deadline, "the images job never started"
                 time.sleep(0.05)
             unified = submit(api, "unified", {"schema": {"city": "string"}, "num_samples": 2, "prompts": ["a street in {city}"], **SMALL_IMAGES})
+            deadline = time.monotonic() + 120
             while (status := api.get(f"/status/{unified}").json())["message"] != "waiting for the image service, busy with other jobs":
                 assert time.monotonic() < deadline and status["status"] in ("queued", "running"), status
                 time.sleep(0.05)
