@@ -49,11 +49,13 @@ def static_batch_size(rows: int, batch_size: int) -> int:
 
 @dataclass
 class Finished:
-    """A row slot that left the decode loop: its text, or None when it ran out of tokens."""
+    """A row slot that left the decode loop: its text, or None when it ran out of tokens (ran_out)
+    or the grammar refused its token."""
 
     slot: int
     text: str | None
     tokens: int = 0
+    ran_out: bool = False
 
 
 @dataclass
@@ -183,7 +185,7 @@ class WaveRows:
                 text = self.engine.tokenizer.decode(outputs, skip_special_tokens=True)
                 return Finished(self.slots[r], text, len(outputs))
         if len(outputs) >= self.sampling.max_new_tokens:
-            return Finished(self.slots[r], None, len(outputs))
+            return Finished(self.slots[r], None, len(outputs), ran_out=True)
         return None
 
     def take_feed(self, r: int, width: int) -> list[int]:
@@ -193,12 +195,13 @@ class WaveRows:
 
 
 def jump_forward(matcher) -> str:
-    """The text the grammar forces next, or "" when it ends inside a character: "ä" and "ö" share
-    their first UTF-8 byte, which xgrammar cannot hand to Python as a str. Sampling takes it."""
+    """The text the grammar forces next, up to the last whole character: "ä" and "ö" share their
+    first UTF-8 byte, and xgrammar cannot hand Python a str that ends in half of one. Sampling
+    takes the rest."""
     try:
         return matcher.find_jump_forward_string()
-    except UnicodeDecodeError:
-        return ""
+    except UnicodeDecodeError as err:
+        return err.object[: err.start].decode()
 
 
 def prefill_prefix(engine, prefix: list[int]):

@@ -311,7 +311,7 @@ class TextEngine:
                         row = self.parse_row(item.text, prepared) if item.text is not None else None
                         if row is None:
                             stats.invalid += 1
-                            stats.cut_off += item.text is None
+                            stats.cut_off += item.ran_out
                             continue
                         stats.valid += 1
                         canonical = json.dumps(row, sort_keys=True, ensure_ascii=False)
