@@ -12,7 +12,7 @@ export MODEL_CACHE_DIR ?= $(CURDIR)/model_cache
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_CPU)"
+	$(PY) -m pip install -q -c constraints.txt "$(TORCH_CPU)"
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" "$(TORCH_CPU)"
 	touch $@
 
