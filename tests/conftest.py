@@ -219,7 +219,8 @@ def cancelled_part_way(client: httpx.Client, kind: str, body: dict, stat: str, a
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         deadline = time.monotonic() + timeout
-        while client.get(f"/status/{job_id}").json()["stats"][stat] < at_least:
+        while (status := client.get(f"/status/{job_id}").json())["stats"][stat] < at_least:
+            assert status["status"] in ("queued", "running"), f"it ended before {stat} reached {at_least}: {status}"
             assert time.monotonic() < deadline, f"{stat} stayed under {at_least}"
             time.sleep(0.02)
         client.post(f"/jobs/{job_id}/cancel")

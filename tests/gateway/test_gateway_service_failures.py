@@ -134,7 +134,7 @@ def test_an_engine_that_fails_part_way_fails_the_job_not_completes_it_short(tmp_
         assert (job["status"], job["partial"], job["stats"]["rows_done"]) == ("failed", True, 1)
         assert job["error"] == f"text service at {scripted.address} failed part-way: RuntimeError: out of memory"
         assert client.get(f"/jobs/{job['job_id']}/files/data.json").json() == [ROW]
-        # What it wrote stands, and a resume makes the rest.
+        # What it wrote stands, and the job can be resumed.
         scripted.behaviour = "complete"
         assert client.post(f"/jobs/{job['job_id']}/resume").status_code == 202
 
