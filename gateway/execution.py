@@ -85,9 +85,11 @@ def kept_in_words(resume: Resume, plan: JobPlan) -> str:
     return " and ".join(parts)
 
 
-def waiting_for(service: str, waited_s: float) -> str:
-    """The job's message while a service works on other jobs' calls before this one's."""
-    return f"waiting for the {service} service, busy with other jobs ({waited_s:.0f} s so far)"
+def waiting_for(service: str, waited_s: float | None = None) -> str:
+    """The job's message while other jobs hold a service: their calls run before this one's (for
+    `waited_s` so far), or they hold all its slots."""
+    waiting = f"waiting for the {service} service, busy with other jobs"
+    return waiting if waited_s is None else f"{waiting} ({waited_s:.0f} s so far)"
 
 
 def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str, Any]]:
@@ -179,7 +181,7 @@ class JobExecution:
         if self.slot is None:
             return
         if self.slot.must_wait("image"):
-            self.job.message = "waiting for the image service, busy with other jobs"
+            self.job.message = waiting_for("image")
             self.store.save(self.job)
         await self.slot.take("image")
 
