@@ -100,6 +100,12 @@ class RowSummary:
 RowEvent = Waiting | RowProgress | RowBatch | RowSummary
 
 
+def row_token_limit(prepared: PreparedSchema, request: RowRequest) -> int:
+    """The most tokens a row may decode. No row can be longer in tokens than in bytes, so the
+    schema's byte bound caps decoding (and the static decoder's KV cache) where it is tighter."""
+    return min(request.max_new_tokens, prepared.max_bytes or request.max_new_tokens)
+
+
 def _gave_up(attempts: int, stats: DecodeStats, request: RowRequest) -> str:
     """Why a call stopped short of its rows, with the remedy for what used up its attempts."""
     reason = f"gave up after {attempts} attempts: {stats.invalid} invalid rows, {stats.duplicates} duplicates"
@@ -258,7 +264,7 @@ class TextEngine:
             # The instructions are to blame when the schema's prompt alone would fit.
             field = "instructions" if request.instructions and prompt_tokens("") < context else "schema_json"
             raise RequestError(f"{field}: a row's prompt takes about {prompt} tokens, past the model's context of {context}")
-        longest = min(request.max_new_tokens, prepared.max_bytes or request.max_new_tokens)
+        longest = row_token_limit(prepared, request)
         if prompt + longest > context:
             field = "max_new_tokens" if longest == request.max_new_tokens else "schema_json"
             raise RequestError(
@@ -376,10 +382,7 @@ class TextEngine:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
         started = time.perf_counter()
         prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots)
-        # No row can be longer in tokens than in bytes, so the schema's byte bound caps decoding
-        # (and the static decoder's KV cache) where it is the tighter limit.
-        bound = prepared.max_bytes or request.max_new_tokens
-        sampling = Sampling(request.temperature, request.top_p, min(request.max_new_tokens, bound))
+        sampling = Sampling(request.temperature, request.top_p, row_token_limit(prepared, request))
         rows = WaveRows(self, prepared, slots, sampling, stats)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         stats.prepare_s += time.perf_counter() - started
