@@ -121,6 +121,7 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
 
 
 def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, exc: BaseException) -> text_pb2.GenerateRowsResponse:
+    error = f"{type(exc).__name__}: {exc}"
     return _to_pb(
         RowSummary(
             rows_generated=rows_sent,
@@ -133,9 +134,9 @@ def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, ex
             tokens_generated=0,
             tokens_forced=0,
             partial=True,
-            reason=f"text engine failed: {type(exc).__name__}: {exc}",
+            reason=f"text engine failed: {error}",
             schema=engine.prepare(request.schema).schema,
-            error=f"{type(exc).__name__}: {exc}",
+            error=error,
         )
     )
 
