@@ -9,7 +9,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from gateway.clients import ServiceClients
+from gateway.clients import ServiceClients, ServiceKind
 from gateway.errors import JobConflict
 from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, kept_in_words
 from gateway.jobs import REQUEUED, Job, JobStore, utc_now
@@ -33,7 +33,7 @@ def stuck(job: Job) -> bool:
     return len(last) == 2 and all(r.automatic and (r.rows_kept, r.images_kept) == kept for r in last)
 
 
-def first_service(job: Job, plan: JobPlan) -> str:
+def first_service(job: Job, plan: JobPlan) -> ServiceKind:
     """The service a job uses first: a resumed unified job whose rows are all kept goes straight
     to its images."""
     if plan.text is None:

@@ -6,11 +6,14 @@ service sat idle."""
 from __future__ import annotations
 
 import asyncio
+from typing import get_args
+
+from gateway.clients import ServiceKind
 
 
 class ServiceSlots:
     def __init__(self, per_service: int):
-        self._free = {"text": asyncio.Semaphore(per_service), "image": asyncio.Semaphore(per_service)}
+        self._free = {kind: asyncio.Semaphore(per_service) for kind in get_args(ServiceKind)}
 
     def holder(self) -> SlotHolder:
         return SlotHolder(self._free)
@@ -19,15 +22,15 @@ class ServiceSlots:
 class SlotHolder:
     """The slot one job holds: none, then its first service's, then perhaps the next one's."""
 
-    def __init__(self, free: dict[str, asyncio.Semaphore]):
+    def __init__(self, free: dict[ServiceKind, asyncio.Semaphore]):
         self._free = free
-        self.kind: str | None = None
+        self.kind: ServiceKind | None = None
 
-    def must_wait(self, kind: str) -> bool:
+    def must_wait(self, kind: ServiceKind) -> bool:
         return self.kind != kind and self._free[kind].locked()
 
-    async def take(self, kind: str) -> None:
-        """Holds a slot of `kind` ("text", "image"), giving up the one held before first."""
+    async def take(self, kind: ServiceKind) -> None:
+        """Holds a slot of `kind`, giving up the one held before first."""
         if self.kind == kind:
             return
         self.release()
