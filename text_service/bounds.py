@@ -1,29 +1,27 @@
-"""String length limits (maxLength), enforced beside the grammar rather than inside it.
+"""Per-token arithmetic beside the grammar, for one tokenizer: string limits and plan masks.
 
-A counted repetition in an xgrammar grammar (`[^"]{0,46}`, or a `max_chars` rule budget) makes
-every token that might overrun the count "uncertain": xgrammar re-parses each of them on every
-mask fill (xgrammar issue #852). With a 151k-token vocabulary that is milliseconds per row per
-step, and a random-weight model, which never closes a string early, spends most of its string
-tokens right there. So RowGrammar writes plain strings unbounded (masks in microseconds), and
-this module keeps them within maxLength:
+String limits. A counted repetition in an xgrammar grammar (`[^"]{0,46}`, or a `max_chars` rule
+budget) makes every token that might overrun the count "uncertain": xgrammar re-parses each of
+them on every mask fill (xgrammar issue #852). With a 151k-token vocabulary that is milliseconds
+per row per step, and a random-weight model, which never closes a string early, spends most of
+its string tokens right there. So RowGrammar writes plain strings unbounded (masks in
+microseconds), and StringBounds keeps them within their limit (maxLength, or what the row's
+token budget leaves, text_service.cursor): a token is allowed in a string with `r` characters
+left when it adds fewer than `r`, or exactly `r` that do not end in a space (the grammar forbids
+a trailing space, so a string that fills its limit with one could not be closed). Every string
+character is a single-character token in a byte-level vocabulary, so the allowed set is never
+empty.
 
-- StringCursor follows one row's JSON as it is accepted (sampled tokens and jump-forward text) and
-  knows, at any point, whether the row is inside a length-limited string and how many characters
-  that string may still take;
-- StringBounds holds, for every token, the characters it would add to an open string (those
-  before its first quote) and whether the last of them is a space, as tensors on the model's
-  device, and masks the logits of rows near their limit in one vectorized operation.
-
-A token is allowed in a string with `r` characters left when it adds fewer than `r`, or exactly
-`r` that do not end in a space (the grammar forbids a trailing space, so a string that fills its
-limit with one could not be closed). Every string character is a single-character token in a
-byte-level vocabulary, so the allowed set is never empty. Rows are still validated with
-jsonschema after decoding, as every row is.
+Plan masks. Where a row's plan (text_service.cursor) decides what comes after a value (the next
+key, or the end of the object) and the model's token could run past the value's end (`",` or
+`5}`), the tokens whose text past that point contradicts the plan are masked. PlanTails holds,
+for every token, that text for each situation (inside a string, a number, at a value's start, or
+just after a value) and each number of containers to close on the way.
 """
 
 from __future__ import annotations
 
-import json
+from collections import defaultdict
 from typing import Any
 
 import torch
@@ -32,19 +30,11 @@ from sdg.devices import to_device
 
 QUOTE, BACKSLASH, SPACE = 0x22, 0x5C, 0x20
 STRUCTURAL = frozenset(b'"{}[],:')
-
-
-def is_plain_string(spec: dict[str, Any] | None) -> bool:
-    """A string value the grammar writes as any characters: no enum, format or pattern."""
-    if not spec:
-        return False
-    types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
-    return "string" in types and not any(key in spec for key in ("enum", "format", "pattern"))
-
-
-def plain_string_limit(spec: dict[str, Any] | None) -> int | None:
-    """maxLength of a string value the grammar leaves unbounded (a plain string)."""
-    return spec.get("maxLength") if is_plain_string(spec) else None
+CLOSERS = frozenset(b"}]")
+SCALAR_END = frozenset(b",}] ")
+# Situations a row's next token starts in, relative to the value being written.
+IN_STRING, IN_SCALAR, AT_START, AFTER = "string", "scalar", "start", "after"
+MAX_LEVELS = 3  # containers a plan mask looks through to reach the planned one
 
 
 def _string_chars(data: bytes) -> tuple[int, bool]:
@@ -66,7 +56,7 @@ class StringBounds:
             heads[token] = _string_chars(data)
             plain[token] = QUOTE not in data and BACKSLASH not in data
             flat[token] = not STRUCTURAL.intersection(data)
-        # For StringCursor's fast paths: a token without quote or backslash stays inside an open
+        # For RowCursor's fast paths: a token without quote or backslash stays inside an open
         # string; one without structural bytes changes nothing outside strings.
         self.chars = [chars for chars, _ in heads]
         self.ends_space = [space for _, space in heads]
@@ -76,6 +66,9 @@ class StringBounds:
         self.max_chars = max(self.chars, default=0)
         self._head = torch.tensor(self.chars, dtype=torch.int32, device=device)
         self._space = torch.tensor(self.ends_space, dtype=torch.bool, device=device)
+        self.device = device
+        self._tails: PlanTails | None = None
+        self._bans: dict[tuple, torch.Tensor] = {}
 
     def mask_(self, logits: torch.Tensor, left: list[int | None]) -> None:
         """Disallows, in place, the tokens that would overrun each row's string limit. `left[j]`
@@ -92,87 +85,154 @@ class StringBounds:
         rows[:, : self._head.shape[0]].masked_fill_(over[:, :width], float("-inf"))
         logits.index_copy_(0, index, rows)
 
+    def ban_(self, logits: torch.Tensor, plans: list[tuple | None]) -> None:
+        """Disallows, in place, the tokens that contradict each row's plan: `plans[j]` is row j's
+        (situation, levels, text, open) as RowCursor.plan_situation() gives it, or None."""
+        rows, tokens = [], []
+        for j, situation in enumerate(plans):
+            if situation is None:
+                continue
+            banned = self._banned(situation)
+            if banned.numel():
+                rows.append(torch.full_like(banned, j))
+                tokens.append(banned)
+        if tokens:  # one scatter for the whole batch
+            logits.index_put_((torch.cat(rows).to(logits.device), torch.cat(tokens).to(logits.device)), torch.tensor(float("-inf"), dtype=logits.dtype, device=logits.device))
 
-class StringCursor:
-    """Where one row's JSON text stands: the open containers, and the open string if any."""
+    def _banned(self, situation: tuple) -> torch.Tensor:
+        banned = self._bans.get(situation)
+        if banned is None:
+            if self._tails is None:
+                self._tails = PlanTails(self.decoded)
+            ids = [t for t in self._tails.contradicting(*situation) if t < self._head.shape[0]]
+            banned = to_device(ids, torch.int64, self.device)
+            if len(self._bans) < 4096:
+                self._bans[situation] = banned
+        return banned
 
-    __slots__ = ("bounds", "stack", "expect", "in_string", "is_key", "key", "escape", "left", "free")
 
-    def __init__(self, bounds: StringBounds, schema: dict[str, Any]):
-        self.bounds = bounds
-        self.stack: list[list[Any]] = []  # [spec, key or None] for objects, [items spec] for arrays
-        self.expect: dict[str, Any] | None = schema  # the spec of the next value
-        self.in_string = False
-        self.is_key = False
-        self.key = bytearray()
-        self.escape = False
-        self.left: int | None = None  # characters the open string may still take
-        # The open string is a plain value (no enum, format or pattern): the grammar lets any
-        # character or the closing quote follow, so it forces nothing and cannot be complete.
-        self.free = False
+class PlanTails:
+    """For each token: the bytes it would write past the planned choice (None: it does not get
+    there), by situation and by how many containers lie between (text_service.cursor)."""
 
-    def limit(self) -> int | None:
-        return self.left if self.in_string else None
+    def __init__(self, decoded_vocab: list[bytes]):
+        self.by_situation: dict[tuple[str, int], dict[bytes, list[int]]] = defaultdict(lambda: defaultdict(list))
+        self.closers_first: list[int] = []
+        for token, data in enumerate(decoded_vocab):
+            if not data or not STRUCTURAL.intersection(data):
+                continue
+            if data[0] in CLOSERS:
+                self.closers_first.append(token)
+            for situation in (IN_STRING, IN_SCALAR, AT_START, AFTER):
+                for levels in range(0 if situation != AFTER else 1, MAX_LEVELS + 1):
+                    tail = crossing(data, situation, levels)
+                    if tail is not None:
+                        self.by_situation[(situation, levels)][tail].append(token)
 
-    def in_free_string(self) -> bool:
-        """Inside a plain string value, and not after a backslash (an escape restricts what may
-        follow). The engine skips its jump-forward and completion checks here."""
-        return self.in_string and self.free and not self.escape
+    def contradicting(self, situation: str, levels: int, text: bytes, open_: bool) -> list[int]:
+        if situation == AFTER and levels == 0:  # mid-choice: only content may follow, no closer
+            return self.closers_first if open_ and not text else []
+        out: list[int] = []
+        for tail, tokens in self.by_situation.get((situation, levels), {}).items():
+            if not compatible(tail, text, open_):
+                out.extend(tokens)
+        return out
 
-    def feed_token(self, token: int) -> None:
-        bounds = self.bounds
-        if self.in_string and not self.is_key and not self.escape and bounds.inside_plain[token]:
-            if self.left is not None:
-                self.left -= bounds.chars[token]
-            return
-        if not self.in_string and bounds.outside_plain[token]:
-            return
-        self.feed_bytes(bounds.decoded[token])
 
-    def feed_bytes(self, data: bytes) -> None:
-        for byte in data:
-            if self.in_string:
-                self._string_byte(byte)
-            else:
-                self._structure_byte(byte)
+def compatible(tail: bytes, text: bytes, open_: bool) -> bool:
+    """Whether a token writing `tail` at a choice whose plan is `text` (followed by free content
+    when `open_`) keeps to the plan."""
+    if text.startswith(tail):
+        return True
+    if open_ and tail.startswith(text):
+        rest = tail[len(text):]
+        return not rest or rest[0] not in CLOSERS
+    return False
 
-    def _string_byte(self, byte: int) -> None:
-        if self.escape:
-            self.escape = False
-        elif byte == BACKSLASH:
-            self.escape = True
-        elif byte == QUOTE:
-            self.in_string = False
-            if self.is_key:
-                self.stack[-1][1] = json.loads(b'"' + bytes(self.key) + b'"')
-            return
-        if self.is_key:
-            self.key.append(byte)
-        elif self.left is not None and byte & 0xC0 != 0x80:
-            self.left -= 1
 
-    def _structure_byte(self, byte: int) -> None:
+def crossing(data: bytes, situation: str, levels: int) -> bytes | None:
+    """The bytes of `data` past the end of the value being written and `levels` closing brackets
+    after it, or None when the token ends before."""
+    i = 0
+    if situation == IN_STRING:
+        i = _string_end(data, 0)
+    elif situation == IN_SCALAR:
+        while i < len(data) and data[i] not in SCALAR_END:
+            i += 1
+        i = i if i < len(data) else None
+    elif situation == AT_START:
+        i = _value_end(data, 0)
+    if i is None:
+        return None
+    depth = 0
+    while levels:
+        if i >= len(data):
+            return None
+        byte = data[i]
         if byte == QUOTE:
-            self.in_string = True
-            top = self.stack[-1] if self.stack else None
-            self.is_key = top is not None and len(top) == 2 and top[1] is None
-            self.key.clear()
-            self.left = None if self.is_key else plain_string_limit(self.expect)
-            self.free = not self.is_key and is_plain_string(self.expect)
-        elif byte == ord("{"):
-            self.stack.append([self.expect or {}, None])
-        elif byte == ord("["):
-            items = (self.expect or {}).get("items")
-            self.stack.append([items])
-            self.expect = items
-        elif byte == ord(":"):
-            spec, key = self.stack[-1]
-            self.expect = spec.get("properties", {}).get(key)
-        elif byte == ord(","):
-            top = self.stack[-1]
-            if len(top) == 2:
-                top[1] = None  # an object's next key
+            i = _string_end(data, i + 1)
+            if i is None:
+                return None
+            continue
+        if byte in b"{[":
+            depth += 1
+        elif byte in CLOSERS:
+            if depth:
+                depth -= 1
             else:
-                self.expect = top[0]
-        elif byte in (ord("}"), ord("]")):
-            self.stack.pop()
+                levels -= 1
+        i += 1
+    return data[i:]
+
+
+def _string_end(data: bytes, i: int) -> int | None:
+    """The index past the quote that closes the string `data[i:]` is inside."""
+    escape = False
+    while i < len(data):
+        byte = data[i]
+        i += 1
+        if escape:
+            escape = False
+        elif byte == BACKSLASH:
+            escape = True
+        elif byte == QUOTE:
+            return i
+    return None
+
+
+def _value_end(data: bytes, i: int) -> int | None:
+    """The index past the JSON value that starts at data[i], or None when the token ends first."""
+    if i >= len(data):
+        return None
+    byte = data[i]
+    if byte == QUOTE:
+        return _string_end(data, i + 1)
+    if byte in b"{[":
+        depth = 0
+        while i < len(data):
+            byte = data[i]
+            if byte == QUOTE:
+                i = _string_end(data, i + 1)
+                if i is None:
+                    return None
+                continue
+            if byte in b"{[":
+                depth += 1
+            elif byte in CLOSERS:
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        return None
+    while i < len(data) and data[i] not in SCALAR_END:
+        i += 1
+    return i if i < len(data) else None
+
+
+def is_plain_string(spec: dict[str, Any] | None) -> bool:
+    """A string value the grammar writes as any characters: no enum, format or pattern."""
+    if not spec:
+        return False
+    types = spec.get("type", [])
+    types = types if isinstance(types, list) else [types]
+    return "string" in types and not any(key in spec for key in ("enum", "format", "pattern"))

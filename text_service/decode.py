@@ -26,7 +26,7 @@ import xgrammar as xgr
 
 from sdg.devices import allow_recompiles, to_device
 from text_service.attention import kv_limit
-from text_service.bounds import StringCursor
+from text_service.cursor import RowCursor
 from text_service.prompts import WavePrompts
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Finished:
     text: str | None
     tokens: int = 0
     ran_out: bool = False
+    timed_out: bool = False
 
 
 @dataclass
@@ -85,30 +86,58 @@ class Sampling:
     temperature: float
     top_p: float
     max_new_tokens: int
+    optional_rate: float = 0.5  # the share of each optional property's rows that leave it out
+    row_time_limit_s: float = 120.0  # a wave's rows that take longer are given up
+    # The tokens row plans keep each row within; unbounded when the longest row fits anyway.
+    row_budget: int = 1 << 30
+
+
+def row_seed(seed: int, slot: int) -> int:
+    """The seed of one row's plan: the job seed and the row's slot decide it."""
+    return seed * 1_000_003 + slot + 1
 
 
 class WaveRows:
     """Per-row state of one wave: what each row has produced, what it still has to feed the model,
-    and its grammar matcher."""
+    its grammar matcher and its cursor (string limits and the row plan)."""
 
-    def __init__(self, engine, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats):
+    def __init__(self, engine, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats, seed: int = 0):
         self.engine = engine
         self.slots = slots
         self.sampling = sampling
         self.stats = stats
         n = len(slots)
         self.matchers = [xgr.GrammarMatcher(prepared.compiled) for _ in range(n)]
-        # Where each row's JSON stands, for the string limits enforced beside the grammar.
-        self.cursors = [StringCursor(engine.string_bounds, prepared.schema) for _ in range(n)]
+        self.cursors = [
+            RowCursor(engine.string_bounds, prepared.index, sampling.row_budget, row_seed(seed, slot), sampling.optional_rate)
+            for slot in slots
+        ]
         self.outputs: list[list[int]] = [[] for _ in range(n)]
         self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model
         self.bitmask = xgr.allocate_token_bitmask(n, engine.vocab_size)
         self.filled: list[int] = []  # the rows whose masks were filled last, in bitmask order
         self._limits: list[int | None] = []
+        self._plans: list[tuple | None] = []
+        self.started = time.perf_counter()
         if engine.device.type == "cuda":
             # Pinned, so the copy to the GPU is truly asynchronous; the loops wait for each step's
             # sampled tokens, queued after the copy, before the next fill rewrites it.
             self.bitmask = self.bitmask.pin_memory()
+        # What the grammar and the plan write before the first sampled token; a schema whose
+        # values are all forced completes rows right here.
+        self.early: list[Finished] = []
+        self.closed: set[int] = set()  # rows handed over before they sampled: they never sample
+        for r in range(n):
+            done = self._force(r)
+            if done is not None:
+                self.early.append(done)
+                self.pending[r].clear()
+                self.closed.add(r)
+
+    def take_early(self) -> list[Finished]:
+        """The rows that were complete before any token was sampled (each is handed over once)."""
+        early, self.early = self.early, []
+        return early
 
     def fill(self, rows: list[int]) -> None:
         """Fills the grammar masks of `rows`, the rows that sample next (in that order), and notes
@@ -118,6 +147,7 @@ class WaveRows:
         if rows:
             self.engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[r] for r in rows], self.bitmask)
         self._limits = [self.cursors[r].limit() for r in rows]
+        self._plans = [self.cursors[r].plan_situation() for r in rows]
         self.stats.fill_s += time.perf_counter() - started
 
     def sample(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -127,6 +157,7 @@ class WaveRows:
         mask = self.bitmask[: len(self.filled)].to(logits.device, non_blocking=True)
         xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=engine.vocab_size)
         engine.string_bounds.mask_(logits, self._limits)
+        engine.string_bounds.ban_(logits, self._plans)
         self.stats.steps += 1
         return sample(logits, self.sampling.temperature, self.sampling.top_p, generator)
 
@@ -149,7 +180,7 @@ class WaveRows:
     def step(self, logits: torch.Tensor, rows: list[int], generator: torch.Generator) -> list[Finished]:
         """Fill, sample and accept in one go, for the rows in `rows` (logits[j] belongs to rows[j])
         that have nothing pending; returns the rows that finished."""
-        sampling_pos = [j for j, r in enumerate(rows) if not self.pending[r]]
+        sampling_pos = [j for j, r in enumerate(rows) if not self.pending[r] and r not in self.closed]
         if not sampling_pos:
             return []
         self.fill([rows[j] for j in sampling_pos])
@@ -168,24 +199,43 @@ class WaveRows:
         if not fed:
             self.pending[r].append(token)
         cursor = self.cursors[r]
+        cursor.tokens = len(outputs)
         cursor.feed_token(token)
         # Most sampled tokens land inside a plain string value, where the grammar forces nothing
         # and the row cannot be complete: skip both questions to the matcher.
         if not cursor.in_free_string():
-            matcher = self.matchers[r]
-            forced = "" if matcher.is_completed() else jump_forward(matcher)
-            if forced:
-                forced_ids = self.engine.forced_ids(forced)
-                matcher.accept_string(forced)
-                cursor.feed_bytes(forced.encode())
-                outputs.extend(forced_ids)
-                self.pending[r].extend(forced_ids)
-                self.stats.forced += len(forced_ids)
+            done = self._force(r)
+            if done is not None:
+                return done
+        if len(outputs) >= self.sampling.max_new_tokens:
+            return Finished(self.slots[r], None, len(outputs), ran_out=True)
+        if time.perf_counter() - self.started > self.sampling.row_time_limit_s:
+            return Finished(self.slots[r], None, len(outputs), timed_out=True)
+        return None
+
+    def _force(self, r: int) -> Finished | None:
+        """Writes what the plan and then the grammar force for row r; returns the row if that
+        completes it."""
+        matcher, cursor, outputs = self.matchers[r], self.cursors[r], self.outputs[r]
+        for _ in range(64):
             if matcher.is_completed():
                 text = self.engine.tokenizer.decode(outputs, skip_special_tokens=True)
                 return Finished(self.slots[r], text, len(outputs))
-        if len(outputs) >= self.sampling.max_new_tokens:
-            return Finished(self.slots[r], None, len(outputs), ran_out=True)
+            forced = cursor.plan_text()
+            if forced and not matcher.accept_string(forced):
+                cursor.abandon()  # the grammar does not allow the plan here: the model chooses
+                continue
+            if not forced:
+                forced = jump_forward(matcher)
+                if not forced:
+                    return None
+                matcher.accept_string(forced)
+            forced_ids = self.engine.forced_ids(forced)
+            outputs.extend(forced_ids)
+            self.pending[r].extend(forced_ids)
+            self.stats.forced += len(forced_ids)
+            cursor.tokens = len(outputs)
+            cursor.feed_bytes(forced.encode())
         return None
 
     def take_feed(self, r: int, width: int) -> list[int]:
@@ -247,10 +297,12 @@ class DynamicDecoder:
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -suffix_ids.shape[1] :]
         logits = engine.forward(suffix_ids, attention, positions, cache, keep=1)[:, -1]
         active = list(range(n))  # batch position -> wave row
+        early = rows.take_early()
         while True:
             if cancelled():
                 return
-            finished = rows.step(logits, active, generator)
+            finished = early + rows.step(logits, active, generator)
+            early = []
             if finished:
                 yield finished
                 gone = {f.slot for f in finished}
@@ -424,7 +476,14 @@ class StaticDecoder:
         sampled_host = torch.empty(batch, dtype=torch.long, pin_memory=cuda)
         sampled_ready = torch.cuda.Event() if cuda else None
         rows.stats.prepare_s += time.perf_counter() - began
-        rows.fill(list(range(n)))  # while the prefill runs
+        early = rows.take_early()
+        if early:
+            yield early
+            gone = {f.slot for f in early}
+            live = [live[r] and (r >= n or rows.slots[r] not in gone) for r in range(batch)]
+            if not any(live):
+                return
+        rows.fill([r for r in range(n) if live[r] and not pending[r]])  # while the prefill runs
         for t in range(steps):
             if cancelled():
                 return

@@ -11,8 +11,11 @@ loop of our own rather than `generate()` with a per-row LogitsProcessor:
 - the prompt prefix every row shares is prefilled once per wave;
 - two loops drive the model (text_service/decode.py): an eager one where finished rows leave the
   batch, and a fixed-shape one whose step CUDA graphs can capture;
-- each row is parsed strictly and validated with jsonschema; a row that fails, or repeats an
-  earlier row, is generated again and counted.
+- each row plan (text_service.cursor) decides which optional properties a row writes, and how
+  many items and extra keys, within the row's token budget;
+- each row is parsed strictly and validated with jsonschema against the schema as submitted
+  (text_service.acceptance); a row that fails, or repeats an earlier row, is generated again and
+  counted by the keyword it failed.
 
 The engine knows nothing about gRPC: it takes a RowRequest and yields RowProgress, RowBatch and,
 last, RowSummary.
@@ -26,8 +29,9 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
@@ -36,12 +40,14 @@ import xgrammar as xgr
 
 from sdg import streaming
 from sdg.grpc_limits import MAX_INSTRUCTIONS_CHARS
-from sdg.schema import SchemaError, normalize_schema
+from sdg.schema import RowSchema, SchemaError, read_schema
 from sdg.seeds import draw_seed
+from text_service.acceptance import RowAcceptance, row_validator
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
-from text_service.decode import DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
-from text_service.grammar import RowGrammar, max_row_bytes
+from text_service.cursor import SchemaIndex
+from text_service.decode import DecodeStats, DynamicDecoder, Sampling, StaticDecoder, WaveRows
+from text_service.grammar import RowGrammar, compile_error, max_row_bytes
 from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
 
@@ -58,6 +64,7 @@ class RowRequest:
     max_new_tokens: int = 512
     keep_duplicates: bool = False
     instructions: str = ""
+    optional_rate: float = 0.5  # the share of rows that leave out each optional property
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class RowSummary:
     reason: str
     schema: dict[str, Any]
     error: str = ""  # why the engine failed part-way; empty when the call ended as planned
+    rejected_by: dict[str, int] = field(default_factory=dict)  # invalid rows by the keyword (or limit) they failed
+    compile_s: float = 0.0  # the schema's grammar compile time, when it was first compiled
 
 
 RowEvent = Waiting | RowProgress | RowBatch | RowSummary
@@ -106,17 +115,23 @@ def row_token_limit(prepared: PreparedSchema, request: RowRequest) -> int:
     return min(request.max_new_tokens, prepared.max_bytes or request.max_new_tokens)
 
 
-def _gave_up(attempts: int, stats: DecodeStats, request: RowRequest) -> str:
+def _gave_up(attempts: int, kept: RowAcceptance, request: RowRequest, row_time_limit_s: float) -> str:
     """Why a call stopped short of its rows, with the remedy for what used up its attempts."""
-    reason = f"gave up after {attempts} attempts: {stats.invalid} invalid rows, {stats.duplicates} duplicates"
+    # The limits are told with their remedies below; the rest name what rows failed.
+    failed = ", ".join(f"{keyword}: {n}" for keyword, n in kept.rejected_by.most_common() if keyword not in ("token limit", "time limit"))
+    reason = f"gave up after {attempts} attempts: {kept.invalid} invalid rows{f' ({failed})' if failed else ''}, {kept.duplicates} duplicates"
     remedies = []
-    if stats.cut_off:
-        remedies.append(f"{stats.cut_off} rows ran past the {request.max_new_tokens}-token row limit: fewer or shorter fields fit")
-    if stats.duplicates and not request.keep_duplicates:
+    if kept.cut_off:
+        remedies.append(f"{kept.cut_off} rows ran past the {request.max_new_tokens}-token row limit: fewer or shorter fields fit")
+    if kept.timed_out:
+        remedies.append(f"{kept.timed_out} rows ran past the {row_time_limit_s:g} s row time limit: a pattern may be slow to match")
+    if kept.duplicates and not request.keep_duplicates:
         remedies.append("set keep_duplicates to allow repeats")
     return f"{reason} ({'; '.join(remedies)})" if remedies else reason
 
 
+# A call whose first this-many rows were all thrown away gives up: the schema's rows do not come out valid.
+HOPELESS_AFTER = 48
 # Tokens a row's own prompt line may run past row 0's (its number and theme word).
 ROW_LINE_SLACK = 16
 
@@ -129,22 +144,21 @@ class RequestError(ValueError):
 class PreparedSchema:
     """A schema normalized, compiled to a grammar, and ready to validate rows against."""
 
-    schema: dict[str, Any]
+    read: RowSchema
     grammar: RowGrammar
     compiled: xgr.CompiledGrammar
-    validator: jsonschema.protocols.Validator
-    max_bytes: int | None  # the longest row the grammar admits, in bytes (None: unbounded)
+    validator: jsonschema.protocols.Validator  # of the schema as submitted
+    max_bytes: int  # the longest row the grammar admits, in bytes
+    index: SchemaIndex
+    compile_s: float
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.read.schema
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite number {text}")
-    return value
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
+# Compiled schemas kept for later calls and jobs.
+PREPARED_CACHE = 64
 
 
 class TextEngine:
@@ -156,6 +170,7 @@ class TextEngine:
         feed_width: int = 0,
         decode: str = "auto",
         max_rows: int = 1_000_000,
+        row_time_limit_s: float = 120.0,
     ):
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -163,6 +178,7 @@ class TextEngine:
         self.description = loaded.description
         self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
         self.max_rows = max_rows
+        self.row_time_limit_s = row_time_limit_s
         self.vocab_size = self.model.config.vocab_size
         self.tokenizer_info = xgr.TokenizerInfo.from_huggingface(
             self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
@@ -189,7 +205,7 @@ class TextEngine:
         # transformers renamed `past_key_values` to `cache`; use whichever this version takes.
         params = inspect.signature(self.model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
-        self._prepared: dict[str, PreparedSchema] = {}
+        self._prepared: OrderedDict[str, PreparedSchema] = OrderedDict()
         self._forced_ids: dict[str, list[int]] = {}
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
@@ -214,23 +230,28 @@ class TextEngine:
 
     # ---- schema ---------------------------------------------------------------------------
     def prepare(self, schema: Any) -> PreparedSchema:
-        """Normalizes and compiles a schema, cached by its normalized form. Raises SchemaError."""
-        normalized = normalize_schema(schema)
-        key = json.dumps(normalized, sort_keys=True)
+        """Reads and compiles a schema, cached by what it reads as. Raises SchemaError."""
+        read = read_schema(schema)
+        key = json.dumps([read.schema, read.source], sort_keys=True)
         with self._prepared_lock:
             cached = self._prepared.get(key)
-        if cached:
-            return cached
-        grammar = RowGrammar(normalized)
+            if cached:
+                self._prepared.move_to_end(key)
+                return cached
+        started = time.perf_counter()
+        grammar = RowGrammar(read.schema)
         try:
             compiled = self.compiler.compile_grammar(grammar.ebnf, root_rule_name=grammar.root)
         except (RuntimeError, UnicodeError) as exc:  # xgrammar's own message can fail to decode
-            raise SchemaError("", f"cannot build a grammar for this schema: {exc}") from None
-        validator_cls = jsonschema.validators.validator_for(normalized, default=jsonschema.Draft202012Validator)
-        validator = validator_cls(normalized, format_checker=validator_cls.FORMAT_CHECKER)
-        prepared = PreparedSchema(normalized, grammar, compiled, validator, max_row_bytes(normalized))
+            raise compile_error(exc) from None
+        compile_s = time.perf_counter() - started
+        validator = row_validator(read.source)
+        index = SchemaIndex(read.schema, lambda text: len(self.forced_ids(text)))
+        prepared = PreparedSchema(read, grammar, compiled, validator, max_row_bytes(read.schema), index, compile_s)
         with self._prepared_lock:
             self._prepared[key] = prepared
+            while len(self._prepared) > PREPARED_CACHE:
+                self._prepared.popitem(last=False)
         return prepared
 
     def check_request(self, request: RowRequest) -> PreparedSchema:
@@ -242,6 +263,8 @@ class TextEngine:
             raise RequestError(f"top_p: must be in (0, 1], got {request.top_p}")
         if request.max_new_tokens < 8:
             raise RequestError(f"max_new_tokens: must be at least 8, got {request.max_new_tokens}")
+        if not 0 <= request.optional_rate <= 1:
+            raise RequestError(f"optional_rate: must be in [0, 1], got {request.optional_rate}")
         if len(request.instructions) > MAX_INSTRUCTIONS_CHARS:
             raise RequestError(f"instructions: at most {MAX_INSTRUCTIONS_CHARS} characters, got {len(request.instructions)}")
         prepared = self.prepare(request.schema)
@@ -272,16 +295,6 @@ class TextEngine:
                 f"{context - prompt} of the model's context of {context}"
             )
 
-    def parse_row(self, text: str, prepared: PreparedSchema) -> dict[str, Any] | None:
-        """The row as a dict when it is strict JSON, finite, and valid against the schema."""
-        try:
-            row = json.loads(text, parse_float=_finite_float, parse_constant=_reject_constant)
-        except ValueError:
-            return None
-        if not isinstance(row, dict) or not prepared.validator.is_valid(row):
-            return None
-        return row
-
     # ---- generation -------------------------------------------------------------------------
     def generate(self, request: RowRequest, cancelled: Callable[[], bool] = lambda: False) -> Iterator[RowEvent]:
         """Yields progress and batches of valid rows as they finish, then one RowSummary; before
@@ -291,7 +304,7 @@ class TextEngine:
         started = time.perf_counter()  # the summary's elapsed_s is the call's own work
         seed = request.seed if request.seed is not None else draw_seed()
         stats = DecodeStats()
-        seen: set[str] = set()
+        kept = RowAcceptance(prepared.validator, prepared.read.wrapped, request.keep_duplicates)
         done = 0
         slot = 0
         # Invalid rows and duplicates are regenerated, within a budget, so a schema that admits
@@ -303,10 +316,14 @@ class TextEngine:
                 if cancelled():
                     reason = "cancelled"
                     break
-                if slot >= budget:
-                    reason = _gave_up(slot, stats, request)
+                # Out of attempts, or none of the first ones valid: more of the same would not be.
+                if slot >= budget or slot >= HOPELESS_AFTER and kept.valid == 0 or kept.timed_out >= 3 and kept.timed_out > kept.valid:
+                    reason = _gave_up(slot, kept, request, self.row_time_limit_s)
                     break
-                wave = list(range(slot, slot + min(self.batch_size, request.num_rows - done, budget - slot)))
+                # While rows are being thrown away, a wave decodes more than are missing.
+                share = (kept.valid + 1) / (kept.valid + kept.invalid + 1)
+                wanted = math.ceil((request.num_rows - done) / max(share, 0.1))
+                wave = list(range(slot, slot + min(self.batch_size, wanted, budget - slot)))
                 slot += len(wave)
                 for finished in self._decode_wave(prepared, request, seed, wave, stats, cancelled):
                     checking = time.perf_counter()
@@ -314,38 +331,27 @@ class TextEngine:
                     for item in finished:
                         if done + len(accepted) >= request.num_rows:
                             break
-                        row = self.parse_row(item.text, prepared) if item.text is not None else None
-                        if row is None:
-                            stats.invalid += 1
-                            stats.cut_off += item.ran_out
-                            continue
-                        stats.valid += 1
-                        canonical = json.dumps(row, sort_keys=True, ensure_ascii=False)
-                        if canonical in seen:
-                            stats.duplicates += 1
-                            if not request.keep_duplicates:
-                                continue
-                        seen.add(canonical)
-                        accepted.append(json.dumps(row, ensure_ascii=False))
+                        row = kept.offer(item.text, item.ran_out, item.timed_out)
+                        if row is not None:
+                            accepted.append(row)
                     stats.check_s += time.perf_counter() - checking
                     if accepted:
                         done += len(accepted)
                         yield RowBatch(accepted)
-                    regenerated = stats.invalid + (0 if request.keep_duplicates else stats.duplicates)
-                    yield RowProgress(done, request.num_rows, regenerated, stats.tokens)
+                    yield RowProgress(done, request.num_rows, kept.regenerated, stats.tokens)
         finally:
             if holding:
                 self._decode_lock.release()
         if not reason and done < request.num_rows:
             reason = "cancelled"
+        stats.invalid, stats.cut_off, stats.duplicates, stats.valid = kept.invalid, kept.cut_off, kept.duplicates, kept.valid
         self.last_stats = stats
         yield RowSummary(
             rows_generated=done,
             rows_requested=request.num_rows,
-            rows_invalid=stats.invalid,
-            duplicates_removed=0 if request.keep_duplicates else stats.duplicates,
-            # Distinct rows among the valid rows decoded: what the model produced, before removal.
-            distinct_ratio=len(seen) / stats.valid if stats.valid else 1.0,
+            rows_invalid=kept.invalid,
+            duplicates_removed=0 if request.keep_duplicates else kept.duplicates,
+            distinct_ratio=kept.distinct_ratio,
             seed=seed,
             elapsed_s=time.perf_counter() - started,
             tokens_generated=stats.tokens,
@@ -353,6 +359,8 @@ class TextEngine:
             partial=done < request.num_rows,
             reason=reason,
             schema=prepared.schema,
+            rejected_by=dict(kept.rejected_by),
+            compile_s=prepared.compile_s,
         )
 
     def _take_model(self, cancelled: Callable[[], bool]) -> Generator[Waiting, None, bool]:
@@ -382,8 +390,12 @@ class TextEngine:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
         started = time.perf_counter()
         prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots)
-        sampling = Sampling(request.temperature, request.top_p, row_token_limit(prepared, request))
-        rows = WaveRows(self, prepared, slots, sampling, stats)
+        limit = row_token_limit(prepared, request)
+        sampling = Sampling(
+            request.temperature, request.top_p, limit, request.optional_rate, self.row_time_limit_s,
+            row_budget=limit if prepared.max_bytes > limit else 1 << 30,
+        )
+        rows = WaveRows(self, prepared, slots, sampling, stats, seed)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         stats.prepare_s += time.perf_counter() - started
         with torch.inference_mode():

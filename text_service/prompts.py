@@ -31,16 +31,89 @@ USER_TEMPLATE_WORDS = (
 )
 
 
-def describe_field(name: str, spec: dict[str, Any]) -> str:
-    kind = spec["type"] if isinstance(spec["type"], str) else "/".join(spec["type"])
+# The schema in words stays within this many characters; the grammar carries the rest.
+MAX_FIELD_TEXT = 4000
+CONSTRAINTS = ("format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "pattern",
+               "minLength", "maxLength", "minItems", "maxItems")
+
+
+def describe_field(name: str, spec: dict[str, Any], schema: dict[str, Any], required: bool = True) -> str:
+    """One line of the prompt's field list: the field's type and constraints, then what the
+    schema says of it (description, examples, default)."""
+    line = f"- {name}{'' if required else ' (optional)'}: {type_words(spec, schema.get('$defs', {}), 2)}"
+    node = _resolved(spec, schema.get("$defs", {}))
+    notes = [node[key] for key in ("title", "description") if isinstance(node.get(key), str) and _says_more(node[key], name)]
+    examples = node.get("examples")
+    if isinstance(examples, list) and examples:
+        notes.append("e.g. " + ", ".join(json.dumps(e, ensure_ascii=False) for e in examples[:2]))
+    if "default" in node and node["default"] is not None:
+        notes.append(f"default {json.dumps(node['default'], ensure_ascii=False)}")
+    if notes:
+        line += " — " + "; ".join(notes)
+    return line
+
+
+def _says_more(text: str, name: str) -> bool:
+    """A title that only repeats the field's name ("Street" for street) says nothing."""
+    def plain(s: str) -> str:
+        return "".join(c for c in s.lower() if c.isalnum())
+    return bool(text.strip()) and plain(text) != plain(name)
+
+
+def _resolved(spec: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    seen = 0
+    while "$ref" in spec and seen < 16:
+        spec = {**defs[spec["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in spec.items() if k != "$ref"}}
+        seen += 1
+    return spec
+
+
+def type_words(spec: dict[str, Any], defs: dict[str, Any], depth: int) -> str:
+    """A short account of a value's type: "string, maxLength 48", "object {city, zip?}",
+    "list of Address", "one of ["a", "b"]"."""
+    if "$ref" in spec:
+        name = spec["$ref"].rsplit("/", 1)[1]
+        target = defs[name]
+        title = target.get("title") if isinstance(target.get("title"), str) else name.split("_")[0]
+        return f"{title} ({type_words(target, defs, depth)})" if depth > 0 else title
+    if "anyOf" in spec:
+        return " or ".join(type_words(branch, defs, depth - 1) for branch in spec["anyOf"])
+    if "enum" in spec:
+        values = spec["enum"]
+        shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in values[:12])
+        return f"enum [{shown}{', …' if len(values) > 12 else ''}]"
+    types = spec.get("type")
+    if types is None:
+        return "any JSON value"
+    kind = types if isinstance(types, str) else "/".join(types)
     details = [kind]
-    for key in ("format", "minimum", "maximum", "enum", "pattern", "minLength", "maxLength", "minItems", "maxItems"):
+    if "object" in kind and depth > 0:
+        required = set(spec.get("required", []))
+        keys = [k + ("" if k in required else "?") for k in spec.get("properties", {})]
+        if spec.get("additionalProperties") or spec.get("patternProperties"):
+            keys.append("…")
+        details = [f"{kind} {{{', '.join(keys)}}}"] if keys else details
+    if "array" in kind and spec.get("items") is not None:
+        details = [f"list of {type_words(spec['items'], defs, depth - 1)}"]
+    for key in CONSTRAINTS:
         if key in spec:
             details.append(f"{key} {json.dumps(spec[key])}")
-    line = f"- {name}: {', '.join(details)}"
-    if spec.get("description"):
-        line += f" — {spec['description']}"
-    return line
+    return ", ".join(details)
+
+
+def field_list(schema: dict[str, Any]) -> str:
+    """The prompt's field list, cut where it would pass MAX_FIELD_TEXT characters."""
+    required = set(schema.get("required", []))
+    lines, size = [], 0
+    names = list(schema["properties"])
+    for i, name in enumerate(names):
+        line = describe_field(name, schema["properties"][name], schema, name in required)
+        if size + len(line) > MAX_FIELD_TEXT and lines:
+            lines.append(f"- and {len(names) - i} more fields")
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
 
 
 def row_hint(seed: int, slot: int) -> tuple[int, str]:
@@ -66,10 +139,10 @@ _ROW_LINE = "\x00SDG-ROW-LINE\x00"
 
 
 def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int]) -> WavePrompts:
-    fields = "\n".join(describe_field(name, spec) for name, spec in schema["properties"].items())
-    user = f"Write one row of data with these fields:\n{fields}\n"
-    if schema.get("description"):
-        user += f"The data describes: {schema['description']}\n"
+    user = f"Write one row of data with these fields:\n{field_list(schema)}\n"
+    about = [schema[key] for key in ("title", "description") if isinstance(schema.get(key), str)]
+    if about:
+        user += f"The data describes: {': '.join(about)}\n"
     if instructions:
         user += f"{instructions}\n"
     # Everything rows share stays here, in the prefix that is prefilled once per wave; each row's

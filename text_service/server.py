@@ -41,6 +41,7 @@ def load_engine(settings: TextSettings) -> TextEngine:
         feed_width=settings.feed_width,
         decode=settings.decode,
         max_rows=settings.max_rows,
+        row_time_limit_s=settings.row_time_limit_s,
     )
     engine.warm_up()
     return engine

@@ -117,6 +117,7 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
         max_new_tokens=sampling.max_new_tokens or 512,
         keep_duplicates=request.keep_duplicates,
         instructions=request.instructions,
+        optional_rate=request.optional_rate if request.HasField("optional_rate") else 0.5,
     )
 
 
@@ -170,5 +171,7 @@ def _to_pb(event: Waiting | RowProgress | RowBatch | RowSummary) -> text_pb2.Gen
             reason=event.reason,
             schema_json=json.dumps(event.schema),
             error=event.error,
+            rows_rejected_by=event.rejected_by,
+            grammar_compile_s=event.compile_s,
         )
     )

@@ -33,6 +33,9 @@ class TextSettings(BaseSettings):
     feed_width: int = Field(default=0, ge=0, le=64)
     # Worker threads for grammar masks; 0 lets xgrammar decide.
     mask_threads: int = Field(default=0, ge=0)
+    # A wave's rows still unfinished after this many seconds are given up (and counted): a
+    # schema whose rows cannot finish ends partial with the reason instead of hanging.
+    row_time_limit_s: float = Field(default=120.0, gt=0)
 
     @field_validator("listen")
     @classmethod

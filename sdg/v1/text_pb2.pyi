@@ -18,20 +18,22 @@ class SamplingOptions(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateRowsRequest(_message.Message):
-    __slots__ = ("schema_json", "num_rows", "seed", "sampling", "keep_duplicates", "instructions")
+    __slots__ = ("schema_json", "num_rows", "seed", "sampling", "keep_duplicates", "instructions", "optional_rate")
     SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     KEEP_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_RATE_FIELD_NUMBER: _ClassVar[int]
     schema_json: str
     num_rows: int
     seed: int
     sampling: SamplingOptions
     keep_duplicates: bool
     instructions: str
-    def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ...) -> None: ...
+    optional_rate: float
+    def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ..., optional_rate: _Optional[float] = ...) -> None: ...
 
 class GenerateRowsResponse(_message.Message):
     __slots__ = ("progress", "rows", "summary", "waiting")
@@ -64,7 +66,14 @@ class RowBatch(_message.Message):
     def __init__(self, rows_json: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
-    __slots__ = ("rows_generated", "rows_requested", "rows_invalid", "duplicates_removed", "distinct_ratio", "seed", "elapsed_s", "tokens_generated", "partial", "reason", "schema_json", "tokens_forced", "error")
+    __slots__ = ("rows_generated", "rows_requested", "rows_invalid", "duplicates_removed", "distinct_ratio", "seed", "elapsed_s", "tokens_generated", "partial", "reason", "schema_json", "tokens_forced", "error", "rows_rejected_by", "grammar_compile_s")
+    class RowsRejectedByEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     ROWS_GENERATED_FIELD_NUMBER: _ClassVar[int]
     ROWS_REQUESTED_FIELD_NUMBER: _ClassVar[int]
     ROWS_INVALID_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +87,8 @@ class GenerationSummary(_message.Message):
     SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FORCED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    ROWS_REJECTED_BY_FIELD_NUMBER: _ClassVar[int]
+    GRAMMAR_COMPILE_S_FIELD_NUMBER: _ClassVar[int]
     rows_generated: int
     rows_requested: int
     rows_invalid: int
@@ -91,7 +102,9 @@ class GenerationSummary(_message.Message):
     schema_json: str
     tokens_forced: int
     error: str
-    def __init__(self, rows_generated: _Optional[int] = ..., rows_requested: _Optional[int] = ..., rows_invalid: _Optional[int] = ..., duplicates_removed: _Optional[int] = ..., distinct_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., tokens_generated: _Optional[int] = ..., partial: _Optional[bool] = ..., reason: _Optional[str] = ..., schema_json: _Optional[str] = ..., tokens_forced: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    rows_rejected_by: _containers.ScalarMap[str, int]
+    grammar_compile_s: float
+    def __init__(self, rows_generated: _Optional[int] = ..., rows_requested: _Optional[int] = ..., rows_invalid: _Optional[int] = ..., duplicates_removed: _Optional[int] = ..., distinct_ratio: _Optional[float] = ..., seed: _Optional[int] = ..., elapsed_s: _Optional[float] = ..., tokens_generated: _Optional[int] = ..., partial: _Optional[bool] = ..., reason: _Optional[str] = ..., schema_json: _Optional[str] = ..., tokens_forced: _Optional[int] = ..., error: _Optional[str] = ..., rows_rejected_by: _Optional[_Mapping[str, int]] = ..., grammar_compile_s: _Optional[float] = ...) -> None: ...
 
 class ValidateSchemaRequest(_message.Message):
     __slots__ = ("schema_json",)

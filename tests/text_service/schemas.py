@@ -1,4 +1,11 @@
-"""Schemas the text tests share."""
+"""Schemas the tests share."""
+
+import datetime
+import enum
+import uuid
+from typing import Literal, Optional
+
+from pydantic import BaseModel, Field
 
 SEED_SCHEMA = {"customer_name": "string", "age": "int", "order_value": "float"}
 
@@ -27,3 +34,41 @@ EVERY_TYPE = {
     "tags": {"type": "array", "items": {"type": "string", "maxLength": 10}, "minItems": 1, "maxItems": 3},
     "scores": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 100}, "maxItems": 2},
 }
+
+
+# A Pydantic model of the kinds of field real models have: what the "Done when" of real-world
+# schemas asks for through REST, gRPC and the Python client.
+class Tier(str, enum.Enum):
+    free = "free"
+    pro = "pro"
+
+
+class Address(BaseModel):
+    street: str
+    city: str = Field(max_length=20)
+    zip: Optional[str] = Field(None, pattern=r"^\d{5}$")
+
+
+class Item(BaseModel):
+    sku: str = Field(pattern=r"^[A-Z]{3}-\d{4}$")
+    quantity: int = Field(ge=1, le=20)
+    price: float = Field(gt=0, lt=1000)
+
+
+class Comment(BaseModel):
+    text: str
+    replies: list["Comment"] = []
+
+
+class Customer(BaseModel):
+    id: uuid.UUID
+    name: str
+    nickname: Optional[str] = None
+    tier: Tier
+    kind: Literal["person", "company"]
+    address: Address
+    items: list[Item] = Field(min_length=1, max_length=3)
+    joined: datetime.date
+    last_seen: Optional[datetime.datetime] = None
+    scores: dict[str, int] = {}
+    thread: Optional[Comment] = None

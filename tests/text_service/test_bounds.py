@@ -6,7 +6,8 @@ import json
 import torch
 
 from sdg.schema import normalize_schema
-from text_service.bounds import StringBounds, StringCursor
+from text_service.bounds import StringBounds
+from text_service.cursor import RowCursor, SchemaIndex
 
 VOCAB = [b"a", b"bc", b"de ", b"fghij", b'"', b'",', b'k"', b" ", b"\xc3", b"\xa9", b"{", b'xyz", "b": ']
 SCHEMA = normalize_schema(
@@ -24,13 +25,17 @@ def bounds() -> StringBounds:
     return StringBounds(VOCAB, len(VOCAB), torch.device("cpu"))
 
 
+def cursor() -> RowCursor:
+    return RowCursor(bounds(), SchemaIndex(SCHEMA), budget=10_000)
+
+
 def limits_along(text: str) -> list[int | None]:
-    """The cursor's limit after every character of `text`."""
-    cursor = StringCursor(bounds(), SCHEMA)
+    """The cursor's character limit after every character of `text`."""
+    row = cursor()
     seen = []
     for char in text:
-        cursor.feed_bytes(char.encode())
-        seen.append(cursor.limit())
+        row.feed_bytes(char.encode())
+        seen.append(row.limit())
     return seen
 
 
@@ -48,12 +53,13 @@ def test_cursor_knows_each_open_strings_limit():
 
 
 def test_tokens_and_bytes_agree():
-    by_token, by_bytes = StringCursor(bounds(), SCHEMA), StringCursor(bounds(), SCHEMA)
+    by_token, by_bytes = cursor(), cursor()
     by_bytes.feed_bytes(b'{"name": "bc\xc3\xa9de ')
     by_token.feed_bytes(b'{"name": "')
     for token in (1, 8, 9, 2):
         by_token.feed_token(token)
-    assert by_token.limit() == by_bytes.limit() == 5 - 2 - 1 - 3  # a two-byte character counts once
+    assert by_token.limit() == by_bytes.limit()
+    assert by_token.limit() == 5 - 2 - 1 - 3  # a two-byte character counts once
 
 
 def test_mask_allows_what_fits_and_never_a_trailing_space_at_the_limit():

@@ -139,7 +139,8 @@ def test_a_prompt_or_row_past_the_models_context_is_refused_before_decoding(text
     long_strings = {f"text_{i}": {"type": "string", "maxLength": 512} for i in range(16)}
     with pytest.raises(RequestError, match=f"max_new_tokens: a row may take {2 * context} tokens, but its prompt .* of the model's context of {context}"):
         text_engine.check_request(RowRequest(schema=long_strings, num_rows=1, max_new_tokens=2 * context))
-    described = {f"field_{i}": {"type": "integer", "description": f"measure number {i} " * 40} for i in range(64)}
+    # The field list is cut at MAX_FIELD_TEXT characters; 2 tokens each with the tiny tokenizer.
+    described = {f"field_{i}": {"type": "integer", "description": "é" * 400} for i in range(64)}
     with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens, past the model's context of {context}"):
         text_engine.check_request(RowRequest(schema=described, num_rows=1))
     with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens"):

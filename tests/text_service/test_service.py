@@ -154,3 +154,28 @@ def test_model_info_names_the_model_while_it_loads():
     info = asyncio.run(servicer.GetModelInfo(common_pb2.GetModelInfoRequest(), None))
     assert not info.loaded and info.model_id == "tiny" and info.demo_model
     assert "demo model, random weights" in info.display_name
+
+
+def test_a_pydantic_model_schema_over_grpc_gives_rows_valid_against_it(stub):
+    import jsonschema
+
+    from tests.text_service.schemas import Customer
+
+    schema = Customer.model_json_schema()
+    messages = generate(stub[0], schema_json=json.dumps(schema), num_rows=6, seed=4, optional_rate=0.5)
+    rows = [json.loads(r) for m in messages if m.HasField("rows") for r in m.rows.rows_json]
+    summary = messages[-1].summary
+    assert len(rows) == 6 and not summary.partial, summary.reason
+    for row in rows:
+        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(row)
+        Customer.model_validate(row)
+    assert summary.grammar_compile_s > 0
+    assert "$defs" in json.loads(summary.schema_json)
+
+
+def test_validate_schema_over_grpc_names_the_json_pointer_of_a_refused_keyword(stub):
+    bad = {"type": "object", "properties": {"a": {"type": "string", "pattern": "(x)\\1"}}}
+    with pytest.raises(grpc.RpcError) as info:
+        stub[0].ValidateSchema(text_pb2.ValidateSchemaRequest(schema_json=json.dumps(bad)), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "(at #/properties/a/pattern)" in info.value.details()
