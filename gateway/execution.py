@@ -592,6 +592,8 @@ class JobExecution:
         }
         if job.resumes:
             manifest["resumes"] = [resume.model_dump() for resume in job.resumes]
+        if plan.text is not None:
+            manifest["schema"] = self._schema_account()
         if self.rows_summary is not None:
             manifest["distinct_ratio"] = self.rows_summary.distinct_ratio
             manifest["tokens"] = {"generated": self.rows_summary.tokens_generated, "forced": self.rows_summary.tokens_forced}
@@ -611,6 +613,17 @@ class JobExecution:
             if notes:
                 manifest["images"]["note"] = "; ".join(notes)
         return manifest
+
+    def _schema_account(self) -> dict[str, Any]:
+        """How the schema was read (sdg.schema), and what was checked after decoding."""
+        spec, summary = self.plan.text, self.rows_summary
+        assert spec is not None
+        account = spec.read.manifest()
+        account["optional_rate"] = spec.optional_rate
+        if summary is not None:
+            account["grammar_compile_s"] = round(summary.compile_s, 4)
+            account["rows_rejected_by"] = summary.rejected_by
+        return account
 
     def _image_notes(self) -> list[str]:
         """What a reader of the images should know of how they were made."""

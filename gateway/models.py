@@ -43,7 +43,7 @@ class TextFields(JobRequest):
     schema_: Any = Field(
         ...,
         alias="schema",
-        description='SDG shorthand ({"age": "int"}), JSON Schema properties, or a whole JSON Schema object.',
+        description='SDG shorthand ({"age": "int"}), JSON Schema properties, or a JSON Schema (a Pydantic model_json_schema() too).',
         examples=[{"customer_name": "string", "age": "int", "order_value": "float"}],
     )
     num_samples: int = Field(100, ge=1, le=MAX_ROWS)
@@ -51,6 +51,9 @@ class TextFields(JobRequest):
     temperature: float | None = Field(None, gt=0, le=10)
     instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS, description='Guidance for the rows, e.g. "customers of a Dutch bakery".')
     keep_duplicates: bool = False
+    optional_rate: float = Field(
+        0.5, ge=0, le=1, description="The share of rows that leave out each optional property (one the schema does not require)."
+    )
 
 
 class ImageFields(JobRequest):

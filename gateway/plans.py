@@ -12,7 +12,7 @@ from gateway.errors import InvalidRequest, JobFailure
 from gateway.models import MAX_SEED, ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
 from sdg.grpc_limits import MAX_IMAGES
-from sdg.schema import normalize_schema
+from sdg.schema import RowSchema, alternatives, read_schema
 from sdg.seeds import draw_seed
 
 # The unified data file's column naming each row's image; a schema may not define it.
@@ -21,12 +21,23 @@ IMAGE_FILE_COLUMN = "image_file"
 
 @dataclass(frozen=True)
 class TextSpec:
-    schema: dict[str, Any]
+    read: RowSchema  # the schema as the door read it
     num_rows: int
     seed: int
     temperature: float | None
     instructions: str
     keep_duplicates: bool
+    optional_rate: float = 0.5
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The normalized schema: the data file's columns, and schema.json."""
+        return self.read.schema
+
+    @property
+    def source(self) -> Any:
+        """The schema as submitted, which the text service validates rows against."""
+        return self.read.submitted
 
 
 @dataclass(frozen=True)
@@ -64,12 +75,13 @@ def job_seed(requested: int | None) -> int:
 
 def text_spec(request: TextFields, seed: int) -> TextSpec:
     return TextSpec(
-        schema=normalize_schema(request.schema_),
+        read=read_schema(request.schema_),
         num_rows=request.num_samples,
         seed=seed,
         temperature=request.temperature,
         instructions=request.instructions,
         keep_duplicates=request.keep_duplicates,
+        optional_rate=request.optional_rate,
     )
 
 
@@ -123,11 +135,14 @@ def template_fields(template: str) -> list[tuple[str, str, str | None]]:
 _SAMPLE_VALUES = {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "null": "", "array": [], "object": {}}
 
 
-def field_samples(prop: dict[str, Any]) -> list[Any]:
+def field_samples(prop: dict[str, Any], schema: dict[str, Any]) -> list[Any]:
     """Values a row's field can hold, one per JSON type its schema allows (its enum values too)."""
-    types = prop.get("type", [])
-    samples = [_SAMPLE_VALUES[t] for t in ([types] if isinstance(types, str) else types) if t in _SAMPLE_VALUES]
-    return samples + ["" if value is None else value for value in prop.get("enum", [])]
+    samples: list[Any] = []
+    for node in alternatives(schema, prop):
+        types = node.get("type", [] if "enum" in node else list(_SAMPLE_VALUES))
+        samples += [_SAMPLE_VALUES[t] for t in ([types] if isinstance(types, str) else types) if t in _SAMPLE_VALUES]
+        samples += ["" if value is None else value for value in node.get("enum", [])]
+    return samples
 
 
 class _RowFields(dict):
@@ -161,7 +176,7 @@ def check_templates(prompts: list[str], schema: dict[str, Any]) -> None:
                 raise InvalidRequest(
                     f"prompts[{i}]", f"placeholder {{{name}}} is not a schema field; fields are {', '.join(properties)}"
                 )
-            samples = field_samples(properties[name]) + ([] if name in required else [""])
+            samples = field_samples(properties[name], schema) + ([] if name in required else [""])
             placeholder = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
             for sample in samples:
                 try:

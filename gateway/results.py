@@ -52,6 +52,9 @@ class RowsSummary:
     tokens_forced: int
     partial: bool
     reason: str
+    # Rows thrown away after decoding, by the keyword (or limit) they failed.
+    rejected_by: dict[str, int] = field(default_factory=dict)
+    compile_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 from gateway.errors import JobConflict
 from gateway.jobs import Job
 from gateway.outputs.images import IMAGES_DIR
-from gateway.outputs.tables import json_value
+from gateway.outputs.tables import comparable_row
 from gateway.plans import JobPlan, stored_plan
 from gateway.results import RowsSummary
 from gateway.settings import GatewaySettings
@@ -107,8 +107,9 @@ def kept_rows(job: Job) -> int:
 
 
 def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:
-    """What makes two rows the same row, however their files wrote them (a number 5 or 5.0)."""
-    return json.dumps(json_value(row, schema), sort_keys=True, ensure_ascii=False)
+    """What makes two rows the same row, however their files wrote them (a number 5 or 5.0, an
+    optional property null or left out)."""
+    return json.dumps(comparable_row(row, schema), sort_keys=True, ensure_ascii=False)
 
 
 def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int) -> RowsSummary:
@@ -126,6 +127,8 @@ def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int)
         elapsed_s=before.elapsed_s + call.elapsed_s,
         tokens_generated=before.tokens_generated + call.tokens_generated,
         tokens_forced=before.tokens_forced + call.tokens_forced,
+        rejected_by={k: before.rejected_by.get(k, 0) + call.rejected_by.get(k, 0) for k in {**before.rejected_by, **call.rejected_by}},
+        compile_s=call.compile_s or before.compile_s,
         partial=rows < before.rows_requested,
         reason=call.reason or (f"{repeats} rows repeated rows the job had" if rows < before.rows_requested and repeats else ""),
     )

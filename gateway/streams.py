@@ -52,13 +52,15 @@ def _failed_part_way(endpoint: ServiceEndpoint, error: str) -> ServiceFailure:
 
 
 def rows_request(spec: TextSpec) -> text_pb2.GenerateRowsRequest:
+    # The schema as submitted: the service validates rows against it, not only its normal form.
     return text_pb2.GenerateRowsRequest(
-        schema_json=json.dumps(spec.schema),
+        schema_json=json.dumps(spec.source),
         num_rows=spec.num_rows,
         seed=spec.seed,
         sampling=text_pb2.SamplingOptions(temperature=spec.temperature or 0.0),
         keep_duplicates=spec.keep_duplicates,
         instructions=spec.instructions,
+        optional_rate=spec.optional_rate,
     )
 
 
@@ -75,6 +77,8 @@ def rows_summary(summary: text_pb2.GenerationSummary) -> RowsSummary:
         tokens_forced=summary.tokens_forced,
         partial=summary.partial,
         reason=summary.reason,
+        rejected_by=dict(summary.rows_rejected_by),
+        compile_s=summary.grammar_compile_s,
     )
 
 

@@ -29,7 +29,7 @@ async def generate_text(
 ) -> JobAccepted:
     """Rows that validate against `schema`, written as data.<output_format>."""
     plan = text_plan(body)
-    await clients.confirm_schema(plan.text.schema, settings.probe_timeout_s)
+    await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
     return _queue(plan, _echo(body), "Text generation job queued", store, runner)
 
 
@@ -46,5 +46,5 @@ async def generate_unified(
     """Rows first, then one image per row (up to num_images): image i's prompt is
     prompts[i % len(prompts)] formatted with row i's fields; the data file gains `image_file`."""
     plan = unified_plan(body, settings)
-    await clients.confirm_schema(plan.text.schema, settings.probe_timeout_s)
+    await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
     return _queue(plan, _echo(body), "Unified generation job queued", store, runner)

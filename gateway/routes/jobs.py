@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, status
@@ -12,6 +14,7 @@ from gateway.errors import JobConflict, OutputFileNotFound
 from gateway.models import DeletedJob, JobStatus, JobSummary
 from gateway.outputs import list_files
 from gateway.outputs.archive import zip_folder
+from gateway.outputs.tables import read_rows
 
 router = APIRouter(tags=["jobs"])
 
@@ -91,6 +94,34 @@ async def job_archive(job_id: str, store: StoreDep) -> StreamingResponse:
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{folder.name}.zip"'},
     )
+
+
+@router.get(
+    "/jobs/{job_id}/rows",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/jsonl": {}}, "description": "One row per line, as data.json holds it"},
+        **NOT_FOUND,
+        409: {"description": "The job is still queued or running, or makes no rows"},
+    },
+)
+async def job_rows(job_id: str, store: StoreDep) -> StreamingResponse:
+    """A finished text or unified job's rows as JSON Lines, each one the JSON value the text
+    service generated, whatever the output format: values that CSV and Parquet write as JSON text
+    are parsed back, and optional properties a row left out stay out."""
+    job = store.get(job_id)
+    if not job.finished or job.type == "images":
+        raise JobConflict(f"job {job_id} is {job.status}; its rows can be read once it has finished" if not job.finished else f"job {job_id} makes images, not rows")
+    if job.output_dir is None or not (Path(job.output_dir) / "schema.json").is_file():
+        raise OutputFileNotFound(job_id, "schema.json")
+    folder = Path(job.output_dir)
+    output_format = job.request.get("output_format", "json")
+    schema = json.loads((folder / "schema.json").read_text(encoding="utf-8"))
+    try:
+        rows = await asyncio.to_thread(read_rows, folder, output_format, schema)
+    except FileNotFoundError:
+        raise OutputFileNotFound(job_id, f"data.{output_format}") from None
+    return StreamingResponse((json.dumps(row, ensure_ascii=False) + "\n" for row in rows), media_type="application/jsonl")
 
 
 @router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)

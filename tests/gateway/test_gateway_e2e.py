@@ -247,6 +247,39 @@ def test_text_formats_load_with_their_types(api):
     assert served == {"json": "application/json", "jsonl": "application/jsonl", "parquet": "application/vnd.apache.parquet"}
 
 
+@pytest.mark.parametrize("output_format", ["json", "parquet"])
+def test_a_pydantic_model_schema_over_rest_gives_rows_valid_against_it(api, output_format):
+    import jsonschema
+
+    from tests.text_service.schemas import Customer
+
+    schema = Customer.model_json_schema()
+    job_id = submit(api, "text", {"schema": schema, "num_samples": 6, "output_format": output_format, "seed": 2})
+    status = wait_for_job(api, job_id)
+    assert status["status"] == "completed" and not status["partial"], status
+    folder = job_folder(status)
+    normalized = json.loads((folder / "schema.json").read_text())
+    check = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    rows = read_rows(folder, output_format, normalized)
+    assert len(rows) == 6
+    for row in rows:
+        check.validate(row)
+        Customer.model_validate(row)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["schema"]["form"] == "json_schema" and manifest["schema"]["recursion_depth"] == 3
+    assert manifest["schema"]["optional_rate"] == 0.5 and manifest["schema"]["grammar_compile_s"] > 0
+    if output_format == "parquet":
+        table = pq.read_table(folder / "data.parquet")
+        assert str(table.schema.field("address").type).startswith("struct<")
+
+
+def test_a_refused_json_schema_keyword_is_a_400_naming_its_pointer(api):
+    body = {"schema": {"type": "object", "properties": {"when": {"type": "string", "format": "date", "$dynamicRef": "#x"}}}}
+    response = api.post("/generate/text", json=body)
+    assert response.status_code == 400
+    assert response.json()["detail"].endswith("(at #/properties/when/$dynamicRef)")
+
+
 def test_unified_pairs_image_i_with_row_i(api):
     job_id = submit(api, "unified", {
         "schema": {"id": "int", "product": {"type": "string", "maxLength": 12}, "price": "float"},

@@ -9,6 +9,7 @@ import shutil
 import threading
 from datetime import date, datetime, timezone
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -17,8 +18,10 @@ from PIL import Image
 
 from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path, salvage_images, salvage_rows
 from gateway.outputs.images import mask_bbox
-from gateway.outputs.tables import RowFormatError, json_value, read_rows
+from gateway.errors import JobFailure
+from gateway.outputs.tables import RowFormatError, json_value, read_rows, resolve_ref
 from gateway.results import DetectedObject, GeneratedImage, RunLength
+from gateway.resume import row_key
 from sdg.schema import normalize_schema
 
 SCHEMA = normalize_schema(
@@ -239,6 +242,263 @@ def test_a_resume_that_dies_while_it_spools_the_kept_rows_loses_none_of_them(tmp
     assert not (tmp_path / ".data.parquet.rows.jsonl").exists()
     assert salvage_rows(tmp_path, "parquet", SCHEMA) == len(ROWS)
     assert pq.read_table(tmp_path / "data.parquet").equals(before)
+
+
+# Normalized schemas of the forms beyond flat objects (docs: sdg.schema.normalize_schema's closed form).
+ADDRESS = {
+    "type": "object",
+    "properties": {"street": {"type": "string"}, "city": {"type": "string"}, "zip": {"type": "string"}},
+    "required": ["street", "city"],
+    "additionalProperties": False,
+}
+# What a Pydantic model with an Address model, a Status enum, Optional, list, dict and union fields gives.
+PYDANTIC_SCHEMA = {
+    "type": "object",
+    "title": "Person",
+    "$defs": {"Address": ADDRESS, "Status": {"enum": ["active", "inactive"], "type": "string"}},
+    "properties": {
+        "name": {"type": "string"},
+        "status": {"$ref": "#/$defs/Status"},
+        "home": {"anyOf": [{"$ref": "#/$defs/Address"}, {"type": "null"}]},
+        "nickname": {"type": "string"},
+        "past": {"type": "array", "items": {"$ref": "#/$defs/Address"}},
+        "scores": {"type": "object", "properties": {}, "required": [], "additionalProperties": {"type": "integer"}},
+        "code": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+        "anything": {},
+        "weight": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+    },
+    "required": ["name", "status", "home", "past", "scores", "code", "anything", "weight"],
+    "additionalProperties": False,
+}
+PYDANTIC_ROWS = [
+    {
+        "name": "Ada", "status": "active", "home": {"street": "Oude Delft 1", "city": "Delft", "zip": "2611"}, "nickname": "ada",
+        "past": [{"street": "Markt 2", "city": "Gent"}], "scores": {"math": 9, "art": 7}, "code": "A1", "anything": {"k": [1, 2]}, "weight": 61,
+    },
+    {"name": "Bo", "status": "inactive", "home": None, "past": [], "scores": {}, "code": 42, "anything": "text", "weight": None},
+    {
+        "name": "Cy", "status": "active", "home": {"street": "Dam 3", "city": "Amsterdam"}, "past": [], "scores": {"x": 1},
+        "code": 7, "anything": None, "weight": 70.5,
+    },
+]
+# A root that allows extra keys, with a def that is a ref, prefixItems, a mixed enum and a nested open object.
+OPEN_SCHEMA = {
+    "type": "object",
+    "$defs": {
+        "Point": {
+            "type": "array", "prefixItems": [{"type": "number"}, {"type": "number"}], "items": {"type": "string"}, "minItems": 2, "maxItems": 3,
+        },
+        "Where": {"$ref": "#/$defs/Point"},
+        "Day": {"type": ["string", "null"], "format": "date"},
+    },
+    "properties": {
+        "id": {"type": "integer"},
+        "where": {"$ref": "#/$defs/Where"},
+        "born": {"$ref": "#/$defs/Day"},
+        "level": {"enum": ["low", 2, True, None]},
+        "ratio": {"enum": [0.5, 1], "type": "number"},
+        "labels": {
+            "type": "object", "properties": {"lang": {"type": "string"}}, "required": ["lang"], "additionalProperties": {"type": "string"},
+        },
+        "seen": {"type": ["string", "null"], "format": "date-time"},
+    },
+    "required": ["id", "where", "born", "level", "ratio", "labels"],
+    "additionalProperties": {"type": "number"},
+}
+OPEN_ROWS = [
+    {
+        "id": 1, "where": [1, 2.5], "born": "1990-01-02", "level": "low", "ratio": 1, "labels": {"lang": "en", "note": "x"},
+        "seen": "2024-05-06T07:08:09Z", "temp": 20,
+    },
+    {"id": 2, "where": [0.5, 3, "north"], "born": None, "level": None, "ratio": 0.5, "labels": {"lang": "nl"}},
+    {"id": 3, "where": [4, 5], "born": "2000-02-29", "level": 2, "ratio": 0.5, "labels": {"lang": "fr"}, "seen": None, "temp": 1.5, "wind": 3},
+]
+# As data.json holds them: every `number` a float, through refs, nullable anyOf, prefixItems and extra keys.
+OPEN_FILE_ROWS = [
+    {
+        "id": 1, "where": [1.0, 2.5], "born": "1990-01-02", "level": "low", "ratio": 1.0, "labels": {"lang": "en", "note": "x"},
+        "seen": "2024-05-06T07:08:09Z", "temp": 20.0,
+    },
+    {"id": 2, "where": [0.5, 3.0, "north"], "born": None, "level": None, "ratio": 0.5, "labels": {"lang": "nl"}},
+    {
+        "id": 3, "where": [4.0, 5.0], "born": "2000-02-29", "level": 2, "ratio": 0.5, "labels": {"lang": "fr"}, "seen": None,
+        "temp": 1.5, "wind": 3.0,
+    },
+]
+FORMS = {"pydantic": (PYDANTIC_SCHEMA, PYDANTIC_ROWS), "open": (OPEN_SCHEMA, OPEN_ROWS)}
+
+
+def write_form(folder, fmt, form):
+    schema, rows = FORMS[form]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for row in rows:
+        validator.validate(row)
+    with RowWriter(folder, fmt, schema) as writer:
+        writer.write(rows[:1])
+        writer.write(rows[1:])
+    return folder / f"data.{fmt}"
+
+
+def load_dataset(path, fmt, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    builder = "json" if fmt == "jsonl" else fmt
+    return datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=str(tmp_path / "hf_cache"))
+
+
+def test_a_ref_is_looked_up_in_the_roots_defs_also_through_a_def_that_is_a_ref():
+    assert resolve_ref(OPEN_SCHEMA, {"$ref": "#/$defs/Where"}) is OPEN_SCHEMA["$defs"]["Point"]
+    assert resolve_ref(OPEN_SCHEMA, {"type": "integer"}) == {"type": "integer"}
+    with pytest.raises(JobFailure, match="Nowhere"):
+        resolve_ref(OPEN_SCHEMA, {"$ref": "#/$defs/Nowhere"})
+
+
+def test_json_writes_a_pydantic_models_rows_as_generated_with_numbers_as_floats(tmp_path):
+    for fmt in ("json", "jsonl"):
+        path = write_form(tmp_path, fmt, "pydantic")
+        written = json.loads(path.read_text()) if fmt == "json" else [json.loads(line) for line in path.read_text().splitlines()]
+        assert written == PYDANTIC_ROWS
+        assert isinstance(written[0]["weight"], float) and isinstance(written[0]["scores"]["math"], int)
+        assert "nickname" not in written[1] and "zip" not in written[2]["home"]  # absent stays absent
+        frame = pd.read_json(path, lines=fmt == "jsonl")
+        assert frame["weight"].dtype == "float64" and frame["code"].tolist() == ["A1", 42, 7]
+        assert frame["home"][0] == PYDANTIC_ROWS[0]["home"] and frame["scores"][0] == {"math": 9, "art": 7}
+
+
+def test_parquet_types_a_pydantic_models_columns_through_its_defs(tmp_path):
+    path = write_form(tmp_path, "parquet", "pydantic")
+    table = pq.read_table(path)
+    address = "struct<street: string, city: string, zip: string>"
+    assert {field.name: str(field.type) for field in table.schema} == {
+        "name": "string",
+        "status": "string",
+        "home": address,
+        "nickname": "string",
+        "past": f"list<element: {address}>",
+        "scores": "string",  # a dict[str, int]: extra keys, as JSON text
+        "code": "string",  # a union, as JSON text
+        "anything": "string",
+        "weight": "double",
+    }
+    rows = table.to_pylist()
+    assert rows[0]["home"] == {"street": "Oude Delft 1", "city": "Delft", "zip": "2611"}
+    assert rows[2]["home"] == {"street": "Dam 3", "city": "Amsterdam", "zip": None}  # an optional field left out
+    assert rows[1]["home"] is None and rows[1]["nickname"] is None
+    assert [row["code"] for row in rows] == ['"A1"', "42", "7"]
+    assert [row["scores"] for row in rows] == ['{"math": 9, "art": 7}', "{}", '{"x": 1}']
+    assert [row["anything"] for row in rows] == ['{"k": [1, 2]}', '"text"', None]
+    frame = pd.read_parquet(path)
+    assert frame["weight"].dtype == "float64" and frame["weight"].isna().tolist() == [False, True, False]
+    assert json.loads(frame["scores"][0]) == {"math": 9, "art": 7}
+
+
+def test_csv_holds_a_pydantic_models_nested_and_union_values_as_json_text(tmp_path):
+    frame = pd.read_csv(write_form(tmp_path, "csv", "pydantic"))
+    assert list(frame.columns) == list(PYDANTIC_SCHEMA["properties"])
+    assert frame["weight"].dtype == "float64"
+    assert [json.loads(code) for code in frame["code"]] == ["A1", 42, 7]
+    assert json.loads(frame["home"][2]) == {"street": "Dam 3", "city": "Amsterdam"}
+    assert json.loads(frame["past"][0]) == [{"street": "Markt 2", "city": "Gent"}]
+    assert json.loads(frame["anything"][1]) == "text" and pd.isna(frame["anything"][2])
+    assert pd.isna(frame["nickname"][1])  # an optional property left out: an empty cell
+
+
+def test_extra_keys_at_the_root_are_one_json_column_in_csv_and_parquet_and_inline_in_json(tmp_path):
+    extras = ['{"temp": 20.0}', None, '{"temp": 1.5, "wind": 3.0}']
+    table = pq.read_table(write_form(tmp_path, "parquet", "open"))
+    assert table.column_names == [*OPEN_SCHEMA["properties"], "__extra__"]
+    assert {field.name: str(field.type) for field in table.schema} == {
+        "id": "int64",
+        "where": "string",  # prefixItems, as JSON text
+        "born": "date32[day]",
+        "level": "string",  # an enum mixing types, as JSON text
+        "ratio": "double",
+        "labels": "string",  # an object with extra keys, as JSON text
+        "seen": "timestamp[us, tz=UTC]",
+        "__extra__": "string",
+    }
+    assert table.column("__extra__").to_pylist() == extras
+    assert table.column("where").to_pylist() == ["[1.0, 2.5]", '[0.5, 3.0, "north"]', "[4.0, 5.0]"]
+    assert table.column("level").to_pylist() == ['"low"', None, "2"]
+    frame = pd.read_csv(write_form(tmp_path, "csv", "open"))
+    assert list(frame.columns) == [*OPEN_SCHEMA["properties"], "__extra__"]
+    assert [None if pd.isna(cell) else cell for cell in frame["__extra__"]] == extras
+    assert frame["id"].dtype == "int64" and frame["ratio"].dtype == "float64"
+    frame = pd.read_json(write_form(tmp_path, "jsonl", "open"), lines=True)
+    assert "__extra__" not in frame.columns and frame["temp"].tolist()[0] == 20.0
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+def test_rows_of_every_schema_form_read_back_as_data_json_holds_them(tmp_path, fmt):
+    for form in FORMS:
+        (tmp_path / form).mkdir()
+        write_form(tmp_path / form, fmt, form)
+    assert read_rows(tmp_path / "pydantic", fmt, PYDANTIC_SCHEMA) == [json_value(row, PYDANTIC_SCHEMA) for row in PYDANTIC_ROWS]
+    expected = OPEN_FILE_ROWS
+    if fmt in ("csv", "parquet"):  # an optional property that was null reads back as left out
+        expected = [{k: v for k, v in row.items() if not (k == "seen" and v is None)} for row in OPEN_FILE_ROWS]
+    assert read_rows(tmp_path / "open", fmt, OPEN_SCHEMA) == expected
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+def test_every_format_of_every_schema_form_loads_with_hugging_face_datasets(tmp_path, fmt):
+    pydantic = load_dataset(write_form(tmp_path, fmt, "pydantic"), fmt, tmp_path)
+    assert pydantic.num_rows == 3 and pydantic["name"] == ["Ada", "Bo", "Cy"] and pydantic["weight"] == [61.0, None, 70.5]
+    opened = load_dataset(write_form(tmp_path, fmt, "open"), fmt, tmp_path)
+    assert opened["id"] == [1, 2, 3] and opened["ratio"] == [1.0, 0.5, 0.5]
+    if fmt in ("json", "jsonl"):
+        assert pydantic[0]["home"] == PYDANTIC_ROWS[0]["home"] and pydantic["code"] == ["A1", 42, 7]
+        assert opened["temp"] == [20.0, None, 1.5]
+    else:
+        assert [json.loads(code) for code in pydantic["code"]] == ["A1", 42, 7]
+        assert opened["__extra__"][0] == '{"temp": 20.0}'
+    if fmt == "parquet":
+        assert pydantic.features["home"]["city"].dtype == "string" and pydantic[1]["home"] is None
+        assert pydantic[0]["past"] == [{"street": "Markt 2", "city": "Gent", "zip": None}]
+        assert opened.features["born"].dtype == "date32" and opened["born"][0] == date(1990, 1, 2)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_property_named_like_the_extra_keys_column_is_refused_when_the_root_allows_extra_keys(tmp_path, fmt):
+    schema = {**OPEN_SCHEMA, "properties": {**OPEN_SCHEMA["properties"], "__extra__": {"type": "string"}}}
+    with pytest.raises(JobFailure, match="__extra__"):
+        RowWriter(tmp_path, fmt, schema)
+    closed = {**schema, "additionalProperties": False}  # no extra keys: an ordinary column
+    row = {**OPEN_ROWS[1], "__extra__": "mine"}
+    jsonschema.Draft202012Validator(closed).validate(row)
+    with RowWriter(tmp_path, fmt, closed) as writer:
+        writer.write([row])
+    assert read_rows(tmp_path, fmt, closed)[0]["__extra__"] == "mine"
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("form", ["pydantic", "open"])
+def test_a_resumed_or_salvaged_writer_of_every_schema_form_makes_the_file_one_writer_makes(tmp_path, fmt, form):
+    schema, rows = FORMS[form]
+    once, resumed, dead = tmp_path / "once", tmp_path / "resumed", tmp_path / "dead"
+    for folder in (once, resumed):
+        folder.mkdir()
+    write_form(once, fmt, form)
+    with RowWriter(resumed, fmt, schema) as first:
+        first.write(rows[:1])
+    second = RowWriter(resumed, fmt, schema, kept=read_rows(resumed, fmt, schema))
+    second.write(rows[1:])
+    shutil.copytree(resumed, dead)  # what a SIGKILL leaves: for Parquet, only the spool is whole
+    second.close()
+    assert salvage_rows(dead, fmt, schema) == len(rows)
+    for folder in (resumed, dead):
+        if fmt == "parquet":
+            assert pq.read_table(folder / "data.parquet").equals(pq.read_table(once / "data.parquet"))
+        else:
+            assert (folder / f"data.{fmt}").read_text() == (once / f"data.{fmt}").read_text()
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("form", ["pydantic", "open"])
+def test_a_generated_row_and_its_copy_read_back_have_one_row_key(tmp_path, fmt, form):
+    schema, rows = FORMS[form]
+    write_form(tmp_path, fmt, form)
+    assert [row_key(row, schema) for row in read_rows(tmp_path, fmt, schema)] == [row_key(row, schema) for row in rows]
 
 
 def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
