@@ -9,11 +9,11 @@ export MODEL_CACHE_DIR ?= $(CURDIR)/model_cache
 
 .PHONY: demo test install models protos constraints system-deps up down bench-text bench-image clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml client/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt "$(TORCH_CPU)"
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" "$(TORCH_CPU)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" -e ./client "$(TORCH_CPU)"
 	touch $@
 
 install: $(VENV)/.installed
