@@ -1,7 +1,8 @@
 /* The visual schema builder: rows of field name + type + constraints that turn into the JSON
-   Schema subset sdg/schema.py accepts, with a toggle to edit that JSON directly. Checks here are
-   only those a JSON object cannot express (empty or repeated names); every other rule is the
-   gateway's, which names the field in its 400. */
+   Schema subset sdg/schema.py accepts, with a toggle to edit that JSON directly, and an import of
+   any JSON Schema (rows for what they hold, raw JSON for the rest; see schema-import.js). Checks
+   here are only those a JSON object cannot express (empty or repeated names); every other rule is
+   the gateway's, which names the field in its 400. */
 (function (SDG) {
   'use strict';
   const { el, clear } = SDG.dom;
@@ -142,6 +143,8 @@
       this.nextKey = 0;
       this.fields.forEach((f) => { f.key = this.nextKey++; });
       this.rawMode = false;
+      this.imported = null; // {rootKeys, hasRoot, names} while an imported schema is shown
+      this.beforeImport = null; // the builder as it was, for "Clear import"
       this.build();
       this.renderRows();
     }
@@ -167,10 +170,110 @@
         el('label', { for: `${p}-raw` }, 'JSON Schema (or SDG shorthand, e.g. {"age": "int"})'),
         this.rawText);
       this.message = el('p', { class: 'schema-message', role: 'status', dataset: { testid: `${p}-schema-message` }, hidden: true });
+      this.importButton = el('button', {
+        type: 'button', class: 'btn btn-small btn-ghost', 'aria-expanded': 'false', 'aria-controls': `${p}-import-panel`,
+        dataset: { testid: `${p}-import-open` }, onclick: () => this.showImportPanel(this.importPanel.hidden),
+      }, 'Import JSON Schema');
+      this.buildImport();
       clear(this.root).append(
         el('div', { class: 'schema-toolbar' },
+          this.importButton,
           el('span', { class: 'switch' }, this.rawToggle, el('label', { for: `${p}-raw-toggle` }, 'Edit raw JSON'))),
-        this.visual, this.raw, this.message);
+        this.importPanel, this.visual, this.raw, this.message);
+    }
+
+    /** The import panel, and the parts of the visual builder only an import shows. */
+    buildImport() {
+      const p = this.prefix;
+      this.importFile = el('input', { type: 'file', id: `${p}-import-file`, accept: '.json,application/json', dataset: { testid: `${p}-import-file` } });
+      this.importFile.addEventListener('change', () => this.importFromFile());
+      this.importText = el('textarea', {
+        id: `${p}-import-text`, class: 'mono', rows: 8, spellcheck: 'false',
+        placeholder: '{"type": "object", "properties": {…}, "required": […]}', dataset: { testid: `${p}-import-text` },
+      });
+      this.importError = el('div', { class: 'form-error', role: 'alert', dataset: { testid: `${p}-import-error` }, hidden: true });
+      this.importPanel = el('div', { class: 'schema-import', id: `${p}-import-panel`, dataset: { testid: `${p}-import-panel` }, hidden: true },
+        el('div', { class: 'form-field' }, el('label', { for: `${p}-import-file` }, 'From a .json file'), this.importFile),
+        el('div', { class: 'form-field' },
+          el('label', { for: `${p}-import-text` }, 'Or paste it ',
+            el('span', { class: 'hint' }, "e.g. a Pydantic model's model_json_schema()")),
+          this.importText),
+        el('div', { class: 'form-actions' },
+          el('button', { type: 'button', class: 'btn', dataset: { testid: `${p}-import-apply` }, onclick: () => this.importSchema(this.importText.value, 'the pasted text') }, 'Import'),
+          el('button', { type: 'button', class: 'btn btn-ghost', onclick: () => this.showImportPanel(false) }, 'Cancel')),
+        this.importError);
+      this.importSummaryText = el('span', {});
+      this.importSummary = el('div', { class: 'import-summary', role: 'status', dataset: { testid: `${p}-import-summary` }, hidden: true },
+        this.importSummaryText,
+        el('button', { type: 'button', class: 'btn btn-small', dataset: { testid: `${p}-import-clear` }, onclick: () => this.clearImport() },
+          'Clear import, back to the builder'));
+      this.rootText = el('textarea', { id: `${p}-import-root`, class: 'mono', rows: 10, spellcheck: 'false', dataset: { testid: `${p}-import-root` } });
+      this.rootBox = el('div', { class: 'import-root', hidden: true },
+        el('label', { for: `${p}-import-root` }, el('span', { class: 'badge badge-raw' }, 'raw JSON'), ' The rest of the schema ',
+          el('span', { class: 'hint' }, 'everything outside its fields ($defs, required, title…); "required" follows renamed, removed and added rows')),
+        this.rootText);
+      this.visual.prepend(this.importSummary);
+      this.visual.append(this.rootBox);
+    }
+
+    showImportPanel(open) {
+      this.importPanel.hidden = !open;
+      this.importButton.setAttribute('aria-expanded', String(open));
+      this.importError.hidden = true;
+      if (open) this.importText.focus();
+    }
+
+    async importFromFile() {
+      const file = this.importFile.files[0];
+      if (!file) return;
+      const text = await file.text();
+      this.importFile.value = ''; // picking the same file again fires another change
+      this.importText.value = text;
+      this.importSchema(text, file.name);
+    }
+
+    /** Shows `text` as rows and raw JSON, or says in the panel why it cannot. */
+    importSchema(text, source) {
+      let parts;
+      try {
+        parts = SDG.schemaImport.splitSchema(text);
+      } catch (err) {
+        if (!(err instanceof SDG.schemaImport.SchemaImportError)) throw err;
+        this.importError.textContent = `Cannot import ${source}: ${err.message}`;
+        this.importError.hidden = false;
+        return;
+      }
+      if (!this.imported) this.beforeImport = { fields: this.fields, rawMode: this.rawMode, rawText: this.rawText.value };
+      this.imported = { rootKeys: parts.rootKeys, hasRoot: parts.root !== null, names: parts.entries.map((e) => e.name) };
+      this.fields = SDG.schemaImport.importedFields(parts.entries).map((f) => ({ ...f, key: this.nextKey++ }));
+      this.rootText.value = parts.root ? JSON.stringify(parts.root, null, 2) : '';
+      this.showImportPanel(false);
+      this.showView(false);
+    }
+
+    clearImport() {
+      const before = this.beforeImport;
+      this.imported = null;
+      this.beforeImport = null;
+      this.fields = before.fields;
+      this.rawText.value = before.rawText;
+      this.showView(before.rawMode);
+    }
+
+    /** Shows the rows (with the import's parts while there is one) or the raw JSON. */
+    showView(raw) {
+      this.showMessage('');
+      this.rawMode = raw;
+      this.rawToggle.checked = raw;
+      // An import already shows as raw JSON what the rows cannot hold.
+      this.rawToggle.disabled = Boolean(this.imported);
+      this.rawToggle.title = this.imported ? 'Clear the import first; what the rows cannot hold is already raw JSON' : '';
+      this.visual.hidden = raw;
+      this.raw.hidden = !raw;
+      this.importSummary.hidden = !this.imported;
+      this.rootBox.hidden = !this.imported || !this.imported.hasRoot;
+      this.renderRows();
+      this.onChange(this.fieldNames());
     }
 
     addField(overrides) {
@@ -190,7 +293,39 @@
 
     renderRows() {
       clear(this.rows);
-      this.fields.forEach((field, index) => this.rows.append(this.renderRow(field, index)));
+      this.fields.forEach((field, index) => this.rows.append(field.raw ? this.renderRawRow(field, index) : this.renderRow(field, index)));
+      if (this.imported) {
+        const raw = this.fields.filter((f) => f.raw).length;
+        this.importSummaryText.textContent = `Imported schema: ${this.fields.length - raw} of its fields in the builder, `
+          + `${raw} kept as raw JSON. It is sent exactly as imported, except for what you edit.`;
+      }
+    }
+
+    /** An imported property no row can hold: its name, and its JSON to edit as text. */
+    renderRawRow(field, index) {
+      const id = `${this.prefix}-f${field.key}`;
+      const name = el('input', {
+        id: `${id}-name`, type: 'text', class: 'field-name', autocomplete: 'off', spellcheck: 'false', dataset: { testid: 'raw-field-name' },
+      });
+      name.value = field.name;
+      name.addEventListener('input', () => { field.name = name.value; this.onChange(this.fieldNames()); });
+      const json = el('textarea', {
+        id: `${id}-json`, class: 'mono', spellcheck: 'false', dataset: { testid: 'raw-field-json' },
+        rows: Math.min(12, field.rawText.split('\n').length),
+      });
+      json.value = field.rawText;
+      json.addEventListener('input', () => { field.rawText = json.value; });
+      return el('div', { class: 'field-row field-row-raw', dataset: { testid: 'schema-raw-field', key: field.key } },
+        el('div', { class: 'raw-field-head' },
+          el('label', { for: `${id}-name`, class: 'sr-only' }, `Field ${index + 1} name`), name,
+          el('span', { class: 'badge badge-raw' }, 'raw JSON'),
+          el('span', { class: 'raw-field-why' }, `${field.reason}: edit it as JSON`),
+          el('button', {
+            type: 'button', class: 'btn btn-icon field-remove', dataset: { testid: 'field-remove' },
+            'aria-label': `Remove field ${field.name || index + 1}`, title: 'Remove field',
+            onclick: () => this.removeField(field.key),
+          }, '×')),
+        el('label', { for: `${id}-json`, class: 'sr-only' }, `Field ${index + 1} as JSON Schema`), json);
     }
 
     renderRow(field, index) {
@@ -264,7 +399,10 @@
         labelled('description', 'Description', { type: 'text', placeholder: 'guides the model, e.g. "a city in Spain"', dataset: { testid: 'field-description' } }),
         kind === 'text' && el('p', { class: 'help' }, 'Use a pattern or a max length, not both: put the length in the pattern.'));
 
-      return el('div', { class: 'field-row', dataset: { testid: 'schema-field', key: field.key } }, main, options);
+      const kept = Object.entries(field.kept || {});
+      const keptNote = kept.length > 0 && el('p', { class: 'field-kept', dataset: { testid: 'field-kept' } },
+        'Kept as imported: ', kept.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', '));
+      return el('div', { class: 'field-row', dataset: { testid: 'schema-field', key: field.key } }, main, keptNote, options);
     }
 
     /** The schema from the rows; throws SchemaInputError for what JSON cannot express. */
@@ -282,8 +420,9 @@
       return { type: 'object', properties, required: [...seen] };
     }
 
-    /** What to send as `schema`: the raw JSON as written, or the rows' schema. */
+    /** What to send as `schema`: the import put back together, the raw JSON as written, or the rows' schema. */
     schema() {
+      if (this.imported) return SDG.schemaImport.composeSchema(this.imported, this.fields, this.rootText.value);
       if (!this.rawMode) return this.builderSchema();
       try {
         return JSON.parse(this.rawText.value);
@@ -345,5 +484,5 @@
 
   SDG.SchemaBuilder = SchemaBuilder;
   SDG.SchemaInputError = SchemaInputError;
-  SDG.schemaRows = { fieldSchema, fieldsFromSchema };
+  SDG.schemaRows = { fieldSchema, fieldFromSchema, fieldsFromSchema, ROW_KEYWORDS };
 })(window.SDG = window.SDG || {});
