@@ -57,7 +57,13 @@ def read_pattern(pattern: str) -> Pattern:
     except (OverflowError, RecursionError):
         raise PatternError("is too large or nested too deeply") from None
     writer = _Writer(bool(parsed.state.flags & re.IGNORECASE))
-    ebnf, low, high = writer.sequence(list(parsed))
+    items = list(parsed)
+    if items and items[-1][0] is sre.ASSERT and items[-1][1][0] == 1:
+        # A lookahead that ends the pattern ("a path (?=\.json)"): the text it looks for can simply
+        # follow, since nothing after it is matched.
+        items[-1] = (sre.SUBPATTERN, (None, 0, 0, items[-1][1][1]))
+        writer.checked = True
+    ebnf, low, high = writer.sequence(items)
     return Pattern(pattern, ebnf or '""', low, high, writer.checked)
 
 
@@ -101,7 +107,11 @@ class _Writer:
         if op is sre.IN:
             return self.chars(*_class(arg))
         if op is sre.BRANCH:
-            alternatives = [self.sequence(list(branch)) for branch in arg[1]]
+            # An alternative that is only an end anchor ("(,|$)") can be taken at the end alone:
+            # it is left out, and the others carry the match.
+            branches = [list(b) for b in arg[1]]
+            kept = [b for b in branches if not (len(b) == 1 and b[0][0] is sre.AT and b[0][1] in (sre.AT_END, sre.AT_END_STRING))]
+            alternatives = [self.sequence(branch) for branch in (kept or branches)]
             ebnf = " | ".join(f"({e})" if e else '""' for e, _, _ in alternatives)
             return f"({ebnf})", min(lo for _, lo, _ in alternatives), max(hi for _, _, hi in alternatives)
         if op is sre.SUBPATTERN:
@@ -111,10 +121,9 @@ class _Writer:
             ebnf, lo, hi = self.sequence(list(body))
             self.ignore_case = saved
             return (f"({ebnf})" if ebnf else ""), lo, hi
-        if op is sre.ATOMIC_GROUP:
-            ebnf, lo, hi = self.sequence(list(arg))
-            return (f"({ebnf})" if ebnf else ""), lo, hi
-        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+        if op in (sre.ATOMIC_GROUP, sre.POSSESSIVE_REPEAT):
+            raise PatternError("uses an atomic group or a possessive quantifier, which JSON Schema's regular expressions (ECMA-262) do not have")
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
             return self.repeat(*arg)
         if op is sre.AT:
             if arg in (sre.AT_BOUNDARY, sre.AT_NON_BOUNDARY):
@@ -134,7 +143,7 @@ class _Writer:
             inner_op, inner_arg = items[0]
             if inner_op is sre.SUBPATTERN and len(inner_arg[3]) == 1:
                 inner_op, inner_arg = list(inner_arg[3])[0]
-            if inner_op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and inner_arg[1] is sre.MAXREPEAT:
+            if inner_op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and inner_arg[1] is sre.MAXREPEAT:
                 return self.repeat(low * inner_arg[0], sre.MAXREPEAT, inner_arg[2])
         if low > MAX_REPEAT_COUNT or (high is not sre.MAXREPEAT and high > MAX_REPEAT_COUNT):
             raise PatternError(f"repeats more than {MAX_REPEAT_COUNT} times")

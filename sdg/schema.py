@@ -259,6 +259,7 @@ class _Reader:
     notes: list[str] = field(default_factory=list)
     merging: list[str] = field(default_factory=list)
     listed_only: list[str] = field(default_factory=list)  # objects that may hold more keys than they list
+    never: dict[str, _Never] = field(default_factory=dict)  # why a def no value satisfies does not
 
     def __post_init__(self) -> None:
         dialect = self.source.get("$schema", "")
@@ -347,10 +348,11 @@ class _Reader:
             self.defs[name] = None  # taken, so that a recursive $ref finds it while it is read
             try:
                 self.defs[name] = self.node(target, _At(pointer, at.field))
-            except _Never:
+            except _Never as never:
                 self.defs[name] = _NEVER
+                self.never[name] = never
         if self.defs[name] is _NEVER:
-            raise _Never
+            raise self.never[name]
         return {"$ref": f"#/$defs/{name}", **_annotations(raw)}
 
     def _target(self, ref: Any, at: _At) -> tuple[Any, str]:

@@ -22,8 +22,6 @@ just after a value) and each number of containers to close on the way.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
-
 import torch
 
 from sdg.devices import to_device
@@ -63,6 +61,7 @@ class StringBounds:
         self.inside_plain = plain
         self.outside_plain = flat
         self.decoded = decoded_vocab
+        self.quote = next((t for t, data in enumerate(decoded_vocab[:vocab_size]) if data == b'"'), None)
         self.max_chars = max(self.chars, default=0)
         self._head = torch.tensor(self.chars, dtype=torch.int32, device=device)
         self._space = torch.tensor(self.ends_space, dtype=torch.bool, device=device)
@@ -84,6 +83,12 @@ class StringBounds:
         rows = logits.index_select(0, index)
         rows[:, : self._head.shape[0]].masked_fill_(over[:, :width], float("-inf"))
         logits.index_copy_(0, index, rows)
+
+    def closes(self, bitmask: torch.Tensor, row: int) -> bool:
+        """Whether row `row`'s grammar mask lets its open string close now (allows the quote)."""
+        if self.quote is None:
+            return False
+        return bool((int(bitmask[row, self.quote >> 5]) >> (self.quote & 31)) & 1)
 
     def ban_(self, logits: torch.Tensor, plans: list[tuple | None]) -> None:
         """Disallows, in place, the tokens that contradict each row's plan: `plans[j]` is row j's
@@ -157,13 +162,18 @@ def crossing(data: bytes, situation: str, levels: int) -> bytes | None:
     if situation == IN_STRING:
         i = _string_end(data, 0)
     elif situation == IN_SCALAR:
-        while i < len(data) and data[i] not in SCALAR_END:
-            i += 1
-        i = i if i < len(data) else None
+        i = _scalar_end(data, 0)
     elif situation == AT_START:
         i = _value_end(data, 0)
     if i is None:
         return None
+    end = _past_closers(data, i, levels)
+    return None if end is None else data[end:]
+
+
+def _past_closers(data: bytes, i: int, levels: int) -> int | None:
+    """The index past the `levels`-th closing bracket from data[i], strings and the containers
+    opened on the way skipped; None when the token ends first."""
     depth = 0
     while levels:
         if i >= len(data):
@@ -182,7 +192,7 @@ def crossing(data: bytes, situation: str, levels: int) -> bytes | None:
             else:
                 levels -= 1
         i += 1
-    return data[i:]
+    return i
 
 
 def _string_end(data: bytes, i: int) -> int | None:
@@ -208,31 +218,12 @@ def _value_end(data: bytes, i: int) -> int | None:
     if byte == QUOTE:
         return _string_end(data, i + 1)
     if byte in b"{[":
-        depth = 0
-        while i < len(data):
-            byte = data[i]
-            if byte == QUOTE:
-                i = _string_end(data, i + 1)
-                if i is None:
-                    return None
-                continue
-            if byte in b"{[":
-                depth += 1
-            elif byte in CLOSERS:
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-            i += 1
-        return None
+        return _past_closers(data, i + 1, 1)
+    return _scalar_end(data, i)
+
+
+def _scalar_end(data: bytes, i: int) -> int | None:
+    """The index of the byte that ends the number or literal at data[i], or None."""
     while i < len(data) and data[i] not in SCALAR_END:
         i += 1
     return i if i < len(data) else None
-
-
-def is_plain_string(spec: dict[str, Any] | None) -> bool:
-    """A string value the grammar writes as any characters: no enum, format or pattern."""
-    if not spec:
-        return False
-    types = spec.get("type", [])
-    types = types if isinstance(types, list) else [types]
-    return "string" in types and not any(key in spec for key in ("enum", "format", "pattern"))

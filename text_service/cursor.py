@@ -28,6 +28,7 @@ from text_service.grammar import FREE_ITEMS, RowSizes, json_text, node_types
 FREE: dict[str, Any] = {}
 EXTRA = None  # a plan entry: a key past the listed properties, named by the model
 FREE_STRING_CHARS = 48  # a free-form string value's length limit
+CLOSE_IF_ABLE = -1  # limit(): the string must close as soon as the grammar lets it (its pattern or format ends)
 SLACK = 16  # tokens kept back from the budget: numbers and forced text can run a little long
 WHITESPACE = frozenset(b" \n\t\r")
 
@@ -147,8 +148,10 @@ class RowCursor:
         if not self.in_string or self.is_key or self.escape:
             return None
         room = self._room()
-        if room > 1 or not self.free:  # the rest of a pattern's or format's text is reserved
+        if room > 1:
             return self.left
+        if not self.free:  # a pattern or format: the grammar knows when it can end
+            return CLOSE_IF_ABLE
         cap = self.string_min + max(room, 0)
         return cap if self.left is None else min(self.left, cap)
 

@@ -26,7 +26,7 @@ import xgrammar as xgr
 
 from sdg.devices import allow_recompiles, to_device
 from text_service.attention import kv_limit
-from text_service.cursor import RowCursor
+from text_service.cursor import CLOSE_IF_ABLE, RowCursor
 from text_service.prompts import WavePrompts
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,9 @@ class WaveRows:
         if rows:
             self.engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[r] for r in rows], self.bitmask)
         self._limits = [self.cursors[r].limit() for r in rows]
+        for j, limit in enumerate(self._limits):
+            if limit == CLOSE_IF_ABLE:  # out of room: close the string now if its grammar lets it
+                self._limits[j] = 0 if self.engine.string_bounds.closes(self.bitmask, j) else None
         self._plans = [self.cursors[r].plan_situation() for r in rows]
         self.stats.fill_s += time.perf_counter() - started
 

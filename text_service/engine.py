@@ -131,7 +131,7 @@ def _gave_up(attempts: int, kept: RowAcceptance, request: RowRequest, row_time_l
 
 
 # A call whose first this-many rows were all thrown away gives up: the schema's rows do not come out valid.
-HOPELESS_AFTER = 48
+HOPELESS_AFTER = 32
 # Tokens a row's own prompt line may run past row 0's (its number and theme word).
 ROW_LINE_SLACK = 16
 

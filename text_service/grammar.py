@@ -489,9 +489,9 @@ class RowSizes:
         return 5
 
     def reserve_bytes(self, spec: dict[str, Any]) -> int:
-        """The most bytes the smallest value a row plan can steer to may take: plain strings,
-        arrays and objects at their minimum (the plan and the string limit hold them there),
-        and what the model alone ends (numbers, enum literals, formats, patterns) at its longest."""
+        """The most bytes the smallest value a row plan can steer to may take: strings, arrays and
+        objects at their minimum (the plan and the string limit hold them there), and what the
+        model alone ends (numbers, enum literals, formats) at its longest."""
         if "$ref" in spec:
             name = spec["$ref"].rsplit("/", 1)[1]
             if name not in self._min:
@@ -509,7 +509,9 @@ class RowSizes:
         if kind == "object":
             required = spec.get("required", [])
             entries = [len(json_text(k).encode()) + 2 + self.reserve_bytes(spec["properties"][k]) for k in required]
-            entries += [8] * max(0, spec.get("minProperties", 0) - len(required))
+            extra = spec.get("additionalProperties") or next(iter(spec.get("patternProperties", {}).values()), None)
+            if isinstance(extra, dict):  # the extra keys minProperties asks for, each with its value
+                entries += [4 + 2 + self.reserve_bytes(extra)] * max(0, spec.get("minProperties", 0) - len(required))
             return 2 + sum(entries) + 2 * max(len(entries) - 1, 0)
         if kind == "array":
             low = spec.get("minItems", 0)
@@ -518,8 +520,8 @@ class RowSizes:
             if low > len(sizes):
                 sizes += [self.reserve_bytes(spec["items"])] * (low - len(sizes))
             return 2 + sum(sizes) + 2 * max(len(sizes) - 1, 0)
-        if kind == "string" and not ("format" in spec or "pattern" in spec):
-            return 2 + spec.get("minLength", 1)
+        if kind == "string" and "format" not in spec:  # a pattern's string closes as soon as it can
+            return 2 + (read_pattern(spec["pattern"]).min_chars if "pattern" in spec else spec.get("minLength", 1))
         return self.max_bytes({**spec, "type": kind})
 
 

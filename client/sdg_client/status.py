@@ -41,14 +41,7 @@ class JobSummary:
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> JobSummary:
-        return cls(
-            job_id=body["job_id"],
-            type=body["type"],
-            status=body["status"],
-            progress=body.get("progress", 0),
-            created_at=body.get("created_at", ""),
-            raw=body,
-        )
+        return cls(**_summary_fields(body))
 
 
 @dataclass(frozen=True)
@@ -69,12 +62,7 @@ class JobStatus(JobSummary):
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> JobStatus:
         return cls(
-            job_id=body["job_id"],
-            type=body["type"],
-            status=body["status"],
-            progress=body.get("progress", 0),
-            created_at=body.get("created_at", ""),
-            raw=body,
+            **_summary_fields(body),
             message=body.get("message") or "",
             error=body.get("error"),
             partial=bool(body.get("partial", False)),
@@ -86,3 +74,15 @@ class JobStatus(JobSummary):
             request=dict(body.get("request") or {}),
             resumes=list(body.get("resumes") or []),
         )
+
+
+def _summary_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """What GET /jobs and GET /status share."""
+    return {
+        "job_id": body["job_id"],
+        "type": body["type"],
+        "status": body["status"],
+        "progress": body.get("progress", 0),
+        "created_at": body.get("created_at", ""),
+        "raw": body,
+    }

@@ -193,3 +193,30 @@ def test_all_of_is_merged_and_prefix_items_keep_their_places(text_engine):
     rows, _ = rows_of(text_engine, schema, num_rows=10)
     assert_valid(schema, rows)
     assert all({"name", "age"} <= set(row["who"]) and len(row["point"]) == 2 for row in rows)
+
+
+def test_a_schema_whose_rows_never_come_out_valid_ends_partial_with_the_keyword_that_fails(text_engine):
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}}, "required": ["n"], "not": {"required": ["n"]}}
+    rows, summary = rows_of(text_engine, schema, num_rows=5)
+    assert rows == [] and summary.partial
+    assert "invalid rows (not: " in summary.reason and summary.rejected_by["not"] == summary.rows_invalid
+
+
+def test_rows_past_the_row_time_limit_are_given_up_with_the_reason(text_engine):
+    before = text_engine.row_time_limit_s
+    text_engine.row_time_limit_s = 1e-6
+    try:
+        rows, summary = rows_of(text_engine, {"name": "string"}, num_rows=2)
+    finally:
+        text_engine.row_time_limit_s = before
+    assert rows == [] and summary.partial
+    assert "ran past the 1e-06 s row time limit" in summary.reason and summary.rejected_by["time limit"] >= 3
+
+
+def test_vendor_keywords_are_listed_as_ignored_and_a_misspelt_keyword_is_refused(text_engine):
+    from sdg.schema import SchemaError, read_schema
+
+    read = read_schema({"type": "object", "properties": {"a": {"type": "string", "x-ui": "text", "esriDocumentation": {}}}})
+    assert read.ignored == ("/properties/a/x-ui", "/properties/a/esriDocumentation")
+    with pytest.raises(SchemaError, match="did you mean 'minimum'"):
+        read_schema({"type": "object", "properties": {"a": {"type": "integer", "minimun": 3}}})

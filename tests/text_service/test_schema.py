@@ -113,3 +113,20 @@ def test_every_refused_keyword_is_refused_with_its_reason():
             normalize_schema({"type": "object", "properties": {"a": {keyword: "#x"}}})
         assert info.value.pointer == f"/properties/a/{keyword}"
         assert WHY_REFUSED[keyword] in str(info.value)
+
+
+def test_docs_schemas_lists_each_keyword_under_the_handling_the_table_gives_it():
+    import re
+    from pathlib import Path
+
+    from sdg.schema import KEYWORDS, Handling
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "SCHEMAS.md").read_text(encoding="utf-8")
+    listed = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        handling = next((h for h in Handling if cells and cells[0].startswith(h.value)), None)
+        if handling is not None and len(cells) == 2:
+            listed[handling] = set(re.findall(r"`([^`]+)`", cells[1]))
+    for handling in Handling:
+        assert listed.get(handling) == {k for k, v in KEYWORDS.items() if v is handling}, handling
