@@ -43,7 +43,8 @@ class SchemaIndex:
         # Tokens a forced text takes (keys and separators); bytes, at most, without a tokenizer.
         self.text_tokens = text_tokens or (lambda text: len(text.encode()))
         self._concrete: dict[int, tuple[dict[str, Any], ...]] = {}
-        self._costs: dict[str, int] = {}
+        self._costs: dict[tuple[str, int], int] = {}
+        self._required: dict[int, int] = {}
 
     def concrete(self, node: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
         """The nodes a value of `node` may be, none of them a $ref or an anyOf."""
@@ -71,10 +72,19 @@ class SchemaIndex:
     def entry_cost(self, name: str, node: dict[str, Any]) -> int:
         """The tokens a property adds to its object at most once planned small: separator and key
         (as the tokenizer writes them), and its value (in bytes, which no token count exceeds)."""
-        key = self._costs.get(name)
-        if key is None:
-            key = self._costs[name] = self.text_tokens(", " + json_text(name) + ": ")
-        return key + self.sizes.reserve_bytes(node)
+        key = (name, id(node))
+        cost = self._costs.get(key)
+        if cost is None:
+            cost = self._costs[key] = self.text_tokens(", " + json_text(name) + ": ") + self.sizes.reserve_bytes(node)
+        return cost
+
+    def required_cost(self, node: dict[str, Any]) -> int:
+        """What an object's required properties cost at the least (entry_cost each)."""
+        cost = self._required.get(id(node))
+        if cost is None:
+            properties = node.get("properties", {})
+            cost = self._required[id(node)] = sum(self.entry_cost(k, properties[k]) for k in node.get("required", []) if k in properties)
+        return cost
 
 
 def _has_choices(node: dict[str, Any]) -> bool:
@@ -137,6 +147,7 @@ class RowCursor:
         self.choice: tuple[Frame, bytes, bool] | None = None  # a planned choice: its text, and whether content follows
         self.matched = 0
         self.plans_dropped = 0
+        self.planned = 0  # open containers with a plan: none, and there is nothing to mask
 
     # -- what the decode loop asks --------------------------------------------------------------
 
@@ -172,6 +183,8 @@ class RowCursor:
         if self.choice is not None:
             _, text, open_ = self.choice
             return (AFTER, 0, text[self.matched:], open_)
+        if not self.planned:
+            return None
         if self.in_string:
             if self.is_key:
                 return None
@@ -213,18 +226,15 @@ class RowCursor:
 
     def feed_bytes(self, data: bytes) -> None:
         for byte in data:
-            self._byte(byte)
-
-    def _byte(self, byte: int) -> None:
-        if self.scalar and byte in SCALAR_END:
-            self.scalar = False
-            self._value_done()
-        if self.choice is not None:
-            self._choice_byte(byte)
-        if self.in_string:
-            self._string_byte(byte)
-        elif not self.scalar:
-            self._structure_byte(byte)
+            if self.scalar and byte in SCALAR_END:
+                self.scalar = False
+                self._value_done()
+            if self.choice is not None:
+                self._choice_byte(byte)
+            if self.in_string:
+                self._string_byte(byte)
+            elif not self.scalar:
+                self._structure_byte(byte)
 
     def _choice_byte(self, byte: int) -> None:
         frame, text, open_ = self.choice
@@ -270,7 +280,8 @@ class RowCursor:
             self.at_value = top is not None and top.kind == "array"
             return
         if byte in CLOSERS:
-            self.stack.pop()
+            if self.stack.pop().node is not None:
+                self.planned -= 1
             self._value_done()
             return
         if not self.at_value:  # a key opens
@@ -321,6 +332,7 @@ class RowCursor:
         if frame.node is None:
             frame.rest = 1 + self._unplanned_rest(frame)
             return
+        self.planned += 1
         if kind == "object":
             self._plan_object(frame)
         else:
@@ -396,6 +408,8 @@ class RowCursor:
             frame.pos += 1  # an array counts its items as they start (_structure_byte)
 
     def _drop(self, frame: Frame) -> None:
+        if frame.node is not None:
+            self.planned -= 1
         frame.node = None
         frame.plan = None
         frame.target = None
@@ -419,8 +433,7 @@ class RowCursor:
         if node is FREE or "enum" in node:
             return 0
         if frame.kind == "object":
-            properties = node.get("properties", {})
-            return sum(self.index.entry_cost(k, properties[k]) for k in node.get("required", []) if k in properties)
+            return self.index.required_cost(node)
         return max(0, self.index.sizes.reserve_bytes(node) - 2)
 
     def _plan_object(self, frame: Frame) -> None:

@@ -218,7 +218,8 @@ class WaveRows:
 
     def _force(self, r: int) -> Finished | None:
         """Writes what the plan and then the grammar force for row r; returns the row if that
-        completes it."""
+        completes it. xgrammar's jump-forward is already the longest forced text, so only a
+        plan choice it opens can force more."""
         matcher, cursor, outputs = self.matchers[r], self.cursors[r], self.outputs[r]
         for _ in range(64):
             if matcher.is_completed():
@@ -239,6 +240,8 @@ class WaveRows:
             self.stats.forced += len(forced_ids)
             cursor.tokens = len(outputs)
             cursor.feed_bytes(forced.encode())
+            if cursor.choice is None and not matcher.is_completed():
+                return None
         return None
 
     def take_feed(self, r: int, width: int) -> list[int]:
