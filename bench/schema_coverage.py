@@ -40,12 +40,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jsonschema import Draft202012Validator  # noqa: E402
 from jsonschema.exceptions import SchemaError as ValidatorSchemaError  # noqa: E402
 from jsonschema.exceptions import UnknownType  # noqa: E402
-from jsonschema.validators import validator_for  # noqa: E402
 
-from sdg.schema import SchemaError  # noqa: E402
+from sdg.schema import SchemaError, format_checker, validator_class  # noqa: E402
 from text_service.engine import RequestError, RowBatch, RowRequest, RowSummary, TextEngine  # noqa: E402
 from text_service.server import load_engine  # noqa: E402
 from text_service.settings import TextSettings  # noqa: E402
@@ -141,8 +139,8 @@ def refusal_reason(err: Exception) -> str:
 def validator_of(schema: Any):
     if not isinstance(schema, dict):
         return None
-    cls = validator_for(schema, default=Draft202012Validator)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    cls = validator_class(schema)
+    return cls(schema, format_checker=format_checker(cls))
 
 
 def root_is_object(schema: Any) -> bool:

@@ -27,6 +27,7 @@ from enum import Enum
 from typing import Any
 
 import jsonschema
+import regex
 
 from sdg.allof import MergeError, merge_all
 from sdg.jsonrefs import SCHEMA_LISTS, SCHEMA_MAPS, SCHEMA_VALUED, Document, RefError, escape
@@ -260,6 +261,7 @@ class _Reader:
     merging: list[str] = field(default_factory=list)
     listed_only: list[str] = field(default_factory=list)  # objects that may hold more keys than they list
     never: dict[str, _Never] = field(default_factory=dict)  # why a def no value satisfies does not
+    inlining: list[str] = field(default_factory=list)  # $ref targets an allOf merge is taking in
 
     def __post_init__(self) -> None:
         dialect = self.source.get("$schema", "")
@@ -282,7 +284,7 @@ class _Reader:
         if wrapped:
             self.notes.append("the schema's root is not an object: each row is {\"value\": ...}, and its value validates against the schema")
             root = {"type": "object", "properties": {"value": root}, "required": ["value"], "additionalProperties": False}
-        if not root["properties"] and root["additionalProperties"] is False and "patternProperties" not in root:
+        if self.shorthand and not root["properties"]:
             raise SchemaError("", "the schema has no fields")
         if defs:
             root = {**root, "$defs": defs}
@@ -292,9 +294,9 @@ class _Reader:
 
     def _check_source(self) -> None:
         """The submitted schema must be valid JSON Schema too: rows are validated against it."""
-        cls = jsonschema.validators.validator_for(self.source, default=jsonschema.Draft202012Validator)
+        cls = validator_class(self.source)
         try:
-            cls.check_schema(self.source)
+            cls.check_schema(self.source, format_checker=format_checker(cls))
         except jsonschema.SchemaError as err:
             pointer = "".join(f"/{escape(str(p))}" for p in err.absolute_path)
             raise SchemaError("", f"is not valid JSON Schema: {err.message}", pointer) from None
@@ -310,14 +312,24 @@ class _Reader:
         if isinstance(raw, str):
             if raw.lower() in SHORTHAND:
                 return dict(SHORTHAND[raw.lower()])
-            raise at.error(f"unknown type {raw!r}; expected one of {', '.join(SHORTHAND)} or a JSON Schema object")
+            hint = " (a $ref is written {\"$ref\": ...})" if raw.startswith("#") else ""
+            raise at.error(f"unknown type {raw!r}; expected one of {', '.join(SHORTHAND)} or a JSON Schema object{hint}")
         if not isinstance(raw, dict):
             raise at.error(f"expected a JSON Schema object, got {type(raw).__name__}")
         self._check_keywords(raw, at)
         if "$ref" in raw:
             return self._ref(raw, at)
         if "allOf" in raw:
-            return self.node(self._merged(raw, at), at)
+            merged, inlined = self._merged(raw, at)
+            again = [p for p in inlined if p in self.inlining]
+            if again:  # a def nested in itself through allOf: here it is the def, its siblings checked
+                self.checked.append(at.key("allOf"))
+                return self._def(*self._target_at(again[0]), at)
+            self.inlining.extend(inlined)
+            try:
+                return self.node(merged, at)
+            finally:
+                del self.inlining[len(self.inlining) - len(inlined):]
         if "anyOf" in raw or "oneOf" in raw:
             return self._union(raw, at)
         if "enum" in raw or "const" in raw:
@@ -341,7 +353,15 @@ class _Reader:
         constraints = {k: v for k, v in raw.items() if k not in NOT_CONSTRAINTS and KEYWORDS.get(k) in (G, C)}
         if constraints:  # 2019-09+: keywords beside $ref apply too
             return self.node({"allOf": [{"$ref": raw["$ref"]}], **{k: v for k, v in raw.items() if k != "$ref"}}, at)
-        target, pointer = self._target(raw["$ref"], at)
+        return {**self._def(*self._target(raw["$ref"], at), at), **_annotations(raw)}
+
+    def _target_at(self, pointer: str) -> tuple[Any, str]:
+        """The schema at a pointer of the whole document (not of an embedded resource)."""
+        target, _ = self.document.resolve("#" + pointer, "")
+        return target, pointer
+
+    def _def(self, target: Any, pointer: str, at: _At) -> dict[str, Any]:
+        """A $ref to the def of the schema at `pointer`, normalized once."""
         name = self.def_names.get(pointer)
         if name is None:
             name = self.def_names[pointer] = _def_name(pointer, self.defs)
@@ -353,7 +373,7 @@ class _Reader:
                 self.never[name] = never
         if self.defs[name] is _NEVER:
             raise self.never[name]
-        return {"$ref": f"#/$defs/{name}", **_annotations(raw)}
+        return {"$ref": f"#/$defs/{name}"}
 
     def _target(self, ref: Any, at: _At) -> tuple[Any, str]:
         if not isinstance(ref, str):
@@ -363,15 +383,17 @@ class _Reader:
         except RefError as err:
             raise at.error(str(err), "$ref") from None
 
-    def _merged(self, raw: dict[str, Any], at: _At) -> dict[str, Any]:
-        """An allOf (and the keywords beside it) as one schema."""
-        branches, names = self._flattened(raw, at, "")
+    def _merged(self, raw: dict[str, Any], at: _At) -> tuple[dict[str, Any], list[str]]:
+        """An allOf (and the keywords beside it) as one schema, and the pointers of the $ref
+        targets it took in."""
+        taken: list[str] = []
+        branches, names = self._flattened(raw, at, "", taken)
         try:
-            return merge_all(branches, names)
+            return merge_all(branches, names), taken
         except MergeError as err:
             raise _Unmergeable(at.field, f"allOf cannot be merged: {err}", at.key("allOf")) from None
 
-    def _flattened(self, raw: Any, at: _At, label: str) -> tuple[list[dict[str, Any]], list[str]]:
+    def _flattened(self, raw: Any, at: _At, label: str, taken: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
         """The branches of an allOf, with each top-level $ref and nested allOf followed."""
         if raw is True:
             return [], []
@@ -386,13 +408,14 @@ class _Reader:
             if pointer in self.merging:
                 raise at.error("allOf refers back to itself through $ref", "$ref")
             self.merging.append(pointer)
+            taken.append(pointer)
             try:
-                more, more_names = self._flattened(target, _At(pointer, at.field), f"$ref {raw['$ref']}")
+                more, more_names = self._flattened(target, _At(pointer, at.field), f"$ref {raw['$ref']}", taken)
             finally:
                 self.merging.pop()
             branches, names = branches + more, names + more_names
         for i, branch in enumerate(raw.get("allOf") or []):
-            more, more_names = self._flattened(branch, at.into("allOf", i), f"{label + ' ' if label else ''}allOf/{i}".strip())
+            more, more_names = self._flattened(branch, at.into("allOf", i), f"{label + ' ' if label else ''}allOf/{i}".strip(), taken)
             branches, names = branches + more, names + more_names
         return branches, names
 
@@ -1142,3 +1165,30 @@ def alternatives(schema: dict[str, Any], node: dict[str, Any]) -> list[dict[str,
     if "anyOf" not in node:
         return [node]
     return [alt for branch in node["anyOf"] for alt in alternatives(schema, branch)]
+
+
+def validator_class(schema: Any) -> type:
+    """The jsonschema validator a schema's `$schema` names (draft-04 to 2020-12, as http or https
+    URIs, with or without the empty fragment); 2020-12 when it names none."""
+    uri = schema.get("$schema") if isinstance(schema, dict) else None
+    if isinstance(uri, str):
+        canonical = uri.replace("https://json-schema.org/draft-0", "http://json-schema.org/draft-0").rstrip("#")
+        found = jsonschema.validators.validator_for({"$schema": canonical}, default=None) or jsonschema.validators.validator_for(
+            {"$schema": canonical + "#"}, default=None
+        )
+        if found is not None:
+            return found
+    return jsonschema.Draft202012Validator
+
+
+def format_checker(cls: type) -> jsonschema.FormatChecker:
+    """The validator's format checker, with `regex` read as ECMA-262, JSON Schema's dialect
+    (named groups `(?<name>...)`, which Python's re spells otherwise)."""
+    checker = jsonschema.FormatChecker()
+    checker.checkers = dict(cls.FORMAT_CHECKER.checkers)
+
+    @checker.checks("regex", raises=(regex.error,))
+    def _regex(instance: object) -> bool:
+        return not isinstance(instance, str) or bool(regex.compile(instance))
+
+    return checker

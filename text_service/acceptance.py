@@ -15,6 +15,8 @@ import jsonschema
 import regex
 from jsonschema.exceptions import ValidationError, best_match
 
+from sdg.schema import format_checker, validator_class
+
 # A pattern may backtrack for ever on a string it does not match ("^(a+)+$" on "aaaa…!"): each
 # match is bounded, and one that runs out counts as a failure.
 PATTERN_TIMEOUT_S = 0.05
@@ -49,10 +51,10 @@ def _pattern_properties(validator, patterns: dict[str, Any], instance: Any, sche
 
 def row_validator(schema: Any) -> jsonschema.protocols.Validator:
     """The validator rows are checked with: the one the schema's $schema names (default 2020-12),
-    with format checks, and patterns matched under a time bound."""
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    with format checks, and patterns matched as ECMA-262 under a time bound."""
+    cls = validator_class(schema)
     bounded = jsonschema.validators.extend(cls, {"pattern": _pattern, "patternProperties": _pattern_properties})
-    return bounded(schema, format_checker=cls.FORMAT_CHECKER)
+    return bounded(schema, format_checker=format_checker(cls))
 
 
 def _finite_float(text: str) -> float:
@@ -109,9 +111,15 @@ class RowAcceptance:
             self.rejected_by["json"] += 1
             return None
         instance = row.get("value") if self.wrapped else row
-        if not self.validator.is_valid(instance):
+        try:
+            valid = self.validator.is_valid(instance)
+            error = None if valid else best_match(self.validator.iter_errors(instance))
+        except Exception as err:  # a schema the validator cannot follow here: no row is kept on trust
             self.invalid += 1
-            error = best_match(self.validator.iter_errors(instance))
+            self.rejected_by[f"validator error: {type(err).__name__}: {err}"[:120]] += 1
+            return None
+        if not valid:
+            self.invalid += 1
             self.rejected_by[error.validator if error is not None else "schema"] += 1
             return None
         self.valid += 1

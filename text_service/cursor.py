@@ -78,6 +78,25 @@ class SchemaIndex:
             cost = self._costs[key] = self.text_tokens(", " + json_text(name) + ": ") + self.sizes.reserve_bytes(node)
         return cost
 
+    def least_tokens(self, node: dict[str, Any], depth: int = 0) -> int:
+        """A lower bound on the tokens of any value of `node`: its required keys as the tokenizer
+        writes them, one token for each other value."""
+        alternatives = self.concrete(node)
+        if depth > 32 or not alternatives:
+            return 1
+        least = []
+        for alt in alternatives:
+            if alt is FREE or "enum" in alt or "properties" not in alt and alt.get("type") != "array":
+                least.append(1)
+            elif "properties" in alt:
+                properties = alt["properties"]
+                least.append(2 + sum(self.text_tokens(", " + json_text(k) + ": ") + self.least_tokens(properties[k], depth + 1)
+                                     for k in alt.get("required", []) if k in properties))
+            else:
+                items = alt.get("items") or {}
+                least.append(2 + alt.get("minItems", 0) * (1 + self.least_tokens(items, depth + 1)))
+        return min(least)
+
     def required_cost(self, node: dict[str, Any]) -> int:
         """What an object's required properties cost at the least (entry_cost each)."""
         cost = self._required.get(id(node))

@@ -282,6 +282,12 @@ class TextEngine:
             # Other rows' numbers and theme words are a few tokens longer than row 0's.
             return len(build_prompts(self.tokenizer, prepared.schema, instructions, 0, [0]).full(0)) + ROW_LINE_SLACK
 
+        smallest = prepared.index.least_tokens(prepared.schema)
+        if smallest > row_token_limit(prepared, request):
+            raise RequestError(
+                f"max_new_tokens: any row of this schema takes at least {smallest} tokens (its required keys alone), "
+                f"more than the {row_token_limit(prepared, request)} a row may take"
+            )
         prompt = prompt_tokens(request.instructions)
         if prompt >= context:
             # The instructions are to blame when the schema's prompt alone would fit.

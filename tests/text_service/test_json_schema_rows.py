@@ -220,3 +220,40 @@ def test_vendor_keywords_are_listed_as_ignored_and_a_misspelt_keyword_is_refused
     assert read.ignored == ("/properties/a/x-ui", "/properties/a/esriDocumentation")
     with pytest.raises(SchemaError, match="did you mean 'minimum'"):
         read_schema({"type": "object", "properties": {"a": {"type": "integer", "minimun": 3}}})
+
+
+def test_a_schema_whose_required_keys_alone_pass_the_token_limit_is_refused_before_decoding(text_engine):
+    from text_service.engine import RequestError
+
+    schema = {"type": "object", "properties": {f"a_rather_long_field_name_number_{i}": {"type": "integer"} for i in range(60)}}
+    schema["required"] = list(schema["properties"])
+    with pytest.raises(RequestError, match="max_new_tokens: any row of this schema takes at least [0-9]+ tokens"):
+        text_engine.check_request(RowRequest(schema=schema, num_rows=1, max_new_tokens=128))
+
+
+def test_all_of_wrappers_around_refs_that_recurse_are_read_to_a_bounded_depth(text_engine):
+    schema = {
+        "definitions": {
+            "Stuff": {"type": "object", "properties": {"more": {"allOf": [{"$ref": "#/definitions/More"}, {"title": "more"}]}, "n": {"type": "integer"}}},
+            "More": {"type": "object", "properties": {"stuff": {"allOf": [{"$ref": "#/definitions/Stuff"}, {"title": "stuff"}]}}},
+        },
+        "$ref": "#/definitions/Stuff",
+    }
+    rows, summary = rows_of(text_engine, schema, num_rows=5)
+    assert len(rows) == 5 and not summary.partial
+    assert_valid(schema, rows)
+
+
+def test_https_draft_uris_and_ecma_named_groups_are_read_as_their_drafts(text_engine):
+    from sdg.schema import read_schema
+
+    schema = {
+        "$schema": "https://json-schema.org/draft-07/schema#",
+        "$id": "#Configuration",
+        "type": "object",
+        "properties": {"version": {"type": "string", "pattern": "^(?<major>0|[1-9][0-9]*)\\.(?<minor>[0-9]+)$"}},
+        "required": ["version"],
+    }
+    assert read_schema(schema).source == schema
+    rows, summary = rows_of(text_engine, schema, num_rows=4)
+    assert len(rows) == 4 and summary.rows_invalid == 0, summary.rejected_by

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import jsonschema
 import pytest
 
 from sdg.schema import SchemaError
 from tests.schema_corpus.pydantic_models import MODELS
+from text_service.acceptance import row_validator
 from text_service.engine import RowBatch, RowRequest, RowSummary
 
 CORPUS = Path(__file__).resolve().parents[1] / "schema_corpus"
@@ -19,6 +19,10 @@ CORPUS = Path(__file__).resolve().parents[1] / "schema_corpus"
 REFUSED = {
     "github_hard/o10346_libstorage_unsatisfiable": "'required' names 'id', which is not in 'properties' and additionalProperties is false",
     "openapi/train_travel_booking_payment": "unknown type 'float'",
+}
+# Accepted, but their rows cannot all come out as asked: the call ends partial, saying why.
+PARTIAL = {
+    "github_medium/o48406_graphql_union_oneof_overlap": "oneOf",  # its branches overlap: every row matches two
 }
 SCHEMAS = {f"{p.parent.name}/{p.stem}": p for p in sorted(CORPUS.glob("*/*.json"))}
 
@@ -45,14 +49,18 @@ def test_a_real_schema_is_accepted_with_valid_rows_or_refused_by_name(text_engin
         return
     prepared = text_engine.prepare(schema)
     rows, summary = [], None
-    for event in text_engine.generate(RowRequest(schema=schema, num_rows=3, seed=0)):
+    # Repeats kept: a schema that admits one row ({} alone, say) still gives three valid ones.
+    for event in text_engine.generate(RowRequest(schema=schema, num_rows=3, seed=0, keep_duplicates=True)):
         if isinstance(event, RowBatch):
             rows += [json.loads(r) for r in event.rows]
         elif isinstance(event, RowSummary):
             summary = event
-    assert len(rows) == 3, summary.reason
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    check = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    if name in PARTIAL:
+        assert summary.partial and PARTIAL[name] in summary.reason
+    else:
+        assert len(rows) == 3, summary.reason
+    # jsonschema as the schema's $schema names it, with patterns read as ECMA-262 (JSON Schema's).
+    check = row_validator(schema)
     for row in rows:
         instance = row["value"] if prepared.read.wrapped else row
         errors = [e.message for e in check.iter_errors(instance)]
