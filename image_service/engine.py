@@ -23,8 +23,6 @@ from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.schedulers import make_scheduler, scheduler_step_kwargs
 from image_service.settings import ImageSettings
 from image_service.types import (
-    ANNOTATION_KINDS,
-    SCHEDULERS,
     GeneratedImage,
     ImageCallback,
     ImageRequest,
@@ -37,15 +35,20 @@ from image_service.types import (
 )
 from image_service.words import object_words
 from sdg import streaming
-from sdg.grpc_limits import MAX_IMAGES, MAX_INFERENCE_STEPS
+from sdg.limits import (
+    ANNOTATION_KINDS,
+    MAX_FEATURE_REUSE,
+    MAX_GENERATOR_SEED,
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_INFERENCE_STEPS,
+    SCHEDULERS,
+    side_problem,
+)
 from sdg.seeds import draw_seed
 
 log = logging.getLogger(__name__)
 
-MAX_GUIDANCE = 50.0
-# The larger, the further the images move from the exact ones; 10 is a generous limit.
-MAX_FEATURE_REUSE = 10
-MAX_SEED = 2**64 - 1  # torch generators take unsigned 64-bit seeds
 # Batch size is set for 512x512; larger images get fewer per batch so activation memory stays put.
 BATCH_PIXEL_BASE = 512 * 512
 TRACED_KINDS = frozenset({"bbox", "segmentation"})
@@ -183,13 +186,8 @@ class ImageEngine:
                 "first_index", f"must be within 0..num_images-1 ({request.num_images - 1}), got {request.first_index}"
             )
         for name in ("width", "height"):
-            value = getattr(request, name)
-            if value % 8:
-                raise InvalidImageRequest(name, f"{value} is not a multiple of 8")
-            if not self._min_resolution <= value <= self._max_resolution:
-                raise InvalidImageRequest(
-                    name, f"{value} is outside {self._min_resolution}..{self._max_resolution} pixels"
-                )
+            if problem := side_problem(getattr(request, name), self._min_resolution, self._max_resolution):
+                raise InvalidImageRequest(name, problem)
         if not 1 <= request.num_inference_steps <= MAX_INFERENCE_STEPS:
             raise InvalidImageRequest(
                 "num_inference_steps", f"must be within 1..{MAX_INFERENCE_STEPS}, got {request.num_inference_steps}"
@@ -198,7 +196,7 @@ class ImageEngine:
             raise InvalidImageRequest(
                 "guidance_scale", f"must be within 0..{MAX_GUIDANCE:g}, got {request.guidance_scale}"
             )
-        if request.seed is not None and not 0 <= request.seed <= MAX_SEED - (request.num_images - 1):
+        if request.seed is not None and not 0 <= request.seed <= MAX_GENERATOR_SEED - (request.num_images - 1):
             raise InvalidImageRequest(
                 "seed", f"seed + image index must fit in 0..2**64-1, got seed {request.seed}"
             )

@@ -14,8 +14,6 @@ import torch
 from image_service.engine import ImageEngine
 from image_service.model import ModelInfo
 from image_service.types import (
-    DEFAULT_GUIDANCE,
-    DEFAULT_STEPS,
     GeneratedImage,
     ImageRequest,
     ImageRunFailed,
@@ -23,6 +21,7 @@ from image_service.types import (
     InvalidImageRequest,
     StepProgress,
 )
+from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 

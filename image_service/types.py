@@ -6,10 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-ANNOTATION_KINDS = ("bbox", "segmentation", "caption")
-SCHEDULERS = ("default", "dpm++", "euler_a")
-DEFAULT_STEPS = 30
-DEFAULT_GUIDANCE = 7.5
+from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
 class InvalidImageRequest(ValueError):

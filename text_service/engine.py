@@ -39,7 +39,7 @@ import torch
 import xgrammar as xgr
 
 from sdg import streaming
-from sdg.grpc_limits import MAX_INSTRUCTIONS_CHARS
+from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
 from sdg.schema import RowSchema, SchemaError, read_schema
 from sdg.seeds import draw_seed
 from text_service.acceptance import RowAcceptance, row_validator
@@ -169,7 +169,7 @@ class TextEngine:
         mask_threads: int = 0,
         feed_width: int = 0,
         decode: str = "auto",
-        max_rows: int = 1_000_000,
+        max_rows: int = MAX_ROWS,
         row_time_limit_s: float = 120.0,
     ):
         self.model = loaded.model

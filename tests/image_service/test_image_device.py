@@ -14,7 +14,8 @@ from PIL import Image
 
 from image_service.engine import ImageEngine
 from image_service.model import load_image_model, use_fast_layout
-from image_service.types import SCHEDULERS, ImageRequest
+from image_service.types import ImageRequest
+from sdg.limits import SCHEDULERS
 
 REQUEST = ImageRequest(
     prompts=("a dog next to a car",), num_images=2, width=64, height=64, num_inference_steps=2, seed=4, annotations=("bbox",)
