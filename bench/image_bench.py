@@ -48,13 +48,14 @@ from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
 from bench.gateway_process import run_job  # noqa: E402
 from image_service.engine import ImageEngine  # noqa: E402
-from image_service.model import LoadedImageModel, ModelInfo, dtype_for, tune_for_device  # noqa: E402
+from image_service.model import LoadedImageModel, dtype_for, tune_for_device  # noqa: E402
 from image_service.server import create_server  # noqa: E402
 from image_service.servicer import ImageServicer  # noqa: E402
 from image_service.settings import ImageSettings  # noqa: E402
 from image_service.tiny import SD15_SCHEDULER, build_tiny, build_tokenizer  # noqa: E402
 from image_service.types import ImageRequest, ImageRunFailed  # noqa: E402
 from sdg.devices import resolve_device  # noqa: E402
+from sdg.model_info import ModelInfo  # noqa: E402
 from sdg.v1 import image_pb2, image_pb2_grpc  # noqa: E402
 
 # stable-diffusion-v1-5: unet/config.json, vae/config.json, and openai/clip-vit-large-patch14's

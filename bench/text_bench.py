@@ -39,12 +39,13 @@ from jsonschema import Draft202012Validator  # noqa: E402
 
 from bench.gateway_process import run_job  # noqa: E402
 from sdg.devices import resolve_device  # noqa: E402
+from sdg.model_info import ModelInfo  # noqa: E402
 from sdg.schema import normalize_schema  # noqa: E402
 from sdg.v1 import text_pb2, text_pb2_grpc  # noqa: E402
 from tests.text_service.schemas import EVERY_TYPE, SEED_SCHEMA  # noqa: E402
 from text_service.acceptance import parse_row  # noqa: E402
 from text_service.engine import RowSummary, RowRequest, TextEngine  # noqa: E402
-from text_service.model import LoadedTextModel, ModelDescription, load_text_model  # noqa: E402
+from text_service.model import LoadedTextModel, load_text_model  # noqa: E402
 from text_service.prompts import build_prompts  # noqa: E402
 from text_service.server import create_server  # noqa: E402
 from text_service.settings import TextSettings  # noqa: E402
@@ -107,10 +108,10 @@ def load_full_size(device: torch.device, cache_dir: Path) -> LoadedTextModel:
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForCausalLM(config).to(dtype).eval()
-    description = ModelDescription(
-        "qwen2.5-1.5b-architecture", "random weights", True, str(device), str(dtype), "Qwen2.5-1.5B architecture (random weights)"
+    info = ModelInfo(
+        "qwen2.5-1.5b-architecture", "random weights", True, True, str(device), str(dtype), "Qwen2.5-1.5B architecture (random weights)"
     )
-    return LoadedTextModel(model, tokenizer, device, description)
+    return LoadedTextModel(model, tokenizer, device, info)
 
 
 def sync(device: torch.device) -> None:
@@ -272,7 +273,7 @@ def main() -> None:
     result = {
         "bench": "text",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        "model": loaded.description.display_name,
+        "model": loaded.info.display_name,
         "schema": SEED_SCHEMA,
         "rows": rows,
         "batch": batch,

@@ -18,7 +18,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from image_service.annotations import token_positions
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
 from image_service.finishing import DecodedImage, finish_image, upsampled_heatmaps
-from image_service.model import LoadedImageModel, ModelInfo, load_image_model
+from image_service.model import LoadedImageModel, load_image_model
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.schedulers import make_scheduler, scheduler_step_kwargs
 from image_service.settings import ImageSettings
@@ -45,6 +45,7 @@ from sdg.limits import (
     SCHEDULERS,
     side_problem,
 )
+from sdg.model_info import ModelInfo
 from sdg.seeds import draw_seed
 
 log = logging.getLogger(__name__)

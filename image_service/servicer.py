@@ -12,7 +12,6 @@ import grpc
 import torch
 
 from image_service.engine import ImageEngine
-from image_service.model import ModelInfo
 from image_service.types import (
     GeneratedImage,
     ImageRequest,
@@ -22,6 +21,7 @@ from image_service.types import (
     StepProgress,
 )
 from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sdg.model_info import ModelInfo
 from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 
@@ -109,18 +109,6 @@ def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
     )
 
 
-def info_to_pb(info: ModelInfo) -> common_pb2.ModelInfo:
-    return common_pb2.ModelInfo(
-        model_id=info.model_id,
-        source=info.source,
-        demo_model=info.demo_model,
-        loaded=info.loaded,
-        device=info.device,
-        dtype=info.dtype,
-        display_name=info.display_name,
-    )
-
-
 class ImageServicer(image_pb2_grpc.ImageServiceServicer):
     """Serves one ImageEngine, attached once the model has loaded."""
 
@@ -132,7 +120,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         self._engine = engine
 
     async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
-        return info_to_pb(self._engine.info if self._engine else self._unloaded)
+        return (self._engine.info if self._engine else self._unloaded).to_pb()
 
     async def GenerateImages(
         self, request: image_pb2.GenerateImagesRequest, context: grpc.aio.ServicerContext

@@ -175,7 +175,7 @@ class TextEngine:
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
-        self.description = loaded.description
+        self.info = loaded.info
         self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
         self.max_rows = max_rows
         self.row_time_limit_s = row_time_limit_s

@@ -12,7 +12,7 @@ from sdg import serving
 from sdg.env import warn_about_unread_variables
 from sdg.v1 import text_pb2, text_pb2_grpc
 from text_service.engine import TextEngine
-from text_service.model import load_text_model, unloaded_description
+from text_service.model import load_text_model, unloaded_info
 from text_service.servicer import TextServicer
 from text_service.settings import TextSettings
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def create_server(settings: TextSettings) -> tuple[grpc.aio.Server, int, TextServicer, object]:
     """Returns the server (not started), its bound port, the servicer and the health servicer."""
-    servicer = TextServicer(unloaded_description(settings))
+    servicer = TextServicer(unloaded_info(settings))
     server, port, health = serving.create_server(
         settings.listen,
         lambda s: text_pb2_grpc.add_TextServiceServicer_to_server(servicer, s),
@@ -53,7 +53,7 @@ async def run(settings: TextSettings) -> None:
 
     async def load() -> None:
         servicer.engine = await asyncio.to_thread(load_engine, settings)
-        log.info("text model ready: %s", servicer.engine.description.display_name)
+        log.info("text model ready: %s", servicer.engine.info.display_name)
 
     await serving.serve(server, health, [SERVICE_NAME], load)
 

@@ -19,13 +19,13 @@ from sdg.seeds import draw_seed
 from sdg.streaming import stream_from_thread
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
 from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting
-from text_service.model import ModelDescription
+from sdg.model_info import ModelInfo
 
 log = logging.getLogger(__name__)
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
-    def __init__(self, unloaded: ModelDescription | None = None) -> None:
+    def __init__(self, unloaded: ModelInfo) -> None:
         self.unloaded = unloaded  # what GetModelInfo says while the model loads
         self.engine: TextEngine | None = None  # set once the model has loaded
 
@@ -35,18 +35,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         return self.engine
 
     async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
-        d = self.engine.description if self.engine else self.unloaded
-        if d is None:
-            return common_pb2.ModelInfo(loaded=False)
-        return common_pb2.ModelInfo(
-            model_id=d.model_id,
-            source=d.source,
-            demo_model=d.demo_model,
-            loaded=self.engine is not None,
-            device=d.device,
-            dtype=d.dtype,
-            display_name=d.display_name,
-        )
+        return (self.engine.info if self.engine else self.unloaded).to_pb()
 
     async def ValidateSchema(self, request, context) -> text_pb2.ValidateSchemaResponse:
         try:
