@@ -46,7 +46,7 @@ from text_service.acceptance import RowAcceptance, row_validator
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
 from text_service.cursor import SchemaIndex
-from text_service.decode import DecodeStats, DynamicDecoder, Sampling, StaticDecoder, WaveRows
+from text_service.decode import DecodeParts, DecodeStats, DynamicDecoder, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar, compile_error, max_row_bytes
 from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
@@ -179,34 +179,38 @@ class TextEngine:
         self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
         self.max_rows = max_rows
         self.row_time_limit_s = row_time_limit_s
-        self.vocab_size = self.model.config.vocab_size
-        self.tokenizer_info = xgr.TokenizerInfo.from_huggingface(
-            self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
+        vocab_size = self.model.config.vocab_size
+        tokenizer_info = xgr.TokenizerInfo.from_huggingface(
+            self.tokenizer, vocab_size=vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
         )
-        self.compiler = xgr.GrammarCompiler(self.tokenizer_info, cache_enabled=True)
-        self.string_bounds = StringBounds(self.tokenizer_info.decoded_vocab, self.vocab_size, self.device)
-        self.mask_filler = xgr.BatchGrammarMatcher(max_threads=mask_threads or "auto")
-        self.pad_id = self.tokenizer.pad_token_id
+        self.compiler = xgr.GrammarCompiler(tokenizer_info, cache_enabled=True)
+        self.parts = DecodeParts(
+            model=self.model,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            vocab_size=vocab_size,
+            pad_id=self.tokenizer.pad_token_id,
+            batch_size=self.batch_size,
+            string_bounds=StringBounds(tokenizer_info.decoded_vocab, vocab_size, self.device),
+            mask_filler=xgr.BatchGrammarMatcher(max_threads=mask_threads or "auto"),
+            cache_kwarg="cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values",
+        )
         cuda = self.device.type == "cuda"
         if decode == "auto":
             decode = "static" if cuda else "dynamic"
         if decode == "static":
             # Fixed shapes; on CUDA the step is captured in CUDA graphs.
-            self.decoder = StaticDecoder(self, compile_step=cuda)
+            self.decoder = StaticDecoder(self.parts, compile_step=cuda)
         elif decode == "dynamic":
             # Tokens fed per row per step. Every row in a step pays for the widest feed: cheap on
             # a GPU while decode is memory-bound, a loss on a CPU (measured: 1 is fastest there).
-            self.decoder = DynamicDecoder(self, feed_width=feed_width or (4 if cuda else 1))
+            self.decoder = DynamicDecoder(self.parts, feed_width=feed_width or (4 if cuda else 1))
         else:
             raise ValueError(f"decode: expected auto, static or dynamic, got {decode!r}")
         self.decode_mode = decode
         # Attention reads each key/value head once instead of copying it per query head.
         self.grouped_attention = use_grouped_attention(self.model)
-        # transformers renamed `past_key_values` to `cache`; use whichever this version takes.
-        params = inspect.signature(self.model.forward).parameters
-        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._prepared: OrderedDict[str, PreparedSchema] = OrderedDict()
-        self._forced_ids: dict[str, list[int]] = {}
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
         self._decode_lock = threading.Lock()
@@ -246,7 +250,7 @@ class TextEngine:
             raise compile_error(exc) from None
         compile_s = time.perf_counter() - started
         validator = row_validator(read.source)
-        index = SchemaIndex(read.schema, lambda text: len(self.forced_ids(text)))
+        index = SchemaIndex(read.schema, lambda text: len(self.parts.forced_ids(text)))
         prepared = PreparedSchema(read, grammar, compiled, validator, max_row_bytes(read.schema), index, compile_s)
         with self._prepared_lock:
             self._prepared[key] = prepared
@@ -395,30 +399,8 @@ class TextEngine:
             request.temperature, request.top_p, limit, request.optional_rate, self.row_time_limit_s,
             row_budget=limit if prepared.max_bytes > limit else 1 << 30,
         )
-        rows = WaveRows(self, prepared, slots, sampling, stats, seed)
+        rows = WaveRows(self.parts, prepared, slots, sampling, stats, seed)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         stats.prepare_s += time.perf_counter() - started
         with torch.inference_mode():
             yield from self.decoder.decode(rows, prompts, generator, cancelled)
-
-    def forced_ids(self, text: str) -> list[int]:
-        """Token ids for a jump-forward string. The same few strings (keys, separators) come back
-        every row, and tokenizing costs more than the rest of a row's per-step bookkeeping."""
-        ids = self._forced_ids.get(text)
-        if ids is None:
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            if len(self._forced_ids) < 65536:
-                self._forced_ids[text] = ids
-        return list(ids)
-
-    def forward(self, input_ids, attention_mask, position_ids, cache, keep: int, **kwargs) -> torch.Tensor:
-        """One eager forward pass; returns the logits of the last `keep` positions."""
-        return self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            logits_to_keep=keep,
-            **{self.cache_kwarg: cache},
-            **kwargs,
-        ).logits

@@ -186,7 +186,7 @@ def test_compiled_static_step_with_attention_limits_matches_the_dynamic_loop(tex
     from tests.conftest import TEST_MODEL_CACHE
 
     static = load_engine(TextSettings(model="tiny", model_cache_dir=TEST_MODEL_CACHE, device="cpu", decode="static"))
-    static.decoder = StaticDecoder(static, compile_step=True)
+    static.decoder = StaticDecoder(static.parts, compile_step=True)
     theirs = run(text_engine, schema=EVERY_TYPE, num_rows=24, seed=5)[0]
     assert run(static, schema=EVERY_TYPE, num_rows=24, seed=5)[0] == theirs
     static.decoder.warm_up_limits()  # the limits this wave did not reach
