@@ -232,7 +232,7 @@ def test_traced_unet_is_one_graph_for_torch_compile(tiny_engine):
 
     from image_service.attention import tracing_cross_attention
 
-    unet = tiny_engine._pipe.unet
+    unet = tiny_engine.parts.pipe.unet
     recorder = CrossAttentionRecorder()
     recorder.reset((16, 16), slice(2, 4))
     latents = torch.randn(4, unet.config.in_channels, 16, 16)

@@ -15,7 +15,7 @@ import torch
 from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
-from image_service.engine import plan_batches
+from image_service.denoise import plan_batches
 from image_service.model import load_image_model
 from image_service.types import ImageRequest, ImageRunFailed, InvalidImageRequest
 

@@ -35,7 +35,7 @@ SD_LAYOUT = dict(
 @pytest.fixture(scope="module", params=["tiny", "sd-layout"])
 def unet(request, tiny_engine) -> UNet2DConditionModel:
     if request.param == "tiny":
-        return tiny_engine._pipe.unet
+        return tiny_engine.parts.pipe.unet
     torch.manual_seed(0)
     return UNet2DConditionModel(**SD_LAYOUT).eval()
 
@@ -80,7 +80,7 @@ def test_unets_it_cannot_reproduce_are_named():
 
 @pytest.mark.parametrize("traced", [False, True])
 def test_each_pass_is_one_graph_for_torch_compile(tiny_engine, traced):
-    unet = tiny_engine._pipe.unet
+    unet = tiny_engine.parts.pipe.unet
     reuse = FeatureReuse(unet)
     sample, timestep, context = inputs(unet, (16, 16), batch=4)
     recorder = CrossAttentionRecorder()
