@@ -53,7 +53,7 @@ from image_service.server import create_server  # noqa: E402
 from image_service.servicer import ImageServicer  # noqa: E402
 from image_service.settings import ImageSettings  # noqa: E402
 from image_service.tiny import SD15_SCHEDULER, build_tiny, build_tokenizer  # noqa: E402
-from image_service.types import ImageRequest, ImageRunFailed  # noqa: E402
+from image_service.types import GeneratedImage, ImageRequest, ImageRunFailed  # noqa: E402
 from sdg.devices import resolve_device  # noqa: E402
 from sdg.model_info import ModelInfo  # noqa: E402
 from sdg.v1 import image_pb2, image_pb2_grpc  # noqa: E402
@@ -259,7 +259,8 @@ def peak_memory(device: torch.device) -> dict:
 def one_batch(engine: ImageEngine, args, feature_reuse: int) -> np.ndarray:
     """The pixels of one batch of the bench's request, made with `feature_reuse`."""
     images = []
-    engine.generate(replace(bench_request(args, feature_reuse=feature_reuse), num_images=args.batch_size), on_image=images.append)
+    request = replace(bench_request(args, feature_reuse=feature_reuse), num_images=args.batch_size)
+    engine.generate(request, lambda event: isinstance(event, GeneratedImage) and images.append(event))
     return np.stack([np.asarray(Image.open(io.BytesIO(image.png)).convert("RGB"), dtype=np.float64) for image in images])
 
 

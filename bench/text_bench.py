@@ -44,7 +44,7 @@ from sdg.schema import normalize_schema  # noqa: E402
 from sdg.v1 import text_pb2, text_pb2_grpc  # noqa: E402
 from tests.text_service.schemas import EVERY_TYPE, SEED_SCHEMA  # noqa: E402
 from text_service.acceptance import parse_row  # noqa: E402
-from text_service.engine import RowSummary, RowRequest, TextEngine  # noqa: E402
+from text_service.engine import RowBatch, RowRequest, TextEngine  # noqa: E402
 from text_service.model import LoadedTextModel, load_text_model  # noqa: E402
 from text_service.prompts import build_prompts  # noqa: E402
 from text_service.server import create_server  # noqa: E402
@@ -150,10 +150,7 @@ def bench_generate(loaded: LoadedTextModel, rows: int, batch: int, new_tokens: i
 
 def bench_engine(engine: TextEngine, schema, rows: int, seed: int = 1) -> dict:
     started = time.perf_counter()
-    summary = None
-    for event in engine.generate(RowRequest(schema=schema, num_rows=rows, seed=seed)):
-        if isinstance(event, RowSummary):
-            summary = event
+    summary = engine.generate(RowRequest(schema=schema, num_rows=rows, seed=seed))
     sync(engine.device)
     elapsed = time.perf_counter() - started
     return {
@@ -173,13 +170,11 @@ def bench_validity(engine: TextEngine, rows: int) -> dict:
     and against its normalized form."""
     prepared = engine.prepare(EVERY_TYPE)
     checks = [Draft202012Validator(s, format_checker=Draft202012Validator.FORMAT_CHECKER) for s in (prepared.read.source, prepared.schema)]
-    texts, summary = [], None
+    texts = []
     started = time.perf_counter()
-    for event in engine.generate(RowRequest(schema=EVERY_TYPE, num_rows=rows, seed=11)):
-        if isinstance(event, RowSummary):
-            summary = event
-        elif hasattr(event, "rows"):
-            texts += event.rows
+    summary = engine.generate(
+        RowRequest(schema=EVERY_TYPE, num_rows=rows, seed=11), lambda event: isinstance(event, RowBatch) and texts.extend(event.rows)
+    )
     elapsed = time.perf_counter() - started
     parsed = [parse_row(t) for t in texts]
     valid = sum(1 for row in parsed if row is not None and all(check.is_valid(row) for check in checks))

@@ -20,8 +20,9 @@ from image_service.annotations import token_positions
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
 from image_service.finishing import DecodedImage, finish_image, upsampled_heatmaps
 from image_service.schedulers import make_scheduler, scheduler_step_kwargs
-from image_service.types import GeneratedImage, ImageCallback, ImageRequest, StepProgress
+from image_service.types import GeneratedImage, ImageRequest, StepProgress
 from image_service.words import object_words
+from sdg.streaming import Emit
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,12 @@ class DenoiseParts:
 
 
 class OrderedDelivery:
-    """Finished-image futures in index order; hands each to the callback once it and every
-    earlier one are done, from the model thread between steps, then from the caller's thread
-    when draining (one after the other, never at once)."""
+    """Finished-image futures in index order; emits each once it and every earlier one are done,
+    from the model thread between steps, then from the caller's thread when draining (one after
+    the other, never at once)."""
 
-    def __init__(self, on_image: ImageCallback | None):
-        self._on_image = on_image
+    def __init__(self, emit: Emit):
+        self._emit_image = emit
         self._pending: deque[Future[GeneratedImage]] = deque()
         self.delivered = 0
 
@@ -77,8 +78,7 @@ class OrderedDelivery:
         self._pending.clear()
 
     def _emit(self, image: GeneratedImage) -> None:
-        if self._on_image is not None:
-            self._on_image(image)
+        self._emit_image(image)
         self.delivered += 1
 
 
@@ -86,14 +86,17 @@ class DenoiseRun:
     """One generate() call's denoising: prompt encoding, then per batch: noise, denoising loop,
     VAE decode, hand-off to the finishing pool."""
 
-    def __init__(self, parts: DenoiseParts, request: ImageRequest, seed: int, delivery: OrderedDelivery, on_step):
+    def __init__(
+        self, parts: DenoiseParts, request: ImageRequest, seed: int, delivery: OrderedDelivery, emit: Emit, cancelled: Callable[[], bool]
+    ):
         self.parts = parts
         self.pipe = parts.pipe
         self.device = parts.device
         self.request = request
         self.seed = seed
         self.delivery = delivery
-        self.on_step = on_step
+        self.emit = emit
+        self.cancelled = cancelled
         self.cfg = request.guidance_scale > 1.0  # as the diffusers pipeline decides
         self.scheduler = make_scheduler(parts.default_scheduler, request.scheduler, self._upload)
         self.step_kwargs = scheduler_step_kwargs(self.scheduler)
@@ -109,7 +112,7 @@ class DenoiseRun:
         self._in_flight: _InFlight | None = None  # the last decoded batch, not yet handed off
 
     def execute(self) -> bool:
-        """Runs every batch; returns True when the step callback stopped the call.
+        """Runs every batch; returns True when the call was cancelled.
 
         Batches overlap at their seam: a decoded batch's pixels and heatmaps are copied to the
         host behind the GPU's queue, and handed to the finishing pool only once the next batch's
@@ -257,15 +260,15 @@ class DenoiseRun:
             if step == 1:
                 self._hand_off()  # the GPU has this batch's first step queued meanwhile
             self.delivery.deliver_ready()
-            if self.on_step is not None and step > warm_up_passes:
-                progress = StepProgress(
+            if step > warm_up_passes:
+                self.emit(StepProgress(
                     step=step - warm_up_passes,
                     total_steps=self.request.num_inference_steps,
                     images_done=self.delivery.delivered,
                     images_total=self.request.images_wanted,
                     batch_size=images,
-                )
-                if self.on_step(progress):
+                ))
+                if self.cancelled():
                     return None
         return latents
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import torch
@@ -19,16 +19,7 @@ from image_service.denoise import DenoiseParts, DenoiseRun, OrderedDelivery
 from image_service.model import LoadedImageModel, load_image_model
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.settings import ImageSettings
-from image_service.types import (
-    ImageCallback,
-    ImageRequest,
-    ImageRunFailed,
-    ImageSummary,
-    InvalidImageRequest,
-    StepCallback,
-    WaitCallback,
-)
-from sdg import streaming
+from image_service.types import ImageRequest, ImageRunFailed, ImageSummary, InvalidImageRequest
 from sdg.limits import (
     ANNOTATION_KINDS,
     MAX_FEATURE_REUSE,
@@ -41,6 +32,7 @@ from sdg.limits import (
 )
 from sdg.model_info import ModelInfo
 from sdg.seeds import draw_seed
+from sdg.streaming import Emit, ModelLock
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +53,9 @@ class ImageEngine:
         # and state torch keeps per thread (cuDNN's tuned plans, a CPU's OpenMP team) is found
         # again by every request.
         self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
-        # Calls submitted to the model thread and not yet done there: a call that finds others
-        # has to wait, and says so.
-        self._calls = 0
-        self._calls_lock = threading.Lock()
+        # Taken by a call before it submits work to the model thread, so that a call behind
+        # others says it waits (and can be withdrawn) rather than queue there in silence.
+        self._model_lock = ModelLock()
         # Feature reuse has a full and a shallow UNet pass of its own (reuse.py), compiled as
         # functions when the UNet is; the warm-up compiles them only if asked to.
         unet = model.pipeline.unet
@@ -208,18 +199,13 @@ class ImageEngine:
 
     # -- 2. Generate --------------------------------------------------------------------------
 
-    def generate(
-        self,
-        request: ImageRequest,
-        on_step: StepCallback | None = None,
-        on_image: ImageCallback | None = None,
-        on_wait: WaitCallback | None = None,
-    ) -> ImageSummary:
-        """Generates `request.num_images` images in batches. `on_step` runs after every denoising
-        step and may stop the call by returning True; `on_image` receives each finished image in
-        index order; `on_wait` hears of the wait while earlier calls hold the model, and may
-        withdraw the call. Returns the summary (partial when stopped); raises InvalidImageRequest
-        before any work, or ImageRunFailed (with what was delivered) if generation fails."""
+    def generate(self, request: ImageRequest, emit: Emit = lambda event: None, cancelled: Callable[[], bool] = lambda: False) -> ImageSummary:
+        """Generates `request.images_wanted` images in batches. Emits Waiting while earlier calls
+        hold the model, a StepProgress after every denoising step, and each GeneratedImage in
+        index order; `cancelled` is asked after each of those and stops the call within that
+        step (or withdraws it while it waits). Returns the summary (partial when stopped);
+        raises InvalidImageRequest before any work, or ImageRunFailed (with what was delivered)
+        if generation fails."""
         self.validate(request)
         if request.feature_reuse > 1 and self._compiled and not self._warm_up_reuse and not self._warned_reuse_eager:
             self._warned_reuse_eager = True
@@ -227,7 +213,8 @@ class ImageEngine:
         seed = request.seed if request.seed is not None else draw_seed()
         kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
         started = time.perf_counter()
-        delivery = OrderedDelivery(on_image)
+        delivery = OrderedDelivery(emit)
+        run: DenoiseRun | None = None
 
         def summary(partial: bool, reason: str, error: str = "") -> ImageSummary:
             return ImageSummary(
@@ -243,53 +230,23 @@ class ImageEngine:
                 error=error,
             )
 
-        run: DenoiseRun | None = None
-        began = threading.Event()
-
         def denoise() -> bool:
             nonlocal run, started
-            began.set()
             started = time.perf_counter()  # the summary's elapsed_s is the call's own work
-            try:
-                with torch.inference_mode(), self._compile_stance():
-                    # Made on the model thread, the only one that uses the tokenizer: a fast
-                    # tokenizer called from two threads at once can fail ("Already borrowed").
-                    run = DenoiseRun(self.parts, request, seed, delivery, on_step)
-                    return run.execute()
-            finally:
-                self._count_call(-1)
+            with torch.inference_mode(), self._compile_stance():
+                # Made on the model thread, the only one that uses the tokenizer: a fast
+                # tokenizer called from two threads at once can fail ("Already borrowed").
+                run = DenoiseRun(self.parts, request, seed, delivery, emit, cancelled)
+                return run.execute()
 
         try:
-            busy = self._count_call(+1) > 1
-            future = self._model_thread.submit(denoise)
-            if busy and on_wait is not None and _wait_to_start(future, began, on_wait):
-                self._count_call(-1)
-                return summary(True, "cancelled")
-            stopped = future.result()
+            with self._model_lock.turn(emit, cancelled) as holding:
+                if not holding:
+                    return summary(True, "cancelled")
+                stopped = self._model_thread.submit(denoise).result()
             # The last PNGs finish on the caller's thread: the next call can start denoising.
             delivery.drain()
         except Exception as error:
             delivery.abandon()
             raise ImageRunFailed(summary(True, f"failed: {error}", f"{type(error).__name__}: {error}"), error) from error
-        if stopped:
-            return summary(True, "cancelled")
-        return summary(False, "")
-
-    def _count_call(self, change: int) -> int:
-        """Adds `change` to the calls submitted to the model thread and not done there; returns
-        the new count."""
-        with self._calls_lock:
-            self._calls += change
-            return self._calls
-
-
-def _wait_to_start(future: Future, began: threading.Event, on_wait: WaitCallback) -> bool:
-    """Calls `on_wait` with the seconds waited, at once and every streaming.WAITING_EVERY_S, until the
-    call behind `future` starts on the model thread. True when on_wait asked to stop and the call
-    was withdrawn before it started."""
-    waiting_since = time.perf_counter()
-    while True:
-        if on_wait(time.perf_counter() - waiting_since) and future.cancel():
-            return True
-        if began.wait(streaming.WAITING_EVERY_S):
-            return False
+        return summary(True, "cancelled") if stopped else summary(False, "")

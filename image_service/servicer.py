@@ -14,6 +14,7 @@ import torch
 from image_service.engine import ImageEngine
 from image_service.types import (
     GeneratedImage,
+    ImageEvent,
     ImageRequest,
     ImageRunFailed,
     ImageSummary,
@@ -22,7 +23,7 @@ from image_service.types import (
 )
 from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from sdg.model_info import ModelInfo
-from sdg.streaming import stream_from_thread
+from sdg.streaming import Waiting, stream_from_thread
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,14 @@ def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
     )
 
 
-def waiting_to_pb(waited_s: float) -> image_pb2.GenerateImagesResponse:
-    return image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=waited_s))
+def event_to_pb(event: ImageEvent | ImageSummary) -> image_pb2.GenerateImagesResponse:
+    if isinstance(event, Waiting):
+        return image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=event.waited_s))
+    if isinstance(event, StepProgress):
+        return step_to_pb(event)
+    if isinstance(event, GeneratedImage):
+        return image_to_pb(event)
+    return summary_to_pb(event)
 
 
 def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
@@ -135,16 +142,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
 
         def work(emit, cancelled) -> None:
-            def on_step(progress: StepProgress) -> bool:
-                emit(step_to_pb(progress))
-                return cancelled.is_set()
-
-            def on_wait(waited_s: float) -> bool:
-                emit(waiting_to_pb(waited_s))
-                return cancelled.is_set()
-
-            summary = engine.generate(image_request, on_step, lambda image: emit(image_to_pb(image)), on_wait)
-            emit(summary_to_pb(summary))
+            emit(engine.generate(image_request, emit, cancelled.is_set))
 
         started = False
         try:
@@ -158,7 +156,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
                             yield summary_to_pb(item.summary)
                             continue
                         await context.abort(_status_for(item), str(item))
-                    yield item
+                    yield event_to_pb(item)
                     started = True
         except (GeneratorExit, asyncio.CancelledError):
             # Closing the stream has set the flag the engine checks every step.

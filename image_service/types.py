@@ -3,10 +3,10 @@ from protobuf, nothing past it sees a `*_pb2` type."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sdg.streaming import Waiting
 
 
 class InvalidImageRequest(ValueError):
@@ -124,13 +124,7 @@ class ImageRunFailed(RuntimeError):
         self.summary = summary
 
 
-# Called after every denoising step with the progress so far; returning True stops the call
-# within that step (the batch in flight is dropped, finished images are kept).
-StepCallback = Callable[[StepProgress], bool]
-# Called with each finished image, in index order: on the engine's model thread while it denoises,
-# on the calling thread for the last ones; never from two threads at once.
-ImageCallback = Callable[[GeneratedImage], None]
-# Called while the call waits for the model, busy with earlier calls: at once, then every few
-# seconds, with the seconds waited; returning True withdraws the call if it has not started.
-WaitCallback = Callable[[float], bool]
+# What ImageEngine.generate emits: finished images in index order, on the engine's model thread
+# while it denoises and on the calling thread for the last ones, never from two at once.
+ImageEvent = Waiting | StepProgress | GeneratedImage
 

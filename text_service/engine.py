@@ -17,8 +17,8 @@ loop of our own rather than `generate()` with a per-row LogitsProcessor:
   (text_service.acceptance); a row that fails, or repeats an earlier row, is generated again and
   counted by the keyword it failed.
 
-The engine knows nothing about gRPC: it takes a RowRequest and yields RowProgress, RowBatch and,
-last, RowSummary.
+The engine knows nothing about gRPC: it takes a RowRequest, emits Waiting, RowProgress and
+RowBatch, and returns a RowSummary.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,15 +38,15 @@ import jsonschema
 import torch
 import xgrammar as xgr
 
-from sdg import streaming
 from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
-from sdg.schema import RowSchema, SchemaError, read_schema
+from sdg.schema import RowSchema, read_schema
 from sdg.seeds import draw_seed
 from text_service.acceptance import RowAcceptance, row_validator
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
 from text_service.cursor import SchemaIndex
-from text_service.decode import DecodeParts, DecodeStats, DynamicDecoder, Sampling, StaticDecoder, WaveRows
+from sdg.streaming import Emit, ModelLock, Waiting
+from text_service.decode import DecodeParts, DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar, compile_error, max_row_bytes
 from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
@@ -76,13 +76,6 @@ class RowProgress:
 
 
 @dataclass(frozen=True)
-class Waiting:
-    """The call waits for the model, busy with earlier calls."""
-
-    waited_s: float
-
-
-@dataclass(frozen=True)
 class RowBatch:
     rows: list[str]
 
@@ -106,7 +99,7 @@ class RowSummary:
     compile_s: float = 0.0  # the schema's grammar compile time, when it was first compiled
 
 
-RowEvent = Waiting | RowProgress | RowBatch | RowSummary
+RowEvent = Waiting | RowProgress | RowBatch  # what generate() emits
 
 
 def row_token_limit(prepared: PreparedSchema, request: RowRequest) -> int:
@@ -213,7 +206,7 @@ class TextEngine:
         self._prepared: OrderedDict[str, PreparedSchema] = OrderedDict()
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
-        self._decode_lock = threading.Lock()
+        self.model_lock = ModelLock()
         # The counters and timings of the last generate() call, for the bench's decode profile.
         self.last_stats: DecodeStats | None = None
 
@@ -226,9 +219,8 @@ class TextEngine:
             return
         started = time.perf_counter()
         schema = {"name": "string", "age": "int", "score": "float"}
-        for _ in self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0)):
-            pass
-        with self._decode_lock:
+        self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0))
+        with self.model_lock:
             self.decoder.warm_up_limits()
         log.info("decode warm-up (batch %d) done in %.1fs", self.batch_size, time.perf_counter() - started)
 
@@ -300,12 +292,10 @@ class TextEngine:
             )
 
     # ---- generation -------------------------------------------------------------------------
-    def generate(self, request: RowRequest, cancelled: Callable[[], bool] = lambda: False) -> Iterator[RowEvent]:
-        """Yields progress and batches of valid rows as they finish, then one RowSummary; before
-        them, Waiting events while earlier calls hold the model."""
+    def generate(self, request: RowRequest, emit: Emit = lambda event: None, cancelled: Callable[[], bool] = lambda: False) -> RowSummary:
+        """Emits Waiting while earlier calls hold the model, then RowBatch and RowProgress as rows
+        finish; returns the RowSummary. Raises RequestError or SchemaError before any of it."""
         prepared = self.check_request(request)
-        holding = yield from self._take_model(cancelled)
-        started = time.perf_counter()  # the summary's elapsed_s is the call's own work
         seed = request.seed if request.seed is not None else draw_seed()
         stats = DecodeStats()
         kept = RowAcceptance(prepared.validator, prepared.read.wrapped, request.keep_duplicates)
@@ -315,7 +305,8 @@ class TextEngine:
         # few distinct rows ends as an honest partial result instead of looping forever.
         budget = request.num_rows + max(64, request.num_rows)
         reason = ""
-        try:
+        with self.model_lock.turn(emit, cancelled) as holding:
+            started = time.perf_counter()  # the summary's elapsed_s is the call's own work
             while holding and done < request.num_rows:
                 if cancelled():
                     reason = "cancelled"
@@ -341,16 +332,13 @@ class TextEngine:
                     stats.check_s += time.perf_counter() - checking
                     if accepted:
                         done += len(accepted)
-                        yield RowBatch(accepted)
-                    yield RowProgress(done, request.num_rows, kept.regenerated, stats.tokens)
-        finally:
-            if holding:
-                self._decode_lock.release()
+                        emit(RowBatch(accepted))
+                    emit(RowProgress(done, request.num_rows, kept.regenerated, stats.tokens))
         if not reason and done < request.num_rows:
             reason = "cancelled"
         stats.invalid, stats.cut_off, stats.duplicates, stats.valid = kept.invalid, kept.cut_off, kept.duplicates, kept.valid
         self.last_stats = stats
-        yield RowSummary(
+        return RowSummary(
             rows_generated=done,
             rows_requested=request.num_rows,
             rows_invalid=kept.invalid,
@@ -366,21 +354,6 @@ class TextEngine:
             rejected_by=dict(kept.rejected_by),
             compile_s=prepared.compile_s,
         )
-
-    def _take_model(self, cancelled: Callable[[], bool]) -> Generator[Waiting, None, bool]:
-        """Takes the decode lock. While earlier calls hold it, yields a Waiting event at once and
-        every streaming.WAITING_EVERY_S after: without them a queued call's stream would be silent for
-        as long as the calls ahead take, and its caller would give up on it. False when the call
-        was cancelled while it waited."""
-        if self._decode_lock.acquire(blocking=False):
-            return True
-        began = time.perf_counter()
-        while True:
-            yield Waiting(time.perf_counter() - began)
-            if cancelled():
-                return False
-            if self._decode_lock.acquire(timeout=streaming.WAITING_EVERY_S):
-                return True
 
     def _decode_wave(
         self,

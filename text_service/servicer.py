@@ -16,9 +16,9 @@ import grpc
 
 from sdg.schema import SchemaError
 from sdg.seeds import draw_seed
-from sdg.streaming import stream_from_thread
+from sdg.streaming import Waiting, stream_from_thread
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
-from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
 from sdg.model_info import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
         def work(emit, cancelled) -> None:
-            for event in engine.generate(row_request, cancelled.is_set):
-                emit(event)
+            emit(engine.generate(row_request, emit, cancelled.is_set))
 
         rows_sent = 0
         async with aclosing(stream_from_thread(work)) as events:

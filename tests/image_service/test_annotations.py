@@ -25,6 +25,7 @@ from image_service.finishing import DecodedImage, finish_image, upsampled_heatma
 from image_service.tiny import build_tokenizer
 from image_service.types import BoundingBox, ImageRequest
 from image_service.words import object_words
+from tests.image_service.conftest import generate_images
 
 
 def gaussian(height, width, cy, cx, sigma):
@@ -244,7 +245,6 @@ def test_traced_unet_is_one_graph_for_torch_compile(tiny_engine):
 
 
 def test_tiny_pipeline_annotations(tiny_engine):
-    images = []
     request = ImageRequest(
         prompts=("a dog next to a red car", "a boat"),
         num_images=3,
@@ -254,7 +254,7 @@ def test_tiny_pipeline_annotations(tiny_engine):
         seed=5,
         annotations=("bbox", "segmentation", "caption"),
     )
-    summary = tiny_engine.generate(request, on_image=images.append)
+    images, summary = generate_images(tiny_engine, request)
     assert summary.annotations_produced == ("bbox", "segmentation", "caption")
     assert [image.caption for image in images] == [request.prompt_for(i) for i in range(3)]
     assert {o.label for o in images[0].objects} == {"dog", "car"}
@@ -270,8 +270,8 @@ def test_tiny_pipeline_annotations(tiny_engine):
 
 
 def test_caller_labels_restrict_annotations(tiny_engine):
-    images = []
-    tiny_engine.generate(
+    images, _ = generate_images(
+        tiny_engine,
         ImageRequest(
             prompts=("a dog next to a red car",),
             width=64,
@@ -281,7 +281,6 @@ def test_caller_labels_restrict_annotations(tiny_engine):
             annotations=("bbox",),
             labels=("car", "giraffe"),
         ),
-        on_image=images.append,
     )
     (image,) = images
     assert [o.label for o in image.objects] == ["car"]  # "giraffe" is not in the prompt
@@ -290,9 +289,7 @@ def test_caller_labels_restrict_annotations(tiny_engine):
 
 def test_tracing_does_not_change_the_image(tiny_engine):
     def png(annotations):
-        images = []
         request = ImageRequest(prompts=("a cat on a sofa",), width=64, height=64, num_inference_steps=2, seed=9, annotations=annotations)
-        tiny_engine.generate(request, on_image=images.append)
-        return images[0].png
+        return generate_images(tiny_engine, request)[0][0].png
 
     assert png(("bbox", "segmentation")) == png(())

@@ -17,7 +17,8 @@ from PIL import Image
 
 from image_service.denoise import plan_batches
 from image_service.model import load_image_model
-from image_service.types import ImageRequest, ImageRunFailed, InvalidImageRequest
+from image_service.types import GeneratedImage, ImageRequest, ImageRunFailed, InvalidImageRequest
+from tests.image_service.conftest import generate_images
 
 
 def request(**fields) -> ImageRequest:
@@ -27,9 +28,7 @@ def request(**fields) -> ImageRequest:
 
 
 def run(engine, req, on_step=None):
-    images = []
-    summary = engine.generate(req, on_step=on_step, on_image=images.append)
-    return images, summary
+    return generate_images(engine, req, on_step=on_step)
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -226,13 +225,14 @@ def test_tiny_cli_is_idempotent(tiny_model_dir):
 def test_failure_part_way_reports_what_was_delivered(tiny_engine):
     delivered = []
 
-    def sink(image):
-        if delivered:
-            raise OSError("disk full")
-        delivered.append(image)
+    def sink(event):
+        if isinstance(event, GeneratedImage):
+            if delivered:
+                raise OSError("disk full")
+            delivered.append(event)
 
     with pytest.raises(ImageRunFailed) as caught:
-        tiny_engine.generate(request(num_images=3), on_image=sink)
+        tiny_engine.generate(request(num_images=3), sink)
     summary = caught.value.summary
     assert summary.partial and summary.images_generated == 1 and "disk full" in summary.reason
     assert summary.error == "OSError: disk full"  # the failure, apart from a planned stop
@@ -249,7 +249,7 @@ def test_every_call_denoises_on_the_one_model_thread(tiny_engine):
 
     def steps_ran_on() -> set[str]:
         names = set()
-        tiny_engine.generate(request(num_images=1), on_step=lambda _: names.add(threading.current_thread().name) and False)
+        run(tiny_engine, request(num_images=1), on_step=lambda _: names.add(threading.current_thread().name))
         return names
 
     here = steps_ran_on()
@@ -294,6 +294,5 @@ def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_withdrawn(tiny_engi
 
 
 def run_with_waits(engine, req, on_wait):
-    images = []
-    summary = engine.generate(req, on_image=images.append, on_wait=on_wait)
+    images, summary = generate_images(engine, req, on_wait=on_wait)
     return images, summary.partial, summary.reason

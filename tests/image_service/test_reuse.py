@@ -16,6 +16,7 @@ from PIL import Image
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.types import ImageRequest, InvalidImageRequest
+from tests.image_service.conftest import generate_images
 
 # SD-1.5's block layout (cross-attention in the first down and last up blocks, two layers per
 # block) at toy widths: the tiny model's first and last blocks have no attention.
@@ -96,9 +97,7 @@ def test_each_pass_is_one_graph_for_torch_compile(tiny_engine, traced):
 
 def run(engine, **fields):
     values = dict(prompts=("a dog in a park", "a red car"), num_images=3, width=64, height=64, num_inference_steps=7, seed=5)
-    images = []
-    summary = engine.generate(ImageRequest(**{**values, **fields}), on_image=images.append)
-    return images, summary
+    return generate_images(engine, ImageRequest(**{**values, **fields}))
 
 
 def pixels(png: bytes) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 
 from sdg.schema import SchemaError
 from tests.schema_corpus.pydantic_models import MODELS
-from text_service.engine import RowBatch, RowRequest, RowSummary
+from text_service.engine import RowBatch, RowRequest
 
 CORPUS = Path(__file__).resolve().parents[1] / "schema_corpus"
 # Schemas no value satisfies, or that are not JSON Schema: refused, with the keyword at fault.
@@ -44,12 +44,11 @@ def test_a_real_schema_is_accepted_with_valid_rows_or_refused_by_name(text_engin
         assert REFUSED[name] in str(info.value)
         return
     prepared = text_engine.prepare(schema)
-    rows, summary = [], None
-    for event in text_engine.generate(RowRequest(schema=schema, num_rows=3, seed=0)):
-        if isinstance(event, RowBatch):
-            rows += [json.loads(r) for r in event.rows]
-        elif isinstance(event, RowSummary):
-            summary = event
+    rows = []
+    summary = text_engine.generate(
+        RowRequest(schema=schema, num_rows=3, seed=0),
+        lambda event: isinstance(event, RowBatch) and rows.extend(json.loads(r) for r in event.rows),
+    )
     assert len(rows) == 3, summary.reason
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     check = cls(schema, format_checker=cls.FORMAT_CHECKER)

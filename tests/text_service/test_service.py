@@ -120,11 +120,13 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_eng
         def __getattr__(self, name):
             return getattr(self._engine, name)
 
-        def generate(self, request, cancelled):
-            for event in self._engine.generate(request, cancelled):
-                yield event
+        def generate(self, request, emit, cancelled):
+            def emit_then_fail(event):
+                emit(event)
                 if isinstance(event, RowBatch):
                     raise RuntimeError("CUDA out of memory (simulated)")
+
+            return self._engine.generate(request, emit_then_fail, cancelled)
 
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
     servicer.engine = FailsAfterOneBatch(text_engine)
