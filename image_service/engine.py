@@ -19,7 +19,7 @@ from image_service.denoise import DenoiseParts, DenoiseRun, OrderedDelivery
 from image_service.model import LoadedImageModel, load_image_model
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.settings import ImageSettings
-from image_service.types import ImageRequest, ImageRunFailed, ImageSummary, InvalidImageRequest
+from image_service.types import ImageRequest, ImageSummary, InvalidImageRequest
 from sdg.limits import (
     ANNOTATION_KINDS,
     MAX_FEATURE_REUSE,
@@ -204,30 +204,27 @@ class ImageEngine:
         hold the model, a StepProgress after every denoising step, and each GeneratedImage in
         index order; `cancelled` is asked after each of those and stops the call within that
         step (or withdraws it while it waits). Returns the summary (partial when stopped);
-        raises InvalidImageRequest before any work, or ImageRunFailed (with what was delivered)
-        if generation fails."""
+        raises InvalidImageRequest before any work."""
         self.validate(request)
         if request.feature_reuse > 1 and self._compiled and not self._warm_up_reuse and not self._warned_reuse_eager:
             self._warned_reuse_eager = True
             log.warning("feature_reuse runs eager on this compiled service: set SDG_IMAGE_WARM_UP_FEATURE_REUSE=true to compile it at start-up")
         seed = request.seed if request.seed is not None else draw_seed()
-        kinds = tuple(k for k in ANNOTATION_KINDS if k in request.annotations)
         started = time.perf_counter()
         delivery = OrderedDelivery(emit)
         run: DenoiseRun | None = None
 
-        def summary(partial: bool, reason: str, error: str = "") -> ImageSummary:
+        def summary(partial: bool, reason: str) -> ImageSummary:
             return ImageSummary(
                 images_generated=delivery.delivered,
                 images_requested=request.images_wanted,
                 elapsed_s=time.perf_counter() - started,
                 seed=seed,
                 scheduler=request.scheduler,
-                annotations_produced=kinds if delivery.delivered else (),
+                annotations_produced=request.annotation_kinds if delivery.delivered else (),
                 partial=partial,
                 reason=reason,
                 negative_prompt_tokens_dropped=run.negative_tokens_dropped if run else 0,
-                error=error,
             )
 
         def denoise() -> bool:
@@ -246,7 +243,7 @@ class ImageEngine:
                 stopped = self._model_thread.submit(denoise).result()
             # The last PNGs finish on the caller's thread: the next call can start denoising.
             delivery.drain()
-        except Exception as error:
+        except Exception:
             delivery.abandon()
-            raise ImageRunFailed(summary(True, f"failed: {error}", f"{type(error).__name__}: {error}"), error) from error
+            raise
         return summary(True, "cancelled") if stopped else summary(False, "")

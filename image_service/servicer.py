@@ -1,32 +1,29 @@
 """The ImageService gRPC servicer: converts protobuf to engine dataclasses and back, runs the
-engine on a worker thread and streams its events. No generation logic lives here."""
+engine on a worker thread and streams its events through sdg.streaming, which also ends a failed
+call with the summary built here. No generation logic lives here."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from dataclasses import replace
 
 import grpc
-import torch
 
 from image_service.engine import ImageEngine
 from image_service.types import (
     GeneratedImage,
     ImageEvent,
     ImageRequest,
-    ImageRunFailed,
     ImageSummary,
     InvalidImageRequest,
     StepProgress,
 )
 from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from sdg.model_info import ModelInfo
-from sdg.streaming import Waiting, stream_from_thread
+from sdg.seeds import draw_seed
+from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 
-log = logging.getLogger(__name__)
 SERVICE_NAME = image_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
 
 
@@ -136,36 +133,31 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         if engine is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the image model is still loading")
         image_request = request_from_pb(request)
-        try:
-            engine.validate(image_request)
-        except InvalidImageRequest as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if image_request.seed is None:  # drawn here, so that even a failure's summary reports it
+            image_request = replace(image_request, seed=draw_seed())
+        images_sent = 0
 
         def work(emit, cancelled) -> None:
             emit(engine.generate(image_request, emit, cancelled.is_set))
 
-        started = False
-        try:
-            async with aclosing(stream_from_thread(work)) as events:
-                async for item in events:
-                    if isinstance(item, BaseException):
-                        log.error("GenerateImages failed", exc_info=item)
-                        # Once the stream has started, a failure is reported by its last message
-                        # (a partial summary with the reason), not by a new status.
-                        if started and isinstance(item, ImageRunFailed):
-                            yield summary_to_pb(item.summary)
-                            continue
-                        await context.abort(_status_for(item), str(item))
-                    yield event_to_pb(item)
-                    started = True
-        except (GeneratorExit, asyncio.CancelledError):
-            # Closing the stream has set the flag the engine checks every step.
-            log.info("GenerateImages ended early by the client; the engine stops within one step")
-            raise
+        def failure(error: str) -> ImageSummary:
+            return _failure_summary(image_request, images_sent, error)
+
+        async for event in engine_stream(context, work, (InvalidImageRequest,), failure, "GenerateImages"):
+            if isinstance(event, GeneratedImage):
+                images_sent += 1
+            yield event_to_pb(event)
 
 
-def _status_for(error: BaseException) -> grpc.StatusCode:
-    cause = error.__cause__ or error
-    if isinstance(cause, torch.OutOfMemoryError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    return grpc.StatusCode.INTERNAL
+def _failure_summary(request: ImageRequest, images_sent: int, error: str) -> ImageSummary:
+    return ImageSummary(
+        images_generated=images_sent,
+        images_requested=request.images_wanted,
+        elapsed_s=0.0,
+        seed=request.seed,
+        scheduler=request.scheduler,
+        annotations_produced=request.annotation_kinds if images_sent else (),
+        partial=True,
+        reason=f"image engine failed: {error}",
+        error=error,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sdg.limits import ANNOTATION_KINDS, DEFAULT_GUIDANCE, DEFAULT_STEPS
 from sdg.streaming import Waiting
 
 
@@ -40,6 +40,11 @@ class ImageRequest:
     # between, on the deep features of the last full step (image_service/reuse.py). 1: every
     # step runs the whole UNet, the exact images. Approximate above 1.
     feature_reuse: int = 1
+
+    @property
+    def annotation_kinds(self) -> tuple[str, ...]:
+        """The annotations asked for, each once, in ANNOTATION_KINDS order."""
+        return tuple(kind for kind in ANNOTATION_KINDS if kind in self.annotations)
 
     @property
     def images_wanted(self) -> int:
@@ -114,14 +119,6 @@ class ImageSummary:
     reason: str = ""
     negative_prompt_tokens_dropped: int = 0
     error: str = ""  # why the engine failed part-way; empty when the call ended as planned
-
-
-class ImageRunFailed(RuntimeError):
-    """Generation failed part-way; `summary` says what was delivered before the failure."""
-
-    def __init__(self, summary: ImageSummary, cause: BaseException):
-        super().__init__(f"image generation failed after {summary.images_generated} images: {cause}")
-        self.summary = summary
 
 
 # What ImageEngine.generate emits: finished images in index order, on the engine's model thread

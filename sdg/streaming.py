@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
+log = logging.getLogger(__name__)
 Emit = Callable[[Any], None]
 _DONE = object()
 # How often a call waiting for its model says so (sdg.v1.Waiting), in both services: well inside
@@ -109,3 +113,34 @@ async def stream_from_thread(work: Callable[[Emit, threading.Event], None], maxs
                 queue.get_nowait()
             except asyncio.QueueEmpty:
                 await asyncio.sleep(0.01)
+
+
+async def engine_stream(
+    context: grpc.aio.ServicerContext,
+    work: Callable[[Emit, threading.Event], None],
+    invalid: tuple[type[BaseException], ...],
+    failure: Callable[[str], Any],
+    name: str,  # the RPC, for the log
+) -> AsyncIterator[Any]:
+    """What `work` emits (through stream_from_thread), for a servicer to convert and send. An
+    engine checks its request before it emits anything: an `invalid` error then aborts the call
+    with INVALID_ARGUMENT. Any other failure ends the stream with failure("Type: message"), a
+    summary carrying that error: once a stream has started, what it sent stands, marked partial,
+    rather than a new status."""
+    sent = False
+    try:
+        async with aclosing(stream_from_thread(work)) as items:
+            async for item in items:
+                if not isinstance(item, BaseException):
+                    sent = True
+                    yield item
+                    continue
+                if isinstance(item, invalid) and not sent:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item))
+                log.error("%s failed", name, exc_info=item)
+                yield failure(f"{type(item).__name__}: {item}")
+                return
+    except (GeneratorExit, asyncio.CancelledError):
+        # Closing the stream has set the flag the engine checks every step.
+        log.info("%s ended early by the client; the engine stops within one step", name)
+        raise

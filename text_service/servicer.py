@@ -1,27 +1,25 @@
 """The TextService gRPC servicer: converts protobuf to engine dataclasses and back, nothing more.
 
 The engine is synchronous torch code, so each call runs it in a worker thread and streams its
-events through sdg.streaming. A cancelled call sets a flag the engine checks every decode step."""
+events through sdg.streaming, which also ends a failed call with the summary built here. A
+cancelled call sets a flag the engine checks every decode step."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import replace
 
 import grpc
 
 from sdg.schema import SchemaError
 from sdg.seeds import draw_seed
-from sdg.streaming import Waiting, stream_from_thread
+from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
 from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
 from sdg.model_info import ModelInfo
 
-log = logging.getLogger(__name__)
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
@@ -51,29 +49,24 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         try:
             engine = self._engine()
             row_request = _row_request(request)
-            if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
-                row_request = replace(row_request, seed=draw_seed())
-            await asyncio.to_thread(engine.check_request, row_request)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)
-        except (SchemaError, RequestError) as exc:
+        except SchemaError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
+            row_request = replace(row_request, seed=draw_seed())
+        rows_sent = 0
 
         def work(emit, cancelled) -> None:
             emit(engine.generate(row_request, emit, cancelled.is_set))
 
-        rows_sent = 0
-        async with aclosing(stream_from_thread(work)) as events:
-            async for event in events:
-                if isinstance(event, BaseException):
-                    # The stream has started: the failure is its last event, and the rows already
-                    # sent stand, marked partial, rather than a bare error status.
-                    log.error("text engine failed after %d rows", rows_sent, exc_info=event)
-                    yield _failure_summary(row_request, engine, rows_sent, event)
-                    break
-                if isinstance(event, RowBatch):
-                    rows_sent += len(event.rows)
-                yield _to_pb(event)
+        def failure(error: str) -> RowSummary:
+            return _failure_summary(row_request, engine, rows_sent, error)
+
+        async for event in engine_stream(context, work, (SchemaError, RequestError), failure, "GenerateRows"):
+            if isinstance(event, RowBatch):
+                rows_sent += len(event.rows)
+            yield _to_pb(event)
 
 
 class _Abort(Exception):
@@ -109,24 +102,21 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
     )
 
 
-def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, exc: BaseException) -> text_pb2.GenerateRowsResponse:
-    error = f"{type(exc).__name__}: {exc}"
-    return _to_pb(
-        RowSummary(
-            rows_generated=rows_sent,
-            rows_requested=request.num_rows,
-            rows_invalid=0,
-            duplicates_removed=0,
-            distinct_ratio=0.0,
-            seed=request.seed,
-            elapsed_s=0.0,
-            tokens_generated=0,
-            tokens_forced=0,
-            partial=True,
-            reason=f"text engine failed: {error}",
-            schema=engine.prepare(request.schema).schema,
-            error=error,
-        )
+def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, error: str) -> RowSummary:
+    return RowSummary(
+        rows_generated=rows_sent,
+        rows_requested=request.num_rows,
+        rows_invalid=0,
+        duplicates_removed=0,
+        distinct_ratio=0.0,
+        seed=request.seed,
+        elapsed_s=0.0,
+        tokens_generated=0,
+        tokens_forced=0,
+        partial=True,
+        reason=f"text engine failed: {error}",
+        schema=engine.prepare(request.schema).schema,
+        error=error,
     )
 
 
