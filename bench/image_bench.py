@@ -50,7 +50,6 @@ from bench.gateway_process import run_job  # noqa: E402
 from image_service.engine import ImageEngine  # noqa: E402
 from image_service.model import LoadedImageModel, dtype_for, tune_for_device  # noqa: E402
 from image_service.server import create_server  # noqa: E402
-from image_service.servicer import ImageServicer  # noqa: E402
 from image_service.settings import ImageSettings  # noqa: E402
 from image_service.tiny import SD15_SCHEDULER, build_tiny, build_tokenizer  # noqa: E402
 from image_service.types import GeneratedImage, ImageRequest  # noqa: E402
@@ -198,9 +197,8 @@ def time_engine(engine: ImageEngine, request: ImageRequest) -> float:
 @asynccontextmanager
 async def serving(engine: ImageEngine, settings: ImageSettings):
     """The engine behind the image service's gRPC server, on a free local port: yields the address."""
-    servicer = ImageServicer(engine.info)
+    server, port, servicer, _ = create_server(settings.model_copy(update={"listen": "127.0.0.1:0"}))
     servicer.attach(engine)
-    server, port, _ = create_server(settings.model_copy(update={"listen": "127.0.0.1:0"}), servicer)
     await server.start()
     try:
         yield f"127.0.0.1:{port}"

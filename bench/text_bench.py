@@ -191,7 +191,7 @@ def bench_validity(engine: TextEngine, rows: int) -> dict:
 
 async def _service_rows(engine: TextEngine, rows: int) -> dict:
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.engine = engine
+    servicer.attach(engine)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -212,7 +212,7 @@ async def _rest_rows(engine: TextEngine, rows: int, output_dir: Path) -> dict:
     """The whole service path: REST -> gateway -> gRPC -> engine -> rows on disk, the gateway in
     its own process (bench/gateway_process.py)."""
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.engine = engine
+    servicer.attach(engine)
     await server.start()
     try:
         body = {"schema": SEED_SCHEMA, "num_samples": rows, "seed": 1}

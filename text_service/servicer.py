@@ -23,22 +23,27 @@ from sdg.model_info import ModelInfo
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
-    def __init__(self, unloaded: ModelInfo) -> None:
-        self.unloaded = unloaded  # what GetModelInfo says while the model loads
-        self.engine: TextEngine | None = None  # set once the model has loaded
+    """Serves one TextEngine, attached once the model has loaded."""
 
-    def _engine(self) -> TextEngine:
-        if self.engine is None:
+    def __init__(self, unloaded: ModelInfo) -> None:
+        self._unloaded = unloaded
+        self._engine: TextEngine | None = None
+
+    def attach(self, engine: TextEngine) -> None:
+        self._engine = engine
+
+    def _loaded(self) -> TextEngine:
+        if self._engine is None:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "the text model is still loading")
-        return self.engine
+        return self._engine
 
     async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
-        return (self.engine.info if self.engine else self.unloaded).to_pb()
+        return (self._engine.info if self._engine else self._unloaded).to_pb()
 
     async def ValidateSchema(self, request, context) -> text_pb2.ValidateSchemaResponse:
         try:
             schema = _parse_schema(request.schema_json)
-            prepared = await asyncio.to_thread(self._engine().prepare, schema)
+            prepared = await asyncio.to_thread(self._loaded().prepare, schema)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)
         except SchemaError as exc:
@@ -47,7 +52,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
 
     async def GenerateRows(self, request, context) -> AsyncIterator[text_pb2.GenerateRowsResponse]:
         try:
-            engine = self._engine()
+            engine = self._loaded()
             row_request = _row_request(request)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)

@@ -129,7 +129,7 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_eng
             return self._engine.generate(request, emit_then_fail, cancelled)
 
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.engine = FailsAfterOneBatch(text_engine)
+    servicer.attach(FailsAfterOneBatch(text_engine))
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
