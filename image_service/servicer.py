@@ -11,6 +11,7 @@ import grpc
 
 from image_service.engine import ImageEngine
 from image_service.types import (
+    BoundingBox,
     GeneratedImage,
     ImageEvent,
     ImageRequest,
@@ -60,11 +61,16 @@ def step_to_pb(step: StepProgress) -> image_pb2.GenerateImagesResponse:
 def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
     objects = []
     for obj in image.objects:
-        message = image_pb2.ObjectAnnotation(label=obj.label, score=obj.score, area=obj.area)
+        message = image_pb2.ObjectAnnotation(
+            label=obj.label,
+            score=obj.score,
+            area=obj.area,
+            coco_bbox=_box_to_pb(obj.coco_bbox),
+            coco_area=obj.coco_area,
+            coco_polygon=obj.coco_polygon,
+        )
         if obj.bbox is not None:
-            message.bbox.CopyFrom(
-                image_pb2.BoundingBox(x=obj.bbox.x, y=obj.bbox.y, width=obj.bbox.width, height=obj.bbox.height)
-            )
+            message.bbox.CopyFrom(_box_to_pb(obj.bbox))
         if obj.segmentation is not None:
             rle = obj.segmentation
             message.segmentation.CopyFrom(
@@ -84,6 +90,10 @@ def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
             prompt_tokens_dropped=image.prompt_tokens_dropped,
         )
     )
+
+
+def _box_to_pb(box: BoundingBox) -> image_pb2.BoundingBox:
+    return image_pb2.BoundingBox(x=box.x, y=box.y, width=box.width, height=box.height)
 
 
 def event_to_pb(event: ImageEvent | ImageSummary) -> image_pb2.GenerateImagesResponse:

@@ -87,9 +87,24 @@ class RunLengthMask:
 class ObjectAnnotation:
     label: str
     score: float
-    area: float
-    bbox: BoundingBox | None = None
+    area: float  # the attention mask's pixels
+    coco_bbox: BoundingBox  # around the mask, whichever annotations were asked for
+    bbox: BoundingBox | None = None  # coco_bbox, when "bbox" was asked for
     segmentation: RunLengthMask | None = None
+
+    @property
+    def coco_area(self) -> float:
+        """The pixels of the COCO segmentation, as COCOeval reads `area`: the mask's, or the box's."""
+        return self.area if self.segmentation is not None else self.coco_bbox.width * self.coco_bbox.height
+
+    @property
+    def coco_polygon(self) -> tuple[float, ...]:
+        """Without a mask, the box as COCO's polygon segmentation; empty with one."""
+        if self.segmentation is not None:
+            return ()
+        box = self.coco_bbox
+        right, bottom = box.x + box.width, box.y + box.height
+        return (box.x, box.y, right, box.y, right, bottom, box.x, bottom)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,27 @@ def test_speckle_is_dropped_and_comparable_blobs_kept():
     assert bbox.x < 30 < 90 < bbox.x + bbox.width  # both instances kept, one box spans them
 
 
+@pytest.mark.parametrize("segmentation", [False, True])
+def test_coco_area_is_the_area_of_the_segmentation(segmentation):
+    """COCOeval sorts objects into small/medium/large and ignores them by `area`, so it must be the
+    area of the object's COCO segmentation: the mask's pixels, or without a mask the box's, which
+    is then the segmentation."""
+    # A triangle: 1,830 pixels in a 60x60 box of 3,600, so the two areas cannot be confused.
+    canvas = np.zeros((96, 128))
+    canvas[20:80, 30:90] = np.tril(np.ones((60, 60)))
+    obj = annotate_object("tent", canvas, want_bbox=False, want_segmentation=segmentation)
+    assert obj.bbox is None and obj.coco_bbox == BoundingBox(x=30, y=20, width=60, height=60)
+    assert obj.area == 1830  # the attention mask's pixels, whichever annotations were asked for
+    if segmentation:
+        rle = coco_mask.frPyObjects({"counts": list(obj.segmentation.counts), "size": [96, 128]}, 96, 128)
+        assert obj.coco_polygon == () and obj.coco_area == 1830
+    else:
+        # A box's polygon rasterizes exactly when its corners are whole pixels.
+        rle = coco_mask.merge(coco_mask.frPyObjects([list(obj.coco_polygon)], 96, 128))
+        assert obj.coco_polygon == (30, 20, 90, 20, 90, 80, 30, 80) and obj.coco_area == 3600
+    assert coco_mask.area(rle) == obj.coco_area
+
+
 def test_flat_map_has_no_object():
     assert annotate_object("cat", np.full((16, 16), 3.0), True, True) is None
 
