@@ -168,21 +168,10 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(tiny_eng
     and the summary says the output is partial and why."""
     from image_service.server import create_server
     from image_service.types import GeneratedImage
-
-    class FailsAfterOneImage:
-        def __init__(self, engine):
-            self._engine = engine
-
-        def generate(self, request, emit, cancelled):
-            def emit_then_fail(event):
-                emit(event)
-                if isinstance(event, GeneratedImage):
-                    raise RuntimeError("CUDA out of memory (simulated)")
-
-            return self._engine.generate(request, emit_then_fail, cancelled)
+    from tests.conftest import FailsAfterFirst
 
     server, port, servicer, _ = create_server(make_tiny_settings(listen="127.0.0.1:0"))
-    servicer.attach(FailsAfterOneImage(tiny_engine))
+    servicer.attach(FailsAfterFirst(tiny_engine, GeneratedImage))
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:

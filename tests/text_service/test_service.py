@@ -109,27 +109,13 @@ def test_a_call_behind_a_busy_model_streams_waiting_then_runs(stub):
 async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_engine):
     """Once rows have streamed, a failure is the stream's last event: the rows sent stand, and the
     summary says the output is partial and why."""
+    from tests.conftest import FailsAfterFirst
     from text_service.engine import RowBatch
     from text_service.server import create_server
     from text_service.settings import TextSettings
 
-    class FailsAfterOneBatch:
-        def __init__(self, engine):
-            self._engine = engine
-
-        def __getattr__(self, name):
-            return getattr(self._engine, name)
-
-        def generate(self, request, emit, cancelled):
-            def emit_then_fail(event):
-                emit(event)
-                if isinstance(event, RowBatch):
-                    raise RuntimeError("CUDA out of memory (simulated)")
-
-            return self._engine.generate(request, emit_then_fail, cancelled)
-
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.attach(FailsAfterOneBatch(text_engine))
+    servicer.attach(FailsAfterFirst(text_engine, RowBatch))
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
