@@ -1,7 +1,7 @@
 """ImageEngine: batched text-to-image denoising with per-image seeds, progress and cancellation
-through one per-step callback, and optional cross-attention annotations. Plain Python: it takes
-an ImageRequest and returns dataclasses; the gRPC servicer only converts. The denoising run
-itself is image_service/denoise.py."""
+checked at every step, and optional cross-attention annotations. Plain Python: it takes an
+ImageRequest, emits dataclasses and returns a summary; the gRPC servicer only converts. The
+denoising run itself is image_service/denoise.py."""
 
 from __future__ import annotations
 

@@ -41,11 +41,11 @@ import xgrammar as xgr
 from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
 from sdg.schema import RowSchema, read_schema
 from sdg.seeds import draw_seed
+from sdg.streaming import Emit, ModelLock
 from text_service.acceptance import RowAcceptance, row_validator
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
 from text_service.cursor import SchemaIndex
-from sdg.streaming import Emit, ModelLock, Waiting
 from text_service.decode import DecodeParts, DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar, compile_error, max_row_bytes
 from text_service.model import LoadedTextModel
@@ -97,9 +97,6 @@ class RowSummary:
     error: str = ""  # why the engine failed part-way; empty when the call ended as planned
     rejected_by: dict[str, int] = field(default_factory=dict)  # invalid rows by the keyword (or limit) they failed
     compile_s: float = 0.0  # the schema's grammar compile time, when it was first compiled
-
-
-RowEvent = Waiting | RowProgress | RowBatch  # what generate() emits
 
 
 def row_token_limit(prepared: PreparedSchema, request: RowRequest) -> int:

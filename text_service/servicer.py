@@ -13,13 +13,12 @@ from dataclasses import replace
 
 import grpc
 
+from sdg.model_info import ModelInfo
 from sdg.schema import SchemaError
 from sdg.seeds import draw_seed
 from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
 from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
-from sdg.model_info import ModelInfo
-
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
