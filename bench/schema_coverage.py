@@ -44,7 +44,7 @@ from jsonschema.exceptions import SchemaError as ValidatorSchemaError  # noqa: E
 from jsonschema.exceptions import UnknownType  # noqa: E402
 
 from sdg.schema import SchemaError, format_checker, validator_class  # noqa: E402
-from text_service.engine import RequestError, RowBatch, RowRequest, RowSummary, TextEngine  # noqa: E402
+from text_service.engine import RequestError, RowBatch, RowRequest, TextEngine  # noqa: E402
 from text_service.server import load_engine  # noqa: E402
 from text_service.settings import TextSettings  # noqa: E402
 
@@ -191,13 +191,10 @@ def measure(engine: TextEngine, entry: Entry, args: argparse.Namespace, outcome:
         return
     request = RowRequest(schema=entry.schema, num_rows=args.rows, seed=args.seed, max_new_tokens=args.max_new_tokens)
     texts: list[str] = []
-    summary = None
     try:
-        for event in engine.generate(request, lambda: time.perf_counter() > deadline):
-            if isinstance(event, RowBatch):
-                texts += event.rows
-            elif isinstance(event, RowSummary):
-                summary = event
+        summary = engine.generate(
+            request, lambda event: isinstance(event, RowBatch) and texts.extend(event.rows), lambda: time.perf_counter() > deadline
+        )
     except (SchemaError, RequestError) as exc:
         outcome.status, outcome.reason, outcome.message = "refused", refusal_reason(exc), str(exc)
         return

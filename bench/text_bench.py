@@ -39,12 +39,13 @@ from jsonschema import Draft202012Validator  # noqa: E402
 
 from bench.gateway_process import run_job  # noqa: E402
 from sdg.devices import resolve_device  # noqa: E402
+from sdg.model_info import ModelInfo  # noqa: E402
 from sdg.schema import normalize_schema  # noqa: E402
 from sdg.v1 import text_pb2, text_pb2_grpc  # noqa: E402
 from tests.text_service.schemas import EVERY_TYPE, SEED_SCHEMA  # noqa: E402
 from text_service.acceptance import parse_row  # noqa: E402
-from text_service.engine import RowSummary, RowRequest, TextEngine  # noqa: E402
-from text_service.model import LoadedTextModel, ModelDescription, load_text_model  # noqa: E402
+from text_service.engine import RowBatch, RowRequest, TextEngine  # noqa: E402
+from text_service.model import LoadedTextModel, load_text_model  # noqa: E402
 from text_service.prompts import build_prompts  # noqa: E402
 from text_service.server import create_server  # noqa: E402
 from text_service.settings import TextSettings  # noqa: E402
@@ -107,10 +108,10 @@ def load_full_size(device: torch.device, cache_dir: Path) -> LoadedTextModel:
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForCausalLM(config).to(dtype).eval()
-    description = ModelDescription(
-        "qwen2.5-1.5b-architecture", "random weights", True, str(device), str(dtype), "Qwen2.5-1.5B architecture (random weights)"
+    info = ModelInfo(
+        "qwen2.5-1.5b-architecture", "random weights", True, True, str(device), str(dtype), "Qwen2.5-1.5B architecture (random weights)"
     )
-    return LoadedTextModel(model, tokenizer, device, description)
+    return LoadedTextModel(model, tokenizer, device, info)
 
 
 def sync(device: torch.device) -> None:
@@ -149,10 +150,7 @@ def bench_generate(loaded: LoadedTextModel, rows: int, batch: int, new_tokens: i
 
 def bench_engine(engine: TextEngine, schema, rows: int, seed: int = 1) -> dict:
     started = time.perf_counter()
-    summary = None
-    for event in engine.generate(RowRequest(schema=schema, num_rows=rows, seed=seed)):
-        if isinstance(event, RowSummary):
-            summary = event
+    summary = engine.generate(RowRequest(schema=schema, num_rows=rows, seed=seed))
     sync(engine.device)
     elapsed = time.perf_counter() - started
     return {
@@ -172,13 +170,11 @@ def bench_validity(engine: TextEngine, rows: int) -> dict:
     and against its normalized form."""
     prepared = engine.prepare(EVERY_TYPE)
     checks = [Draft202012Validator(s, format_checker=Draft202012Validator.FORMAT_CHECKER) for s in (prepared.read.source, prepared.schema)]
-    texts, summary = [], None
+    texts = []
     started = time.perf_counter()
-    for event in engine.generate(RowRequest(schema=EVERY_TYPE, num_rows=rows, seed=11)):
-        if isinstance(event, RowSummary):
-            summary = event
-        elif hasattr(event, "rows"):
-            texts += event.rows
+    summary = engine.generate(
+        RowRequest(schema=EVERY_TYPE, num_rows=rows, seed=11), lambda event: isinstance(event, RowBatch) and texts.extend(event.rows)
+    )
     elapsed = time.perf_counter() - started
     parsed = [parse_row(t) for t in texts]
     valid = sum(1 for row in parsed if row is not None and all(check.is_valid(row) for check in checks))
@@ -195,7 +191,7 @@ def bench_validity(engine: TextEngine, rows: int) -> dict:
 
 async def _service_rows(engine: TextEngine, rows: int) -> dict:
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.engine = engine
+    servicer.attach(engine)
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -216,7 +212,7 @@ async def _rest_rows(engine: TextEngine, rows: int, output_dir: Path) -> dict:
     """The whole service path: REST -> gateway -> gRPC -> engine -> rows on disk, the gateway in
     its own process (bench/gateway_process.py)."""
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.engine = engine
+    servicer.attach(engine)
     await server.start()
     try:
         body = {"schema": SEED_SCHEMA, "num_samples": rows, "seed": 1}
@@ -272,7 +268,7 @@ def main() -> None:
     result = {
         "bench": "text",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
-        "model": loaded.description.display_name,
+        "model": loaded.info.display_name,
         "schema": SEED_SCHEMA,
         "rows": rows,
         "batch": batch,

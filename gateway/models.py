@@ -8,21 +8,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sdg.grpc_limits import MAX_IMAGES, MAX_INFERENCE_STEPS, MAX_INSTRUCTIONS_CHARS
+from sdg.limits import (
+    DEFAULT_GUIDANCE,
+    DEFAULT_STEPS,
+    MAX_FEATURE_REUSE,
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_INFERENCE_STEPS,
+    MAX_INSTRUCTIONS_CHARS,
+    MAX_ROWS,
+    MAX_SEED,
+    AnnotationKind,
+    Scheduler,
+)
 
 OutputFormat = Literal["json", "jsonl", "csv", "parquet"]
-AnnotationKind = Literal["bbox", "segmentation", "caption"]
-Scheduler = Literal["default", "dpm++", "euler_a"]
 JobType = Literal["text", "images", "unified"]
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-
-# The services' request fields are uint32/uint64; these keep requests far inside them. The image
-# count, steps and instructions limits are the services' own (sdg.grpc_limits).
-MAX_ROWS = 1_000_000
-# int64's top, not uint64's: every image's seed (the job's plus its index, in metadata.jsonl and
-# COCO) must load as an integer in pandas, Arrow and `datasets`, which read larger ones as floats.
-MAX_SEED = 2**63 - 1
 
 
 def _non_empty_strings(values: list[str], what: str) -> list[str]:
@@ -62,14 +65,14 @@ class ImageFields(JobRequest):
     resolution: tuple[int, int] = Field((512, 512), description="[width, height], multiples of 8.")
     annotations: list[AnnotationKind] = Field(default_factory=list)
     negative_prompt: str = ""
-    num_inference_steps: int = Field(30, ge=1, le=MAX_INFERENCE_STEPS)
-    guidance_scale: float = Field(7.5, ge=0, le=50)
+    num_inference_steps: int = Field(DEFAULT_STEPS, ge=1, le=MAX_INFERENCE_STEPS)
+    guidance_scale: float = Field(DEFAULT_GUIDANCE, ge=0, le=MAX_GUIDANCE)
     scheduler: Scheduler = "default"
     labels: list[str] = Field(default_factory=list, description="Object words to annotate; empty: the prompt's nouns.")
     feature_reuse: int = Field(
         1,
         ge=1,
-        le=10,
+        le=MAX_FEATURE_REUSE,
         description="Run the whole UNet every N steps and only its shallow layers in between, on the deep features of the "
         "last full step (after DeepCache): at 3, about half of SD-1.5's UNet work; approximate. 1: the exact images.",
     )

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidRequest, JobFailure
-from gateway.models import MAX_SEED, ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
+from gateway.models import ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
-from sdg.grpc_limits import MAX_IMAGES
+from sdg.limits import MAX_IMAGES, MAX_SEED, side_problem
 from sdg.schema import RowSchema, alternatives, read_schema
 from sdg.seeds import draw_seed
 
@@ -88,10 +88,8 @@ def text_spec(request: TextFields, seed: int) -> TextSpec:
 def check_resolution(resolution: tuple[int, int], settings: GatewaySettings) -> None:
     low, high = settings.min_resolution, settings.max_resolution
     for axis, value in zip(("width", "height"), resolution):
-        if value % 8:
-            raise InvalidRequest("resolution", f"{axis} {value} is not a multiple of 8")
-        if not low <= value <= high:
-            raise InvalidRequest("resolution", f"{axis} {value} is outside {low}..{high}")
+        if problem := side_problem(value, low, high):
+            raise InvalidRequest("resolution", f"{axis} {problem}")
 
 
 def image_spec(request: ImageFields, num_images: int, seed: int, settings: GatewaySettings) -> ImageSpec:

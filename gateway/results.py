@@ -4,25 +4,28 @@ streams.py and go no further, so outputs and runner code never see transport typ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-
-@dataclass(frozen=True)
-class RunLength:
-    """COCO uncompressed RLE: column-major run lengths starting with zeros."""
-
-    counts: list[int]
-    height: int
-    width: int
+from typing import Any
 
 
 @dataclass(frozen=True)
 class DetectedObject:
+    """A located object as the image service sends it: ready to be a COCO annotation."""
+
     label: str
     score: float
-    area: float
-    # [x, y, width, height] in pixels; None when bounding boxes were not asked for.
-    bbox: list[float] | None = None
-    mask: RunLength | None = None
+    bbox: list[float]  # [x, y, width, height] in pixels
+    area: float  # the pixels its segmentation covers, which COCOeval sorts objects by
+    # COCO uncompressed RLE ({"counts", "size"}) where a mask was asked for, else the box as a polygon.
+    segmentation: dict[str, Any] | list[list[float]]
+    bbox_asked: bool = True  # "bbox" was asked for; the box is COCO's either way
+
+    @property
+    def masked(self) -> bool:
+        return isinstance(self.segmentation, dict)
+
+    def coco(self) -> dict[str, Any]:
+        """The object as CocoDataset.add takes it."""
+        return {"label": self.label, "bbox": self.bbox, "area": self.area, "segmentation": self.segmentation, "score": float(self.score)}
 
 
 @dataclass(frozen=True)

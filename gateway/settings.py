@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sdg.limits import MAX_RESOLUTION, MIN_RESOLUTION, RESOLUTION_STEP
+
 # The frontend is a sibling of this package in the repository; containers may place it elsewhere.
 DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
@@ -29,8 +31,8 @@ class GatewaySettings(BaseSettings):
 
     # Jobs beyond this many per model service wait as "queued" (gateway/slots.py).
     max_concurrent_jobs: int = Field(2, ge=1, validation_alias="SDG_MAX_CONCURRENT_JOBS")
-    min_resolution: int = Field(64, ge=8, validation_alias="SDG_MIN_RESOLUTION")
-    max_resolution: int = Field(1024, ge=8, validation_alias="SDG_MAX_RESOLUTION")
+    min_resolution: int = Field(MIN_RESOLUTION, ge=RESOLUTION_STEP, validation_alias="SDG_MIN_RESOLUTION")
+    max_resolution: int = Field(MAX_RESOLUTION, ge=RESOLUTION_STEP, validation_alias="SDG_MAX_RESOLUTION")
     # A stream that sends nothing for this long is treated as a hung service and the job fails.
     # Services send an event per batch or denoising step, so silence this long is never normal.
     stream_inactivity_timeout_s: float = Field(300.0, gt=0, validation_alias="SDG_STREAM_TIMEOUT_S")

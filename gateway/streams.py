@@ -16,7 +16,7 @@ import grpc
 from gateway.clients import ServiceEndpoint
 from gateway.errors import ServiceFailure
 from gateway.plans import ImageSpec, TextSpec
-from gateway.results import DenoiseStep, DetectedObject, GeneratedImage, ImagesSummary, RowsSummary, RunLength
+from gateway.results import DenoiseStep, DetectedObject, GeneratedImage, ImagesSummary, RowsSummary
 from sdg.v1 import image_pb2, text_pb2
 
 
@@ -135,13 +135,20 @@ def images_request(spec: ImageSpec, prompts: list[str]) -> image_pb2.GenerateIma
 def generated_image(image: image_pb2.GeneratedImage) -> GeneratedImage:
     objects = []
     for obj in image.objects:
-        bbox = [obj.bbox.x, obj.bbox.y, obj.bbox.width, obj.bbox.height] if obj.HasField("bbox") else None
-        mask = (
-            RunLength(list(obj.segmentation.counts), obj.segmentation.height, obj.segmentation.width)
-            if obj.HasField("segmentation")
-            else None
+        mask = obj.segmentation
+        box = obj.coco_bbox
+        objects.append(
+            DetectedObject(
+                label=obj.label,
+                score=obj.score,
+                bbox=[box.x, box.y, box.width, box.height],
+                area=obj.coco_area,
+                segmentation={"counts": list(mask.counts), "size": [mask.height, mask.width]}
+                if obj.HasField("segmentation")
+                else [list(obj.coco_polygon)],
+                bbox_asked=obj.HasField("bbox"),
+            )
         )
-        objects.append(DetectedObject(label=obj.label, score=obj.score, area=obj.area, bbox=bbox, mask=mask))
     return GeneratedImage(
         index=image.index,
         prompt=image.prompt,

@@ -155,12 +155,14 @@ def annotate_object(
     if not np.isfinite(heatmap).all():
         return None
     mask = heatmap_to_mask(heatmap)
-    if not mask.any():
+    box = mask_to_bbox(mask)
+    if box is None:
         return None
     return ObjectAnnotation(
         label=label,
         score=attention_score(heatmap, mask),
         area=float(mask.sum()),
-        bbox=mask_to_bbox(mask) if want_bbox else None,
+        coco_bbox=box,
+        bbox=box if want_bbox else None,
         segmentation=mask_to_rle(mask) if want_segmentation else None,
     )

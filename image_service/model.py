@@ -13,21 +13,9 @@ from diffusers import StableDiffusionPipeline
 from image_service.settings import TINY_MODEL, ImageSettings
 from image_service.tiny import DEMO_MARKER, build_tiny
 from sdg.devices import allow_recompiles, resolve_device
+from sdg.model_info import ModelInfo
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What is loaded, so callers can label output honestly (mirrors sdg.v1.ModelInfo)."""
-
-    model_id: str
-    source: str
-    demo_model: bool
-    loaded: bool
-    device: str
-    dtype: str
-    display_name: str
 
 
 @dataclass
@@ -44,18 +32,9 @@ def dtype_for(device: torch.device) -> torch.dtype:
 
 
 def unloaded_info(settings: ImageSettings) -> ModelInfo:
-    """What GetModelInfo reports while the weights are still loading."""
     local = Path(settings.model).expanduser()
     demo = settings.model == TINY_MODEL or (local / DEMO_MARKER).exists()
-    return ModelInfo(
-        model_id=settings.model,
-        source="",
-        demo_model=demo,
-        loaded=False,
-        device="",
-        dtype="",
-        display_name=_display_name(settings.model, demo),
-    )
+    return ModelInfo.unloaded(settings.model, demo, _display_name(settings.model, demo))
 
 
 def _display_name(model_id: str, demo: bool) -> str:

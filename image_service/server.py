@@ -24,22 +24,20 @@ from sdg.v1 import image_pb2_grpc
 log = logging.getLogger(__name__)
 
 
-def create_server(
-    settings: ImageSettings, servicer: ImageServicer | None = None
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """The server listening on settings.listen (port 0 picks a free one), with `servicer` (a new,
-    engine-less one by default) registered. Returns the server, its port and the health servicer."""
-    servicer = servicer or ImageServicer(unloaded_info(settings))
-    return serving.create_server(
+def create_server(settings: ImageSettings) -> tuple[grpc.aio.Server, int, ImageServicer, health.aio.HealthServicer]:
+    """The server (not started) on settings.listen (port 0 picks a free one), its port, its
+    servicer (an engine is attached once loaded) and the health servicer."""
+    servicer = ImageServicer(unloaded_info(settings))
+    server, port, health_servicer = serving.create_server(
         settings.listen,
         lambda server: image_pb2_grpc.add_ImageServiceServicer_to_server(servicer, server),
         [SERVICE_NAME],
     )
+    return server, port, servicer, health_servicer
 
 
 async def run(settings: ImageSettings) -> None:
-    servicer = ImageServicer(unloaded_info(settings))
-    server, port, health_servicer = create_server(settings, servicer)
+    server, port, servicer, health_servicer = create_server(settings)
     log.info("image service listening on port %d; loading %s", port, settings.model)
     engine: ImageEngine | None = None
 

@@ -1,32 +1,30 @@
 """The ImageService gRPC servicer: converts protobuf to engine dataclasses and back, runs the
-engine on a worker thread and streams its events. No generation logic lives here."""
+engine on a worker thread and streams its events through sdg.streaming, which also ends a failed
+call with the summary built here. No generation logic lives here."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from dataclasses import replace
 
 import grpc
-import torch
 
 from image_service.engine import ImageEngine
-from image_service.model import ModelInfo
 from image_service.types import (
-    DEFAULT_GUIDANCE,
-    DEFAULT_STEPS,
+    BoundingBox,
     GeneratedImage,
+    ImageEvent,
     ImageRequest,
-    ImageRunFailed,
     ImageSummary,
     InvalidImageRequest,
     StepProgress,
 )
-from sdg.streaming import stream_from_thread
+from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sdg.model_info import ModelInfo
+from sdg.seeds import draw_seed
+from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 
-log = logging.getLogger(__name__)
 SERVICE_NAME = image_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
 
 
@@ -63,11 +61,16 @@ def step_to_pb(step: StepProgress) -> image_pb2.GenerateImagesResponse:
 def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
     objects = []
     for obj in image.objects:
-        message = image_pb2.ObjectAnnotation(label=obj.label, score=obj.score, area=obj.area)
+        message = image_pb2.ObjectAnnotation(
+            label=obj.label,
+            score=obj.score,
+            area=obj.area,
+            coco_bbox=_box_to_pb(obj.coco_bbox),
+            coco_area=obj.coco_area,
+            coco_polygon=obj.coco_polygon,
+        )
         if obj.bbox is not None:
-            message.bbox.CopyFrom(
-                image_pb2.BoundingBox(x=obj.bbox.x, y=obj.bbox.y, width=obj.bbox.width, height=obj.bbox.height)
-            )
+            message.bbox.CopyFrom(_box_to_pb(obj.bbox))
         if obj.segmentation is not None:
             rle = obj.segmentation
             message.segmentation.CopyFrom(
@@ -89,8 +92,18 @@ def image_to_pb(image: GeneratedImage) -> image_pb2.GenerateImagesResponse:
     )
 
 
-def waiting_to_pb(waited_s: float) -> image_pb2.GenerateImagesResponse:
-    return image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=waited_s))
+def _box_to_pb(box: BoundingBox) -> image_pb2.BoundingBox:
+    return image_pb2.BoundingBox(x=box.x, y=box.y, width=box.width, height=box.height)
+
+
+def event_to_pb(event: ImageEvent | ImageSummary) -> image_pb2.GenerateImagesResponse:
+    if isinstance(event, Waiting):
+        return image_pb2.GenerateImagesResponse(waiting=common_pb2.Waiting(waited_s=event.waited_s))
+    if isinstance(event, StepProgress):
+        return step_to_pb(event)
+    if isinstance(event, GeneratedImage):
+        return image_to_pb(event)
+    return summary_to_pb(event)
 
 
 def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
@@ -110,18 +123,6 @@ def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
     )
 
 
-def info_to_pb(info: ModelInfo) -> common_pb2.ModelInfo:
-    return common_pb2.ModelInfo(
-        model_id=info.model_id,
-        source=info.source,
-        demo_model=info.demo_model,
-        loaded=info.loaded,
-        device=info.device,
-        dtype=info.dtype,
-        display_name=info.display_name,
-    )
-
-
 class ImageServicer(image_pb2_grpc.ImageServiceServicer):
     """Serves one ImageEngine, attached once the model has loaded."""
 
@@ -133,7 +134,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         self._engine = engine
 
     async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
-        return info_to_pb(self._engine.info if self._engine else self._unloaded)
+        return (self._engine.info if self._engine else self._unloaded).to_pb()
 
     async def GenerateImages(
         self, request: image_pb2.GenerateImagesRequest, context: grpc.aio.ServicerContext
@@ -142,45 +143,31 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         if engine is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the image model is still loading")
         image_request = request_from_pb(request)
-        try:
-            engine.validate(image_request)
-        except InvalidImageRequest as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if image_request.seed is None:  # drawn here, so that even a failure's summary reports it
+            image_request = replace(image_request, seed=draw_seed())
+        images_sent = 0
 
         def work(emit, cancelled) -> None:
-            def on_step(progress: StepProgress) -> bool:
-                emit(step_to_pb(progress))
-                return cancelled.is_set()
+            emit(engine.generate(image_request, emit, cancelled.is_set))
 
-            def on_wait(waited_s: float) -> bool:
-                emit(waiting_to_pb(waited_s))
-                return cancelled.is_set()
+        def failure(error: str) -> ImageSummary:
+            return _failure_summary(image_request, images_sent, error)
 
-            summary = engine.generate(image_request, on_step, lambda image: emit(image_to_pb(image)), on_wait)
-            emit(summary_to_pb(summary))
-
-        started = False
-        try:
-            async with aclosing(stream_from_thread(work)) as events:
-                async for item in events:
-                    if isinstance(item, BaseException):
-                        log.error("GenerateImages failed", exc_info=item)
-                        # Once the stream has started, a failure is reported by its last message
-                        # (a partial summary with the reason), not by a new status.
-                        if started and isinstance(item, ImageRunFailed):
-                            yield summary_to_pb(item.summary)
-                            continue
-                        await context.abort(_status_for(item), str(item))
-                    yield item
-                    started = True
-        except (GeneratorExit, asyncio.CancelledError):
-            # Closing the stream has set the flag the engine checks every step.
-            log.info("GenerateImages ended early by the client; the engine stops within one step")
-            raise
+        async for event in engine_stream(context, work, (InvalidImageRequest,), failure, "GenerateImages"):
+            if isinstance(event, GeneratedImage):
+                images_sent += 1
+            yield event_to_pb(event)
 
 
-def _status_for(error: BaseException) -> grpc.StatusCode:
-    cause = error.__cause__ or error
-    if isinstance(cause, torch.OutOfMemoryError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED
-    return grpc.StatusCode.INTERNAL
+def _failure_summary(request: ImageRequest, images_sent: int, error: str) -> ImageSummary:
+    return ImageSummary(
+        images_generated=images_sent,
+        images_requested=request.images_wanted,
+        elapsed_s=0.0,
+        seed=request.seed,
+        scheduler=request.scheduler,
+        annotations_produced=request.annotation_kinds if images_sent else (),
+        partial=True,
+        reason=f"image engine failed: {error}",
+        error=error,
+    )

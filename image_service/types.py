@@ -3,13 +3,10 @@ from protobuf, nothing past it sees a `*_pb2` type."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-ANNOTATION_KINDS = ("bbox", "segmentation", "caption")
-SCHEDULERS = ("default", "dpm++", "euler_a")
-DEFAULT_STEPS = 30
-DEFAULT_GUIDANCE = 7.5
+from sdg.limits import ANNOTATION_KINDS, DEFAULT_GUIDANCE, DEFAULT_STEPS
+from sdg.streaming import Waiting
 
 
 class InvalidImageRequest(ValueError):
@@ -43,6 +40,11 @@ class ImageRequest:
     # between, on the deep features of the last full step (image_service/reuse.py). 1: every
     # step runs the whole UNet, the exact images. Approximate above 1.
     feature_reuse: int = 1
+
+    @property
+    def annotation_kinds(self) -> tuple[str, ...]:
+        """The annotations asked for, each once, in ANNOTATION_KINDS order."""
+        return tuple(kind for kind in ANNOTATION_KINDS if kind in self.annotations)
 
     @property
     def images_wanted(self) -> int:
@@ -85,9 +87,24 @@ class RunLengthMask:
 class ObjectAnnotation:
     label: str
     score: float
-    area: float
-    bbox: BoundingBox | None = None
+    area: float  # the attention mask's pixels
+    coco_bbox: BoundingBox  # around the mask, whichever annotations were asked for
+    bbox: BoundingBox | None = None  # coco_bbox, when "bbox" was asked for
     segmentation: RunLengthMask | None = None
+
+    @property
+    def coco_area(self) -> float:
+        """The pixels of the COCO segmentation, as COCOeval reads `area`: the mask's, or the box's."""
+        return self.area if self.segmentation is not None else self.coco_bbox.width * self.coco_bbox.height
+
+    @property
+    def coco_polygon(self) -> tuple[float, ...]:
+        """Without a mask, the box as COCO's polygon segmentation; empty with one."""
+        if self.segmentation is not None:
+            return ()
+        box = self.coco_bbox
+        right, bottom = box.x + box.width, box.y + box.height
+        return (box.x, box.y, right, box.y, right, bottom, box.x, bottom)
 
 
 @dataclass(frozen=True)
@@ -119,21 +136,7 @@ class ImageSummary:
     error: str = ""  # why the engine failed part-way; empty when the call ended as planned
 
 
-class ImageRunFailed(RuntimeError):
-    """Generation failed part-way; `summary` says what was delivered before the failure."""
-
-    def __init__(self, summary: ImageSummary, cause: BaseException):
-        super().__init__(f"image generation failed after {summary.images_generated} images: {cause}")
-        self.summary = summary
-
-
-# Called after every denoising step with the progress so far; returning True stops the call
-# within that step (the batch in flight is dropped, finished images are kept).
-StepCallback = Callable[[StepProgress], bool]
-# Called with each finished image, in index order: on the engine's model thread while it denoises,
-# on the calling thread for the last ones; never from two threads at once.
-ImageCallback = Callable[[GeneratedImage], None]
-# Called while the call waits for the model, busy with earlier calls: at once, then every few
-# seconds, with the seconds waited; returning True withdraws the call if it has not started.
-WaitCallback = Callable[[float], bool]
+# What ImageEngine.generate emits: finished images in index order, on the engine's model thread
+# while it denoises and on the calling thread for the last ones, never from two at once.
+ImageEvent = Waiting | StepProgress | GeneratedImage
 

@@ -1,20 +1,66 @@
-"""Streams what blocking engine code emits in a worker thread to the event loop of a grpc.aio
-servicer: the one bridge both model services use between their synchronous torch engines and
-their server-streaming RPCs."""
+"""How both model services stream a call: their engines take one call at a time (ModelLock) and
+emit its events from blocking torch code, and stream_from_thread carries them from a worker
+thread to the event loop of a grpc.aio servicer's server-streaming RPC."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
+log = logging.getLogger(__name__)
 Emit = Callable[[Any], None]
 _DONE = object()
 # How often a call waiting for its model says so (sdg.v1.Waiting), in both services: well inside
 # any caller's patience for a silent stream.
 WAITING_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The call waits for the model, busy with earlier calls (sdg.v1.Waiting)."""
+
+    waited_s: float
+
+
+class ModelLock:
+    """One call at a time on a model. `with lock:` takes it, waiting as long as it takes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    @contextmanager
+    def turn(self, emit: Emit, cancelled: Callable[[], bool]) -> Iterator[bool]:
+        """Holds the model for the block. While earlier calls hold it, emits Waiting at once and
+        every WAITING_EVERY_S: without them a queued call's stream would be silent for as long as
+        the calls ahead take, and its caller would give up on it. Yields False, holding nothing,
+        when the call was cancelled while it waited."""
+        holding = self._lock.acquire(blocking=False)
+        began = time.perf_counter()
+        while not holding:
+            emit(Waiting(time.perf_counter() - began))
+            if cancelled():
+                break
+            holding = self._lock.acquire(timeout=WAITING_EVERY_S)
+        try:
+            yield holding
+        finally:
+            if holding:
+                self._lock.release()
 
 
 async def stream_from_thread(work: Callable[[Emit, threading.Event], None], maxsize: int = 64) -> AsyncIterator[Any]:
@@ -67,3 +113,34 @@ async def stream_from_thread(work: Callable[[Emit, threading.Event], None], maxs
                 queue.get_nowait()
             except asyncio.QueueEmpty:
                 await asyncio.sleep(0.01)
+
+
+async def engine_stream(
+    context: grpc.aio.ServicerContext,
+    work: Callable[[Emit, threading.Event], None],
+    invalid: tuple[type[BaseException], ...],
+    failure: Callable[[str], Any],
+    name: str,  # the RPC, for the log
+) -> AsyncIterator[Any]:
+    """What `work` emits (through stream_from_thread), for a servicer to convert and send. An
+    engine checks its request before it emits anything: an `invalid` error then aborts the call
+    with INVALID_ARGUMENT. Any other failure ends the stream with failure("Type: message"), a
+    summary carrying that error: once a stream has started, what it sent stands, marked partial,
+    rather than a new status."""
+    sent = False
+    try:
+        async with aclosing(stream_from_thread(work)) as items:
+            async for item in items:
+                if not isinstance(item, BaseException):
+                    sent = True
+                    yield item
+                    continue
+                if isinstance(item, invalid) and not sent:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item))
+                log.error("%s failed", name, exc_info=item)
+                yield failure(f"{type(item).__name__}: {item}")
+                return
+    except (GeneratorExit, asyncio.CancelledError):
+        # Closing the stream has set the flag the engine checks every step.
+        log.info("%s ended early by the client; the engine stops within one step", name)
+        raise

@@ -24,6 +24,25 @@ REPO = Path(__file__).resolve().parents[1]
 TEST_MODEL_CACHE = Path(os.environ.get("SDG_TEST_MODEL_CACHE", REPO / ".cache" / "test-models"))
 
 
+class FailsAfterFirst:
+    """An engine that fails, as a device might, right after its generate() emits an event of
+    type `kind`; otherwise the engine it wraps."""
+
+    def __init__(self, engine, kind: type):
+        self._engine, self._kind = engine, kind
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def generate(self, request, emit, cancelled):
+        def emit_then_fail(event):
+            emit(event)
+            if isinstance(event, self._kind):
+                raise RuntimeError("CUDA out of memory (simulated)")
+
+        return self._engine.generate(request, emit_then_fail, cancelled)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

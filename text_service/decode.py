@@ -19,13 +19,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import xgrammar as xgr
 
 from sdg.devices import allow_recompiles, to_device
 from text_service.attention import kv_limit
+from text_service.bounds import StringBounds
 from text_service.cursor import CLOSE_IF_ABLE, RowCursor
 from text_service.prompts import WavePrompts
 
@@ -45,6 +47,44 @@ def static_batch_size(rows: int, batch_size: int) -> int:
     engine's batch size when that is smaller. Full waves are never padded; a small wave (a short
     job, or the last wave of a long one) runs at most 4x its rows, 16 rows at the least."""
     return min(next((b for b in STATIC_BATCH_BUCKETS if b >= rows), batch_size), max(batch_size, rows))
+
+
+@dataclass(frozen=True)
+class DecodeParts:
+    """What the decode loops use of TextEngine: its model and tokenizer, and what it built for them."""
+
+    model: Any  # a transformers causal LM
+    tokenizer: Any
+    device: torch.device
+    vocab_size: int
+    pad_id: int
+    batch_size: int  # the most rows a wave decodes
+    string_bounds: StringBounds
+    mask_filler: xgr.BatchGrammarMatcher
+    cache_kwarg: str  # the forward's cache argument: `cache`, or `past_key_values` before transformers renamed it
+    _forced: dict[str, list[int]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def forced_ids(self, text: str) -> list[int]:
+        """Token ids for a jump-forward string. The same few strings (keys, separators) come back
+        every row, and tokenizing costs more than the rest of a row's per-step bookkeeping."""
+        ids = self._forced.get(text)
+        if ids is None:
+            ids = self.tokenizer.encode(text, add_special_tokens=False)
+            if len(self._forced) < 65536:
+                self._forced[text] = ids
+        return list(ids)
+
+    def forward(self, input_ids, attention_mask, position_ids, cache, keep: int, **kwargs) -> torch.Tensor:
+        """One eager forward pass; returns the logits of the last `keep` positions."""
+        return self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            logits_to_keep=keep,
+            **{self.cache_kwarg: cache},
+            **kwargs,
+        ).logits
 
 
 @dataclass
@@ -101,25 +141,25 @@ class WaveRows:
     """Per-row state of one wave: what each row has produced, what it still has to feed the model,
     its grammar matcher and its cursor (string limits and the row plan)."""
 
-    def __init__(self, engine, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats, seed: int = 0):
-        self.engine = engine
+    def __init__(self, parts: DecodeParts, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats, seed: int = 0):
+        self.parts = parts
         self.slots = slots
         self.sampling = sampling
         self.stats = stats
         n = len(slots)
         self.matchers = [xgr.GrammarMatcher(prepared.compiled) for _ in range(n)]
         self.cursors = [
-            RowCursor(engine.string_bounds, prepared.index, sampling.row_budget, row_seed(seed, slot), sampling.optional_rate)
+            RowCursor(parts.string_bounds, prepared.index, sampling.row_budget, row_seed(seed, slot), sampling.optional_rate)
             for slot in slots
         ]
         self.outputs: list[list[int]] = [[] for _ in range(n)]
         self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model
-        self.bitmask = xgr.allocate_token_bitmask(n, engine.vocab_size)
+        self.bitmask = xgr.allocate_token_bitmask(n, parts.vocab_size)
         self.filled: list[int] = []  # the rows whose masks were filled last, in bitmask order
         self._limits: list[int | None] = []
         self._plans: list[tuple | None] = []
         self.started = time.perf_counter()
-        if engine.device.type == "cuda":
+        if parts.device.type == "cuda":
             # Pinned, so the copy to the GPU is truly asynchronous; the loops wait for each step's
             # sampled tokens, queued after the copy, before the next fill rewrites it.
             self.bitmask = self.bitmask.pin_memory()
@@ -145,22 +185,22 @@ class WaveRows:
         started = time.perf_counter()
         self.filled = rows
         if rows:
-            self.engine.mask_filler.batch_fill_next_token_bitmask([self.matchers[r] for r in rows], self.bitmask)
+            self.parts.mask_filler.batch_fill_next_token_bitmask([self.matchers[r] for r in rows], self.bitmask)
         self._limits = [self.cursors[r].limit() for r in rows]
         for j, limit in enumerate(self._limits):
             if limit == CLOSE_IF_ABLE:  # out of room: close the string now if its grammar lets it
-                self._limits[j] = 0 if self.engine.string_bounds.closes(self.bitmask, j) else None
+                self._limits[j] = 0 if self.parts.string_bounds.closes(self.bitmask, j) else None
         self._plans = [self.cursors[r].plan_situation() for r in rows]
         self.stats.fill_s += time.perf_counter() - started
 
     def sample(self, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Masks `logits` in place (row j belongs to filled row j) and samples one token per row.
         Queued on the device; the tokens stay there."""
-        engine = self.engine
+        parts = self.parts
         mask = self.bitmask[: len(self.filled)].to(logits.device, non_blocking=True)
-        xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=engine.vocab_size)
-        engine.string_bounds.mask_(logits, self._limits)
-        engine.string_bounds.ban_(logits, self._plans)
+        xgr.apply_token_bitmask_inplace(logits, mask, vocab_size=parts.vocab_size)
+        parts.string_bounds.mask_(logits, self._limits)
+        parts.string_bounds.ban_(logits, self._plans)
         self.stats.steps += 1
         return sample(logits, self.sampling.temperature, self.sampling.top_p, generator)
 
@@ -223,7 +263,7 @@ class WaveRows:
         matcher, cursor, outputs = self.matchers[r], self.cursors[r], self.outputs[r]
         for _ in range(64):
             if matcher.is_completed():
-                text = self.engine.tokenizer.decode(outputs, skip_special_tokens=True)
+                text = self.parts.tokenizer.decode(outputs, skip_special_tokens=True)
                 return Finished(self.slots[r], text, len(outputs))
             forced = cursor.plan_text()
             if forced and not matcher.accept_string(forced):
@@ -234,7 +274,7 @@ class WaveRows:
                 if not forced:
                     return None
                 matcher.accept_string(forced)
-            forced_ids = self.engine.forced_ids(forced)
+            forced_ids = self.parts.forced_ids(forced)
             outputs.extend(forced_ids)
             self.pending[r].extend(forced_ids)
             self.stats.forced += len(forced_ids)
@@ -260,13 +300,13 @@ def jump_forward(matcher) -> str:
         return err.object[: err.start].decode()
 
 
-def prefill_prefix(engine, prefix: list[int]):
+def prefill_prefix(parts: DecodeParts, prefix: list[int]):
     """Runs the wave's shared prompt prefix once, at batch 1; returns its DynamicCache."""
     from transformers import DynamicCache
 
-    cache = DynamicCache(config=engine.model.config)
-    ids = torch.tensor([prefix], device=engine.device)
-    engine.forward(ids, torch.ones_like(ids), torch.arange(len(prefix), device=engine.device)[None], cache, keep=1)
+    cache = DynamicCache(config=parts.model.config)
+    ids = torch.tensor([prefix], device=parts.device)
+    parts.forward(ids, torch.ones_like(ids), torch.arange(len(prefix), device=parts.device)[None], cache, keep=1)
     return cache
 
 
@@ -286,22 +326,22 @@ def left_padded(prompts: list[list[int]], pad_id: int, width: int | None = None)
 
 
 class DynamicDecoder:
-    def __init__(self, engine, feed_width: int):
-        self.engine = engine
+    def __init__(self, parts: DecodeParts, feed_width: int):
+        self.parts = parts
         self.feed_width = feed_width
 
     def decode(
         self, rows: WaveRows, prompts: WavePrompts, generator: torch.Generator, cancelled: Callable[[], bool]
     ) -> Iterator[list[Finished]]:
-        engine = self.engine
-        device = engine.device
+        parts = self.parts
+        device = parts.device
         n = len(prompts.suffixes)
-        cache = prefill_prefix(engine, prompts.prefix)
+        cache = prefill_prefix(parts, prompts.prefix)
         cache.batch_repeat_interleave(n)
-        suffix_ids, suffix_mask = (t.to(device) for t in left_padded(prompts.suffixes, engine.pad_id))
+        suffix_ids, suffix_mask = (t.to(device) for t in left_padded(prompts.suffixes, parts.pad_id))
         attention = torch.cat([torch.ones((n, len(prompts.prefix)), dtype=torch.long, device=device), suffix_mask], 1)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -suffix_ids.shape[1] :]
-        logits = engine.forward(suffix_ids, attention, positions, cache, keep=1)[:, -1]
+        logits = parts.forward(suffix_ids, attention, positions, cache, keep=1)[:, -1]
         active = list(range(n))  # batch position -> wave row
         early = rows.take_early()
         while True:
@@ -325,12 +365,12 @@ class DynamicDecoder:
             feeds = [rows.take_feed(r, self.feed_width) for r in active]
             width = max(len(f) for f in feeds)
             # Built as Python lists and converted once: a tensor per row costs more than the step.
-            step_ids = torch.tensor([f + [engine.pad_id] * (width - len(f)) for f in feeds])
+            step_ids = torch.tensor([f + [parts.pad_id] * (width - len(f)) for f in feeds])
             step_mask = torch.tensor([[1] * len(f) + [0] * (width - len(f)) for f in feeds])
             attention = torch.cat([attention, step_mask.to(device)], dim=1)
             positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -width:]
             launched = time.perf_counter()
-            out = engine.forward(step_ids.to(device), attention, positions, cache, keep=width)
+            out = parts.forward(step_ids.to(device), attention, positions, cache, keep=width)
             rows.stats.launch_s += time.perf_counter() - launched
             last = torch.tensor([len(f) - 1 for f in feeds], device=device)
             logits = out[torch.arange(len(feeds), device=device), last]
@@ -349,8 +389,8 @@ def attend_limit(positions: int, length: int) -> int:
 
 
 class StaticDecoder:
-    def __init__(self, engine, compile_step: bool):
-        self.engine = engine
+    def __init__(self, parts: DecodeParts, compile_step: bool):
+        self.parts = parts
         self.compile_step = compile_step
         self._step = None
         # CUDA graph trees keep their state per thread: replaying graphs from a thread other than
@@ -369,13 +409,13 @@ class StaticDecoder:
             self._cache.reset()
         else:
             self._cache = None  # free the old one before allocating
-            self._cache = StaticCache(config=self.engine.model.config, max_cache_len=length)
+            self._cache = StaticCache(config=self.parts.model.config, max_cache_len=length)
             self._cache_shape = (rows, length)
         return self._cache
 
     def _step_fn(self):
         if self._step is None:
-            forward = self.engine.model.forward
+            forward = self.parts.model.forward
             # reduce-overhead captures the step in CUDA graphs; shapes stay fixed within a wave,
             # and caches are sized in quanta so most waves reuse a captured graph.
             if self.compile_step:
@@ -390,28 +430,27 @@ class StaticDecoder:
         if self._cache is None:
             return
         batch, length = self._cache_shape
-        device = self.engine.device
+        device = self.parts.device
         # Inputs made in inference mode, as the decode loop's are: dynamo guards on it.
         with torch.inference_mode():
             attention = torch.zeros((batch, length), dtype=torch.long, device=device)
             attention[:, 0] = 1
             for limit in range(STATIC_CACHE_QUANTUM, length + 1, STATIC_CACHE_QUANTUM):
                 for _ in range(3):  # dynamo compiles, then CUDA graph trees warm up and record
-                    self._launch(torch.full((batch,), self.engine.pad_id, device=device), attention,
+                    self._launch(torch.full((batch,), self.parts.pad_id, device=device), attention,
                                  torch.zeros(batch, dtype=torch.long, device=device), 0, limit)
 
     def _launch(self, feed: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor, slot: int, limit: int) -> torch.Tensor:
         """Queues one decode step (a token per row, written at cache slot `slot`, attending over
         the first `limit` positions); returns the last position's logits (still being computed)."""
-        engine = self.engine
         inputs = dict(
             input_ids=feed.unsqueeze(-1),
             attention_mask=attention,
             position_ids=positions.unsqueeze(-1),
-            cache_position=to_device([slot], torch.int64, engine.device),
+            cache_position=to_device([slot], torch.int64, self.parts.device),
             use_cache=True,
             logits_to_keep=1,
-            **{engine.cache_kwarg: self._cache},
+            **{self.parts.cache_kwarg: self._cache},
         )
         step = self._step_fn()
 
@@ -438,14 +477,14 @@ class StaticDecoder:
         self, rows: WaveRows, prompts: WavePrompts, generator: torch.Generator, cancelled: Callable[[], bool]
     ) -> Iterator[list[Finished]]:
         began = time.perf_counter()
-        engine = self.engine
-        device = engine.device
+        parts = self.parts
+        device = parts.device
         n = len(prompts.suffixes)
         # The batch is padded to a bucket: each (batch, cache length) shape is compiled and its
         # graphs recorded once, so jobs of 10, 11 and 12 rows must not make three of them.
-        batch = static_batch_size(n, engine.batch_size)
+        batch = static_batch_size(n, parts.batch_size)
         shared = len(prompts.prefix)
-        suffix_ids, suffix_mask = left_padded(prompts.suffixes + [[engine.pad_id]] * (batch - n), engine.pad_id)
+        suffix_ids, suffix_mask = left_padded(prompts.suffixes + [[parts.pad_id]] * (batch - n), parts.pad_id)
         suffix_mask[n:] = 0  # padding rows see the shared prefix only, and never sample
         width = shared + suffix_ids.shape[1]
         steps = rows.sampling.max_new_tokens + 1
@@ -459,7 +498,7 @@ class StaticDecoder:
         def prefill() -> torch.Tensor:
             # The shared prefix is computed once and copied into every row's slots of the cache.
             positions_so_far = torch.arange(shared, device=device)
-            for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(engine, prompts.prefix))):
+            for layer, (keys, values) in enumerate(layer_kv(prefill_prefix(parts, prompts.prefix))):
                 cache.update(
                     keys.expand(batch, -1, -1, -1).contiguous(),
                     values.expand(batch, -1, -1, -1).contiguous(),
@@ -467,7 +506,7 @@ class StaticDecoder:
                     {"cache_position": positions_so_far},
                 )
             with kv_limit(attend_limit(width, length)):
-                return engine.forward(
+                return parts.forward(
                     suffix_ids.to(device), attention[:, :width], positions, cache, keep=1,
                     cache_position=torch.arange(shared, width, device=device),
                 )[:, -1]
@@ -496,8 +535,8 @@ class StaticDecoder:
             # Every live row feeds one token: a jump-forward token still pending, or the token it
             # samples now. Finished and padding rows feed padding that attention ignores.
             sampling = rows.filled
-            feed_list = [pending[r].pop(0) if live[r] and pending[r] else engine.pad_id for r in range(n)]
-            feed_list += [engine.pad_id] * (batch - n)
+            feed_list = [pending[r].pop(0) if live[r] and pending[r] else parts.pad_id for r in range(n)]
+            feed_list += [parts.pad_id] * (batch - n)
             started = time.perf_counter()
             feed = to_device(feed_list, torch.int64, device)
             if sampling:

@@ -17,8 +17,8 @@ loop of our own rather than `generate()` with a per-row LogitsProcessor:
   (text_service.acceptance); a row that fails, or repeats an earlier row, is generated again and
   counted by the keyword it failed.
 
-The engine knows nothing about gRPC: it takes a RowRequest and yields RowProgress, RowBatch and,
-last, RowSummary.
+The engine knows nothing about gRPC: it takes a RowRequest, emits Waiting, RowProgress and
+RowBatch, and returns a RowSummary.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,15 +38,15 @@ import jsonschema
 import torch
 import xgrammar as xgr
 
-from sdg import streaming
-from sdg.grpc_limits import MAX_INSTRUCTIONS_CHARS
-from sdg.schema import RowSchema, SchemaError, read_schema
+from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
+from sdg.schema import RowSchema, read_schema
 from sdg.seeds import draw_seed
+from sdg.streaming import Emit, ModelLock
 from text_service.acceptance import RowAcceptance, row_validator
 from text_service.attention import use_grouped_attention
 from text_service.bounds import StringBounds
 from text_service.cursor import SchemaIndex
-from text_service.decode import DecodeStats, DynamicDecoder, Sampling, StaticDecoder, WaveRows
+from text_service.decode import DecodeParts, DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar, compile_error, max_row_bytes
 from text_service.model import LoadedTextModel
 from text_service.prompts import build_prompts
@@ -76,13 +76,6 @@ class RowProgress:
 
 
 @dataclass(frozen=True)
-class Waiting:
-    """The call waits for the model, busy with earlier calls."""
-
-    waited_s: float
-
-
-@dataclass(frozen=True)
 class RowBatch:
     rows: list[str]
 
@@ -104,9 +97,6 @@ class RowSummary:
     error: str = ""  # why the engine failed part-way; empty when the call ended as planned
     rejected_by: dict[str, int] = field(default_factory=dict)  # invalid rows by the keyword (or limit) they failed
     compile_s: float = 0.0  # the schema's grammar compile time, when it was first compiled
-
-
-RowEvent = Waiting | RowProgress | RowBatch | RowSummary
 
 
 def row_token_limit(prepared: PreparedSchema, request: RowRequest) -> int:
@@ -169,47 +159,51 @@ class TextEngine:
         mask_threads: int = 0,
         feed_width: int = 0,
         decode: str = "auto",
-        max_rows: int = 1_000_000,
+        max_rows: int = MAX_ROWS,
         row_time_limit_s: float = 120.0,
     ):
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
-        self.description = loaded.description
+        self.info = loaded.info
         self.batch_size = batch_size or (512 if self.device.type == "cuda" else 128)
         self.max_rows = max_rows
         self.row_time_limit_s = row_time_limit_s
-        self.vocab_size = self.model.config.vocab_size
-        self.tokenizer_info = xgr.TokenizerInfo.from_huggingface(
-            self.tokenizer, vocab_size=self.vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
+        vocab_size = self.model.config.vocab_size
+        tokenizer_info = xgr.TokenizerInfo.from_huggingface(
+            self.tokenizer, vocab_size=vocab_size, stop_token_ids=[self.tokenizer.eos_token_id]
         )
-        self.compiler = xgr.GrammarCompiler(self.tokenizer_info, cache_enabled=True)
-        self.string_bounds = StringBounds(self.tokenizer_info.decoded_vocab, self.vocab_size, self.device)
-        self.mask_filler = xgr.BatchGrammarMatcher(max_threads=mask_threads or "auto")
-        self.pad_id = self.tokenizer.pad_token_id
+        self.compiler = xgr.GrammarCompiler(tokenizer_info, cache_enabled=True)
+        self.parts = DecodeParts(
+            model=self.model,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            vocab_size=vocab_size,
+            pad_id=self.tokenizer.pad_token_id,
+            batch_size=self.batch_size,
+            string_bounds=StringBounds(tokenizer_info.decoded_vocab, vocab_size, self.device),
+            mask_filler=xgr.BatchGrammarMatcher(max_threads=mask_threads or "auto"),
+            cache_kwarg="cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values",
+        )
         cuda = self.device.type == "cuda"
         if decode == "auto":
             decode = "static" if cuda else "dynamic"
         if decode == "static":
             # Fixed shapes; on CUDA the step is captured in CUDA graphs.
-            self.decoder = StaticDecoder(self, compile_step=cuda)
+            self.decoder = StaticDecoder(self.parts, compile_step=cuda)
         elif decode == "dynamic":
             # Tokens fed per row per step. Every row in a step pays for the widest feed: cheap on
             # a GPU while decode is memory-bound, a loss on a CPU (measured: 1 is fastest there).
-            self.decoder = DynamicDecoder(self, feed_width=feed_width or (4 if cuda else 1))
+            self.decoder = DynamicDecoder(self.parts, feed_width=feed_width or (4 if cuda else 1))
         else:
             raise ValueError(f"decode: expected auto, static or dynamic, got {decode!r}")
         self.decode_mode = decode
         # Attention reads each key/value head once instead of copying it per query head.
         self.grouped_attention = use_grouped_attention(self.model)
-        # transformers renamed `past_key_values` to `cache`; use whichever this version takes.
-        params = inspect.signature(self.model.forward).parameters
-        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         self._prepared: OrderedDict[str, PreparedSchema] = OrderedDict()
-        self._forced_ids: dict[str, list[int]] = {}
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
-        self._decode_lock = threading.Lock()
+        self.model_lock = ModelLock()
         # The counters and timings of the last generate() call, for the bench's decode profile.
         self.last_stats: DecodeStats | None = None
 
@@ -222,9 +216,8 @@ class TextEngine:
             return
         started = time.perf_counter()
         schema = {"name": "string", "age": "int", "score": "float"}
-        for _ in self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0)):
-            pass
-        with self._decode_lock:
+        self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0))
+        with self.model_lock:
             self.decoder.warm_up_limits()
         log.info("decode warm-up (batch %d) done in %.1fs", self.batch_size, time.perf_counter() - started)
 
@@ -246,7 +239,7 @@ class TextEngine:
             raise compile_error(exc) from None
         compile_s = time.perf_counter() - started
         validator = row_validator(read.source)
-        index = SchemaIndex(read.schema, lambda text: len(self.forced_ids(text)))
+        index = SchemaIndex(read.schema, lambda text: len(self.parts.forced_ids(text)))
         prepared = PreparedSchema(read, grammar, compiled, validator, max_row_bytes(read.schema), index, compile_s)
         with self._prepared_lock:
             self._prepared[key] = prepared
@@ -302,12 +295,10 @@ class TextEngine:
             )
 
     # ---- generation -------------------------------------------------------------------------
-    def generate(self, request: RowRequest, cancelled: Callable[[], bool] = lambda: False) -> Iterator[RowEvent]:
-        """Yields progress and batches of valid rows as they finish, then one RowSummary; before
-        them, Waiting events while earlier calls hold the model."""
+    def generate(self, request: RowRequest, emit: Emit = lambda event: None, cancelled: Callable[[], bool] = lambda: False) -> RowSummary:
+        """Emits Waiting while earlier calls hold the model, then RowBatch and RowProgress as rows
+        finish; returns the RowSummary. Raises RequestError or SchemaError before any of it."""
         prepared = self.check_request(request)
-        holding = yield from self._take_model(cancelled)
-        started = time.perf_counter()  # the summary's elapsed_s is the call's own work
         seed = request.seed if request.seed is not None else draw_seed()
         stats = DecodeStats()
         kept = RowAcceptance(prepared.validator, prepared.read.wrapped, request.keep_duplicates)
@@ -317,7 +308,8 @@ class TextEngine:
         # few distinct rows ends as an honest partial result instead of looping forever.
         budget = request.num_rows + max(64, request.num_rows)
         reason = ""
-        try:
+        with self.model_lock.turn(emit, cancelled) as holding:
+            started = time.perf_counter()  # the summary's elapsed_s is the call's own work
             while holding and done < request.num_rows:
                 if cancelled():
                     reason = "cancelled"
@@ -343,16 +335,13 @@ class TextEngine:
                     stats.check_s += time.perf_counter() - checking
                     if accepted:
                         done += len(accepted)
-                        yield RowBatch(accepted)
-                    yield RowProgress(done, request.num_rows, kept.regenerated, stats.tokens)
-        finally:
-            if holding:
-                self._decode_lock.release()
+                        emit(RowBatch(accepted))
+                    emit(RowProgress(done, request.num_rows, kept.regenerated, stats.tokens))
         if not reason and done < request.num_rows:
             reason = "cancelled"
         stats.invalid, stats.cut_off, stats.duplicates, stats.valid = kept.invalid, kept.cut_off, kept.duplicates, kept.valid
         self.last_stats = stats
-        yield RowSummary(
+        return RowSummary(
             rows_generated=done,
             rows_requested=request.num_rows,
             rows_invalid=kept.invalid,
@@ -368,21 +357,6 @@ class TextEngine:
             rejected_by=dict(kept.rejected_by),
             compile_s=prepared.compile_s,
         )
-
-    def _take_model(self, cancelled: Callable[[], bool]) -> Generator[Waiting, None, bool]:
-        """Takes the decode lock. While earlier calls hold it, yields a Waiting event at once and
-        every streaming.WAITING_EVERY_S after: without them a queued call's stream would be silent for
-        as long as the calls ahead take, and its caller would give up on it. False when the call
-        was cancelled while it waited."""
-        if self._decode_lock.acquire(blocking=False):
-            return True
-        began = time.perf_counter()
-        while True:
-            yield Waiting(time.perf_counter() - began)
-            if cancelled():
-                return False
-            if self._decode_lock.acquire(timeout=streaming.WAITING_EVERY_S):
-                return True
 
     def _decode_wave(
         self,
@@ -401,30 +375,8 @@ class TextEngine:
             request.temperature, request.top_p, limit, request.optional_rate, self.row_time_limit_s,
             row_budget=limit if prepared.max_bytes > limit else 1 << 30,
         )
-        rows = WaveRows(self, prepared, slots, sampling, stats, seed)
+        rows = WaveRows(self.parts, prepared, slots, sampling, stats, seed)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         stats.prepare_s += time.perf_counter() - started
         with torch.inference_mode():
             yield from self.decoder.decode(rows, prompts, generator, cancelled)
-
-    def forced_ids(self, text: str) -> list[int]:
-        """Token ids for a jump-forward string. The same few strings (keys, separators) come back
-        every row, and tokenizing costs more than the rest of a row's per-step bookkeeping."""
-        ids = self._forced_ids.get(text)
-        if ids is None:
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            if len(self._forced_ids) < 65536:
-                self._forced_ids[text] = ids
-        return list(ids)
-
-    def forward(self, input_ids, attention_mask, position_ids, cache, keep: int, **kwargs) -> torch.Tensor:
-        """One eager forward pass; returns the logits of the last `keep` positions."""
-        return self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            logits_to_keep=keep,
-            **{self.cache_kwarg: cache},
-            **kwargs,
-        ).logits

@@ -12,22 +12,11 @@ from typing import Any
 import torch
 
 from sdg.devices import resolve_device
+from sdg.model_info import ModelInfo
 from text_service.settings import TextSettings
 from text_service.tiny import build_tiny
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelDescription:
-    """What was loaded, for honest labels in /health, manifests and the UI."""
-
-    model_id: str
-    source: str
-    demo_model: bool
-    device: str
-    dtype: str
-    display_name: str
 
 
 @dataclass
@@ -35,13 +24,12 @@ class LoadedTextModel:
     model: Any
     tokenizer: Any
     device: torch.device
-    description: ModelDescription
+    info: ModelInfo
 
 
-def unloaded_description(settings: TextSettings) -> ModelDescription:
-    """What GetModelInfo reports while the weights are still loading."""
+def unloaded_info(settings: TextSettings) -> ModelInfo:
     demo = settings.model == "tiny"
-    return ModelDescription(settings.model, "", demo, "", "", _display_name(settings.model, demo))
+    return ModelInfo.unloaded(settings.model, demo, _display_name(settings.model, demo))
 
 
 def _display_name(model_id: str, demo: bool) -> str:
@@ -67,12 +55,13 @@ def load_text_model(settings: TextSettings) -> LoadedTextModel:
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs).to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    description = ModelDescription(
+    info = ModelInfo(
         model_id=settings.model,
         source=source,
         demo_model=demo,
+        loaded=True,
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
         display_name=_display_name(settings.model, demo),
     )
-    return LoadedTextModel(model, tokenizer, device, description)
+    return LoadedTextModel(model, tokenizer, device, info)

@@ -7,12 +7,13 @@ import logging
 import os
 
 import grpc
+from grpc_health.v1 import health
 
 from sdg import serving
 from sdg.env import warn_about_unread_variables
 from sdg.v1 import text_pb2, text_pb2_grpc
 from text_service.engine import TextEngine
-from text_service.model import load_text_model, unloaded_description
+from text_service.model import load_text_model, unloaded_info
 from text_service.servicer import TextServicer
 from text_service.settings import TextSettings
 
@@ -20,15 +21,16 @@ SERVICE_NAME = text_pb2.DESCRIPTOR.services_by_name["TextService"].full_name
 log = logging.getLogger(__name__)
 
 
-def create_server(settings: TextSettings) -> tuple[grpc.aio.Server, int, TextServicer, object]:
-    """Returns the server (not started), its bound port, the servicer and the health servicer."""
-    servicer = TextServicer(unloaded_description(settings))
-    server, port, health = serving.create_server(
+def create_server(settings: TextSettings) -> tuple[grpc.aio.Server, int, TextServicer, health.aio.HealthServicer]:
+    """The server (not started) on settings.listen (port 0 picks a free one), its port, its
+    servicer (an engine is attached once loaded) and the health servicer."""
+    servicer = TextServicer(unloaded_info(settings))
+    server, port, health_servicer = serving.create_server(
         settings.listen,
-        lambda s: text_pb2_grpc.add_TextServiceServicer_to_server(servicer, s),
+        lambda server: text_pb2_grpc.add_TextServiceServicer_to_server(servicer, server),
         [SERVICE_NAME],
     )
-    return server, port, servicer, health
+    return server, port, servicer, health_servicer
 
 
 def load_engine(settings: TextSettings) -> TextEngine:
@@ -52,8 +54,9 @@ async def run(settings: TextSettings) -> None:
     log.info("text service listening on %s (port %d), loading %s", settings.listen, port, settings.model)
 
     async def load() -> None:
-        servicer.engine = await asyncio.to_thread(load_engine, settings)
-        log.info("text model ready: %s", servicer.engine.description.display_name)
+        engine = await asyncio.to_thread(load_engine, settings)
+        servicer.attach(engine)
+        log.info("text model ready: %s", engine.info.display_name)
 
     await serving.serve(server, health, [SERVICE_NAME], load)
 

@@ -1,57 +1,48 @@
 """The TextService gRPC servicer: converts protobuf to engine dataclasses and back, nothing more.
 
 The engine is synchronous torch code, so each call runs it in a worker thread and streams its
-events through sdg.streaming. A cancelled call sets a flag the engine checks every decode step."""
+events through sdg.streaming, which also ends a failed call with the summary built here. A
+cancelled call sets a flag the engine checks every decode step."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import replace
 
 import grpc
 
+from sdg.model_info import ModelInfo
 from sdg.schema import SchemaError
 from sdg.seeds import draw_seed
-from sdg.streaming import stream_from_thread
+from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
-from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine, Waiting
-from text_service.model import ModelDescription
-
-log = logging.getLogger(__name__)
+from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
 
 
 class TextServicer(text_pb2_grpc.TextServiceServicer):
-    def __init__(self, unloaded: ModelDescription | None = None) -> None:
-        self.unloaded = unloaded  # what GetModelInfo says while the model loads
-        self.engine: TextEngine | None = None  # set once the model has loaded
+    """Serves one TextEngine, attached once the model has loaded."""
 
-    def _engine(self) -> TextEngine:
-        if self.engine is None:
+    def __init__(self, unloaded: ModelInfo) -> None:
+        self._unloaded = unloaded
+        self._engine: TextEngine | None = None
+
+    def attach(self, engine: TextEngine) -> None:
+        self._engine = engine
+
+    def _loaded(self) -> TextEngine:
+        if self._engine is None:
             raise _Abort(grpc.StatusCode.UNAVAILABLE, "the text model is still loading")
-        return self.engine
+        return self._engine
 
     async def GetModelInfo(self, request, context) -> common_pb2.ModelInfo:
-        d = self.engine.description if self.engine else self.unloaded
-        if d is None:
-            return common_pb2.ModelInfo(loaded=False)
-        return common_pb2.ModelInfo(
-            model_id=d.model_id,
-            source=d.source,
-            demo_model=d.demo_model,
-            loaded=self.engine is not None,
-            device=d.device,
-            dtype=d.dtype,
-            display_name=d.display_name,
-        )
+        return (self._engine.info if self._engine else self._unloaded).to_pb()
 
     async def ValidateSchema(self, request, context) -> text_pb2.ValidateSchemaResponse:
         try:
             schema = _parse_schema(request.schema_json)
-            prepared = await asyncio.to_thread(self._engine().prepare, schema)
+            prepared = await asyncio.to_thread(self._loaded().prepare, schema)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)
         except SchemaError as exc:
@@ -60,32 +51,26 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
 
     async def GenerateRows(self, request, context) -> AsyncIterator[text_pb2.GenerateRowsResponse]:
         try:
-            engine = self._engine()
+            engine = self._loaded()
             row_request = _row_request(request)
-            if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
-                row_request = replace(row_request, seed=draw_seed())
-            await asyncio.to_thread(engine.check_request, row_request)
         except _Abort as abort:
             await context.abort(abort.code, abort.message)
-        except (SchemaError, RequestError) as exc:
+        except SchemaError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
+            row_request = replace(row_request, seed=draw_seed())
+        rows_sent = 0
 
         def work(emit, cancelled) -> None:
-            for event in engine.generate(row_request, cancelled.is_set):
-                emit(event)
+            emit(engine.generate(row_request, emit, cancelled.is_set))
 
-        rows_sent = 0
-        async with aclosing(stream_from_thread(work)) as events:
-            async for event in events:
-                if isinstance(event, BaseException):
-                    # The stream has started: the failure is its last event, and the rows already
-                    # sent stand, marked partial, rather than a bare error status.
-                    log.error("text engine failed after %d rows", rows_sent, exc_info=event)
-                    yield _failure_summary(row_request, engine, rows_sent, event)
-                    break
-                if isinstance(event, RowBatch):
-                    rows_sent += len(event.rows)
-                yield _to_pb(event)
+        def failure(error: str) -> RowSummary:
+            return _failure_summary(row_request, engine, rows_sent, error)
+
+        async for event in engine_stream(context, work, (SchemaError, RequestError), failure, "GenerateRows"):
+            if isinstance(event, RowBatch):
+                rows_sent += len(event.rows)
+            yield _to_pb(event)
 
 
 class _Abort(Exception):
@@ -121,24 +106,21 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
     )
 
 
-def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, exc: BaseException) -> text_pb2.GenerateRowsResponse:
-    error = f"{type(exc).__name__}: {exc}"
-    return _to_pb(
-        RowSummary(
-            rows_generated=rows_sent,
-            rows_requested=request.num_rows,
-            rows_invalid=0,
-            duplicates_removed=0,
-            distinct_ratio=0.0,
-            seed=request.seed,
-            elapsed_s=0.0,
-            tokens_generated=0,
-            tokens_forced=0,
-            partial=True,
-            reason=f"text engine failed: {error}",
-            schema=engine.prepare(request.schema).schema,
-            error=error,
-        )
+def _failure_summary(request: RowRequest, engine: TextEngine, rows_sent: int, error: str) -> RowSummary:
+    return RowSummary(
+        rows_generated=rows_sent,
+        rows_requested=request.num_rows,
+        rows_invalid=0,
+        duplicates_removed=0,
+        distinct_ratio=0.0,
+        seed=request.seed,
+        elapsed_s=0.0,
+        tokens_generated=0,
+        tokens_forced=0,
+        partial=True,
+        reason=f"text engine failed: {error}",
+        schema=engine.prepare(request.schema).schema,
+        error=error,
     )
 
 

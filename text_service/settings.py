@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sdg.limits import MAX_ROWS
+
 DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 
 
@@ -24,7 +26,7 @@ class TextSettings(BaseSettings):
     # Rows decoded together in one loop. 0 picks by device: 512 on CUDA, 128 on CPU.
     batch_size: int = Field(default=0, ge=0, le=8192)
     # Largest num_rows one call may ask for.
-    max_rows: int = Field(default=1_000_000, ge=1)
+    max_rows: int = Field(default=MAX_ROWS, ge=1)
     # Decode loop: "static" (fixed shapes, CUDA graphs on CUDA), "dynamic" (eager, finished rows
     # leave the batch, multi-token jump-forward) or "auto" (static on CUDA, dynamic on CPU).
     decode: Literal["auto", "static", "dynamic"] = "auto"

@@ -11,10 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from gateway.outputs.folders import Spool, complete_lines, json_lines, spooled, write_json_atomic, write_lines_atomic
-from gateway.results import DetectedObject, GeneratedImage, RunLength
+from gateway.results import GeneratedImage
 
 IMAGES_DIR = "images"
 COCO_FILE = "annotations/annotations.json"
@@ -24,29 +22,6 @@ COCO_SPOOL = ".coco.jsonl"  # each image's COCO entries until close() writes COC
 def image_file(index: int) -> str:
     """The image's path relative to the job folder, as the unified data file's image_file column."""
     return f"{IMAGES_DIR}/image_{index:05d}.png"
-
-
-def mask_bbox(mask: RunLength) -> list[float]:
-    """[x, y, w, h] of the set pixels of a column-major RLE mask; zeros when the mask is empty."""
-    flat = np.zeros(mask.height * mask.width, dtype=bool)
-    position, value = 0, False
-    for run in mask.counts:
-        if value:
-            flat[position : position + run] = True
-        position += run
-        value = not value
-    rows, cols = np.nonzero(flat.reshape(mask.width, mask.height).T)
-    if rows.size == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    return [float(cols.min()), float(rows.min()), float(cols.max() - cols.min() + 1), float(rows.max() - rows.min() + 1)]
-
-
-def object_bbox(obj: DetectedObject) -> list[float] | None:
-    if obj.bbox is not None:
-        return list(obj.bbox)
-    if obj.mask is not None:
-        return mask_bbox(obj.mask)
-    return None
 
 
 class CocoDataset:
@@ -89,25 +64,6 @@ class CocoDataset:
                 "categories": [{"id": i, "name": name, "supercategory": "object"} for name, i in self.categories.items()],
             },
         )
-
-
-def coco_objects(objects: list[tuple[DetectedObject, list[float]]]) -> list[dict[str, Any]]:
-    """Each located object as CocoDataset.add takes it. Its area is that of its segmentation, as
-    COCO defines it: COCOeval sorts objects into small/medium/large and ignores them by `area`,
-    so it must be the area of the region annToMask gives. The service's `obj.area` is the
-    attention mask's pixel count even when only a box was asked for, so it is not used here."""
-    found = []
-    for obj, bbox in objects:
-        x, y, w, h = bbox
-        if obj.mask is not None:
-            segmentation: Any = {"counts": list(obj.mask.counts), "size": [obj.mask.height, obj.mask.width]}
-            area = float(sum(obj.mask.counts[1::2]))  # the set pixels: every second run, from the first
-        else:
-            # Without a mask the box is the segmentation, as COCO tools expect one per annotation.
-            segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-            area = float(w * h)
-        found.append({"label": obj.label, "bbox": bbox, "area": area, "segmentation": segmentation, "score": float(obj.score)})
-    return found
 
 
 class KeptImage(NamedTuple):
@@ -205,9 +161,7 @@ class ImageDatasetWriter:
         tmp.write_bytes(image.png)
         os.replace(tmp, path)
 
-        objects = [(obj, object_bbox(obj)) for obj in image.objects]
-        objects = [(obj, bbox) for obj, bbox in objects if bbox is not None]
-        located = coco_objects(objects)
+        located = [obj.coco() for obj in image.objects]
         record = {
             "file_name": path.name,
             "prompt": image.prompt,
@@ -216,12 +170,12 @@ class ImageDatasetWriter:
             "height": image.height,
             # The Hugging Face object-detection layout: parallel lists per image.
             "objects": {
-                "bbox": [bbox for _, bbox in objects],
-                "category": [obj.label for obj, _ in objects],
-                "score": [round(obj.score, 4) for obj, _ in objects],
-                # The COCO file's area of each object: the same objects, so the same numbers (a
-                # loader that turns these lists into COCO annotations gets what COCOeval expects).
-                "area": [obj["area"] for obj in located],
+                "bbox": [obj.bbox for obj in image.objects],
+                "category": [obj.label for obj in image.objects],
+                "score": [round(obj.score, 4) for obj in image.objects],
+                # The COCO file's area of each object (a loader that turns these lists into COCO
+                # annotations gets what COCOeval expects).
+                "area": [obj.area for obj in image.objects],
             },
             "caption": image.caption or None,
             # Above 0, the prompt's end was cut before encoding: it did not shape the image.
@@ -238,9 +192,9 @@ class ImageDatasetWriter:
         self.written_indexes.add(image.index)
         if image.caption:
             self.kinds_produced.add("caption")
-        if any(obj.bbox is not None for obj in image.objects):
+        if any(obj.bbox_asked for obj in image.objects):
             self.kinds_produced.add("bbox")
-        if any(obj.mask is not None for obj in image.objects):
+        if any(obj.masked for obj in image.objects):
             self.kinds_produced.add("segmentation")
         return relative
 

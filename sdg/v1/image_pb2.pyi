@@ -86,18 +86,24 @@ class RunLengthMask(_message.Message):
     def __init__(self, counts: _Optional[_Iterable[int]] = ..., height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
 
 class ObjectAnnotation(_message.Message):
-    __slots__ = ("label", "bbox", "segmentation", "score", "area")
+    __slots__ = ("label", "bbox", "segmentation", "score", "area", "coco_bbox", "coco_area", "coco_polygon")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     AREA_FIELD_NUMBER: _ClassVar[int]
+    COCO_BBOX_FIELD_NUMBER: _ClassVar[int]
+    COCO_AREA_FIELD_NUMBER: _ClassVar[int]
+    COCO_POLYGON_FIELD_NUMBER: _ClassVar[int]
     label: str
     bbox: BoundingBox
     segmentation: RunLengthMask
     score: float
     area: float
-    def __init__(self, label: _Optional[str] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., segmentation: _Optional[_Union[RunLengthMask, _Mapping]] = ..., score: _Optional[float] = ..., area: _Optional[float] = ...) -> None: ...
+    coco_bbox: BoundingBox
+    coco_area: float
+    coco_polygon: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, label: _Optional[str] = ..., bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., segmentation: _Optional[_Union[RunLengthMask, _Mapping]] = ..., score: _Optional[float] = ..., area: _Optional[float] = ..., coco_bbox: _Optional[_Union[BoundingBox, _Mapping]] = ..., coco_area: _Optional[float] = ..., coco_polygon: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GeneratedImage(_message.Message):
     __slots__ = ("index", "prompt", "seed", "png", "width", "height", "objects", "caption", "prompt_tokens_dropped")

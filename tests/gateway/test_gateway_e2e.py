@@ -176,6 +176,7 @@ def test_seed_images_example(api):
         x, y, w, h = ann["bbox"]
         assert 0 <= x and 0 <= y and w > 0 and h > 0, ann["bbox"]
         assert x + w <= image["width"] and y + h <= image["height"], (ann["bbox"], image)
+        assert coco.annToMask(ann).sum() == ann["area"] == w * h  # the box is the segmentation
     prompt_words = set("a modern warehouse interior an outdoor retail storefront".split())
     assert {coco.cats[c]["name"] for c in coco.cats} <= prompt_words
 
@@ -343,7 +344,7 @@ def test_images_with_annotations_and_progress_messages(api):
         coco = COCO(str(coco_path))
         for ann in coco.loadAnns(coco.getAnnIds()):
             assert len(ann["bbox"]) == 4 and ann["iscrowd"] == 0
-            assert coco.annToMask(ann).shape == (128, 128)
+            assert coco.annToMask(ann).shape == (128, 128) and coco.annToMask(ann).sum() == ann["area"]
     else:
         assert not coco_path.exists()
     captions = [json.loads(line)["caption"] for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]

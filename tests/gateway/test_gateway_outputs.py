@@ -17,10 +17,9 @@ import pytest
 from PIL import Image
 
 from gateway.outputs import ImageDatasetWriter, RowWriter, create_job_folder, display_path, salvage_images, salvage_rows
-from gateway.outputs.images import mask_bbox
 from gateway.errors import JobFailure
 from gateway.outputs.tables import RowFormatError, json_value, read_rows, resolve_ref
-from gateway.results import DetectedObject, GeneratedImage, RunLength
+from gateway.results import DetectedObject, GeneratedImage
 from gateway.resume import row_key
 from sdg.schema import normalize_schema
 
@@ -509,7 +508,7 @@ def test_a_dead_writers_image_dataset_is_salvaged(tmp_path):
     live.mkdir()
     writer = ImageDatasetWriter(live)
     for i, label in enumerate(("dog", "cat")):
-        writer.add(GeneratedImage(i, f"a {label}", i, png(), 64, 48, objects=[DetectedObject(label, 0.5, 0.0, bbox=[1, 2, 3, 4])]))
+        writer.add(GeneratedImage(i, f"a {label}", i, png(), 64, 48, objects=[boxed(label, 0.5, [1, 2, 3, 4])]))
     shutil.copytree(live, dead)
     writer.close()
     (dead / "images" / ".image_00002.png.tmp").write_bytes(b"\x89PNG half")
@@ -540,11 +539,9 @@ def whole_and_stopped(tmp_path, image, stopped_after: int):
 def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
     """Two runs into one folder (the first stopped after two images; gateway/resume.py) give the
     dataset one writer gives; a resumed writer that dies is salvaged with every image's COCO entries."""
-    mask = RunLength(counts=[1, 2, 5], height=2, width=4)
-
     def image(i: int) -> GeneratedImage:
         label = ("dog", "cat", "dog", "bird")[i]
-        objects = [DetectedObject(label, 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)]
+        objects = [DetectedObject(label, 0.5, [1, 2, 3, 4], 2.0, {"counts": [1, 2, 5], "size": [2, 4]})]
         return GeneratedImage(i, f"a {label}", 7 + i, png(), 64, 48, objects=objects, prompt_tokens_dropped=3 * (i % 2))
 
     whole, resumed = whole_and_stopped(tmp_path, image, stopped_after=2)
@@ -569,10 +566,8 @@ def test_a_resume_makes_again_the_images_whose_files_were_lost(tmp_path, lost):
     """A stopped dataset with a file deleted by hand: a lost PNG, or the COCO file with every
     image's objects. A resume keeps only whole images, makes the others again, and ends with the
     dataset one writer makes, rather than one listing a missing file or objects it lacks."""
-    mask = RunLength(counts=[1, 2, 5], height=2, width=4)
-
     def image(i: int) -> GeneratedImage:
-        return GeneratedImage(i, "a dog", 7 + i, png(), 64, 48, objects=[DetectedObject("dog", 0.5, 2.0, bbox=[1, 2, 3, 4], mask=mask)])
+        return GeneratedImage(i, "a dog", 7 + i, png(), 64, 48, objects=[DetectedObject("dog", 0.5, [1, 2, 3, 4], 2.0, {"counts": [1, 2, 5], "size": [2, 4]})])
 
     whole, resumed = whole_and_stopped(tmp_path, image, stopped_after=3)
     (resumed / lost).unlink()
@@ -658,8 +653,8 @@ def png(width=64, height=48, color=(200, 30, 30)) -> bytes:
     return buffer.getvalue()
 
 
-def rle(mask: np.ndarray) -> RunLength:
-    """Column-major run lengths starting with zeros, as the image service sends them."""
+def rle(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE: column-major run lengths starting with zeros, as the image service sends them."""
     flat = mask.T.reshape(-1)
     counts, current, run = [], False, 0
     for value in flat:
@@ -668,14 +663,13 @@ def rle(mask: np.ndarray) -> RunLength:
             current, run = bool(value), 0
         run += 1
     counts.append(run)
-    return RunLength(counts, mask.shape[0], mask.shape[1])
+    return {"counts": counts, "size": [mask.shape[0], mask.shape[1]]}
 
 
-def test_mask_bbox_reads_column_major_runs():
-    mask = np.zeros((48, 64), dtype=bool)
-    mask[10:20, 5:30] = True
-    assert mask_bbox(rle(mask)) == [5.0, 10.0, 25.0, 10.0]
-    assert mask_bbox(rle(np.zeros((8, 8), dtype=bool))) == [0.0, 0.0, 0.0, 0.0]
+def boxed(label: str, score: float, box: list[float]) -> DetectedObject:
+    """A box-only object as the image service sends it: the box is its segmentation and area."""
+    x, y, w, h = box
+    return DetectedObject(label, score, box, float(w * h), [[x, y, x + w, y, x + w, y + h, x, y + h]])
 
 
 def test_coco_loads_in_pycocotools(tmp_path):
@@ -688,11 +682,11 @@ def test_coco_loads_in_pycocotools(tmp_path):
         writer.add(
             GeneratedImage(
                 0, "a red barn", 7, png(), 64, 48,
-                objects=[DetectedObject("barn", 0.9, float(mask.sum()), bbox=[5, 10, 25, 10], mask=rle(mask))],
+                objects=[DetectedObject("barn", 0.9, [5, 10, 25, 10], float(mask.sum()), rle(mask))],
                 caption="a red barn",
             )
         )
-        writer.add(GeneratedImage(1, "a cat", 8, png(), 64, 48, objects=[DetectedObject("cat", 0.5, 0.0, bbox=[1, 2, 3, 4])]))
+        writer.add(GeneratedImage(1, "a cat", 8, png(), 64, 48, objects=[boxed("cat", 0.5, [1, 2, 3, 4])]))
     assert writer.kinds_produced == {"bbox", "segmentation", "caption"}
     coco = COCO(str(tmp_path / "annotations" / "annotations.json"))
     assert sorted(coco.getImgIds()) == [1, 2]
@@ -708,6 +702,8 @@ def test_coco_loads_in_pycocotools(tmp_path):
 
 @pytest.mark.parametrize("segmentation", [False, True])
 def test_coco_area_is_the_area_of_the_segmentation(tmp_path, segmentation):
+    """The service's COCO area (tests/image_service/test_annotations.py) is what the COCO file and
+    the metadata say, and what pycocotools finds the segmentation covers."""
     from pycocotools.coco import COCO
 
     # A triangle: 1,830 pixels in a 60x60 box of 3,600, so the two areas cannot be confused.
@@ -715,8 +711,7 @@ def test_coco_area_is_the_area_of_the_segmentation(tmp_path, segmentation):
     canvas = np.zeros((96, 128), dtype=bool)
     canvas[20:80, 30:90] = mask
     box = [30.0, 20.0, 60.0, 60.0]
-    # The service reports the attention mask's pixels whichever annotations were asked for.
-    obj = DetectedObject("tent", 0.8, float(canvas.sum()), bbox=box, mask=rle(canvas) if segmentation else None)
+    obj = DetectedObject("tent", 0.8, box, float(canvas.sum()), rle(canvas)) if segmentation else boxed("tent", 0.8, box)
     with ImageDatasetWriter(tmp_path) as writer:
         writer.add(GeneratedImage(0, "a tent", 3, png(128, 96), 128, 96, objects=[obj]))
     coco = COCO(str(tmp_path / "annotations" / "annotations.json"))
@@ -741,7 +736,7 @@ def test_no_objects_means_no_annotations_file(tmp_path):
 @pytest.mark.parametrize("with_objects", [True, False])
 def test_images_load_as_a_hugging_face_imagefolder(tmp_path, with_objects):
     datasets = pytest.importorskip("datasets")
-    objects = [DetectedObject("barn", 0.9, 12.0, bbox=[1, 2, 3, 4])] if with_objects else []
+    objects = [boxed("barn", 0.9, [1, 2, 3, 4])] if with_objects else []
     with ImageDatasetWriter(tmp_path) as writer:
         for i in range(3):
             writer.add(GeneratedImage(i, f"prompt {i}", 100 + i, png(), 64, 48, objects=objects if i != 1 else []))

@@ -12,7 +12,7 @@ from PIL import Image
 
 from gateway.jobs import INTERRUPTED, Job
 from gateway.outputs import ImageDatasetWriter, write_json_atomic
-from gateway.results import DetectedObject, GeneratedImage, RunLength
+from gateway.results import DetectedObject, GeneratedImage
 from gateway.salvage import salvage
 
 
@@ -31,9 +31,10 @@ def test_an_image_job_is_recorded_with_what_its_folder_kept(tmp_path):
         "annotations": {"requested": ["segmentation", "caption"], "produced": [], "coco_file": None, "objects": 0, "note": "no annotations were produced"},
     })
     writer = ImageDatasetWriter(live)
-    mask = RunLength(counts=[1, 2, 5], height=2, width=4)
+    # A mask alone: its box, [0, 0, 2, 2], is COCO's bbox all the same.
+    mask = DetectedObject("dog", 0.9, [0.0, 0.0, 2.0, 2.0], 2.0, {"counts": [1, 2, 5], "size": [2, 4]}, bbox_asked=False)
     for i in range(2):
-        writer.add(GeneratedImage(i, "a dog", i, png(), 4, 2, objects=[DetectedObject("dog", 0.9, 2.0, mask=mask)], caption="a dog"))
+        writer.add(GeneratedImage(i, "a dog", i, png(), 4, 2, objects=[mask], caption="a dog"))
     shutil.copytree(live, dead)
     writer.close()
 

@@ -25,6 +25,7 @@ from image_service.finishing import DecodedImage, finish_image, upsampled_heatma
 from image_service.tiny import build_tokenizer
 from image_service.types import BoundingBox, ImageRequest
 from image_service.words import object_words
+from tests.image_service.conftest import generate_images
 
 
 def gaussian(height, width, cy, cx, sigma):
@@ -109,6 +110,27 @@ def test_speckle_is_dropped_and_comparable_blobs_kept():
     twin = big + gaussian(80, 120, 40, 90, 10)
     bbox = mask_to_bbox(heatmap_to_mask(twin))
     assert bbox.x < 30 < 90 < bbox.x + bbox.width  # both instances kept, one box spans them
+
+
+@pytest.mark.parametrize("segmentation", [False, True])
+def test_coco_area_is_the_area_of_the_segmentation(segmentation):
+    """COCOeval sorts objects into small/medium/large and ignores them by `area`, so it must be the
+    area of the object's COCO segmentation: the mask's pixels, or without a mask the box's, which
+    is then the segmentation."""
+    # A triangle: 1,830 pixels in a 60x60 box of 3,600, so the two areas cannot be confused.
+    canvas = np.zeros((96, 128))
+    canvas[20:80, 30:90] = np.tril(np.ones((60, 60)))
+    obj = annotate_object("tent", canvas, want_bbox=False, want_segmentation=segmentation)
+    assert obj.bbox is None and obj.coco_bbox == BoundingBox(x=30, y=20, width=60, height=60)
+    assert obj.area == 1830  # the attention mask's pixels, whichever annotations were asked for
+    if segmentation:
+        rle = coco_mask.frPyObjects({"counts": list(obj.segmentation.counts), "size": [96, 128]}, 96, 128)
+        assert obj.coco_polygon == () and obj.coco_area == 1830
+    else:
+        # A box's polygon rasterizes exactly when its corners are whole pixels.
+        rle = coco_mask.merge(coco_mask.frPyObjects([list(obj.coco_polygon)], 96, 128))
+        assert obj.coco_polygon == (30, 20, 90, 20, 90, 80, 30, 80) and obj.coco_area == 3600
+    assert coco_mask.area(rle) == obj.coco_area
 
 
 def test_flat_map_has_no_object():
@@ -232,7 +254,7 @@ def test_traced_unet_is_one_graph_for_torch_compile(tiny_engine):
 
     from image_service.attention import tracing_cross_attention
 
-    unet = tiny_engine._pipe.unet
+    unet = tiny_engine.parts.pipe.unet
     recorder = CrossAttentionRecorder()
     recorder.reset((16, 16), slice(2, 4))
     latents = torch.randn(4, unet.config.in_channels, 16, 16)
@@ -244,7 +266,6 @@ def test_traced_unet_is_one_graph_for_torch_compile(tiny_engine):
 
 
 def test_tiny_pipeline_annotations(tiny_engine):
-    images = []
     request = ImageRequest(
         prompts=("a dog next to a red car", "a boat"),
         num_images=3,
@@ -254,7 +275,7 @@ def test_tiny_pipeline_annotations(tiny_engine):
         seed=5,
         annotations=("bbox", "segmentation", "caption"),
     )
-    summary = tiny_engine.generate(request, on_image=images.append)
+    images, summary = generate_images(tiny_engine, request)
     assert summary.annotations_produced == ("bbox", "segmentation", "caption")
     assert [image.caption for image in images] == [request.prompt_for(i) for i in range(3)]
     assert {o.label for o in images[0].objects} == {"dog", "car"}
@@ -270,8 +291,8 @@ def test_tiny_pipeline_annotations(tiny_engine):
 
 
 def test_caller_labels_restrict_annotations(tiny_engine):
-    images = []
-    tiny_engine.generate(
+    images, _ = generate_images(
+        tiny_engine,
         ImageRequest(
             prompts=("a dog next to a red car",),
             width=64,
@@ -281,7 +302,6 @@ def test_caller_labels_restrict_annotations(tiny_engine):
             annotations=("bbox",),
             labels=("car", "giraffe"),
         ),
-        on_image=images.append,
     )
     (image,) = images
     assert [o.label for o in image.objects] == ["car"]  # "giraffe" is not in the prompt
@@ -290,9 +310,7 @@ def test_caller_labels_restrict_annotations(tiny_engine):
 
 def test_tracing_does_not_change_the_image(tiny_engine):
     def png(annotations):
-        images = []
         request = ImageRequest(prompts=("a cat on a sofa",), width=64, height=64, num_inference_steps=2, seed=9, annotations=annotations)
-        tiny_engine.generate(request, on_image=images.append)
-        return images[0].png
+        return generate_images(tiny_engine, request)[0][0].png
 
     assert png(("bbox", "segmentation")) == png(())

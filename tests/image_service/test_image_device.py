@@ -14,7 +14,9 @@ from PIL import Image
 
 from image_service.engine import ImageEngine
 from image_service.model import load_image_model, use_fast_layout
-from image_service.types import SCHEDULERS, ImageRequest
+from image_service.types import ImageRequest
+from sdg.limits import SCHEDULERS
+from tests.image_service.conftest import generate_images
 
 REQUEST = ImageRequest(
     prompts=("a dog next to a car",), num_images=2, width=64, height=64, num_inference_steps=2, seed=4, annotations=("bbox",)
@@ -22,9 +24,7 @@ REQUEST = ImageRequest(
 
 
 def generate(engine, request=REQUEST):
-    images = []
-    engine.generate(request, on_image=images.append)
-    return images
+    return generate_images(engine, request)[0]
 
 
 def pixels(image):

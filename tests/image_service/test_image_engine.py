@@ -15,9 +15,10 @@ import torch
 from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionPipeline
 from PIL import Image
 
-from image_service.engine import plan_batches
+from image_service.denoise import plan_batches
 from image_service.model import load_image_model
-from image_service.types import ImageRequest, ImageRunFailed, InvalidImageRequest
+from image_service.types import GeneratedImage, ImageRequest, InvalidImageRequest
+from tests.image_service.conftest import generate_images
 
 
 def request(**fields) -> ImageRequest:
@@ -27,9 +28,7 @@ def request(**fields) -> ImageRequest:
 
 
 def run(engine, req, on_step=None):
-    images = []
-    summary = engine.generate(req, on_step=on_step, on_image=images.append)
-    return images, summary
+    return generate_images(engine, req, on_step=on_step)
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -223,21 +222,20 @@ def test_tiny_cli_is_idempotent(tiny_model_dir):
     assert (tiny_model_dir / "model_index.json").stat().st_mtime_ns == before
 
 
-def test_failure_part_way_reports_what_was_delivered(tiny_engine):
+def test_a_failure_part_way_is_raised_and_leaves_the_engine_usable(tiny_engine):
+    """The error itself reaches the caller, after what was delivered; the servicer's summary of
+    such a failure is tested in test_image_grpc.py."""
     delivered = []
 
-    def sink(image):
-        if delivered:
-            raise OSError("disk full")
-        delivered.append(image)
+    def sink(event):
+        if isinstance(event, GeneratedImage):
+            if delivered:
+                raise OSError("disk full")
+            delivered.append(event)
 
-    with pytest.raises(ImageRunFailed) as caught:
-        tiny_engine.generate(request(num_images=3), on_image=sink)
-    summary = caught.value.summary
-    assert summary.partial and summary.images_generated == 1 and "disk full" in summary.reason
-    assert summary.error == "OSError: disk full"  # the failure, apart from a planned stop
-    assert isinstance(caught.value.__cause__, OSError)
-    # The engine is usable again afterwards.
+    with pytest.raises(OSError, match="disk full"):
+        tiny_engine.generate(request(num_images=3), sink)
+    assert len(delivered) == 1
     assert tiny_engine.generate(request()).images_generated == 1
 
 
@@ -249,7 +247,7 @@ def test_every_call_denoises_on_the_one_model_thread(tiny_engine):
 
     def steps_ran_on() -> set[str]:
         names = set()
-        tiny_engine.generate(request(num_images=1), on_step=lambda _: names.add(threading.current_thread().name) and False)
+        run(tiny_engine, request(num_images=1), on_step=lambda _: names.add(threading.current_thread().name))
         return names
 
     here = steps_ran_on()
@@ -294,6 +292,5 @@ def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_withdrawn(tiny_engi
 
 
 def run_with_waits(engine, req, on_wait):
-    images = []
-    summary = engine.generate(req, on_image=images.append, on_wait=on_wait)
+    images, summary = generate_images(engine, req, on_wait=on_wait)
     return images, summary.partial, summary.reason

@@ -161,3 +161,28 @@ def test_sigterm_during_a_call_stops_the_service(service_logs):
             assert service.proc.wait(timeout=60) == 0  # grace 10 s, then the call stops within a step
     finally:
         service.stop(timeout=1)
+
+
+async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(tiny_engine, make_tiny_settings):
+    """Once images have streamed, a failure is the stream's last event: the images sent stand,
+    and the summary says the output is partial and why."""
+    from image_service.server import create_server
+    from image_service.types import GeneratedImage
+    from tests.conftest import FailsAfterFirst
+
+    server, port, servicer, _ = create_server(make_tiny_settings(listen="127.0.0.1:0"))
+    servicer.attach(FailsAfterFirst(tiny_engine, GeneratedImage))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            request = image_pb2.GenerateImagesRequest(
+                prompts=["a dog"], num_images=3, width=64, height=64, num_inference_steps=2, seed=4, annotations=["caption"]
+            )
+            messages = [m async for m in image_pb2_grpc.ImageServiceStub(channel).GenerateImages(request, timeout=60)]
+    finally:
+        await server.stop(None)
+    summary = messages[-1].summary
+    assert len(events(messages, "image")) == summary.images_generated == 1 and summary.images_requested == 3
+    assert summary.partial and summary.seed == 4 and list(summary.annotations_produced) == ["caption"]
+    assert "CUDA out of memory (simulated)" in summary.reason
+    assert summary.error == "RuntimeError: CUDA out of memory (simulated)"  # a failure, not a planned stop

@@ -16,6 +16,7 @@ from PIL import Image
 from image_service.attention import CrossAttentionRecorder, tracing_cross_attention
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.types import ImageRequest, InvalidImageRequest
+from tests.image_service.conftest import generate_images
 
 # SD-1.5's block layout (cross-attention in the first down and last up blocks, two layers per
 # block) at toy widths: the tiny model's first and last blocks have no attention.
@@ -35,7 +36,7 @@ SD_LAYOUT = dict(
 @pytest.fixture(scope="module", params=["tiny", "sd-layout"])
 def unet(request, tiny_engine) -> UNet2DConditionModel:
     if request.param == "tiny":
-        return tiny_engine._pipe.unet
+        return tiny_engine.parts.pipe.unet
     torch.manual_seed(0)
     return UNet2DConditionModel(**SD_LAYOUT).eval()
 
@@ -80,7 +81,7 @@ def test_unets_it_cannot_reproduce_are_named():
 
 @pytest.mark.parametrize("traced", [False, True])
 def test_each_pass_is_one_graph_for_torch_compile(tiny_engine, traced):
-    unet = tiny_engine._pipe.unet
+    unet = tiny_engine.parts.pipe.unet
     reuse = FeatureReuse(unet)
     sample, timestep, context = inputs(unet, (16, 16), batch=4)
     recorder = CrossAttentionRecorder()
@@ -96,9 +97,7 @@ def test_each_pass_is_one_graph_for_torch_compile(tiny_engine, traced):
 
 def run(engine, **fields):
     values = dict(prompts=("a dog in a park", "a red car"), num_images=3, width=64, height=64, num_inference_steps=7, seed=5)
-    images = []
-    summary = engine.generate(ImageRequest(**{**values, **fields}), on_image=images.append)
-    return images, summary
+    return generate_images(engine, ImageRequest(**{**values, **fields}))
 
 
 def pixels(png: bytes) -> np.ndarray:

@@ -14,16 +14,17 @@ VALIDITY_ROWS = int(os.environ.get("SDG_TEST_VALIDITY_ROWS", "1500"))
 
 
 def run(engine, **kwargs):
-    rows, progress, summary = [], [], None
-    for event in engine.generate(RowRequest(**kwargs)):
+    rows, progress = [], []
+
+    def emit(event):
         if isinstance(event, RowBatch):
-            rows += event.rows
-        elif isinstance(event, RowProgress):
-            progress.append(event)
+            rows.extend(event.rows)
         else:
-            assert summary is None, "exactly one summary"
-            summary = event
-    assert isinstance(summary, RowSummary), "the summary comes last"
+            assert isinstance(event, RowProgress)
+            progress.append(event)
+
+    summary = engine.generate(RowRequest(**kwargs), emit)
+    assert isinstance(summary, RowSummary)
     return rows, progress, summary
 
 
@@ -113,9 +114,7 @@ def test_cancellation_stops_and_marks_partial(text_engine):
         calls.append(1)
         return len(calls) > 5
 
-    events = list(text_engine.generate(RowRequest(schema=EVERY_TYPE, num_rows=500, seed=3), cancelled))
-    summary = events[-1]
-    assert isinstance(summary, RowSummary)
+    summary = text_engine.generate(RowRequest(schema=EVERY_TYPE, num_rows=500, seed=3), cancelled=cancelled)
     assert summary.partial and summary.reason == "cancelled"
     assert summary.rows_generated < 500
 
@@ -186,7 +185,7 @@ def test_compiled_static_step_with_attention_limits_matches_the_dynamic_loop(tex
     from tests.conftest import TEST_MODEL_CACHE
 
     static = load_engine(TextSettings(model="tiny", model_cache_dir=TEST_MODEL_CACHE, device="cpu", decode="static"))
-    static.decoder = StaticDecoder(static, compile_step=True)
+    static.decoder = StaticDecoder(static.parts, compile_step=True)
     theirs = run(text_engine, schema=EVERY_TYPE, num_rows=24, seed=5)[0]
     assert run(static, schema=EVERY_TYPE, num_rows=24, seed=5)[0] == theirs
     static.decoder.warm_up_limits()  # the limits this wave did not reach
@@ -240,40 +239,34 @@ def test_a_call_behind_a_busy_model_says_it_waits_and_can_be_cancelled_there(tex
     import time
 
     from sdg import streaming
-    from text_service.engine import Waiting
+    from sdg.streaming import Waiting
 
     monkeypatch.setattr(streaming, "WAITING_EVERY_S", 0.05)
     request = RowRequest(schema={"name": "string"}, num_rows=2, seed=5)
 
     def start(cancelled=lambda: False) -> tuple[list, threading.Thread]:
         events: list = []
-        thread = threading.Thread(target=lambda: events.extend(text_engine.generate(request, cancelled)))
+        thread = threading.Thread(target=lambda: events.append(text_engine.generate(request, events.append, cancelled)))
         thread.start()
         return events, thread
 
-    text_engine._decode_lock.acquire()  # an earlier call holds the model
-    try:
+    with text_engine.model_lock:  # an earlier call holds the model
         events, thread = start()
         time.sleep(0.5)
         assert len(events) >= 3 and all(isinstance(e, Waiting) for e in events), events
         assert events[0].waited_s < 0.05 and events[-1].waited_s > events[0].waited_s
-    finally:
-        text_engine._decode_lock.release()
     thread.join(60)
     first_work = next(i for i, e in enumerate(events) if not isinstance(e, Waiting))
     assert not any(isinstance(e, Waiting) for e in events[first_work:])
     assert (events[-1].rows_generated, events[-1].partial) == (2, False)
 
     stop = threading.Event()
-    text_engine._decode_lock.acquire()
-    try:
+    with text_engine.model_lock:
         events, thread = start(stop.is_set)
         time.sleep(0.2)
         stop.set()
         thread.join(10)
         assert not thread.is_alive()  # it left while the model was still held
-    finally:
-        text_engine._decode_lock.release()
     assert (events[-1].rows_generated, events[-1].partial, events[-1].reason) == (0, True, "cancelled")
     _, _, summary = run(text_engine, schema={"name": "string"}, num_rows=1, seed=5)  # the lock is free again
     assert summary.rows_generated == 1

@@ -15,12 +15,11 @@ from text_service.engine import RowBatch, RowRequest, RowSummary
 
 
 def rows_of(engine, schema, num_rows: int = 12, **options) -> tuple[list[dict], RowSummary]:
-    rows, summary = [], None
-    for event in engine.generate(RowRequest(schema=schema, num_rows=num_rows, seed=options.pop("seed", 3), **options)):
-        if isinstance(event, RowBatch):
-            rows += [json.loads(r) for r in event.rows]
-        elif isinstance(event, RowSummary):
-            summary = event
+    rows = []
+    summary = engine.generate(
+        RowRequest(schema=schema, num_rows=num_rows, seed=options.pop("seed", 3), **options),
+        lambda event: isinstance(event, RowBatch) and rows.extend(json.loads(r) for r in event.rows),
+    )
     return rows, summary
 
 

@@ -12,7 +12,7 @@ import pytest
 from sdg.schema import SchemaError
 from tests.schema_corpus.pydantic_models import MODELS
 from text_service.acceptance import row_validator
-from text_service.engine import RowBatch, RowRequest, RowSummary
+from text_service.engine import RowBatch, RowRequest
 
 CORPUS = Path(__file__).resolve().parents[1] / "schema_corpus"
 # Schemas no value satisfies, or that are not JSON Schema: refused, with the keyword at fault.
@@ -48,13 +48,12 @@ def test_a_real_schema_is_accepted_with_valid_rows_or_refused_by_name(text_engin
         assert REFUSED[name] in str(info.value)
         return
     prepared = text_engine.prepare(schema)
-    rows, summary = [], None
+    rows = []
     # Repeats kept: a schema that admits one row ({} alone, say) still gives three valid ones.
-    for event in text_engine.generate(RowRequest(schema=schema, num_rows=3, seed=0, keep_duplicates=True)):
-        if isinstance(event, RowBatch):
-            rows += [json.loads(r) for r in event.rows]
-        elif isinstance(event, RowSummary):
-            summary = event
+    summary = text_engine.generate(
+        RowRequest(schema=schema, num_rows=3, seed=0, keep_duplicates=True),
+        lambda event: isinstance(event, RowBatch) and rows.extend(json.loads(r) for r in event.rows),
+    )
     if name in PARTIAL:
         assert summary.partial and PARTIAL[name] in summary.reason
     else:

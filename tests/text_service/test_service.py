@@ -109,25 +109,13 @@ def test_a_call_behind_a_busy_model_streams_waiting_then_runs(stub):
 async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_engine):
     """Once rows have streamed, a failure is the stream's last event: the rows sent stand, and the
     summary says the output is partial and why."""
+    from tests.conftest import FailsAfterFirst
     from text_service.engine import RowBatch
     from text_service.server import create_server
     from text_service.settings import TextSettings
 
-    class FailsAfterOneBatch:
-        def __init__(self, engine):
-            self._engine = engine
-
-        def __getattr__(self, name):
-            return getattr(self._engine, name)
-
-        def generate(self, request, cancelled):
-            for event in self._engine.generate(request, cancelled):
-                yield event
-                if isinstance(event, RowBatch):
-                    raise RuntimeError("CUDA out of memory (simulated)")
-
     server, port, servicer, _ = create_server(TextSettings(listen="127.0.0.1:0"))
-    servicer.engine = FailsAfterOneBatch(text_engine)
+    servicer.attach(FailsAfterFirst(text_engine, RowBatch))
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -146,11 +134,11 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_eng
 def test_model_info_names_the_model_while_it_loads():
     import asyncio
 
-    from text_service.model import unloaded_description
+    from text_service.model import unloaded_info
     from text_service.servicer import TextServicer
     from text_service.settings import TextSettings
 
-    servicer = TextServicer(unloaded_description(TextSettings(model="tiny")))
+    servicer = TextServicer(unloaded_info(TextSettings(model="tiny")))
     info = asyncio.run(servicer.GetModelInfo(common_pb2.GetModelInfoRequest(), None))
     assert not info.loaded and info.model_id == "tiny" and info.demo_model
     assert "demo model, random weights" in info.display_name
