@@ -142,9 +142,9 @@ def test_a_prompt_or_row_past_the_models_context_is_refused_before_decoding(text
     # The field list is cut at MAX_FIELD_TEXT characters; 2 tokens each with the tiny tokenizer.
     described = {f"field_{i}": {"type": "integer", "description": "é" * 400} for i in range(64)}
     with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens, past the model's context of {context}"):
-        text_engine.check_request(RowRequest(schema=described, num_rows=1))
+        text_engine.check_request(RowRequest(schema=described, num_rows=1, max_new_tokens=1024))
     with pytest.raises(RequestError, match=f"schema_json: a row's prompt takes about [0-9]+ tokens"):
-        text_engine.check_request(RowRequest(schema=described, num_rows=1, instructions="short"))
+        text_engine.check_request(RowRequest(schema=described, num_rows=1, max_new_tokens=1024, instructions="short"))
     wordy = "é" * 4000  # within 4000 characters, but 8000 tokens with the tiny tokenizer
     with pytest.raises(RequestError, match=f"instructions: a row's prompt takes about [0-9]+ tokens"):
         text_engine.check_request(RowRequest(schema=SEED_SCHEMA, num_rows=1, instructions=wordy))
