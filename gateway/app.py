@@ -1,4 +1,4 @@
-"""create_app(settings): the FastAPI application. Its lifespan loads the job records, opens the gRPC
+"""create_app(settings): the FastAPI application. Its lifespan opens the job database, opens the gRPC
 channels and starts the job runner (all kept on app.state), repairing the folders of jobs a dead
 gateway left running and queueing again the ones it left queued; at shutdown it stops running jobs
 (recorded as interrupted) and closes the channels."""
@@ -34,7 +34,7 @@ API_DESCRIPTION = (
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = JobStore(settings.jobs_dir, settings.progress_write_interval_s)
+        store = JobStore.open(settings.database_url, settings.output_dir, settings.progress_write_interval_s)
         waiting, interrupted = store.load()
         for job in interrupted:
             try:
@@ -58,15 +58,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         finally:
             await runner.shutdown()
             await clients.close()
+            store.close()
 
     app = FastAPI(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     install_exception_handlers(app)
     for module in (root, health, generate, jobs):
         app.include_router(module.router)

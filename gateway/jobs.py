@@ -1,8 +1,10 @@
-"""JobStore: the jobs this gateway knows, kept in memory and persisted as one JSON file per job under
-SDG_OUTPUT_DIR/.jobs/. Writes are atomic (temp file + os.replace) so a crash never leaves a torn
-record; progress-only writes are throttled. On start-up, jobs a previous process left running are
-marked failed and partial rather than silently lost; jobs it left queued had not started, and are
-queued again."""
+"""JobStore: the jobs of the job database (gateway/db.py). Jobs this gateway runs stay in memory,
+current, and are written through on every state change (progress at most once an interval); any
+other job is read from the database, so several gateways answer for each other's jobs. Each write
+appends a job event, the stream GET /jobs/{id}/events serves. On start-up, jobs a previous process
+left running are marked failed and partial rather than silently lost; jobs it left queued had not
+started, and are queued again. Job records of gateways before the database (SDG_OUTPUT_DIR/.jobs)
+are imported once."""
 
 from __future__ import annotations
 
@@ -10,20 +12,25 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
+from gateway import db
 from gateway.errors import JobNotFound
 from gateway.models import JobStatus, JobSummary, JobType
-from gateway.outputs.folders import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"^job_[0-9a-f]{12}$")
 INTERRUPTED = "interrupted: gateway restarted"
 REQUEUED = "queued again after a gateway restart"
+# The records of gateways before the database, and where they go once imported.
+LEGACY_JOBS_DIR, IMPORTED_JOBS_DIR = ".jobs", ".jobs.imported"
 
 
 def utc_now() -> str:
@@ -45,73 +52,136 @@ class Job(JobStatus):
         return JobSummary(job_id=self.job_id, type=self.type, status=self.status, progress=self.progress, created_at=self.created_at)
 
 
+@dataclass(frozen=True)
+class JobEvent:
+    """One write of a job: `kind` is "state" when its status changed, else "progress"."""
+
+    id: int
+    job_id: str
+    at: str
+    kind: str
+    data: dict
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """A page of GET /jobs, newest first."""
+
+    limit: int = 100
+    offset: int = 0
+    status: str | None = None
+    type: str | None = None
+
+
+def event_data(job: Job) -> dict:
+    return {
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.message,
+        "error": job.error,
+        "partial": job.partial,
+        "stats": job.stats.model_dump(mode="json"),
+    }
+
+
 class JobStore:
-    def __init__(self, jobs_dir: Path, progress_write_interval_s: float = 1.0):
-        self.jobs_dir = jobs_dir
+    def __init__(self, engine: Engine, output_dir: Path, progress_write_interval_s: float = 1.0):
+        self.engine = engine
+        self.output_dir = output_dir
         self.progress_write_interval_s = progress_write_interval_s
-        self._jobs: dict[str, Job] = {}
+        self._live: dict[str, Job] = {}
         self._last_write: dict[str, float] = {}
+        self._last_status: dict[str, str] = {}
+
+    @classmethod
+    def open(cls, database_url: str, output_dir: Path, progress_write_interval_s: float = 1.0) -> JobStore:
+        """Connects to the job database, migrated to the newest schema."""
+        engine = db.connect(db.database_url(database_url, output_dir))
+        db.upgrade(engine)
+        return cls(engine, output_dir, progress_write_interval_s)
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def load(self) -> tuple[list[Job], list[Job]]:
-        """Reads every persisted job. Ones a previous process left running become failed and
+        """Takes over the unfinished jobs. Ones a previous process left running become failed and
         partial, unless they had not made their folder yet: those are queued again. Returns the
         queued ones, oldest first, for the runner to queue again, and the ones it left running,
         whose folders gateway.salvage repairs."""
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._import_legacy_records()
         waiting, interrupted = [], []
-        for path in sorted(self.jobs_dir.glob("job_*.json")):
-            try:
-                job = Job.model_validate_json(path.read_bytes())
-            except (ValidationError, OSError) as err:
-                # Kept on disk for a person to look at; the gateway cannot report it as a job.
-                log.error("skipping unreadable job record %s: %s", path, err)
-                continue
+        query = sa.select(db.jobs.c.record).where(db.jobs.c.status.in_(("queued", "running"))).order_by(db.jobs.c.created_at, db.jobs.c.job_id)
+        with self.engine.connect() as conn:
+            records = conn.execute(query).scalars().all()
+        for record in records:
+            job = Job.model_validate(record)
+            self._live[job.job_id] = job
+            self._last_status[job.job_id] = job.status
             if job.status == "queued":
                 waiting.append(job)
-            elif not job.finished and job.output_dir is None:
+            elif job.output_dir is None:
                 # It had made nothing yet (it was waiting for a service, say): it runs again, as
                 # a queued job does, rather than fail with nothing to resume.
                 self.requeue(job)
                 waiting.append(job)
-            elif not job.finished:
+            else:
                 self.fail(job, INTERRUPTED, partial=True)
                 interrupted.append(job)
-            self._jobs[job.job_id] = job
-        log.info("loaded %d job records from %s (%d still queued)", len(self._jobs), self.jobs_dir, len(waiting))
-        return sorted(waiting, key=lambda job: (job.created_at, job.job_id)), interrupted
+        log.info("took over %d unfinished jobs (%d still queued)", len(records), len(waiting))
+        return waiting, interrupted
 
     def create(self, job_type: JobType, request: dict, message: str) -> Job:
-        job_id = new_job_id()
-        while job_id in self._jobs:
-            job_id = new_job_id()
-        job = Job(job_id=job_id, type=job_type, status="queued", created_at=utc_now(), message=message, request=request)
-        self._jobs[job_id] = job
+        job = Job(job_id=new_job_id(), type=job_type, status="queued", created_at=utc_now(), message=message, request=request)
         self._write(job)
         return job
 
     def get(self, job_id: str) -> Job:
-        job = self._jobs.get(job_id)
-        if job is None:
+        job = self._live.get(job_id)
+        if job is not None:
+            return job
+        with self.engine.connect() as conn:
+            record = conn.execute(sa.select(db.jobs.c.record).where(db.jobs.c.job_id == job_id)).scalar_one_or_none()
+        if record is None:
             raise JobNotFound(job_id)
-        return job
+        return Job.model_validate(record)
+
+    def page(self, where: JobFilter) -> list[Job]:
+        query = sa.select(db.jobs.c.job_id, db.jobs.c.record).order_by(db.jobs.c.created_at.desc(), db.jobs.c.job_id.desc())
+        if where.status is not None:
+            query = query.where(db.jobs.c.status == where.status)
+        if where.type is not None:
+            query = query.where(db.jobs.c.type == where.type)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(where.limit).offset(where.offset)).all()
+        return [self._live.get(job_id) or Job.model_validate(record) for job_id, record in rows]
 
     def newest_first(self) -> list[Job]:
-        """Newest first."""
-        return sorted(self._jobs.values(), key=lambda job: (job.created_at, job.job_id), reverse=True)
+        return self.page(JobFilter(limit=2**31))
 
     def count(self, *states: str) -> int:
-        return sum(1 for job in self._jobs.values() if job.status in states)
+        query = sa.select(sa.func.count()).select_from(db.jobs).where(db.jobs.c.status.in_(states))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def events_after(self, job_id: str, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """The job's events after event id `after`, oldest first."""
+        table = db.job_events
+        query = sa.select(table).where(table.c.job_id == job_id, table.c.id > after).order_by(table.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [JobEvent(row.id, row.job_id, row.at, row.kind, row.data) for row in conn.execute(query)]
 
     def save(self, job: Job) -> None:
         """Persists a state change now."""
         self._write(job)
 
     def delete(self, job_id: str) -> None:
-        """Forgets the job and removes its record (not its output folder)."""
+        """Forgets the job and its events (not its output folder)."""
         self.get(job_id)
-        del self._jobs[job_id]
-        self._last_write.pop(job_id, None)
-        (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(db.jobs).where(db.jobs.c.job_id == job_id))
+            conn.execute(sa.delete(db.job_events).where(db.job_events.c.job_id == job_id))
+        for memo in (self._live, self._last_write, self._last_status):
+            memo.pop(job_id, None)
 
     def fail(self, job: Job, error: str, partial: bool) -> None:
         """Records a job that ended without running to its end, for `error`."""
@@ -138,5 +208,45 @@ class JobStore:
     def _write(self, job: Job) -> None:
         if not JOB_ID.match(job.job_id):
             raise ValueError(f"refusing to persist job with malformed id {job.job_id!r}")
-        write_json_atomic(self.jobs_dir / f"{job.job_id}.json", job.model_dump(mode="json"))
+        record = job.model_dump(mode="json")
+        kind = "progress" if self._last_status.get(job.job_id) == job.status else "state"
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(db.jobs).where(db.jobs.c.job_id == job.job_id).values(status=job.status, record=record)
+            ).rowcount
+            if not updated:
+                conn.execute(sa.insert(db.jobs).values(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record))
+            conn.execute(sa.insert(db.job_events).values(job_id=job.job_id, at=utc_now(), kind=kind, data=event_data(job)))
         self._last_write[job.job_id] = time.monotonic()
+        self._last_status[job.job_id] = job.status
+        if job.finished:
+            self._live.pop(job.job_id, None)
+        else:
+            self._live[job.job_id] = job
+
+    def _import_legacy_records(self) -> None:
+        """Imports the JSON records of gateways before the database, once: the folder is renamed
+        after, its files kept for a person. An unreadable record is left there, and logged."""
+        folder = self.output_dir / LEGACY_JOBS_DIR
+        if not folder.is_dir():
+            return
+        imported = 0
+        with self.engine.begin() as conn:
+            known = set(conn.execute(sa.select(db.jobs.c.job_id)).scalars())
+            for path in sorted(folder.glob("job_*.json")):
+                try:
+                    job = Job.model_validate_json(path.read_bytes())
+                except (ValidationError, OSError) as err:
+                    log.error("not importing unreadable job record %s: %s", path, err)
+                    continue
+                if job.job_id in known or not JOB_ID.match(job.job_id):
+                    continue
+                record = job.model_dump(mode="json")
+                conn.execute(sa.insert(db.jobs).values(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record))
+                conn.execute(sa.insert(db.job_events).values(job_id=job.job_id, at=utc_now(), kind="state", data=event_data(job)))
+                imported += 1
+        target = self.output_dir / IMPORTED_JOBS_DIR
+        if target.exists():
+            target = self.output_dir / f"{IMPORTED_JOBS_DIR}.{int(time.time())}"
+        folder.rename(target)
+        log.info("imported %d job records from %s into the job database; the files are kept in %s", imported, folder, target)

@@ -24,7 +24,10 @@ class GatewaySettings(BaseSettings):
     text_service_addrs: CommaList = Field(["localhost:50051"], validation_alias="SDG_TEXT_SERVICE_ADDRS")
     image_service_addrs: CommaList = Field(["localhost:50052"], validation_alias="SDG_IMAGE_SERVICE_ADDRS")
     output_dir: Path = Field(Path("generated_data"), validation_alias="SDG_OUTPUT_DIR")
-    cors_origins: CommaList = Field(["*"], validation_alias="SDG_CORS_ORIGINS")
+    # The job database; unset, an SQLite file in the output folder (gateway/db.py).
+    database_url: str = Field("", validation_alias="SDG_DATABASE_URL")
+    # Origins other than the gateway's own that browsers may call it from; unset, same-origin only.
+    cors_origins: CommaList = Field([], validation_alias="SDG_CORS_ORIGINS")
     host: str = Field("0.0.0.0", validation_alias="UVICORN_HOST")
     port: int = Field(8000, ge=0, le=65535, validation_alias="UVICORN_PORT")
     frontend_dir: Path = Field(DEFAULT_FRONTEND_DIR, validation_alias="SDG_FRONTEND_DIR")
@@ -58,7 +61,7 @@ class GatewaySettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("text_service_addrs", "image_service_addrs", "cors_origins")
+    @field_validator("text_service_addrs", "image_service_addrs")
     @classmethod
     def _non_empty(cls, value: list[str]) -> list[str]:
         if not value:
@@ -70,8 +73,3 @@ class GatewaySettings(BaseSettings):
         if self.min_resolution > self.max_resolution:
             raise ValueError(f"SDG_MIN_RESOLUTION {self.min_resolution} is above SDG_MAX_RESOLUTION {self.max_resolution}")
         return self
-
-    @property
-    def jobs_dir(self) -> Path:
-        """Where job records live: inside the output folder, so they travel with the data."""
-        return self.output_dir / ".jobs"

@@ -5,6 +5,7 @@ models, the way a user starts them (`python -m text_service`, `python -m image_s
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.postgres import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 # Built once and reused across runs: building is quick, but there is no reason to repeat it.
@@ -247,3 +250,18 @@ def cancelled_part_way(client: httpx.Client, kind: str, body: dict, stat: str, a
         if status["status"] != "completed" and not (total and status["stats"][stat] >= status["stats"][total]):
             return job_id, status
     raise AssertionError(f"every {kind} job finished its {stat} before its cancel landed")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> PostgresServer:
+    server = start_postgres(free_port())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty job database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return request.getfixturevalue("postgres").create_database(f"sdg_{secrets.token_hex(4)}")

@@ -6,18 +6,22 @@ import asyncio
 import json
 from pathlib import Path
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from gateway.deps import RunnerDep, StoreDep
 from gateway.errors import JobConflict, OutputFileNotFound
-from gateway.models import DeletedJob, JobStatus, JobSummary
+from gateway.jobs import JobFilter
+from gateway.models import DeletedJob, JobState, JobStatus, JobSummary, JobType
 from gateway.outputs import list_files
 from gateway.outputs.archive import zip_folder
 from gateway.outputs.tables import read_rows
 
 router = APIRouter(tags=["jobs"])
 
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
 NOT_FOUND = {404: {"description": "Unknown job"}}
 # Output formats Python's mimetypes does not know, which it would serve as application/octet-stream.
 MEDIA_TYPES = {".jsonl": "application/jsonl", ".parquet": "application/vnd.apache.parquet"}
@@ -30,9 +34,15 @@ async def job_status(job_id: str, store: StoreDep) -> JobStatus:
 
 
 @router.get("/jobs", response_model=list[JobSummary])
-async def list_jobs(store: StoreDep) -> list[JobSummary]:
-    """Every job this gateway knows, newest first."""
-    return [job.summary() for job in store.newest_first()]
+async def list_jobs(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    status: JobState | None = None,
+    type: JobType | None = None,
+) -> list[JobSummary]:
+    """The jobs of the job database, newest first, a page at a time."""
+    return [job.summary() for job in store.page(JobFilter(limit, offset, status, type))]
 
 
 @router.post(

@@ -1,5 +1,6 @@
-"""JobStore persistence without any service: records survive a restart, unfinished jobs come back
-failed and partial, writes are atomic and progress writes throttled."""
+"""JobStore on both databases, without any service: jobs survive a restart, unfinished jobs come
+back failed and partial, progress writes are throttled, pages and events read back in order, and
+the JSON records of gateways before the database are imported once."""
 
 from __future__ import annotations
 
@@ -7,13 +8,34 @@ import json
 import re
 
 import pytest
+import sqlalchemy as sa
 
+from gateway import db
 from gateway.errors import JobNotFound
-from gateway.jobs import INTERRUPTED, JobStore
+from gateway.jobs import IMPORTED_JOBS_DIR, INTERRUPTED, Job, JobFilter, JobStore
 
 
-def test_jobs_survive_a_restart(tmp_path):
-    store = JobStore(tmp_path)
+def stored_record(store: JobStore, job_id: str) -> dict:
+    """What the database holds, not the store's memory."""
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(db.jobs.c.record).where(db.jobs.c.job_id == job_id)).scalar_one()
+
+
+@pytest.fixture
+def open_store(database_url, tmp_path):
+    stores = []
+
+    def opened(**kwargs) -> JobStore:
+        stores.append(JobStore.open(database_url, tmp_path, **kwargs))
+        return stores[-1]
+
+    yield opened
+    for store in stores:
+        store.close()
+
+
+def test_jobs_survive_a_restart(open_store):
+    store = open_store()
     store.load()
     job = store.create("text", {"num_samples": 5}, "Text generation job queued")
     assert re.fullmatch(r"job_[0-9a-f]{12}", job.job_id)
@@ -21,15 +43,15 @@ def test_jobs_survive_a_restart(tmp_path):
     job.status, job.progress, job.output_path = "completed", 100, "generated_data/text_data_x/"
     store.save(job)
 
-    reloaded = JobStore(tmp_path)
+    reloaded = open_store()
     reloaded.load()
     again = reloaded.get(job.job_id)
     assert again.status == "completed" and again.progress == 100 and again.request == {"num_samples": 5}
     assert again.output_path == "generated_data/text_data_x/"
 
 
-def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_again(tmp_path):
-    store = JobStore(tmp_path)
+def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_again(open_store, tmp_path):
+    store = open_store()
     store.load()
     queued = [store.create("images", {}, "queued"), store.create("text", {}, "queued")]
     running = store.create("unified", {}, "queued")
@@ -43,58 +65,90 @@ def test_running_jobs_become_failed_and_partial_on_load_and_queued_ones_wait_aga
     done.status = "completed"
     store.save(done)
 
-    reloaded = JobStore(tmp_path)
+    reloaded = open_store()
     waiting, interrupted = reloaded.load()
     assert [j.job_id for j in interrupted] == [running.job_id]
     job = reloaded.get(running.job_id)
     assert (job.status, job.error, job.partial) == ("failed", INTERRUPTED, True)
     assert job.finished_at is not None
     # The marking is persisted, not only held in memory.
-    assert json.loads((tmp_path / f"{running.job_id}.json").read_text())["status"] == "failed"
+    assert stored_record(reloaded, running.job_id)["status"] == "failed"
     # Jobs that never started, or made nothing, are handed back, oldest first, queued.
     assert [j.job_id for j in waiting] == [j.job_id for j in [*queued, waited]]
     assert {reloaded.get(j.job_id).status for j in [*queued, waited]} == {"queued"}
     again = reloaded.get(waited.job_id)
     assert (again.started_at, again.progress, again.partial, again.error) == (None, 0, False, None)
     assert "queued again" in again.message
-    assert json.loads((tmp_path / f"{waited.job_id}.json").read_text())["status"] == "queued"
+    assert stored_record(reloaded, waited.job_id)["status"] == "queued"
     assert reloaded.get(done.job_id).status == "completed"
 
 
-def test_writes_leave_no_temporary_files(tmp_path):
-    store = JobStore(tmp_path)
-    store.load()
-    job = store.create("text", {}, "queued")
-    for progress in range(5):
-        job.progress = progress
-        store.save(job)
-    assert [p.name for p in tmp_path.iterdir()] == [f"{job.job_id}.json"]
-
-
-def test_progress_writes_are_throttled_but_memory_is_current(tmp_path):
-    store = JobStore(tmp_path, progress_write_interval_s=3600)
+def test_progress_writes_are_throttled_but_memory_is_current(open_store):
+    store = open_store(progress_write_interval_s=3600)
     store.load()
     job = store.create("text", {}, "queued")
     job.progress = 42
     store.save_progress(job)
     assert store.get(job.job_id).progress == 42
-    assert json.loads((tmp_path / f"{job.job_id}.json").read_text())["progress"] == 0
+    assert stored_record(store, job.job_id)["progress"] == 0
     store.save(job)  # a state change is written at once
-    assert json.loads((tmp_path / f"{job.job_id}.json").read_text())["progress"] == 42
+    assert stored_record(store, job.job_id)["progress"] == 42
 
 
-def test_newest_first_and_unknown_jobs(tmp_path):
-    store = JobStore(tmp_path)
+def test_pages_are_newest_first_and_filtered(open_store):
+    store = open_store()
     store.load()
-    ids = [store.create("text", {}, "queued").job_id for _ in range(3)]
+    ids = [store.create("text" if i % 2 else "images", {}, "queued").job_id for i in range(5)]
     assert [job.job_id for job in store.newest_first()] == ids[::-1]
+    assert [job.job_id for job in store.page(JobFilter(limit=2, offset=1))] == ids[::-1][1:3]
+    assert [job.job_id for job in store.page(JobFilter(type="text"))] == [ids[3], ids[1]]
+    finished = store.get(ids[0])
+    finished.status = "completed"
+    store.save(finished)
+    assert [job.job_id for job in store.page(JobFilter(status="completed"))] == [ids[0]]
+    assert store.count("queued") == 4 and store.count("queued", "completed") == 5
     with pytest.raises(JobNotFound):
         store.get("job_000000000000")
 
 
-def test_an_unreadable_record_is_skipped_not_fatal(tmp_path):
-    (tmp_path / "job_0123456789ab.json").write_text("{not json")
-    store = JobStore(tmp_path)
+def test_every_write_is_an_event_and_state_changes_say_so(open_store):
+    store = open_store()
     store.load()
-    assert store.newest_first() == []
-    assert (tmp_path / "job_0123456789ab.json").exists()
+    job = store.create("text", {}, "queued")
+    job.status = "running"
+    store.save(job)
+    job.progress = 50
+    store.save(job)
+    job.status, job.progress = "completed", 100
+    store.save(job)
+    events = store.events_after(job.job_id)
+    assert [(e.kind, e.data["status"], e.data["progress"]) for e in events] == [
+        ("state", "queued", 0), ("state", "running", 0), ("progress", "running", 50), ("state", "completed", 100),
+    ]
+    assert [e.id for e in store.events_after(job.job_id, after=events[1].id)] == [events[2].id, events[3].id]
+    # Another gateway's store sees the finished job and its events.
+    other = open_store()
+    assert other.get(job.job_id).status == "completed" and len(other.events_after(job.job_id)) == 4
+    store.delete(job.job_id)
+    assert other.events_after(job.job_id) == []
+    with pytest.raises(JobNotFound):
+        other.get(job.job_id)
+
+
+def test_json_records_of_older_gateways_are_imported_once(open_store, tmp_path):
+    legacy = tmp_path / ".jobs"
+    legacy.mkdir()
+    old = Job(job_id="job_00000000000a", type="text", status="completed", created_at="2026-01-01T00:00:00.000000Z", request={"num_samples": 3})
+    (legacy / f"{old.job_id}.json").write_text(old.model_dump_json())
+    (legacy / "job_0123456789ab.json").write_text("{not json")  # kept for a person, not fatal
+    store = open_store()
+    store.load()
+    assert store.get(old.job_id).request == {"num_samples": 3}
+    assert not legacy.exists()
+    assert sorted(p.name for p in (tmp_path / IMPORTED_JOBS_DIR).iterdir()) == [f"{old.job_id}.json", "job_0123456789ab.json"]
+    store.delete(old.job_id)
+    # A second start imports nothing again: the deleted job stays deleted.
+    again = open_store()
+    again.load()
+    assert again.newest_first() == []
+    assert json.loads((tmp_path / IMPORTED_JOBS_DIR / f"{old.job_id}.json").read_text())["job_id"] == old.job_id

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tests.conftest import free_port
 from gateway.app import create_app
+from gateway.jobs import JobStore
 from gateway.settings import GatewaySettings
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
 
@@ -91,6 +92,15 @@ def settings(tmp_path, text_addr: str, **overrides) -> GatewaySettings:
         SDG_SERVICE_START_WAIT_S=overrides.pop("start_wait", 1),
         **overrides,
     )
+
+
+def stored(app_settings: GatewaySettings, job_id: str) -> dict:
+    """The job's record in the job database, as the next gateway finds it."""
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
+    try:
+        return store.get(job_id).model_dump(mode="json")
+    finally:
+        store.close()
 
 
 def wait(client: TestClient, job_id: str, states=("completed", "failed", "cancelled"), timeout: float = 20) -> dict:
@@ -261,7 +271,7 @@ def test_shutdown_records_running_jobs_as_interrupted(tmp_path, scripted):
     with TestClient(create_app(app_settings)) as client:
         job_id = submit(client)
         wait_for_first_row(client, job_id)
-    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    record = stored(app_settings, job_id)
     assert record["status"] == "failed" and record["error"] == "interrupted: gateway shut down" and record["partial"] is True
     # A new gateway on the same output folder still knows the job.
     with TestClient(create_app(app_settings)) as client:
@@ -277,7 +287,7 @@ def test_queued_jobs_wait_out_a_restart_and_then_run(tmp_path, scripted):
         running, waiting = submit(client), submit(client)
         wait_for_first_row(client, running)
         assert client.get(f"/status/{waiting}").json()["status"] == "queued"
-    record = json.loads((app_settings.jobs_dir / f"{waiting}.json").read_text())
+    record = stored(app_settings, waiting)
     assert record["status"] == "queued" and record["finished_at"] is None
     scripted.behaviour = "complete"
     with TestClient(create_app(app_settings)) as client:
@@ -297,7 +307,7 @@ def test_a_job_stopped_while_it_waited_for_a_service_runs_again_after_a_restart(
         wait(client, job_id, states=("running",))
         time.sleep(0.5)
         assert client.get(f"/status/{job_id}").json()["message"].startswith("waiting for the text service")
-    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    record = stored(app_settings, job_id)
     assert (record["status"], record["started_at"], record["partial"], record["error"]) == ("queued", None, False, None)
     assert record["message"].startswith("queued again")
     scripted.behaviour = "complete"
@@ -344,7 +354,7 @@ def test_a_resume_stopped_while_it_waited_for_its_service_is_queued_again_as_a_r
     with TestClient(create_app(absent)) as client:
         assert client.post(f"/jobs/{job_id}/resume").status_code == 202
         wait(client, job_id, states=("running",))
-    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    record = stored(app_settings, job_id)
     assert (record["status"], record["error"], len(record["resumes"]), record["resumes"][0]["rows_kept"]) == ("queued", None, 1, 1)
     scripted.behaviour = "complete"
     with TestClient(create_app(app_settings)) as client:
@@ -365,7 +375,7 @@ def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scri
         shutil.copytree(out, tmp_path / "at-the-kill")
     shutil.rmtree(out)
     shutil.copytree(tmp_path / "at-the-kill", out)
-    record = json.loads((app_settings.jobs_dir / f"{job_id}.json").read_text())
+    record = stored(app_settings, job_id)
     assert record["status"] == "running"
     with TestClient(create_app(app_settings)) as client:
         job = client.get(f"/status/{job_id}").json()
@@ -383,11 +393,7 @@ def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scri
 
 def test_a_queued_job_that_todays_settings_refuse_fails_at_restart(tmp_path, scripted):
     app_settings = settings(tmp_path, scripted.address)
-    store_dir = app_settings.jobs_dir
-    store_dir.mkdir(parents=True)
-    from gateway.jobs import JobStore
-
-    store = JobStore(store_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
     store.load()
     body = {"prompts": ["a dog"], "num_images": 1, "resolution": [2048, 2048]}  # over the 1024 limit
     job = store.create("images", body, "Image generation job queued")
@@ -411,8 +417,6 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
     folder and its recorded seed. However it ends, it stays partial, its kept image untouched; a
     readable manifest then records the failure, an unreadable one is left as it is."""
     app_settings = settings(tmp_path, scripted.address)
-    app_settings.jobs_dir.mkdir(parents=True)
-    from gateway.jobs import JobStore
     from gateway.models import Resume
     from gateway.outputs import ImageDatasetWriter
     from gateway.results import GeneratedImage
@@ -422,7 +426,7 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
     with ImageDatasetWriter(folder) as writer:
         writer.add(GeneratedImage(0, "a dog", 7, b"\x89PNG not really", 64, 64, objects=[]))
     (folder / "manifest.json").write_text(manifest)
-    store = JobStore(app_settings.jobs_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
     store.load()
     job = store.create("images", {"prompts": ["a dog"], "num_images": 3, "resolution": [64, 64]}, "queued to resume")
     job.output_dir, job.output_path = str(folder), folder.name
@@ -447,8 +451,6 @@ def test_a_job_the_gateway_resumed_twice_for_nothing_is_not_resumed_again(tmp_pa
     of it, with nothing more done, is likely what brings the gateway down: it stays failed. One
     that got further is resumed (and then fails here: no image service listens)."""
     app_settings = settings(tmp_path, scripted.address, SDG_RESUME_INTERRUPTED="true")
-    app_settings.jobs_dir.mkdir(parents=True)
-    from gateway.jobs import JobStore
     from gateway.models import Resume
     from gateway.outputs import ImageDatasetWriter
     from gateway.results import GeneratedImage
@@ -459,7 +461,7 @@ def test_a_job_the_gateway_resumed_twice_for_nothing_is_not_resumed_again(tmp_pa
         for index in range(2 if progress else 1):
             writer.add(GeneratedImage(index, "a dog", 7 + index, b"\x89PNG not really", 64, 64, objects=[]))
     (folder / "manifest.json").write_text('{"seed": 7}')
-    store = JobStore(app_settings.jobs_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
     store.load()
     job = store.create("images", {"prompts": ["a dog"], "num_images": 3, "resolution": [64, 64]}, "")
     job.status, job.output_dir, job.output_path = "running", str(folder), folder.name  # as a crash leaves it
@@ -476,13 +478,11 @@ def test_a_job_the_gateway_resumed_twice_for_nothing_is_not_resumed_again(tmp_pa
 
 def test_deleting_a_job_never_deletes_a_folder_outside_the_output_root(tmp_path, scripted):
     app_settings = settings(tmp_path, scripted.address)
-    app_settings.jobs_dir.mkdir(parents=True)
-    from gateway.jobs import JobStore
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "data.json").write_text("[]")
-    store = JobStore(app_settings.jobs_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
     store.load()
     job = store.create("text", {"schema": {"a": "int"}, "num_samples": 1}, "")
     job.status, job.finished_at, job.output_dir, job.output_path = "completed", "2026-01-01T00:00:00Z", str(outside), "elsewhere/"
