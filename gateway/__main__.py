@@ -12,13 +12,15 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from sdg.env import warn_about_unread_variables
+from sdg.logs import configure_logging
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    warn_about_unread_variables(logging.getLogger("gateway"), os.environ)
     settings = GatewaySettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    configure_logging(settings.log_format, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warn_about_unread_variables(logging.getLogger("gateway"), os.environ)
+    # log_config=None: uvicorn's own lines go through the handler above, in its format.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", log_config=None)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from gateway.clients import ServiceClients
 from gateway.errors import install_exception_handlers
 from gateway.jobs import JobStore
-from gateway.routes import generate, health, jobs, root
+from gateway.metrics import GatewayMetrics, RequestTimer
+from gateway.routes import generate, health, jobs, metrics, root
 from gateway.runner import JobRunner
 from gateway.salvage import salvage
 from gateway.settings import GatewaySettings
@@ -42,7 +43,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             except Exception:  # a folder it cannot read must not keep the gateway from starting
                 log.exception("could not repair the folder of interrupted job %s", job.job_id)
             store.save(job)
-        clients = ServiceClients.connect(settings)
+        clients = ServiceClients.connect(settings, app.state.metrics)
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
         runner.resume_interrupted(interrupted)  # only with SDG_RESUME_INTERRUPTED; they ran first
@@ -62,10 +63,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     app = FastAPI(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics = GatewayMetrics()
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)
     install_exception_handlers(app)
-    for module in (root, health, generate, jobs):
+    for module in (root, health, generate, jobs, metrics):
         app.include_router(module.router)
     if settings.frontend_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=settings.frontend_dir, html=True), name="ui")

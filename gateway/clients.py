@@ -1,11 +1,13 @@
 """gRPC clients of the model services: one channel per configured address, picked round-robin per
-job, built in the app's lifespan and kept on app.state. Also the probes behind /health and GET /."""
+job, built in the app's lifespan and kept on app.state. Also the probes behind /health, GET / and
+the replica gauge of /metrics, which reads each address's last probe."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
 
@@ -13,6 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import ServiceFailure
+from gateway.metrics import GatewayMetrics
 from gateway.models import ModelDescription, ServiceReport
 from gateway.settings import GatewaySettings
 from sdg.grpc_limits import MESSAGE_SIZE_OPTIONS
@@ -52,20 +55,34 @@ class ServiceEndpoint(Generic[Stub]):
     channel: grpc.aio.Channel
     stub: Stub
     health: health_pb2_grpc.HealthStub
+    metrics: GatewayMetrics
+    # The last probe's report and when it came (time.monotonic()); None before the first.
+    report: ServiceReport | None = None
+    reported_at: float | None = None
 
     @property
     def label(self) -> str:
         return f"{self.kind} service at {self.address}"
 
+    @property
+    def serving(self) -> bool:
+        return self.report is not None and self.report.status == "serving"
+
     async def model_info(self, timeout: float) -> ModelDescription:
         """The loaded model; raises grpc.aio.AioRpcError when the service does not answer."""
-        reply = await self.stub.GetModelInfo(common_pb2.GetModelInfoRequest(), timeout=timeout)
+        with self.metrics.grpc_call(self.kind, "GetModelInfo"):
+            reply = await self.stub.GetModelInfo(common_pb2.GetModelInfoRequest(), timeout=timeout)
         return model_description(reply)
 
     async def probe(self, timeout: float) -> ServiceReport:
         """Health check plus model info, each bounded by `timeout`; never raises for a down service."""
+        self.report, self.reported_at = await self._probe(timeout), time.monotonic()
+        return self.report
+
+    async def _probe(self, timeout: float) -> ServiceReport:
         try:
-            health = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            with self.metrics.grpc_call(self.kind, "Health.Check"):
+                health = await self.health.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
             model = await self.model_info(timeout)
         except grpc.aio.AioRpcError as err:
             return ServiceReport(
@@ -101,14 +118,15 @@ class ServiceClients:
     image: ServicePool[image_pb2_grpc.ImageServiceStub]
 
     @classmethod
-    def connect(cls, settings: GatewaySettings) -> ServiceClients:
+    def connect(cls, settings: GatewaySettings, metrics: GatewayMetrics) -> ServiceClients:
         """Creates the channels; gRPC connects lazily, so this never blocks on a service."""
 
         def pool(kind: ServiceKind, addresses: list[str], make_stub) -> ServicePool:
             endpoints = []
             for address in addresses:
                 channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-                endpoints.append(ServiceEndpoint(kind, address, channel, make_stub(channel), health_pb2_grpc.HealthStub(channel)))
+                health = health_pb2_grpc.HealthStub(channel)
+                endpoints.append(ServiceEndpoint(kind, address, channel, make_stub(channel), health, metrics))
             return ServicePool(endpoints)
 
         return cls(
@@ -128,13 +146,20 @@ class ServiceClients:
         endpoint = self.text.endpoints[0]
         request = text_pb2.ValidateSchemaRequest(schema_json=json.dumps(schema))
         try:
-            await endpoint.stub.ValidateSchema(request, timeout=timeout)
+            with endpoint.metrics.grpc_call("text", "ValidateSchema"):
+                await endpoint.stub.ValidateSchema(request, timeout=timeout)
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
                 raise ServiceFailure.from_rpc_error("text", endpoint.address, err) from None
 
     async def probe_all(self, timeout: float) -> list[ServiceReport]:
         return list(await asyncio.gather(*(endpoint.probe(timeout) for endpoint in self.endpoints)))
+
+    async def probe_stale(self, max_age_s: float, timeout: float) -> None:
+        """Probes again the addresses whose last probe is older than `max_age_s`, or missing."""
+        now = time.monotonic()
+        stale = [e for e in self.endpoints if e.reported_at is None or now - e.reported_at > max_age_s]
+        await asyncio.gather(*(endpoint.probe(timeout) for endpoint in stale))
 
     async def close(self) -> None:
         await asyncio.gather(*(endpoint.channel.close() for endpoint in self.endpoints))

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from gateway.clients import ServiceClients
 from gateway.jobs import JobStore
+from gateway.metrics import GatewayMetrics
 from gateway.runner import JobRunner
 from gateway.settings import GatewaySettings
 
@@ -28,7 +29,12 @@ def get_clients(request: Request) -> ServiceClients:
     return request.app.state.clients
 
 
+def get_metrics(request: Request) -> GatewayMetrics:
+    return request.app.state.metrics
+
+
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
+MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]

@@ -18,6 +18,7 @@ from gateway.plans import JobPlan, stored_plan
 from gateway.resume import check_resumable, kept_images, kept_rows, resume_plan, rows_seed
 from gateway.settings import GatewaySettings
 from gateway.slots import ServiceSlots
+from sdg.logs import context_with
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class JobRunner:
 
     def submit(self, job: Job, plan: JobPlan) -> None:
         execution = JobExecution(job, plan, self.store, self.clients, self.settings)
-        task = asyncio.create_task(self._run(execution), name=f"sdg-{job.job_id}")
+        task = asyncio.create_task(self._run(execution), name=f"sdg-{job.job_id}", context=context_with(job_id=job.job_id))
         self._running[job.job_id] = (task, execution)
         task.add_done_callback(lambda done: self._on_done(done, execution))
 

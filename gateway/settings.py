@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sdg.limits import MAX_RESOLUTION, MIN_RESOLUTION, RESOLUTION_STEP
+from sdg.logs import LogFormat
 
 # The frontend is a sibling of this package in the repository; containers may place it elsewhere.
 DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
@@ -53,6 +54,7 @@ class GatewaySettings(BaseSettings):
     resume_interrupted: bool = Field(False, validation_alias="SDG_RESUME_INTERRUPTED")
     # Job files are rewritten on every state change but at most this often for progress alone.
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
+    log_format: LogFormat = Field("text", validation_alias="SDG_LOG_FORMAT")
 
     @field_validator("text_service_addrs", "image_service_addrs", "cors_origins", mode="before")
     @classmethod

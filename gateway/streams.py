@@ -20,21 +20,22 @@ from gateway.results import DenoiseStep, DetectedObject, GeneratedImage, ImagesS
 from sdg.v1 import image_pb2, text_pb2
 
 
-async def _events(call: grpc.aio.UnaryStreamCall, endpoint: ServiceEndpoint, timeout_s: float) -> AsyncIterator[Any]:
+async def _events(call: grpc.aio.UnaryStreamCall, endpoint: ServiceEndpoint, method: str, timeout_s: float) -> AsyncIterator[Any]:
     try:
-        while True:
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
-            # that lands as the read completes, and a cancelled job would then run to the end.
-            try:
-                async with asyncio.timeout(timeout_s):
-                    message = await call.read()
-            except TimeoutError:
-                raise ServiceFailure(
-                    f"{endpoint.label} sent nothing for {timeout_s:g}s; giving up", grpc.StatusCode.DEADLINE_EXCEEDED
-                ) from None
-            if message is grpc.aio.EOF:
-                return
-            yield message
+        with endpoint.metrics.grpc_call(endpoint.kind, method):
+            while True:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+                # that lands as the read completes, and a cancelled job would then run to the end.
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        message = await call.read()
+                except TimeoutError:
+                    raise ServiceFailure(
+                        f"{endpoint.label} sent nothing for {timeout_s:g}s; giving up", grpc.StatusCode.DEADLINE_EXCEEDED
+                    ) from None
+                if message is grpc.aio.EOF:
+                    return
+                yield message
     except grpc.aio.AioRpcError as err:
         raise ServiceFailure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
     finally:
@@ -94,7 +95,7 @@ async def generate_rows(
     on_waiting(seconds) hears while the service is busy with earlier calls. Returns the
     service's summary."""
     call = endpoint.stub.GenerateRows(rows_request(spec))
-    async with aclosing(_events(call, endpoint, timeout_s)) as events:
+    async with aclosing(_events(call, endpoint, "GenerateRows", timeout_s)) as events:
         async for event in events:
             kind = event.WhichOneof("event")
             if kind == "waiting":
@@ -106,6 +107,7 @@ async def generate_rows(
                     rows = [json.loads(text) for text in event.rows.rows_json]
                 except json.JSONDecodeError as err:
                     raise ServiceFailure(f"{endpoint.label} sent a row that is not JSON: {err}") from None
+                endpoint.metrics.rows.inc(len(rows))
                 on_rows(rows)
             elif kind == "summary":
                 if event.summary.error:
@@ -189,7 +191,7 @@ async def generate_images(
     while the service is busy with earlier calls. Returns the summary. `prompts` are the final
     prompts (image i uses prompts[i % len(prompts)])."""
     call = endpoint.stub.GenerateImages(images_request(spec, prompts))
-    async with aclosing(_events(call, endpoint, timeout_s)) as events:
+    async with aclosing(_events(call, endpoint, "GenerateImages", timeout_s)) as events:
         async for event in events:
             kind = event.WhichOneof("event")
             if kind == "waiting":
@@ -198,6 +200,7 @@ async def generate_images(
                 step = event.step
                 on_step(DenoiseStep(step.step, step.total_steps, step.images_done, step.images_total, step.batch_size))
             elif kind == "image":
+                endpoint.metrics.images.inc()
                 on_image(generated_image(event.image))
             elif kind == "summary":
                 if event.summary.error:

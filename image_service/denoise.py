@@ -5,6 +5,7 @@ whose images are delivered in index order."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +23,7 @@ from image_service.finishing import DecodedImage, finish_image, upsampled_heatma
 from image_service.schedulers import make_scheduler, scheduler_step_kwargs
 from image_service.types import GeneratedImage, ImageRequest, StepProgress
 from image_service.words import object_words
+from sdg.service_metrics import ModelServiceMetrics
 from sdg.streaming import Emit
 
 log = logging.getLogger(__name__)
@@ -87,9 +89,17 @@ class DenoiseRun:
     VAE decode, hand-off to the finishing pool."""
 
     def __init__(
-        self, parts: DenoiseParts, request: ImageRequest, seed: int, delivery: OrderedDelivery, emit: Emit, cancelled: Callable[[], bool]
+        self,
+        parts: DenoiseParts,
+        request: ImageRequest,
+        seed: int,
+        delivery: OrderedDelivery,
+        emit: Emit,
+        cancelled: Callable[[], bool],
+        metrics: ModelServiceMetrics,
     ):
         self.parts = parts
+        self.metrics = metrics
         self.pipe = parts.pipe
         self.device = parts.device
         self.request = request
@@ -130,6 +140,7 @@ class DenoiseRun:
                 if traced:
                     rows = slice(len(filled), 2 * len(filled)) if self.cfg else slice(0, len(filled))
                     self.recorder.reset(self.latent_hw, rows, self.device)
+                self.metrics.batch(len(batch), full)
                 with tracing_cross_attention(self.pipe.unet, self.recorder) if traced else nullcontext():
                     latents = self._denoise(filled, prompts, images=len(batch))
                 if latents is None:
@@ -239,6 +250,7 @@ class DenoiseRun:
         # Progress counts steps, as the pipeline's progress bar does, so the first pass is not
         # reported (nor can it be stopped at: the second follows at once).
         warm_up_passes = len(timesteps) - self.request.num_inference_steps
+        began = time.perf_counter()
         for step, t in enumerate(timesteps, start=1):
             model_input = torch.cat([latents] * 2) if self.cfg else latents
             model_input = scheduler.scale_model_input(model_input, t)
@@ -269,7 +281,9 @@ class DenoiseRun:
                     batch_size=images,
                 ))
                 if self.cancelled():
+                    self.metrics.stepped(step - warm_up_passes, time.perf_counter() - began)
                     return None
+        self.metrics.stepped(self.request.num_inference_steps, time.perf_counter() - began)
         return latents
 
     def _decode(self, latents: torch.Tensor) -> torch.Tensor:

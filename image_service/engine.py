@@ -19,7 +19,7 @@ from image_service.denoise import DenoiseParts, DenoiseRun, OrderedDelivery
 from image_service.model import LoadedImageModel, load_image_model
 from image_service.reuse import FeatureReuse, unsupported_reason
 from image_service.settings import ImageSettings
-from image_service.types import ImageRequest, ImageSummary, InvalidImageRequest
+from image_service.types import GeneratedImage, ImageRequest, ImageSummary, InvalidImageRequest
 from sdg.limits import (
     ANNOTATION_KINDS,
     MAX_FEATURE_REUSE,
@@ -32,14 +32,23 @@ from sdg.limits import (
 )
 from sdg.model_info import ModelInfo
 from sdg.seeds import draw_seed
+from sdg.service_metrics import ModelServiceMetrics, image_metrics
 from sdg.streaming import Emit, ModelLock
 
 log = logging.getLogger(__name__)
 
 
 class ImageEngine:
-    def __init__(self, model: LoadedImageModel, settings: ImageSettings, model_thread: ThreadPoolExecutor | None = None):
+    def __init__(
+        self,
+        model: LoadedImageModel,
+        settings: ImageSettings,
+        model_thread: ThreadPoolExecutor | None = None,
+        metrics: ModelServiceMetrics | None = None,
+    ):
         self.info: ModelInfo = model.info
+        # The service passes the metrics it exports; an engine built on its own keeps its own.
+        self.metrics = metrics or image_metrics()
         self._compiled = settings.compile
         # Whether a compiled engine may compile: only during warm_up (see _compile_stance).
         self._warming_up = False
@@ -55,7 +64,8 @@ class ImageEngine:
         self._model_thread = model_thread or ThreadPoolExecutor(1, thread_name_prefix="image-model")
         # Taken by a call before it submits work to the model thread, so that a call behind
         # others says it waits (and can be withdrawn) rather than queue there in silence.
-        self._model_lock = ModelLock()
+        # Read late: warm_up swaps self.metrics, and its wait is no caller's either.
+        self._model_lock = ModelLock(lambda seconds: self.metrics.model_wait.observe(seconds))
         # Feature reuse has a full and a shallow UNet pass of its own (reuse.py), compiled as
         # functions when the UNet is; the warm-up compiles them only if asked to.
         unet = model.pipeline.unet
@@ -85,7 +95,7 @@ class ImageEngine:
         self._warned_reuse_eager = False
 
     @classmethod
-    def from_settings(cls, settings: ImageSettings) -> ImageEngine:
+    def from_settings(cls, settings: ImageSettings, metrics: ModelServiceMetrics | None = None) -> ImageEngine:
         """Loads the model and, where the first call would be slow (CUDA autotuning,
         torch.compile), runs a warm-up so that cost is paid before the service says SERVING."""
         model_thread = ThreadPoolExecutor(1, thread_name_prefix="image-model")
@@ -94,7 +104,7 @@ class ImageEngine:
         except BaseException:
             model_thread.shutdown(wait=False)
             raise
-        engine = cls(model, settings, model_thread)
+        engine = cls(model, settings, model_thread, metrics)
         if engine.parts.device.type == "cuda" or settings.compile:
             engine.warm_up(settings.warm_up_sizes())
         return engine
@@ -118,6 +128,7 @@ class ImageEngine:
         only compiling this engine does."""
         started = time.perf_counter()
         self._warming_up = True
+        counted, self.metrics = self.metrics, image_metrics()  # warm-up images are no caller's
         try:
             # Two steps with feature reuse 2 run a full step and a shallow one.
             for reuse in feature_reuse or ((1, 2) if self._warm_up_reuse else (1,)):
@@ -137,6 +148,7 @@ class ImageEngine:
                         )
         finally:
             self._warming_up = False
+            self.metrics = counted
         log.info("warm-up done in %.1fs", time.perf_counter() - started)
 
     def _compile_stance(self):
@@ -211,7 +223,13 @@ class ImageEngine:
             log.warning("feature_reuse runs eager on this compiled service: set SDG_IMAGE_WARM_UP_FEATURE_REUSE=true to compile it at start-up")
         seed = request.seed if request.seed is not None else draw_seed()
         started = time.perf_counter()
-        delivery = OrderedDelivery(emit)
+        metrics = self.metrics
+
+        def emit_image(image: GeneratedImage) -> None:
+            emit(image)
+            metrics.made.inc()
+
+        delivery = OrderedDelivery(emit_image)
         run: DenoiseRun | None = None
 
         def summary(partial: bool, reason: str) -> ImageSummary:
@@ -233,7 +251,7 @@ class ImageEngine:
             with torch.inference_mode(), self._compile_stance():
                 # Made on the model thread, the only one that uses the tokenizer: a fast
                 # tokenizer called from two threads at once can fail ("Already borrowed").
-                run = DenoiseRun(self.parts, request, seed, delivery, emit, cancelled)
+                run = DenoiseRun(self.parts, request, seed, delivery, emit, cancelled, metrics)
                 return run.execute()
 
         try:

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 
-import diffusers
 import grpc
-import transformers
 from grpc_health.v1 import health
 
 from image_service.engine import ImageEngine
@@ -19,15 +16,18 @@ from image_service.servicer import SERVICE_NAME, ImageServicer
 from image_service.settings import ImageSettings
 from sdg import serving
 from sdg.env import warn_about_unread_variables
+from sdg.service_metrics import ModelServiceMetrics, image_metrics
 from sdg.v1 import image_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 
-def create_server(settings: ImageSettings) -> tuple[grpc.aio.Server, int, ImageServicer, health.aio.HealthServicer]:
+def create_server(
+    settings: ImageSettings, metrics: ModelServiceMetrics | None = None
+) -> tuple[grpc.aio.Server, int, ImageServicer, health.aio.HealthServicer]:
     """The server (not started) on settings.listen (port 0 picks a free one), its port, its
     servicer (an engine is attached once loaded) and the health servicer."""
-    servicer = ImageServicer(unloaded_info(settings))
+    servicer = ImageServicer(unloaded_info(settings), metrics or image_metrics())
     server, port, health_servicer = serving.create_server(
         settings.listen,
         lambda server: image_pb2_grpc.add_ImageServiceServicer_to_server(servicer, server),
@@ -37,13 +37,15 @@ def create_server(settings: ImageSettings) -> tuple[grpc.aio.Server, int, ImageS
 
 
 async def run(settings: ImageSettings) -> None:
-    server, port, servicer, health_servicer = create_server(settings)
+    metrics = image_metrics()
+    server, port, servicer, health_servicer = create_server(settings, metrics)
+    metrics.serve(settings.metrics_port)
     log.info("image service listening on port %d; loading %s", port, settings.model)
     engine: ImageEngine | None = None
 
     async def load() -> None:
         nonlocal engine
-        engine = await asyncio.to_thread(ImageEngine.from_settings, settings)
+        engine = await asyncio.to_thread(ImageEngine.from_settings, settings, metrics)
         servicer.attach(engine)
         log.info("loaded %s on %s (%s)", engine.info.display_name, engine.info.device, engine.info.dtype)
 
@@ -56,12 +58,7 @@ async def run(settings: ImageSettings) -> None:
             await asyncio.to_thread(engine.close)
 
 
-def main() -> None:
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Loading progress bars are noise in a service log; the log lines say what loads.
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
+def main(settings: ImageSettings) -> None:
+    """Run by `python -m image_service` once logging is set up."""
     warn_about_unread_variables(log, os.environ)
-    asyncio.run(run(ImageSettings()))
+    asyncio.run(run(settings))

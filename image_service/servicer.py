@@ -22,6 +22,7 @@ from image_service.types import (
 from sdg.limits import DEFAULT_GUIDANCE, DEFAULT_STEPS
 from sdg.model_info import ModelInfo
 from sdg.seeds import draw_seed
+from sdg.service_metrics import ModelServiceMetrics
 from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, image_pb2, image_pb2_grpc
 
@@ -126,8 +127,9 @@ def summary_to_pb(summary: ImageSummary) -> image_pb2.GenerateImagesResponse:
 class ImageServicer(image_pb2_grpc.ImageServiceServicer):
     """Serves one ImageEngine, attached once the model has loaded."""
 
-    def __init__(self, unloaded: ModelInfo):
+    def __init__(self, unloaded: ModelInfo, metrics: ModelServiceMetrics):
         self._unloaded = unloaded
+        self._metrics = metrics
         self._engine: ImageEngine | None = None
 
     def attach(self, engine: ImageEngine) -> None:
@@ -141,6 +143,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
     ) -> AsyncIterator[image_pb2.GenerateImagesResponse]:
         engine = self._engine
         if engine is None:
+            self._metrics.call_ended("unavailable")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the image model is still loading")
         image_request = request_from_pb(request)
         if image_request.seed is None:  # drawn here, so that even a failure's summary reports it
@@ -153,7 +156,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         def failure(error: str) -> ImageSummary:
             return _failure_summary(image_request, images_sent, error)
 
-        async for event in engine_stream(context, work, (InvalidImageRequest,), failure, "GenerateImages"):
+        async for event in engine_stream(context, work, (InvalidImageRequest,), failure, "GenerateImages", self._metrics.call_ended):
             if isinstance(event, GeneratedImage):
                 images_sent += 1
             yield event_to_pb(event)

@@ -8,6 +8,8 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sdg.limits import MAX_RESOLUTION, MIN_RESOLUTION, RESOLUTION_STEP, side_problem
+from sdg.logs import LogFormat
+from sdg.service_metrics import MetricsPort
 
 DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # The original repository was taken down; its weights live on under the new id.
@@ -67,6 +69,9 @@ class ImageSettings(BaseSettings):
     # Threads that PNG-encode and annotate finished images, off the denoising thread. A 512x512
     # PNG takes about 40 ms; with 8 threads a batch of 8 finishes in one round after its decode.
     postprocess_threads: int = Field(default=8, ge=1, le=64)
+    # Prometheus metrics served on this port (0 or empty: not served).
+    metrics_port: MetricsPort = Field(default=9102, validation_alias=AliasChoices("SDG_METRICS_PORT"))
+    log_format: LogFormat = Field(default="text", validation_alias=AliasChoices("SDG_LOG_FORMAT"))
 
     @field_validator("listen")
     @classmethod

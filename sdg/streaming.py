@@ -34,8 +34,10 @@ class Waiting:
 class ModelLock:
     """One call at a time on a model. `with lock:` takes it, waiting as long as it takes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_waited: Callable[[float], None] = lambda seconds: None) -> None:
         self._lock = threading.Lock()
+        # Hears how long each turn() waited, for the service's metrics.
+        self._on_waited = on_waited
 
     def __enter__(self) -> None:
         self._lock.acquire()
@@ -56,6 +58,7 @@ class ModelLock:
             if cancelled():
                 break
             holding = self._lock.acquire(timeout=WAITING_EVERY_S)
+        self._on_waited(time.perf_counter() - began)
         try:
             yield holding
         finally:
@@ -121,13 +124,14 @@ async def engine_stream(
     invalid: tuple[type[BaseException], ...],
     failure: Callable[[str], Any],
     name: str,  # the RPC, for the log
+    on_end: Callable[[str], None],
 ) -> AsyncIterator[Any]:
     """What `work` emits (through stream_from_thread), for a servicer to convert and send. An
     engine checks its request before it emits anything: an `invalid` error then aborts the call
     with INVALID_ARGUMENT. Any other failure ends the stream with failure("Type: message"), a
     summary carrying that error: once a stream has started, what it sent stands, marked partial,
-    rather than a new status."""
-    sent = False
+    rather than a new status. on_end hears how the call ended (sdg.service_metrics.OUTCOMES)."""
+    sent, outcome = False, "cancelled"
     try:
         async with aclosing(stream_from_thread(work)) as items:
             async for item in items:
@@ -136,11 +140,16 @@ async def engine_stream(
                     yield item
                     continue
                 if isinstance(item, invalid) and not sent:
+                    outcome = "invalid"
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item))
                 log.error("%s failed", name, exc_info=item)
+                outcome = "failed"
                 yield failure(f"{type(item).__name__}: {item}")
                 return
+        outcome = "completed"
     except (GeneratorExit, asyncio.CancelledError):
         # Closing the stream has set the flag the engine checks every step.
         log.info("%s ended early by the client; the engine stops within one step", name)
         raise
+    finally:
+        on_end(outcome)

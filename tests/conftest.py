@@ -61,6 +61,8 @@ def base_env(**overrides: str) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",
         OMP_NUM_THREADS="1",
+        # Off unless a test asks for it: the default ports would clash between services.
+        SDG_METRICS_PORT="0",
     )
     env.update(overrides)
     return env

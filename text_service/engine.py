@@ -41,6 +41,7 @@ import xgrammar as xgr
 from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
 from sdg.schema import RowSchema, read_schema
 from sdg.seeds import draw_seed
+from sdg.service_metrics import ModelServiceMetrics, text_metrics
 from sdg.streaming import Emit, ModelLock
 from text_service.acceptance import RowAcceptance, row_validator
 from text_service.attention import use_grouped_attention
@@ -161,7 +162,10 @@ class TextEngine:
         decode: str = "auto",
         max_rows: int = MAX_ROWS,
         row_time_limit_s: float = 120.0,
+        metrics: ModelServiceMetrics | None = None,
     ):
+        # The service passes the metrics it exports; an engine built on its own keeps its own.
+        self.metrics = metrics or text_metrics()
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.device = loaded.device
@@ -203,7 +207,8 @@ class TextEngine:
         self._prepared: OrderedDict[str, PreparedSchema] = OrderedDict()
         self._prepared_lock = threading.Lock()
         # One decode loop at a time: the model is the shared resource, and waves already batch.
-        self.model_lock = ModelLock()
+        # Read late: warm_up swaps self.metrics, and its wait is no caller's either.
+        self.model_lock = ModelLock(lambda seconds: self.metrics.model_wait.observe(seconds))
         # The counters and timings of the last generate() call, for the bench's decode profile.
         self.last_stats: DecodeStats | None = None
 
@@ -216,7 +221,11 @@ class TextEngine:
             return
         started = time.perf_counter()
         schema = {"name": "string", "age": "int", "score": "float"}
-        self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0))
+        counted, self.metrics = self.metrics, text_metrics()  # warm-up rows are no caller's
+        try:
+            self.generate(RowRequest(schema=schema, num_rows=min(self.batch_size, self.max_rows), seed=0))
+        finally:
+            self.metrics = counted
         with self.model_lock:
             self.decoder.warm_up_limits()
         log.info("decode warm-up (batch %d) done in %.1fs", self.batch_size, time.perf_counter() - started)
@@ -323,6 +332,8 @@ class TextEngine:
                 wanted = math.ceil((request.num_rows - done) / max(share, 0.1))
                 wave = list(range(slot, slot + min(self.batch_size, wanted, budget - slot)))
                 slot += len(wave)
+                self.metrics.batch(len(wave), self.batch_size)
+                steps_before, wave_began = stats.steps, time.perf_counter()
                 for finished in self._decode_wave(prepared, request, seed, wave, stats, cancelled):
                     checking = time.perf_counter()
                     accepted = []
@@ -335,8 +346,10 @@ class TextEngine:
                     stats.check_s += time.perf_counter() - checking
                     if accepted:
                         done += len(accepted)
+                        self.metrics.made.inc(len(accepted))
                         emit(RowBatch(accepted))
                     emit(RowProgress(done, request.num_rows, kept.regenerated, stats.tokens))
+                self.metrics.stepped(stats.steps - steps_before, time.perf_counter() - wave_began)
         if not reason and done < request.num_rows:
             reason = "cancelled"
         stats.invalid, stats.cut_off, stats.duplicates, stats.valid = kept.invalid, kept.cut_off, kept.duplicates, kept.valid

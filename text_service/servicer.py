@@ -16,6 +16,7 @@ import grpc
 from sdg.model_info import ModelInfo
 from sdg.schema import SchemaError
 from sdg.seeds import draw_seed
+from sdg.service_metrics import ModelServiceMetrics
 from sdg.streaming import Waiting, engine_stream
 from sdg.v1 import common_pb2, text_pb2, text_pb2_grpc
 from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest, RowSummary, TextEngine
@@ -24,8 +25,9 @@ from text_service.engine import RequestError, RowBatch, RowProgress, RowRequest,
 class TextServicer(text_pb2_grpc.TextServiceServicer):
     """Serves one TextEngine, attached once the model has loaded."""
 
-    def __init__(self, unloaded: ModelInfo) -> None:
+    def __init__(self, unloaded: ModelInfo, metrics: ModelServiceMetrics) -> None:
         self._unloaded = unloaded
+        self._metrics = metrics
         self._engine: TextEngine | None = None
 
     def attach(self, engine: TextEngine) -> None:
@@ -54,8 +56,10 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
             engine = self._loaded()
             row_request = _row_request(request)
         except _Abort as abort:
+            self._metrics.call_ended("unavailable")
             await context.abort(abort.code, abort.message)
         except SchemaError as exc:
+            self._metrics.call_ended("invalid")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
             row_request = replace(row_request, seed=draw_seed())
@@ -67,7 +71,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         def failure(error: str) -> RowSummary:
             return _failure_summary(row_request, engine, rows_sent, error)
 
-        async for event in engine_stream(context, work, (SchemaError, RequestError), failure, "GenerateRows"):
+        async for event in engine_stream(context, work, (SchemaError, RequestError), failure, "GenerateRows", self._metrics.call_ended):
             if isinstance(event, RowBatch):
                 rows_sent += len(event.rows)
             yield _to_pb(event)

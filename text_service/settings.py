@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sdg.limits import MAX_ROWS
+from sdg.logs import LogFormat
+from sdg.service_metrics import MetricsPort
 
 DEFAULT_TEXT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 
@@ -38,6 +40,9 @@ class TextSettings(BaseSettings):
     # A wave's rows still unfinished after this many seconds are given up (and counted): a
     # schema whose rows cannot finish ends partial with the reason instead of hanging.
     row_time_limit_s: float = Field(default=120.0, gt=0)
+    # Prometheus metrics served on this port (0 or empty: not served).
+    metrics_port: MetricsPort = Field(default=9101, validation_alias=AliasChoices("SDG_METRICS_PORT"))
+    log_format: LogFormat = Field(default="text", validation_alias=AliasChoices("SDG_LOG_FORMAT"))
 
     @field_validator("listen")
     @classmethod

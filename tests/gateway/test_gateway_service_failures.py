@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tests.conftest import free_port
+from tests.scrape import Scrape
 from gateway.app import create_app
 from gateway.jobs import JobStore
 from gateway.settings import GatewaySettings
@@ -175,6 +176,9 @@ def test_a_silent_stream_times_out(tmp_path, scripted):
         assert job["status"] == "failed" and "sent nothing for 1s" in job["error"]
         # The gateway hung up, so the service stops working for nobody.
         assert scripted.cancelled.wait(5)
+        # /metrics counts the stream it gave up on as the gRPC error it reports.
+        scrape = Scrape(client.get("/metrics").text)
+        assert scrape.value("sdg_grpc_errors_total", kind="text", code="DEADLINE_EXCEEDED") == 1
 
 
 def test_a_call_waiting_for_a_busy_service_outlasts_the_timeout_and_says_so(tmp_path, scripted):

@@ -134,11 +134,12 @@ async def test_an_engine_failure_mid_stream_ends_with_a_partial_summary(text_eng
 def test_model_info_names_the_model_while_it_loads():
     import asyncio
 
+    from sdg.service_metrics import text_metrics
     from text_service.model import unloaded_info
     from text_service.servicer import TextServicer
     from text_service.settings import TextSettings
 
-    servicer = TextServicer(unloaded_info(TextSettings(model="tiny")))
+    servicer = TextServicer(unloaded_info(TextSettings(model="tiny")), text_metrics())
     info = asyncio.run(servicer.GetModelInfo(common_pb2.GetModelInfoRequest(), None))
     assert not info.loaded and info.model_id == "tiny" and info.demo_model
     assert "demo model, random weights" in info.display_name
