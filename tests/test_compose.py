@@ -1,5 +1,5 @@
-"""The container setup, checked without a Docker engine: docker-compose.yml as `docker-compose config`
-resolves it, the Dockerfiles' promises (no torch in the gateway image, and a package list that
+"""The container setup, checked without a Docker engine: docker-compose.yml (alone and with
+docker-compose.scale.yml) as `docker-compose config` resolves it, the Dockerfiles' promises (no torch in the gateway image, and a package list that
 covers what the gateway imports), and `python -m sdg.healthcheck` against real gRPC servers."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from concurrent import futures
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -29,14 +30,16 @@ MODEL_SERVICES = {"text": 50051, "image": 50052}
 HEAVY = {"torch", "transformers", "diffusers", "accelerate", "xgrammar", "safetensors", "tokenizers"}
 
 
-def compose_config(**env: str) -> dict:
+def compose_config(*files: str, **env: str) -> dict:
+    """The merged configuration of `files` (docker-compose.yml alone by default)."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
     # The caller's SDG_* variables would override the file's defaults, which are what is checked.
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SDG_")}
+    file_args = [arg for f in files or ("docker-compose.yml",) for arg in ("--file", str(REPO / f))]
     proc = subprocess.run(
-        [binary, "--file", str(REPO / "docker-compose.yml"), "config"],
+        [binary, *file_args, "config"],
         cwd=REPO, env={**clean, **env}, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, f"docker-compose config failed:\n{proc.stderr}"
@@ -68,8 +71,10 @@ def mounts(service: dict) -> dict[str, str]:
     return out
 
 
-def test_three_services_built_from_the_repo_root(config):
-    assert set(config["services"]) == {"text", "image", "gateway"}
+def test_three_services_built_from_the_repo_root_and_postgres_only_when_asked(config):
+    always = {name for name, service in config["services"].items() if not service.get("profiles")}
+    assert always == {"text", "image", "gateway"}
+    assert config["services"]["postgres"]["profiles"] == ["postgres"]
     for name, dockerfile in [("text", "text_service"), ("image", "image_service"), ("gateway", "gateway")]:
         build = config["services"][name]["build"]
         assert Path(build["context"]).resolve() == REPO
@@ -135,6 +140,68 @@ def test_gateway_waits_for_healthy_model_services_and_publishes_port_8000(config
     published, target = (port.split(":") if isinstance(port, str) else (port["published"], port["target"]))
     assert (int(published), int(target)) == (8000, 8000)
     assert gateway["environment"]["UVICORN_PORT"] == "8000"
+
+
+def test_gateway_defaults_to_sqlite_and_same_origin(config):
+    gateway = config["services"]["gateway"]["environment"]
+    assert gateway["SDG_DATABASE_URL"] == ""
+    assert gateway["SDG_CORS_ORIGINS"] == ""
+    assert "SDG_RESUME_INTERRUPTED" not in gateway
+
+
+def test_postgres_is_healthy_when_it_accepts_connections_and_keeps_its_data_on_a_volume(config):
+    postgres = config["services"]["postgres"]
+    assert postgres["image"] == "postgres:16"
+    environment = postgres["environment"]
+    assert postgres["healthcheck"]["test"] == [
+        "CMD", "pg_isready", "-U", environment["POSTGRES_USER"], "-d", environment["POSTGRES_DB"]
+    ]  # fmt: skip
+    assert mounts(postgres)["postgres-data"] == "/var/lib/postgresql/data"
+    assert "postgres-data" in config["volumes"]
+    assert "ports" not in postgres
+
+
+# --- docker-compose.scale.yml --------------------------------------------------------------------
+
+SECOND = {"text": "text-2", "image": "image-2"}
+
+
+@pytest.fixture(scope="module")
+def scale() -> dict:
+    return compose_config("docker-compose.yml", "docker-compose.scale.yml")
+
+
+def gpu_devices(service: dict) -> list[dict]:
+    return service["deploy"]["resources"]["reservations"]["devices"]
+
+
+@pytest.mark.parametrize("env", [{}, {"SDG_TEXT_MODEL": "tiny", "SDG_IMAGE_MODEL": "tiny"}], ids=["defaults", "tiny"])
+def test_second_replicas_are_configured_like_the_first_on_the_second_gpu(env):
+    services = compose_config("docker-compose.yml", "docker-compose.scale.yml", **env)["services"]
+    for first, second in SECOND.items():
+        a, b = services[first], services[second]
+        for key in ("build", "environment", "volumes", "healthcheck", "expose", "restart"):
+            assert a[key] == b[key], f"{second}.{key} differs from {first}.{key}"
+        assert gpu_devices(a) == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+        assert gpu_devices(b) == [{"driver": "nvidia", "device_ids": ["1"], "capabilities": ["gpu"]}]
+
+
+def test_scale_gateway_spreads_over_both_replicas_and_keeps_jobs_in_postgres(scale):
+    gateway = scale["services"]["gateway"]
+    environment = gateway["environment"]
+    for kind, port in MODEL_SERVICES.items():
+        addresses = environment[f"SDG_{kind.upper()}_SERVICE_ADDRS"].split(",")
+        assert addresses == [f"{kind}:{port}", f"{SECOND[kind]}:{port}"]
+    assert gateway["depends_on"] == {
+        name: {"condition": "service_healthy"} for name in ("text", "image", "text-2", "image-2", "postgres")
+    }
+    url = urlsplit(environment["SDG_DATABASE_URL"])
+    postgres = scale["services"]["postgres"]["environment"]
+    assert url.scheme == "postgresql+psycopg"
+    assert (url.hostname, url.port) == ("postgres", 5432)
+    assert (url.username, url.password, url.path) == (
+        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], "/" + postgres["POSTGRES_DB"]
+    )  # fmt: skip
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context():
