@@ -1,6 +1,7 @@
 /* The gateway's REST API. Paths are relative to the page's origin (the gateway serves this page at
    /ui); `?api=http://host:8000` points the page at another gateway, e.g. when it is opened from
-   file:// or from a static server on another port. */
+   file:// or from a static server on another port (that gateway's SDG_CORS_ORIGINS must allow the
+   page's origin; "null" for file://). */
 (function (SDG) {
   'use strict';
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import cancelled_part_way, wait_for_job
+from tests.conftest import cancelled_part_way, start_gateway, wait_for_job
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
@@ -311,14 +311,20 @@ def test_any_part_of_a_job_card_opens_that_job(page, gateway):
         expect(item.get_by_test_id("job-select")).to_have_attribute("aria-pressed", "true")
 
 
-def test_page_opened_from_disk_talks_to_the_gateway_named_by_api(browser, gateway):
-    context = browser.new_context()
-    page = context.new_page()
+def test_page_opened_from_disk_talks_to_the_gateway_named_by_api_once_cors_allows_it(browser, gateway, text_service, image_service, tmp_path):
+    # A page from disk has the origin "null"; CORS is same-origin unless SDG_CORS_ORIGINS opens it.
+    opened = start_gateway(tmp_path, text_service.address, image_service.address, tmp_path / "data", SDG_CORS_ORIGINS="null")
     index = Path(__file__).resolve().parents[2] / "frontend" / "index.html"
-    page.goto(f"{index.as_uri()}?api={gateway.address}")
-    expect(page.get_by_test_id("health-status")).to_have_text("healthy")
-    expect(page.get_by_test_id("demo-banner")).to_be_visible()
-    context.close()
+    try:
+        for address, health in ((gateway.address, "unreachable"), (opened.address, "healthy")):
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{index.as_uri()}?api={address}")
+            expect(page.get_by_test_id("health-status")).to_have_text(health)
+            expect(page.get_by_test_id("demo-banner")).to_be_visible(visible=health == "healthy")
+            context.close()
+    finally:
+        opened.stop()
 
 
 def test_bad_input_shows_the_gateways_400_detail(page):
