@@ -17,7 +17,7 @@ from gateway.clients import ServiceClients
 from gateway.errors import install_exception_handlers
 from gateway.jobs import JobStore
 from gateway.metrics import GatewayMetrics, RequestTimer
-from gateway.routes import generate, health, jobs, metrics, root
+from gateway.routes import events, generate, health, jobs, metrics, root
 from gateway.runner import JobRunner
 from gateway.salvage import salvage
 from gateway.settings import GatewaySettings
@@ -68,7 +68,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     install_exception_handlers(app)
-    for module in (root, health, generate, jobs, metrics):
+    for module in (root, health, generate, jobs, events, metrics):
         app.include_router(module.router)
     if settings.frontend_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=settings.frontend_dir, html=True), name="ui")

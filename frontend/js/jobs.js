@@ -1,6 +1,7 @@
-/* The jobs panel: GET /jobs plus GET /status/{id} for each job that is still moving, polled every
-   second while something runs and every few seconds otherwise. List items are updated in place
-   rather than rebuilt, so a click that lands mid-poll is not lost. */
+/* The jobs panel: GET /jobs plus GET /status/{id} for each job that is still moving, refreshed on
+   each event of a moving job's stream (GET /jobs/{id}/events) and polled every few seconds for
+   jobs made elsewhere. List items are updated in place rather than rebuilt, so a click that lands
+   mid-poll is not lost. */
 (function (SDG) {
   'use strict';
   const { el, byId, formatTime } = SDG.dom;
@@ -11,6 +12,7 @@
   const MAX_DETAILED = 50;
 
   const statuses = new Map(); // job id → last /status body
+  const streams = new Map(); // job id → EventSource of a job still moving
   const items = new Map(); // job id → <li>
   let selected = null;
   let timer = null;
@@ -112,6 +114,27 @@
     onUpdate(new Map(jobs.map((job) => [job.job_id, (statuses.get(job.job_id) || job).status])));
   }
 
+  /** Opens a stream for each moving job and closes those of jobs that stopped or left the list. */
+  function follow(jobs) {
+    if (typeof EventSource === 'undefined') return;
+    const moving = new Set(jobs.filter((job) => isActive(statuses.get(job.job_id) || job)).map((job) => job.job_id));
+    for (const [id, source] of streams) {
+      if (!moving.has(id)) { source.close(); streams.delete(id); }
+    }
+    for (const id of moving) {
+      if (streams.has(id)) continue;
+      const source = new EventSource(SDG.api.url(`/jobs/${encodeURIComponent(id)}/events`));
+      const onEvent = (event) => {
+        // The server ends the stream once the job finishes; closing first stops a reconnect.
+        if (SDG.jobView.FINISHED.has(JSON.parse(event.data).status)) { source.close(); streams.delete(id); }
+        refresh();
+      };
+      source.addEventListener('state', onEvent);
+      source.addEventListener('progress', onEvent);
+      streams.set(id, source);
+    }
+  }
+
   let inFlight = false;
   let again = false;
 
@@ -127,6 +150,7 @@
       const jobs = await SDG.api.get('/jobs');
       await fetchStatuses(jobs);
       render(jobs);
+      follow(jobs);
       anyActive = jobs.some((job) => isActive(statuses.get(job.job_id) || job));
       errorBox.hidden = true;
     } catch (err) {
@@ -139,7 +163,8 @@
       again = false;
       refresh();
     } else {
-      timer = setTimeout(refresh, anyActive ? ACTIVE_MS : IDLE_MS);
+      // Streams refresh moving jobs as they change; poll fast only where there are none.
+      timer = setTimeout(refresh, anyActive && !streams.size ? ACTIVE_MS : IDLE_MS);
     }
   }
 
