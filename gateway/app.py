@@ -46,7 +46,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         clients = ServiceClients.connect(settings, app.state.metrics)
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
-        runner.resume_interrupted(interrupted)  # only with SDG_RESUME_INTERRUPTED; they ran first
+        runner.resume_interrupted(interrupted)  # unless SDG_RESUME_INTERRUPTED=false; they ran first
         runner.requeue(waiting)
         log.info(
             "gateway ready: text service %s, image service %s, output in %s",

@@ -93,7 +93,7 @@ class JobRunner:
         return job
 
     def resume_interrupted(self, jobs: list[Job], start: bool = True) -> None:
-        """With SDG_RESUME_INTERRUPTED, queues the jobs a shutdown or crash stopped to resume."""
+        """Queues the jobs a shutdown or crash stopped to resume (unless SDG_RESUME_INTERRUPTED=false)."""
         if not self.settings.resume_interrupted:
             return
         for job in jobs:

@@ -35,6 +35,7 @@ class GatewaySettings(BaseSettings):
 
     # Jobs beyond this many per model service wait as "queued" (gateway/slots.py).
     max_concurrent_jobs: int = Field(2, ge=1, validation_alias="SDG_MAX_CONCURRENT_JOBS")
+    max_queued_jobs: int = Field(100, ge=1, validation_alias="SDG_MAX_QUEUED_JOBS")
     min_resolution: int = Field(MIN_RESOLUTION, ge=RESOLUTION_STEP, validation_alias="SDG_MIN_RESOLUTION")
     max_resolution: int = Field(MAX_RESOLUTION, ge=RESOLUTION_STEP, validation_alias="SDG_MAX_RESOLUTION")
     # A stream that sends nothing for this long is treated as a hung service and the job fails.
@@ -51,7 +52,7 @@ class GatewaySettings(BaseSettings):
     # Jobs a gateway shutdown or crash stopped part-way are resumed when the gateway starts again
     # (as POST /jobs/{id}/resume would). Off: they stay failed, resumable by hand. On, a job that
     # two such resumes in a row left with nothing more done is left for a person (runner.stuck).
-    resume_interrupted: bool = Field(False, validation_alias="SDG_RESUME_INTERRUPTED")
+    resume_interrupted: bool = Field(True, validation_alias="SDG_RESUME_INTERRUPTED")
     # Job files are rewritten on every state change but at most this often for progress alone.
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
     log_format: LogFormat = Field("text", validation_alias="SDG_LOG_FORMAT")

@@ -752,8 +752,8 @@ def test_a_stopped_service_turns_health_degraded(service_logs, tmp_path, image_s
         text.stop()
 
 
-def test_a_crash_fails_the_running_job_and_the_queued_one_runs_after_restart(text_service, image_service, service_logs, tmp_path):
-    one_at_a_time = {"SDG_MAX_CONCURRENT_JOBS": "1"}
+def test_without_resume_interrupted_a_crash_fails_the_running_job_and_the_queued_one_runs(text_service, image_service, service_logs, tmp_path):
+    one_at_a_time = {"SDG_MAX_CONCURRENT_JOBS": "1", "SDG_RESUME_INTERRUPTED": "false"}
     gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **one_at_a_time)
     with httpx.Client(base_url=gateway.address, timeout=30) as api:
         job_id = submit(api, "unified", {
@@ -824,7 +824,8 @@ def test_jobs_wait_only_for_the_service_they_need(text_service, image_service, s
 def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_service, image_service, service_logs, tmp_path):
     """Parquet has no footer until the writer closes: the restarted gateway rebuilds the file from
     its spool, and the resumed run writes it anew with those rows first."""
-    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    manual = {"SDG_RESUME_INTERRUPTED": "false"}
+    gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **manual)
     # Enough rows that the kill lands part-way even on a fast machine.
     body = {"schema": {"name": {"type": "string", "maxLength": 10}, "age": "int"}, "num_samples": 2000, "output_format": "parquet"}
     with httpx.Client(base_url=gateway.address, timeout=30) as api:
@@ -835,7 +836,7 @@ def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_servi
             time.sleep(0.02)
     gateway.proc.kill()
     gateway.proc.wait()
-    restarted = start_gateway(service_logs, text_service.address, image_service.address, tmp_path)
+    restarted = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **manual)
     try:
         with httpx.Client(base_url=restarted.address, timeout=30) as api:
             status = api.get(f"/status/{job_id}").json()
@@ -853,10 +854,10 @@ def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_servi
         restarted.stop()
 
 
-def test_with_resume_interrupted_a_crash_or_a_shutdown_only_pauses_a_job(text_service, image_service, service_logs, tmp_path):
-    """SDG_RESUME_INTERRUPTED: the job a crash cut off resumes when the gateway starts again, and
+def test_by_default_a_crash_or_a_shutdown_only_pauses_a_job(text_service, image_service, service_logs, tmp_path):
+    """The job a crash (kill -9) cut off resumes when the gateway starts again, with no request, and
     so does the one a shutdown stopped; each ends whole, its first rows kept."""
-    env = {"SDG_RESUME_INTERRUPTED": "true"}
+    env: dict[str, str] = {}
     body = {"schema": {"city": {"type": "string", "maxLength": 10}, "zip": "int"}, "num_samples": 2000, "output_format": "jsonl"}
     gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **env)
     try:

@@ -91,6 +91,8 @@ def settings(tmp_path, text_addr: str, **overrides) -> GatewaySettings:
         SDG_STREAM_TIMEOUT_S=overrides.pop("timeout", 30),
         # The image service never comes: jobs needing it fail after a second, not the default minute.
         SDG_SERVICE_START_WAIT_S=overrides.pop("start_wait", 1),
+        # These tests read what a restart leaves before any automatic resume; one turns it on.
+        SDG_RESUME_INTERRUPTED=overrides.pop("SDG_RESUME_INTERRUPTED", "false"),
         **overrides,
     )
 
