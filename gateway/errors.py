@@ -52,6 +52,15 @@ class JobConflict(RuntimeError):
     """The job is in a state that does not allow the request, e.g. cancelling a finished job (409)."""
 
 
+class LimitReached(RuntimeError):
+    """A request over a limit (429): `limit` names it, `retry_after_s` is when to try again."""
+
+    def __init__(self, limit: str, reason: str, retry_after_s: int):
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{limit}: {reason}")
+
+
 class JobFailure(RuntimeError):
     """A job cannot go on for a reason its status should state (not a bug in the gateway)."""
 
@@ -136,6 +145,11 @@ def install_exception_handlers(app: FastAPI) -> None:
     async def job_conflict(_: Request, exc: JobConflict) -> JSONResponse:
         return _detail(409, str(exc))
 
+    async def limit_reached(_: Request, exc: LimitReached) -> JSONResponse:
+        response = _detail(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+
     async def service_failure(_: Request, exc: ServiceFailure) -> JSONResponse:
         return _detail(exc.http_status, str(exc))
 
@@ -148,5 +162,6 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, job_not_found)
     app.add_exception_handler(OutputFileNotFound, output_file_not_found)
     app.add_exception_handler(JobConflict, job_conflict)
+    app.add_exception_handler(LimitReached, limit_reached)
     app.add_exception_handler(ServiceFailure, service_failure)
     app.add_exception_handler(grpc.aio.AioRpcError, rpc_error)

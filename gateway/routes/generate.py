@@ -5,15 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from gateway.deps import ClientsDep, RunnerDep, SettingsDep, StoreDep
+from gateway.errors import LimitReached
 from gateway.models import ImagesRequest, JobAccepted, TextRequest, UnifiedRequest
 from gateway.plans import JobPlan, images_plan, text_plan, unified_plan
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
-ERRORS = {400: {"description": "Input the API cannot honour; `detail` names the field"}}
+ERRORS = {
+    400: {"description": "Input the API cannot honour; `detail` names the field"},
+    429: {"description": "The queue is full (SDG_MAX_QUEUED_JOBS); `Retry-After` says when to try again"},
+}
+# A guess at how soon a queue slot frees up; a client that retries sooner is refused again.
+QUEUE_RETRY_AFTER_S = 30
 
 
-def _queue(plan: JobPlan, request: dict, message: str, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+def _queue(plan: JobPlan, request: dict, message: str, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+    queued = store.count("queued")
+    if queued >= settings.max_queued_jobs:
+        reason = f"{queued} jobs are queued, the most this gateway accepts; retry once some have started"
+        raise LimitReached("SDG_MAX_QUEUED_JOBS", reason, QUEUE_RETRY_AFTER_S)
     job = store.create(plan.type, request, message)
     runner.submit(job, plan)
     return JobAccepted(job_id=job.job_id, message=message)
@@ -30,13 +40,13 @@ async def generate_text(
     """Rows that validate against `schema`, written as data.<output_format>."""
     plan = text_plan(body)
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
-    return _queue(plan, _echo(body), "Text generation job queued", store, runner)
+    return _queue(plan, _echo(body), "Text generation job queued", settings, store, runner)
 
 
 @router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
 async def generate_images(body: ImagesRequest, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
     """PNG images spread over `prompts` round-robin, with optional COCO annotations."""
-    return _queue(images_plan(body, settings), _echo(body), "Image generation job queued", store, runner)
+    return _queue(images_plan(body, settings), _echo(body), "Image generation job queued", settings, store, runner)
 
 
 @router.post("/unified", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
@@ -47,4 +57,4 @@ async def generate_unified(
     prompts[i % len(prompts)] formatted with row i's fields; the data file gains `image_file`."""
     plan = unified_plan(body, settings)
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
-    return _queue(plan, _echo(body), "Unified generation job queued", store, runner)
+    return _queue(plan, _echo(body), "Unified generation job queued", settings, store, runner)
