@@ -13,8 +13,8 @@ from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, JSONServerSentEvent
 
 from gateway.deps import StoreDep
+from gateway.errors import JobNotFound
 from gateway.jobs import JobEvent, JobStore
-from gateway.models import FINISHED_STATES
 
 router = APIRouter(tags=["jobs"])
 
@@ -42,7 +42,8 @@ class RateMeter:
 
 
 async def job_events(store: JobStore, job_id: str, after: int, request: Request) -> AsyncIterator[JSONServerSentEvent]:
-    """Every event after `after`, then new ones as they are written, until the job finishes."""
+    """Every event after `after`, then new ones as they are written, until the job has finished
+    and nothing follows (a finished job that was resumed goes on)."""
     meter = RateMeter()
     while True:
         events = await asyncio.to_thread(store.events_after, job_id, after)
@@ -50,12 +51,15 @@ async def job_events(store: JobStore, job_id: str, after: int, request: Request)
             after = event.id
             data = {"job_id": job_id, "at": event.at, **event.data, **meter.add(event)}
             yield JSONServerSentEvent(data=data, event=event.kind, id=str(event.id))
-            if event.kind == "state" and event.data.get("status") in FINISHED_STATES:
-                return
-        if not events and (await request.is_disconnected() or store.get(job_id).finished and not store.events_after(job_id, after)):
+        if events:
+            continue
+        try:
+            finished = store.get(job_id).finished
+        except JobNotFound:  # deleted while streamed
             return
-        if not events:
-            await asyncio.sleep(POLL_INTERVAL_S)
+        if await request.is_disconnected() or finished and not store.events_after(job_id, after):
+            return
+        await asyncio.sleep(POLL_INTERVAL_S)
 
 
 @router.get(

@@ -9,6 +9,7 @@ import httpx
 
 from gateway.jobs import JobEvent
 from gateway.routes.events import RateMeter
+from tests.conftest import cancelled_part_way
 
 TEXT_JOB = {"schema": {"name": "string", "age": "int"}, "num_samples": 40, "output_format": "jsonl"}
 
@@ -51,6 +52,13 @@ def test_a_reconnect_with_last_event_id_gets_only_the_events_after_it(api):
     rest = read_events(api, job_id, **{"Last-Event-ID": everything[0]["id"]})
     assert [e["id"] for e in rest] == [e["id"] for e in everything[1:]]
     assert read_events(api, job_id, **{"Last-Event-ID": everything[-1]["id"]}) == []
+
+
+def test_a_resumed_job_streams_past_its_first_end_to_its_last(api):
+    job_id, _ = cancelled_part_way(api, "text", {**TEXT_JOB, "num_samples": 3000}, "rows_done")
+    assert api.post(f"/jobs/{job_id}/resume").status_code == 202
+    states = [e["data"]["status"] for e in read_events(api, job_id) if e["event"] == "state"]
+    assert "cancelled" in states and states[-1] == "completed", states
 
 
 def test_events_of_an_unknown_job_are_a_404_naming_it(api):
