@@ -155,13 +155,15 @@ class JobStore:
             rows = conn.execute(query.limit(where.limit).offset(where.offset)).all()
         return [self._live.get(job_id) or Job.model_validate(record) for job_id, record in rows]
 
-    def newest_first(self) -> list[Job]:
-        return self.page(JobFilter(limit=2**31))
+    def counts(self) -> dict[str, int]:
+        """Jobs by status, in one query."""
+        query = sa.select(db.jobs.c.status, sa.func.count()).group_by(db.jobs.c.status)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).tuples().all())
 
     def count(self, *states: str) -> int:
-        query = sa.select(sa.func.count()).select_from(db.jobs).where(db.jobs.c.status.in_(states))
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one()
+        counts = self.counts()
+        return sum(counts.get(state, 0) for state in states)
 
     def events_after(self, job_id: str, after: int = 0, limit: int = 1000) -> list[JobEvent]:
         """The job's events after event id `after`, oldest first."""
@@ -215,8 +217,8 @@ class JobStore:
                 sa.update(db.jobs).where(db.jobs.c.job_id == job.job_id).values(status=job.status, record=record)
             ).rowcount
             if not updated:
-                conn.execute(sa.insert(db.jobs).values(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record))
-            conn.execute(sa.insert(db.job_events).values(job_id=job.job_id, at=utc_now(), kind=kind, data=event_data(job)))
+                _insert_job(conn, job, record)
+            _append_event(conn, job, kind)
         self._last_write[job.job_id] = time.monotonic()
         self._last_status[job.job_id] = job.status
         if job.finished:
@@ -241,12 +243,19 @@ class JobStore:
                     continue
                 if job.job_id in known or not JOB_ID.match(job.job_id):
                     continue
-                record = job.model_dump(mode="json")
-                conn.execute(sa.insert(db.jobs).values(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record))
-                conn.execute(sa.insert(db.job_events).values(job_id=job.job_id, at=utc_now(), kind="state", data=event_data(job)))
+                _insert_job(conn, job, job.model_dump(mode="json"))
+                _append_event(conn, job, "state")
                 imported += 1
         target = self.output_dir / IMPORTED_JOBS_DIR
         if target.exists():
             target = self.output_dir / f"{IMPORTED_JOBS_DIR}.{int(time.time())}"
         folder.rename(target)
         log.info("imported %d job records from %s into the job database; the files are kept in %s", imported, folder, target)
+
+
+def _insert_job(conn: sa.Connection, job: Job, record: dict) -> None:
+    conn.execute(sa.insert(db.jobs).values(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record))
+
+
+def _append_event(conn: sa.Connection, job: Job, kind: str) -> None:
+    conn.execute(sa.insert(db.job_events).values(job_id=job.job_id, at=utc_now(), kind=kind, data=event_data(job)))

@@ -83,11 +83,12 @@ class _Scrape(Collector):
 
 
 def job_families(store: JobStore) -> Iterator[Metric]:
-    jobs = GaugeMetricFamily("sdg_jobs", "Jobs this gateway knows, by state", labels=["state"])
+    counts = store.counts()
+    jobs = GaugeMetricFamily("sdg_jobs", "Jobs in the job database, by state", labels=["state"])
     for state in JOB_STATES:
-        jobs.add_metric([state], store.count(state))
+        jobs.add_metric([state], counts.get(state, 0))
     yield jobs
-    yield GaugeMetricFamily("sdg_queue_depth", "Jobs queued for a service slot", value=store.count("queued"))
+    yield GaugeMetricFamily("sdg_queue_depth", "Jobs queued for a service slot", value=counts.get("queued", 0))
 
 
 def replica_families(clients: ServiceClients) -> Iterator[Metric]:

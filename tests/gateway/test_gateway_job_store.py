@@ -99,7 +99,7 @@ def test_pages_are_newest_first_and_filtered(open_store):
     store = open_store()
     store.load()
     ids = [store.create("text" if i % 2 else "images", {}, "queued").job_id for i in range(5)]
-    assert [job.job_id for job in store.newest_first()] == ids[::-1]
+    assert [job.job_id for job in store.page(JobFilter())] == ids[::-1]
     assert [job.job_id for job in store.page(JobFilter(limit=2, offset=1))] == ids[::-1][1:3]
     assert [job.job_id for job in store.page(JobFilter(type="text"))] == [ids[3], ids[1]]
     finished = store.get(ids[0])
@@ -150,5 +150,5 @@ def test_json_records_of_older_gateways_are_imported_once(open_store, tmp_path):
     # A second start imports nothing again: the deleted job stays deleted.
     again = open_store()
     again.load()
-    assert again.newest_first() == []
+    assert again.page(JobFilter()) == []
     assert json.loads((tmp_path / IMPORTED_JOBS_DIR / f"{old.job_id}.json").read_text())["job_id"] == old.job_id
