@@ -1,10 +1,11 @@
 """create_app(settings): the FastAPI application. Its lifespan opens the job database, opens the gRPC
-channels and starts the job runner (all kept on app.state), repairing the folders of jobs a dead
-gateway left running and queueing again the ones it left queued; at shutdown it stops running jobs
-(recorded as interrupted) and closes the channels."""
+channels and starts the job runner and its lease heartbeat (all kept on app.state), taking over the
+jobs a dead gateway left unfinished; at shutdown it stops running jobs (recorded as interrupted),
+gives up its leases and closes the channels."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,6 @@ from gateway.jobs import JobStore
 from gateway.metrics import GatewayMetrics, RequestTimer
 from gateway.routes import events, generate, health, jobs, metrics, root
 from gateway.runner import JobRunner
-from gateway.salvage import salvage
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -35,19 +35,12 @@ API_DESCRIPTION = (
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = JobStore.open(settings.database_url, settings.output_dir, settings.progress_write_interval_s)
-        waiting, interrupted = store.load()
-        for job in interrupted:
-            try:
-                salvage(job)
-            except Exception:  # a folder it cannot read must not keep the gateway from starting
-                log.exception("could not repair the folder of interrupted job %s", job.job_id)
-            store.save(job)
+        store = JobStore.open(settings.database_url, settings.output_dir, settings.progress_write_interval_s, settings.leases)
         clients = ServiceClients.connect(settings, app.state.metrics)
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
-        runner.resume_interrupted(interrupted)  # unless SDG_RESUME_INTERRUPTED=false; they ran first
-        runner.requeue(waiting)
+        runner.take_over(*store.load())
+        heartbeat = asyncio.create_task(runner.keep_leases(), name="sdg-leases")
         log.info(
             "gateway ready: text service %s, image service %s, output in %s",
             ",".join(settings.text_service_addrs),
@@ -57,6 +50,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         try:
             yield
         finally:
+            heartbeat.cancel()
             await runner.shutdown()
             await clients.close()
             store.close()

@@ -33,6 +33,8 @@ jobs = sa.Table(
     # The gateway running the job, and until when its claim holds without a heartbeat.
     sa.Column("lease_owner", sa.String(64), nullable=True),
     sa.Column("lease_expires_at", sa.Float, nullable=True),
+    # Set by a gateway asked to cancel a job that another one runs; that one's heartbeat stops it.
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("record", sa.JSON, nullable=False),
 )
 

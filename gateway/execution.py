@@ -20,7 +20,7 @@ import grpc
 
 from gateway.clients import ServiceClients, ServiceEndpoint
 from gateway.errors import JobFailure, ServiceFailure
-from gateway.jobs import Job, JobStore, utc_now
+from gateway.jobs import CANCELLED, Job, JobStore, utc_now
 from gateway.models import JobState, Resume
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
@@ -57,7 +57,6 @@ SHUTDOWN = "interrupted: gateway shut down"
 # How many more calls a resumed job makes for the rows it dropped as repeats of kept ones.
 MAX_TOP_UPS = 3
 UNIFIED_ROWS_SPOOL = ".rows.jsonl"  # a unified job's rows until its data file is written
-CANCELLED = "cancelled by request"
 SERVICE_POLL_S = 1.0  # how often a job waiting for a service asks it again
 
 
@@ -193,11 +192,7 @@ class JobExecution:
         if error is None and self.stop_reason == SHUTDOWN and job.status == "queued":
             return  # never started: it stays queued on disk, and the next gateway runs it
         if error is None and self.stop_reason != SHUTDOWN:
-            job.status, job.message = "cancelled", self.stop_reason or CANCELLED
-            # A resumed job has its folder, with what its earlier runs made, before this run starts.
-            job.partial = job.output_dir is not None
-            job.finished_at = utc_now()
-            self.store.save(job)
+            self.store.cancel(job, self.stop_reason or CANCELLED)
         else:
             self.store.fail(job, error or SHUTDOWN, partial=job.output_dir is not None)
 

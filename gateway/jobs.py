@@ -1,10 +1,13 @@
 """JobStore: the jobs of the job database (gateway/db.py). Jobs this gateway runs stay in memory,
 current, and are written through on every state change (progress at most once an interval); any
 other job is read from the database, so several gateways answer for each other's jobs. Each write
-appends a job event, the stream GET /jobs/{id}/events serves. On start-up, jobs a previous process
-left running are marked failed and partial rather than silently lost; jobs it left queued had not
-started, and are queued again. Job records of gateways before the database (SDG_OUTPUT_DIR/.jobs)
-are imported once."""
+appends a job event, the stream GET /jobs/{id}/events serves.
+
+A gateway holds a lease on each unfinished job it runs, renewed by its heartbeat; a write to a job
+whose lease another gateway holds is dropped. Unfinished jobs whose lease expired (their gateway
+died) are claimed: ones left running are marked failed and partial rather than silently lost, and
+ones left queued had not started, and are queued again. Job records of gateways before the
+database (SDG_OUTPUT_DIR/.jobs) are imported once."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 JOB_ID = re.compile(r"^job_[0-9a-f]{12}$")
 INTERRUPTED = "interrupted: gateway restarted"
 REQUEUED = "queued again after a gateway restart"
+CANCELLED = "cancelled by request"
 # The records of gateways before the database, and where they go once imported.
 LEGACY_JOBS_DIR, IMPORTED_JOBS_DIR = ".jobs", ".jobs.imported"
 
@@ -84,40 +88,72 @@ def event_data(job: Job) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Leases:
+    """Who this gateway is to the others on the database, and how long its claims hold unrenewed."""
+
+    gateway_id: str = "local"
+    ttl_s: float = 30.0
+
+    def expiry(self) -> float:
+        return time.time() + self.ttl_s
+
+
 class JobStore:
-    def __init__(self, engine: Engine, output_dir: Path, progress_write_interval_s: float = 1.0):
+    def __init__(self, engine: Engine, output_dir: Path, progress_write_interval_s: float = 1.0, leases: Leases = Leases()):
         self.engine = engine
         self.output_dir = output_dir
         self.progress_write_interval_s = progress_write_interval_s
+        self.leases = leases
         self._live: dict[str, Job] = {}
         self._last_write: dict[str, float] = {}
         self._last_status: dict[str, str] = {}
 
     @classmethod
-    def open(cls, database_url: str, output_dir: Path, progress_write_interval_s: float = 1.0) -> JobStore:
+    def open(cls, database_url: str, output_dir: Path, progress_write_interval_s: float = 1.0, leases: Leases = Leases()) -> JobStore:
         """Connects to the job database, migrated to the newest schema."""
         engine = db.connect(db.database_url(database_url, output_dir))
         db.upgrade(engine)
-        return cls(engine, output_dir, progress_write_interval_s)
+        return cls(engine, output_dir, progress_write_interval_s, leases)
 
     def close(self) -> None:
         self.engine.dispose()
 
     def load(self) -> tuple[list[Job], list[Job]]:
-        """Takes over the unfinished jobs. Ones a previous process left running become failed and
-        partial, unless they had not made their folder yet: those are queued again. Returns the
-        queued ones, oldest first, for the runner to queue again, and the ones it left running,
-        whose folders gateway.salvage repairs."""
+        """At start-up: imports the records of gateways before the database, then claims."""
         self._import_legacy_records()
+        return self.claim()
+
+    def claim(self) -> tuple[list[Job], list[Job]]:
+        """Takes over the unfinished jobs no live gateway holds: unleased, this gateway's own from
+        before a restart, or with an expired lease. Ones left running become failed and partial,
+        unless they had not made their folder yet: those are queued again. Returns the queued
+        ones, oldest first, for the runner to queue again, and the ones left running, whose
+        folders gateway.salvage repairs."""
+        now, table = time.time(), db.jobs
+        free = sa.or_(table.c.lease_owner.is_(None), table.c.lease_owner == self.leases.gateway_id, table.c.lease_expires_at < now)
+        query = (
+            sa.select(table.c.record, table.c.cancel_requested)
+            .where(table.c.status.in_(("queued", "running")), free, table.c.job_id.not_in(list(self._live)))
+            .order_by(table.c.created_at, table.c.job_id)
+            .with_for_update(skip_locked=True)
+        )
+        with self.engine.begin() as conn:
+            records = conn.execute(query).tuples().all()
+            ids = [record["job_id"] for record, _ in records]
+            if ids:
+                lease = {"lease_owner": self.leases.gateway_id, "lease_expires_at": self.leases.expiry()}
+                conn.execute(sa.update(table).where(table.c.job_id.in_(ids)).values(**lease))
         waiting, interrupted = [], []
-        query = sa.select(db.jobs.c.record).where(db.jobs.c.status.in_(("queued", "running"))).order_by(db.jobs.c.created_at, db.jobs.c.job_id)
-        with self.engine.connect() as conn:
-            records = conn.execute(query).scalars().all()
-        for record in records:
+        for record, cancel_requested in records:
             job = Job.model_validate(record)
             self._live[job.job_id] = job
             self._last_status[job.job_id] = job.status
-            if job.status == "queued":
+            if cancel_requested:  # asked of another gateway, after this job's own had died
+                self.cancel(job)
+                if job.output_dir is not None:
+                    interrupted.append(job)
+            elif job.status == "queued":
                 waiting.append(job)
             elif job.output_dir is None:
                 # It had made nothing yet (it was waiting for a service, say): it runs again, as
@@ -127,8 +163,38 @@ class JobStore:
             else:
                 self.fail(job, INTERRUPTED, partial=True)
                 interrupted.append(job)
-        log.info("took over %d unfinished jobs (%d still queued)", len(records), len(waiting))
+        if records:
+            log.info("took over %d unfinished jobs (%d still queued)", len(records), len(waiting))
         return waiting, interrupted
+
+    def renew(self) -> tuple[list[str], list[str]]:
+        """Extends this gateway's leases on its unfinished jobs. Returns the ones another gateway
+        claimed meanwhile (this one stalled past its lease), which it must stop running, and the
+        ones another gateway was asked to cancel."""
+        ids, table = list(self._live), db.jobs
+        if not ids:
+            return [], []
+        mine = sa.and_(table.c.job_id.in_(ids), table.c.lease_owner == self.leases.gateway_id)
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(table).where(mine).values(lease_expires_at=self.leases.expiry()))
+            held = dict(conn.execute(sa.select(table.c.job_id, table.c.cancel_requested).where(mine)).tuples().all())
+        lost = [job_id for job_id in ids if job_id not in held]
+        for job_id in lost:
+            log.error("job %s was claimed by another gateway while this one held it; stopping it here", job_id)
+            self._forget(job_id)
+        return lost, [job_id for job_id, asked in held.items() if asked]
+
+    def request_cancel(self, job_id: str) -> None:
+        """Asks the gateway that runs the unfinished job to cancel it."""
+        table = db.jobs
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(table).where(table.c.job_id == job_id, table.c.status.in_(("queued", "running"))).values(cancel_requested=True))
+
+    def release(self) -> None:
+        """Gives up this gateway's leases at shutdown, so another gateway takes the jobs at once."""
+        table = db.jobs
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(table).where(table.c.lease_owner == self.leases.gateway_id).values(lease_owner=None, lease_expires_at=None))
 
     def create(self, job_type: JobType, request: dict, message: str) -> Job:
         job = Job(job_id=new_job_id(), type=job_type, status="queued", created_at=utc_now(), message=message, request=request)
@@ -182,14 +248,21 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(db.jobs).where(db.jobs.c.job_id == job_id))
             conn.execute(sa.delete(db.job_events).where(db.job_events.c.job_id == job_id))
-        for memo in (self._live, self._last_write, self._last_status):
-            memo.pop(job_id, None)
+        self._forget(job_id)
 
     def fail(self, job: Job, error: str, partial: bool) -> None:
         """Records a job that ended without running to its end, for `error`."""
         job.status = "failed"
         job.error = job.message = error
         job.partial = partial
+        job.finished_at = utc_now()
+        self._write(job)
+
+    def cancel(self, job: Job, reason: str = CANCELLED) -> None:
+        """Records a job that was cancelled before it could run to its end."""
+        job.status, job.message = "cancelled", reason
+        # A resumed job has its folder, with what its earlier runs made, before this run starts.
+        job.partial = job.output_dir is not None
         job.finished_at = utc_now()
         self._write(job)
 
@@ -212,12 +285,22 @@ class JobStore:
             raise ValueError(f"refusing to persist job with malformed id {job.job_id!r}")
         record = job.model_dump(mode="json")
         kind = "progress" if self._last_status.get(job.job_id) == job.status else "state"
+        # A finished job is nobody's; an unfinished one is this gateway's while it renews the lease.
+        lease = {"lease_owner": None, "lease_expires_at": None, "cancel_requested": False}
+        if not job.finished:
+            lease = {"lease_owner": self.leases.gateway_id, "lease_expires_at": self.leases.expiry()}
+        table = db.jobs
+        mine = sa.or_(table.c.lease_owner.is_(None), table.c.lease_owner == self.leases.gateway_id)
         with self.engine.begin() as conn:
             updated = conn.execute(
-                sa.update(db.jobs).where(db.jobs.c.job_id == job.job_id).values(status=job.status, record=record)
+                sa.update(table).where(table.c.job_id == job.job_id, mine).values(status=job.status, record=record, **lease)
             ).rowcount
             if not updated:
-                _insert_job(conn, job, record)
+                if conn.execute(sa.select(table.c.job_id).where(table.c.job_id == job.job_id)).first() is not None:
+                    log.error("not recording job %s: another gateway holds it now", job.job_id)
+                    self._forget(job.job_id)
+                    return
+                _insert_job(conn, job, record, **lease)
             _append_event(conn, job, kind)
         self._last_write[job.job_id] = time.monotonic()
         self._last_status[job.job_id] = job.status
@@ -225,6 +308,10 @@ class JobStore:
             self._live.pop(job.job_id, None)
         else:
             self._live[job.job_id] = job
+
+    def _forget(self, job_id: str) -> None:
+        for memo in (self._live, self._last_write, self._last_status):
+            memo.pop(job_id, None)
 
     def _import_legacy_records(self) -> None:
         """Imports the JSON records of gateways before the database, once: the folder is renamed
@@ -253,8 +340,9 @@ class JobStore:
         log.info("imported %d job records from %s into the job database; the files are kept in %s", imported, folder, target)
 
 
-def _insert_job(conn: sa.Connection, job: Job, record: dict) -> None:
-    conn.execute(sa.insert(db.jobs).values(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record))
+def _insert_job(conn: sa.Connection, job: Job, record: dict, **lease) -> None:
+    values = dict(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record, **lease)
+    conn.execute(sa.insert(db.jobs).values(**values))
 
 
 def _append_event(conn: sa.Connection, job: Job, kind: str) -> None:

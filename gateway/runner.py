@@ -1,6 +1,7 @@
 """JobRunner: runs jobs as asyncio background tasks, at most `max_concurrent_jobs` at a time per
 model service (the rest stay queued; gateway/slots.py), and cancels them on request or at shutdown.
-What a job does is in execution.py."""
+Its heartbeat renews the leases of its jobs and takes over those of gateways that stopped renewing
+theirs (gateway/jobs.py). What a job does is in execution.py."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import logging
 import shutil
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.clients import ServiceClients, ServiceKind
 from gateway.errors import JobConflict
-from gateway.execution import CANCELLED, SHUTDOWN, JobExecution, kept_in_words
-from gateway.jobs import REQUEUED, Job, JobStore, utc_now
+from gateway.execution import SHUTDOWN, JobExecution, kept_in_words
+from gateway.jobs import CANCELLED, REQUEUED, Job, JobStore, utc_now
 from gateway.models import DeletedJob, Resume
 from gateway.plans import JobPlan, stored_plan
 from gateway.resume import check_resumable, kept_images, kept_rows, resume_plan, rows_seed
+from gateway.salvage import salvage
 from gateway.settings import GatewaySettings
 from gateway.slots import ServiceSlots
 from sdg.logs import context_with
@@ -24,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # How long POST /jobs/{id}/cancel waits for the job to wind down, so its answer shows the outcome.
 CANCEL_WAIT_S = 10.0
+LEASE_LOST = "stopped: another gateway took the job over"
 
 
 def stuck(job: Job) -> bool:
@@ -50,6 +55,34 @@ class JobRunner:
         self.clients = clients
         self._slots = ServiceSlots(settings.max_concurrent_jobs)
         self._running: dict[str, tuple[asyncio.Task, JobExecution]] = {}
+
+    def take_over(self, waiting: list[Job], interrupted: list[Job]) -> None:
+        """Runs the jobs JobStore.claim took: the interrupted ones' folders are repaired and, unless
+        they were cancelled or SDG_RESUME_INTERRUPTED=false, they resume first; the waiting ones
+        queue again."""
+        for job in interrupted:
+            try:
+                salvage(job)
+            except Exception:  # a folder it cannot read must not keep the gateway from running
+                log.exception("could not repair the folder of interrupted job %s", job.job_id)
+            self.store.save(job)
+        self.resume_interrupted([job for job in interrupted if job.status == "failed"])  # not cancelled ones
+        self.requeue(waiting)
+
+    async def keep_leases(self) -> None:
+        """The heartbeat: renews this gateway's leases, stops the jobs another gateway took from
+        it, and takes over the jobs of gateways whose leases expired."""
+        while True:
+            await asyncio.sleep(self.settings.lease_ttl_s / 3)
+            try:
+                lost, cancels = self.store.renew()
+                for job_id in lost:
+                    self._stop(job_id, LEASE_LOST)
+                for job_id in cancels:
+                    self._stop(job_id, CANCELLED)
+                self.take_over(*self.store.claim())
+            except SQLAlchemyError:
+                log.exception("could not renew job leases; trying again")
 
     def requeue(self, jobs: list[Job]) -> None:
         """Queues again, in their order, the jobs a previous gateway left queued (they had not
@@ -158,15 +191,30 @@ class JobRunner:
         return DeletedJob(job_id=job_id, files_deleted=deleted, message=message)
 
     async def cancel(self, job_id: str) -> Job:
+        """Cancels the job here, or asks the gateway that runs it to; waits a while for the outcome."""
         job = self.store.get(job_id)
-        entry = self._running.get(job_id)
-        if job.finished or entry is None:
+        if job.finished:
             raise JobConflict(f"job {job_id} is already {job.status}")
-        task, execution = entry
-        execution.stop_reason = CANCELLED
-        task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+        task = self._stop(job_id, CANCELLED)
+        if task is not None:
+            await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
+            return job
+        self.store.request_cancel(job_id)
+        deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
+        while not job.finished and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.25)
+            job = self.store.get(job_id)
         return job
+
+    def _stop(self, job_id: str, reason: str) -> asyncio.Task | None:
+        """Stops the job's task here, if it runs here, for `reason`."""
+        entry = self._running.get(job_id)
+        if entry is None:
+            return None
+        task, execution = entry
+        execution.stop_reason = reason
+        task.cancel()
+        return task
 
     async def shutdown(self) -> None:
         """Stops every job. Running ones are recorded as failed with "interrupted: gateway shut
@@ -181,3 +229,4 @@ class JobRunner:
             # Recorded as queued to resume, for the next gateway's requeue to run.
             stopped = [execution.job for _, execution in entries if execution.job.error == SHUTDOWN]
             self.resume_interrupted(stopped, start=False)
+        self.store.release()

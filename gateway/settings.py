@@ -3,12 +3,14 @@ a test) and passed into create_app; no other module reads os.environ."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gateway.jobs import Leases
 from sdg.limits import MAX_RESOLUTION, MIN_RESOLUTION, RESOLUTION_STEP
 from sdg.logs import LogFormat
 
@@ -56,6 +58,16 @@ class GatewaySettings(BaseSettings):
     # Job records are written on every state change but at most this often for progress alone.
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
     log_format: LogFormat = Field("text", validation_alias="SDG_LOG_FORMAT")
+    # Gateways sharing a database tell their job leases apart by this; unset, host name and port,
+    # which a restarted gateway keeps, so it takes back its own jobs at once.
+    gateway_id: str = Field("", max_length=64, validation_alias="SDG_GATEWAY_ID")
+    # A gateway that has not renewed its leases for this long is taken for dead, and any other
+    # gateway on the database takes over its unfinished jobs. It renews them three times a lease.
+    lease_ttl_s: float = Field(30.0, gt=0, validation_alias="SDG_LEASE_TTL_S")
+
+    @property
+    def leases(self) -> Leases:
+        return Leases(self.gateway_id or f"{socket.gethostname()}:{self.port}", self.lease_ttl_s)
 
     @field_validator("text_service_addrs", "image_service_addrs", "cors_origins", mode="before")
     @classmethod
@@ -63,6 +75,10 @@ class GatewaySettings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def leases(self) -> Leases:
+        return Leases(self.gateway_id or f"{socket.gethostname()}:{self.port}", self.lease_ttl_s)
 
     @field_validator("text_service_addrs", "image_service_addrs")
     @classmethod

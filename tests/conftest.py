@@ -164,6 +164,8 @@ def start_image_service(log_dir: Path, **env: str) -> Service:
 
 def start_gateway(log_dir: Path, text_addr: str, image_addr: str, output_dir: Path, **env: str) -> Service:
     port = free_port()
+    # A test's restarts get new ports but stay the same gateway; a second one names itself.
+    env = {"SDG_GATEWAY_ID": f"test-{output_dir.name}"[:64], **env}
     url = f"http://127.0.0.1:{port}"
     return spawn(
         "gateway",

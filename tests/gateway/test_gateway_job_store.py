@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
 from gateway import db
 from gateway.errors import JobNotFound
-from gateway.jobs import IMPORTED_JOBS_DIR, INTERRUPTED, Job, JobFilter, JobStore
+from gateway.jobs import IMPORTED_JOBS_DIR, INTERRUPTED, Job, JobFilter, JobStore, Leases
 
 
 def stored_record(store: JobStore, job_id: str) -> dict:
@@ -133,6 +135,78 @@ def test_every_write_is_an_event_and_state_changes_say_so(open_store):
     assert other.events_after(job.job_id) == []
     with pytest.raises(JobNotFound):
         other.get(job.job_id)
+
+
+def test_a_live_gateways_jobs_are_not_claimed_until_its_lease_expires(open_store):
+    first = open_store(leases=Leases("first", ttl_s=0.5))
+    first.load()
+    job = first.create("text", {}, "queued")
+    second = open_store(leases=Leases("second", ttl_s=0.5))
+    assert second.load() == ([], [])
+    assert first.renew() == ([], [])
+    time.sleep(0.6)  # the first gateway stops renewing: it died
+    waiting, interrupted = second.claim()
+    assert [j.job_id for j in waiting] == [job.job_id] and interrupted == []
+    # The first gateway wakes up: it learns the job is gone, and its writes are dropped.
+    assert first.renew() == ([job.job_id], [])
+    job.status = "cancelled"
+    first.save(job)
+    assert stored_record(second, job.job_id)["status"] == "queued"
+    assert second.claim() == ([], [])  # it holds the job now
+
+
+def test_a_gateway_that_shuts_down_hands_its_jobs_over_at_once(open_store):
+    first = open_store(leases=Leases("first", ttl_s=3600))
+    first.load()
+    job = first.create("images", {}, "queued")
+    second = open_store(leases=Leases("second", ttl_s=3600))
+    assert second.load() == ([], [])
+    first.release()
+    assert [j.job_id for j in second.claim()[0]] == [job.job_id]
+
+
+def test_a_restarted_gateway_takes_back_its_own_jobs_without_waiting(open_store):
+    before = open_store(leases=Leases("same", ttl_s=3600))
+    before.load()
+    job = before.create("text", {}, "queued")
+    after = open_store(leases=Leases("same", ttl_s=3600))
+    assert [j.job_id for j in after.load()[0]] == [job.job_id]
+
+
+def test_a_cancel_asked_of_another_gateway_reaches_the_one_running_the_job(open_store):
+    running = open_store(leases=Leases("running", ttl_s=0.5))
+    running.load()
+    job, other = running.create("text", {}, "queued"), running.create("text", {}, "queued")
+    asked = open_store(leases=Leases("asked", ttl_s=0.5))
+    asked.load()
+    asked.request_cancel(job.job_id)
+    assert running.renew() == ([], [job.job_id])
+    # Its gateway dies before it sees the request: the one that claims the job cancels it.
+    asked.request_cancel(other.job_id)
+    time.sleep(0.6)
+    assert asked.claim() == ([], [])
+    assert asked.get(job.job_id).status == asked.get(other.job_id).status == "cancelled"
+
+
+def test_gateways_claiming_at_once_never_take_the_same_job(open_store):
+    maker = open_store(leases=Leases("maker", ttl_s=0.2))
+    maker.load()
+    ids = {maker.create("text", {}, "queued").job_id for _ in range(40)}
+    time.sleep(0.3)
+    claimants = [open_store(leases=Leases(f"claimant{i}", ttl_s=3600)) for i in range(4)]
+    claimed: list[list[str]] = [[] for _ in claimants]
+
+    def claim(i: int) -> None:
+        for _ in range(5):
+            claimed[i] += [job.job_id for job in claimants[i].claim()[0]]
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(claimants))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [job_id for ids_ in claimed for job_id in ids_]
+    assert sorted(every) == sorted(ids)  # each once, none left
 
 
 def test_json_records_of_older_gateways_are_imported_once(open_store, tmp_path):

@@ -99,7 +99,7 @@ def settings(tmp_path, text_addr: str, **overrides) -> GatewaySettings:
 
 def stored(app_settings: GatewaySettings, job_id: str) -> dict:
     """The job's record in the job database, as the next gateway finds it."""
-    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir, leases=app_settings.leases)
     try:
         return store.get(job_id).model_dump(mode="json")
     finally:
@@ -399,7 +399,7 @@ def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scri
 
 def test_a_queued_job_that_todays_settings_refuse_fails_at_restart(tmp_path, scripted):
     app_settings = settings(tmp_path, scripted.address)
-    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir, leases=app_settings.leases)
     store.load()
     body = {"prompts": ["a dog"], "num_images": 1, "resolution": [2048, 2048]}  # over the 1024 limit
     job = store.create("images", body, "Image generation job queued")
@@ -432,7 +432,7 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
     with ImageDatasetWriter(folder) as writer:
         writer.add(GeneratedImage(0, "a dog", 7, b"\x89PNG not really", 64, 64, objects=[]))
     (folder / "manifest.json").write_text(manifest)
-    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir, leases=app_settings.leases)
     store.load()
     job = store.create("images", {"prompts": ["a dog"], "num_images": 3, "resolution": [64, 64]}, "queued to resume")
     job.output_dir, job.output_path = str(folder), folder.name
@@ -467,7 +467,7 @@ def test_a_job_the_gateway_resumed_twice_for_nothing_is_not_resumed_again(tmp_pa
         for index in range(2 if progress else 1):
             writer.add(GeneratedImage(index, "a dog", 7 + index, b"\x89PNG not really", 64, 64, objects=[]))
     (folder / "manifest.json").write_text('{"seed": 7}')
-    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir, leases=app_settings.leases)
     store.load()
     job = store.create("images", {"prompts": ["a dog"], "num_images": 3, "resolution": [64, 64]}, "")
     job.status, job.output_dir, job.output_path = "running", str(folder), folder.name  # as a crash leaves it
@@ -488,7 +488,7 @@ def test_deleting_a_job_never_deletes_a_folder_outside_the_output_root(tmp_path,
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "data.json").write_text("[]")
-    store = JobStore.open(app_settings.database_url, app_settings.output_dir)
+    store = JobStore.open(app_settings.database_url, app_settings.output_dir, leases=app_settings.leases)
     store.load()
     job = store.create("text", {"schema": {"a": "int"}, "num_samples": 1}, "")
     job.status, job.finished_at, job.output_dir, job.output_path = "completed", "2026-01-01T00:00:00Z", str(outside), "elsewhere/"
