@@ -127,10 +127,12 @@ def test_a_keys_own_limits_answer_429_with_retry_after_naming_the_limit(keyed_ga
 
 
 def test_past_the_default_queued_jobs_per_key_a_submit_is_429_and_other_keys_are_not_held_to_it(text_service, service_logs, tmp_path):
-    env = {"SDG_API_KEYS": KEYS, "SDG_MAX_CONCURRENT_JOBS": "1", "SDG_KEY_MAX_QUEUED_JOBS": "1"}
+    env = {"SDG_API_KEYS": KEYS, "SDG_MAX_CONCURRENT_JOBS": "1", "SDG_KEY_MAX_QUEUED_JOBS": "1", "SDG_METRICS_REQUIRE_KEY": "true"}
     gateway = start_gateway(service_logs, text_service.address, "127.0.0.1:1", tmp_path, **env)
     try:
         with as_key(gateway, ALICE) as alice, as_key(gateway, BOB) as bob:
+            assert httpx.get(f"{gateway.address}/metrics").status_code == 401  # SDG_METRICS_REQUIRE_KEY
+            assert alice.get("/metrics").status_code == 200
             running = alice.post("/generate/text", json=LONG).json()["job_id"]
             wait_until_running(alice, running)
             assert alice.post("/generate/text", json=SHORT).status_code == 202
