@@ -10,13 +10,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
+from gateway.admission import RequestRate
 from gateway.clients import ServiceClients
+from gateway.deps import get_caller
 from gateway.errors import install_exception_handlers
 from gateway.jobs import JobStore
+from gateway.keys import KeyRing
 from gateway.metrics import GatewayMetrics, RequestTimer
 from gateway.routes import events, generate, health, jobs, metrics, root
 from gateway.runner import JobRunner
@@ -40,6 +43,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
         runner.take_over(*store.load())
+        app.state.keys = KeyRing(store.engine, settings.api_keys)
         heartbeat = asyncio.create_task(runner.keep_leases(), name="sdg-leases")
         log.info(
             "gateway ready: text service %s, image service %s, output in %s",
@@ -58,12 +62,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app = FastAPI(title=API_NAME, version=API_VERSION, description=API_DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
+    app.state.request_rate = RequestRate()
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"])
     app.add_middleware(RequestTimer, metrics=app.state.metrics)
     install_exception_handlers(app)
+    # With API keys on, all but these need one; the UI's files under /ui are open too.
+    open_routes = {root, health} | (set() if settings.metrics_require_key else {metrics})
     for module in (root, health, generate, jobs, events, metrics):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[] if module in open_routes else [Depends(get_caller)])
     if settings.frontend_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=settings.frontend_dir, html=True), name="ui")
     else:

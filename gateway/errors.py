@@ -52,6 +52,10 @@ class JobConflict(RuntimeError):
     """The job is in a state that does not allow the request, e.g. cancelling a finished job (409)."""
 
 
+class Unauthenticated(PermissionError):
+    """A request without a known API key while keys are on (401)."""
+
+
 class LimitReached(RuntimeError):
     """A request over a limit (429): `limit` names it, `retry_after_s` is when to try again."""
 
@@ -150,6 +154,11 @@ def install_exception_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
 
+    async def unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        response = _detail(401, str(exc))
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
     async def service_failure(_: Request, exc: ServiceFailure) -> JSONResponse:
         return _detail(exc.http_status, str(exc))
 
@@ -163,5 +172,6 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OutputFileNotFound, output_file_not_found)
     app.add_exception_handler(JobConflict, job_conflict)
     app.add_exception_handler(LimitReached, limit_reached)
+    app.add_exception_handler(Unauthenticated, unauthenticated)
     app.add_exception_handler(ServiceFailure, service_failure)
     app.add_exception_handler(grpc.aio.AioRpcError, rpc_error)

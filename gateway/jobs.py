@@ -51,6 +51,8 @@ class Job(JobStatus):
 
     # Absolute path of the job's output folder; `output_path` is the display form of it.
     output_dir: str | None = None
+    # The id of the API key that made it (gateway/keys.py); None while keys are off.
+    owner: str | None = None
 
     def summary(self) -> JobSummary:
         return JobSummary(job_id=self.job_id, type=self.type, status=self.status, progress=self.progress, created_at=self.created_at)
@@ -75,6 +77,7 @@ class JobFilter:
     offset: int = 0
     status: str | None = None
     type: str | None = None
+    owner: str | None = None  # None: every owner's
 
 
 def event_data(job: Job) -> dict:
@@ -196,8 +199,8 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(sa.update(table).where(table.c.lease_owner == self.leases.gateway_id).values(lease_owner=None, lease_expires_at=None))
 
-    def create(self, job_type: JobType, request: dict, message: str) -> Job:
-        job = Job(job_id=new_job_id(), type=job_type, status="queued", created_at=utc_now(), message=message, request=request)
+    def create(self, job_type: JobType, request: dict, message: str, owner: str | None = None) -> Job:
+        job = Job(job_id=new_job_id(), type=job_type, status="queued", created_at=utc_now(), message=message, request=request, owner=owner)
         self._write(job)
         return job
 
@@ -217,8 +220,17 @@ class JobStore:
             query = query.where(db.jobs.c.status == where.status)
         if where.type is not None:
             query = query.where(db.jobs.c.type == where.type)
+        if where.owner is not None:
+            query = query.where(db.jobs.c.owner == where.owner)
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(where.limit).offset(where.offset)).all()
+        return [self._live.get(job_id) or Job.model_validate(record) for job_id, record in rows]
+
+    def unfinished(self, owner: str) -> list[Job]:
+        """The owner's queued and running jobs."""
+        query = sa.select(db.jobs.c.job_id, db.jobs.c.record).where(db.jobs.c.owner == owner, db.jobs.c.status.in_(("queued", "running")))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [self._live.get(job_id) or Job.model_validate(record) for job_id, record in rows]
 
     def counts(self) -> dict[str, int]:
@@ -341,8 +353,8 @@ class JobStore:
 
 
 def _insert_job(conn: sa.Connection, job: Job, record: dict, **lease) -> None:
-    values = dict(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, record=record, **lease)
-    conn.execute(sa.insert(db.jobs).values(**values))
+    values = dict(job_id=job.job_id, type=job.type, status=job.status, created_at=job.created_at, owner=job.owner, record=record)
+    conn.execute(sa.insert(db.jobs).values(**values, **lease))
 
 
 def _append_event(conn: sa.Connection, job: Job, kind: str) -> None:

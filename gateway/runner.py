@@ -147,7 +147,7 @@ class JobRunner:
         task.add_done_callback(lambda done: self._on_done(done, execution))
 
     async def _run(self, execution: JobExecution) -> None:
-        slot = self._slots.holder()
+        slot = self._slots.holder(execution.job.owner)
         try:
             # Queued until its first service has a slot free.
             await slot.take(first_service(execution.job, execution.plan))

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.jobs import Leases
+from gateway.keys import parse_configured
 from sdg.limits import MAX_RESOLUTION, MIN_RESOLUTION, RESOLUTION_STEP
 from sdg.logs import LogFormat
 
@@ -19,6 +20,10 @@ DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
 # Comma-separated lists ("a:1,b:2") rather than pydantic-settings' JSON lists, as the docs promise.
 CommaList = Annotated[list[str], NoDecode]
+
+
+def comma_parts(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class GatewaySettings(BaseSettings):
@@ -65,15 +70,28 @@ class GatewaySettings(BaseSettings):
     # gateway on the database takes over its unfinished jobs. It renews them three times a lease.
     lease_ttl_s: float = Field(30.0, gt=0, validation_alias="SDG_LEASE_TTL_S")
 
-    @property
-    def leases(self) -> Leases:
-        return Leases(self.gateway_id or f"{socket.gethostname()}:{self.port}", self.lease_ttl_s)
+    # API keys, "name:secret,name:secret" (gateway/keys.py); more live in the job database. With
+    # none in either, every endpoint is open.
+    api_keys: Annotated[dict[str, str], NoDecode] = Field({}, validation_alias="SDG_API_KEYS", repr=False)
+    metrics_require_key: bool = Field(False, validation_alias="SDG_METRICS_REQUIRE_KEY")
+    # Each key's limits unless its own `limits` say otherwise (gateway/admission.py).
+    key_requests_per_minute: int = Field(600, ge=1, validation_alias="SDG_KEY_REQUESTS_PER_MINUTE")
+    key_max_queued_jobs: int = Field(20, ge=1, validation_alias="SDG_KEY_MAX_QUEUED_JOBS")
+    key_max_rows_in_flight: int = Field(1_000_000, ge=1, validation_alias="SDG_KEY_MAX_ROWS_IN_FLIGHT")
+    key_max_images_in_flight: int = Field(10_000, ge=1, validation_alias="SDG_KEY_MAX_IMAGES_IN_FLIGHT")
 
     @field_validator("text_service_addrs", "image_service_addrs", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            return comma_parts(value)
+        return value
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_configured(comma_parts(value))
         return value
 
     @property

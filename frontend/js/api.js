@@ -1,7 +1,8 @@
 /* The gateway's REST API. Paths are relative to the page's origin (the gateway serves this page at
    /ui); `?api=http://host:8000` points the page at another gateway, e.g. when it is opened from
    file:// or from a static server on another port (that gateway's SDG_CORS_ORIGINS must allow the
-   page's origin; "null" for file://). */
+   page's origin; "null" for file://). A gateway with API keys on answers 401 without one: the
+   key prompt asks for it (key-prompt.js), and the call is made again with it. */
 (function (SDG) {
   'use strict';
 
@@ -52,18 +53,36 @@
     return `${response.status} ${response.statusText}`.trim();
   }
 
+  /** fetch() with the API key, asking for one on a 401 and trying again with it. */
+  async function keyedFetch(target, init) {
+    for (;;) {
+      const key = SDG.keyPrompt.current();
+      const headers = { ...init.headers, ...(key ? { 'X-API-Key': key } : {}) };
+      let response;
+      try {
+        response = await fetch(target, { ...init, headers });
+      } catch (err) {
+        throw new ApiError(0, `Cannot reach the gateway at ${base || window.location.origin} (${err.message})`, null);
+      }
+      if (response.status !== 401) return response;
+      await SDG.keyPrompt.ask(key);
+    }
+  }
+
+  /** `path` with the key as ?api_key=, for what the browser fetches by URL (EventSource, <img>,
+      download links), which cannot send a header; the gateway takes it on those routes only. */
+  function keyedUrl(path) {
+    const key = SDG.keyPrompt.current();
+    return key ? `${url(path)}?api_key=${encodeURIComponent(key)}` : url(path);
+  }
+
   async function send(method, path, body) {
     const init = { method, headers: { Accept: 'application/json' } };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
-    let response;
-    try {
-      response = await fetch(url(path), init);
-    } catch (err) {
-      throw new ApiError(0, `Cannot reach the gateway at ${base || window.location.origin} (${err.message})`, null);
-    }
+    const response = await keyedFetch(url(path), init);
     const text = await response.text();
     let data = text;
     try {
@@ -92,19 +111,28 @@
     }
   }
 
-  /** URL of one file of a job's output; each path segment is encoded, the slashes kept. */
-  function fileUrl(jobId, path) {
+  /** Path of one file of a job's output; each path segment is encoded, the slashes kept. */
+  function filePath(jobId, path) {
     const encoded = path.split('/').map(encodeURIComponent).join('/');
-    return url(`/jobs/${encodeURIComponent(jobId)}/files/${encoded}`);
+    return `/jobs/${encodeURIComponent(jobId)}/files/${encoded}`;
+  }
+
+  function fileUrl(jobId, path) {
+    return keyedUrl(filePath(jobId, path));
   }
 
   /** The whole finished output as one ZIP (GET /jobs/{id}/archive). */
   function archiveUrl(jobId) {
-    return url(`/jobs/${encodeURIComponent(jobId)}/archive`);
+    return keyedUrl(`/jobs/${encodeURIComponent(jobId)}/archive`);
+  }
+
+  /** A job's event stream (GET /jobs/{id}/events), for EventSource. */
+  function eventsUrl(jobId) {
+    return keyedUrl(`/jobs/${encodeURIComponent(jobId)}/events`);
   }
 
   async function fileText(jobId, path) {
-    const response = await fetch(fileUrl(jobId, path));
+    const response = await keyedFetch(url(filePath(jobId, path)), {});
     if (!response.ok) throw new ApiError(response.status, `${path}: ${response.status} ${response.statusText}`, null);
     return response.text();
   }
@@ -115,6 +143,7 @@
     parseJson,
     fileUrl,
     archiveUrl,
+    eventsUrl,
     fileText,
     health,
     ApiError,

@@ -123,7 +123,7 @@
     }
     for (const id of moving) {
       if (streams.has(id)) continue;
-      const source = new EventSource(SDG.api.url(`/jobs/${encodeURIComponent(id)}/events`));
+      const source = new EventSource(SDG.api.eventsUrl(id));
       const onEvent = (event) => {
         // The server ends the stream once the job finishes; closing first stops a reconnect.
         if (SDG.jobView.FINISHED.has(JSON.parse(event.data).status)) { source.close(); streams.delete(id); }

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, JSONServerSentEvent
 
-from gateway.deps import StoreDep
+from gateway.deps import OwnedJobDep, StoreDep
 from gateway.errors import JobNotFound
 from gateway.jobs import JobEvent, JobStore
 
@@ -70,12 +70,11 @@ async def job_events(store: JobStore, job_id: str, after: int, request: Request)
     },
 )
 async def stream_job_events(
-    job_id: str,
+    job: OwnedJobDep,
     store: StoreDep,
     request: Request,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
 ) -> EventSourceResponse:
     """The job's events from the start (or after `Last-Event-ID`, as a reconnecting EventSource
-    sends), each with its rate and ETA."""
-    store.get(job_id)  # 404 before the stream starts
-    return EventSourceResponse(job_events(store, job_id, last_event_id or 0, request), ping=PING_INTERVAL_S)
+    sends), each with its rate and ETA. Takes the API key as ?api_key= too, for EventSource."""
+    return EventSourceResponse(job_events(store, job.job_id, last_event_id or 0, request), ping=PING_INTERVAL_S)

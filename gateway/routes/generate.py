@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from gateway.deps import ClientsDep, RunnerDep, SettingsDep, StoreDep
-from gateway.errors import LimitReached
+from gateway.admission import admit_job
+from gateway.deps import CallerDep, ClientsDep, RunnerDep, SettingsDep, StoreDep
 from gateway.models import ImagesRequest, JobAccepted, TextRequest, UnifiedRequest
 from gateway.plans import JobPlan, images_plan, text_plan, unified_plan
 
@@ -13,18 +13,13 @@ router = APIRouter(prefix="/generate", tags=["generate"])
 
 ERRORS = {
     400: {"description": "Input the API cannot honour; `detail` names the field"},
-    429: {"description": "The queue is full (SDG_MAX_QUEUED_JOBS); `Retry-After` says when to try again"},
+    429: {"description": "A limit is reached (SDG_MAX_QUEUED_JOBS, or the key's own); `detail` names it, `Retry-After` says when to try again"},
 }
-# A guess at how soon a queue slot frees up; a client that retries sooner is refused again.
-QUEUE_RETRY_AFTER_S = 30
 
 
-def _queue(plan: JobPlan, request: dict, message: str, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
-    queued = store.count("queued")
-    if queued >= settings.max_queued_jobs:
-        reason = f"{queued} jobs are queued, the most this gateway accepts; retry once some have started"
-        raise LimitReached("SDG_MAX_QUEUED_JOBS", reason, QUEUE_RETRY_AFTER_S)
-    job = store.create(plan.type, request, message)
+def _queue(plan: JobPlan, request: dict, message: str, caller: CallerDep, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+    admit_job(plan, caller, settings, store)
+    job = store.create(plan.type, request, message, owner=caller.key_id if caller else None)
     runner.submit(job, plan)
     return JobAccepted(job_id=job.job_id, message=message)
 
@@ -35,26 +30,26 @@ def _echo(request: TextRequest | ImagesRequest | UnifiedRequest) -> dict:
 
 @router.post("/text", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
 async def generate_text(
-    body: TextRequest, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+    body: TextRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
 ) -> JobAccepted:
     """Rows that validate against `schema`, written as data.<output_format>."""
     plan = text_plan(body)
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
-    return _queue(plan, _echo(body), "Text generation job queued", settings, store, runner)
+    return _queue(plan, _echo(body), "Text generation job queued", caller, settings, store, runner)
 
 
 @router.post("/images", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
-async def generate_images(body: ImagesRequest, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
+async def generate_images(body: ImagesRequest, caller: CallerDep, settings: SettingsDep, store: StoreDep, runner: RunnerDep) -> JobAccepted:
     """PNG images spread over `prompts` round-robin, with optional COCO annotations."""
-    return _queue(images_plan(body, settings), _echo(body), "Image generation job queued", settings, store, runner)
+    return _queue(images_plan(body, settings), _echo(body), "Image generation job queued", caller, settings, store, runner)
 
 
 @router.post("/unified", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
 async def generate_unified(
-    body: UnifiedRequest, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+    body: UnifiedRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
 ) -> JobAccepted:
     """Rows first, then one image per row (up to num_images): image i's prompt is
     prompts[i % len(prompts)] formatted with row i's fields; the data file gains `image_file`."""
     plan = unified_plan(body, settings)
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
-    return _queue(plan, _echo(body), "Unified generation job queued", settings, store, runner)
+    return _queue(plan, _echo(body), "Unified generation job queued", caller, settings, store, runner)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse, StreamingResponse
 
-from gateway.deps import RunnerDep, StoreDep
+from gateway.deps import CallerDep, OwnedJobDep, RunnerDep, StoreDep
 from gateway.errors import JobConflict, OutputFileNotFound
 from gateway.jobs import JobFilter
 from gateway.models import DeletedJob, JobState, JobStatus, JobSummary, JobType
@@ -28,21 +28,22 @@ MEDIA_TYPES = {".jsonl": "application/jsonl", ".parquet": "application/vnd.apach
 
 
 @router.get("/status/{job_id}", response_model=JobStatus, responses=NOT_FOUND)
-async def job_status(job_id: str, store: StoreDep) -> JobStatus:
+async def job_status(job: OwnedJobDep) -> JobStatus:
     """Progress while the job runs; output_path, files and any error once it has finished."""
-    return store.get(job_id)
+    return job
 
 
 @router.get("/jobs", response_model=list[JobSummary])
 async def list_jobs(
     store: StoreDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     status: JobState | None = None,
     type: JobType | None = None,
 ) -> list[JobSummary]:
-    """The jobs of the job database, newest first, a page at a time."""
-    return [job.summary() for job in store.page(JobFilter(limit, offset, status, type))]
+    """The jobs of the job database (with API keys, the caller's), newest first, a page at a time."""
+    return [job.summary() for job in store.page(JobFilter(limit, offset, status, type, caller.key_id if caller else None))]
 
 
 @router.post(
@@ -51,9 +52,9 @@ async def list_jobs(
     response_model=JobStatus,
     responses={**NOT_FOUND, 409: {"description": "The job has already finished"}},
 )
-async def cancel_job(job_id: str, runner: RunnerDep) -> JobStatus:
+async def cancel_job(job: OwnedJobDep, runner: RunnerDep) -> JobStatus:
     """Stops the job (its gRPC call is cancelled); what was written stays and is marked partial."""
-    return await runner.cancel(job_id)
+    return await runner.cancel(job.job_id)
 
 
 @router.post(
@@ -62,12 +63,12 @@ async def cancel_job(job_id: str, runner: RunnerDep) -> JobStatus:
     response_model=JobStatus,
     responses={**NOT_FOUND, 409: {"description": "The job cannot resume; the detail says why"}},
 )
-async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
+async def resume_job(job: OwnedJobDep, runner: RunnerDep) -> JobStatus:
     """Queues a job that stopped short (cancelled, failed, or completed partial) to generate only
     the rows and images it lacks, into the same folder. Images get the job's seed, so they are the
     ones an uninterrupted run makes; rows are sampled anew, none a repeat of a kept row
     (gateway/resume.py)."""
-    return runner.resume(job_id)
+    return runner.resume(job.job_id)
 
 
 @router.delete(
@@ -75,10 +76,10 @@ async def resume_job(job_id: str, runner: RunnerDep) -> JobStatus:
     response_model=DeletedJob,
     responses={**NOT_FOUND, 409: {"description": "The job is queued or running: cancel it first"}},
 )
-async def delete_job(job_id: str, runner: RunnerDep, keep_files: bool = False) -> DeletedJob:
+async def delete_job(job: OwnedJobDep, runner: RunnerDep, keep_files: bool = False) -> DeletedJob:
     """Forgets a finished job and deletes its output folder, or keeps the folder with
     `keep_files=true`. Cannot be undone."""
-    return await runner.delete(job_id, keep_files)
+    return await runner.delete(job.job_id, keep_files)
 
 
 @router.get(
@@ -90,10 +91,10 @@ async def delete_job(job_id: str, runner: RunnerDep, keep_files: bool = False) -
         409: {"description": "The job is still queued or running"},
     },
 )
-async def job_archive(job_id: str, store: StoreDep) -> StreamingResponse:
+async def job_archive(job: OwnedJobDep) -> StreamingResponse:
     """The whole output of a finished job as one ZIP file, `<folder>/...` inside, streamed as it
     is written (the files `files` lists)."""
-    job = store.get(job_id)
+    job_id = job.job_id
     if not job.finished:
         raise JobConflict(f"job {job_id} is {job.status}; its output can be archived once it has finished")
     if job.output_dir is None or not Path(job.output_dir).is_dir():
@@ -115,11 +116,11 @@ async def job_archive(job_id: str, store: StoreDep) -> StreamingResponse:
         409: {"description": "The job is still queued or running, or makes no rows"},
     },
 )
-async def job_rows(job_id: str, store: StoreDep) -> StreamingResponse:
+async def job_rows(job: OwnedJobDep) -> StreamingResponse:
     """A finished text or unified job's rows as JSON Lines, each one the JSON value the text
     service generated, whatever the output format: values that CSV and Parquet write as JSON text
     are parsed back, and optional properties a row left out stay out."""
-    job = store.get(job_id)
+    job_id = job.job_id
     if not job.finished or job.type == "images":
         raise JobConflict(f"job {job_id} is {job.status}; its rows can be read once it has finished" if not job.finished else f"job {job_id} makes images, not rows")
     if job.output_dir is None or not (Path(job.output_dir) / "schema.json").is_file():
@@ -135,9 +136,9 @@ async def job_rows(job_id: str, store: StoreDep) -> StreamingResponse:
 
 
 @router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)
-async def job_file(job_id: str, file_path: str, store: StoreDep) -> FileResponse:
+async def job_file(job: OwnedJobDep, file_path: str) -> FileResponse:
     """One file of the job's output, by its path relative to output_path (as listed in `files`)."""
-    job = store.get(job_id)
+    job_id = job.job_id
     if job.output_dir is None:
         raise OutputFileNotFound(job_id, file_path)
     folder = Path(job.output_dir).resolve()

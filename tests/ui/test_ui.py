@@ -689,3 +689,37 @@ def test_invalid_json_in_an_import_shows_where_it_breaks_and_sends_nothing(page)
     expect(page.get_by_test_id("text-error")).to_contain_text("schema.address: its raw JSON is not valid JSON")
     page.wait_for_timeout(500)  # time for a request that should not go
     assert sent == []
+
+
+def test_a_gateway_with_api_keys_gets_a_key_from_the_prompt_and_every_call_and_link_carries_it(browser, text_service, tmp_path):
+    secret = "ui-secret-0123456789"
+    keyed = start_gateway(tmp_path, text_service.address, "127.0.0.1:1", tmp_path / "data", SDG_API_KEYS=f"ui:{secret}")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{keyed.address}/ui")
+        dialog = page.get_by_test_id("key-dialog")
+        expect(dialog).to_be_visible()
+        expect(page.get_by_test_id("key-message")).to_have_text("This gateway needs an API key.")
+        page.get_by_test_id("key-input").fill("not-the-key")
+        page.get_by_test_id("key-submit").click()
+        expect(page.get_by_test_id("key-message")).to_have_text("The gateway did not accept that key. Enter another.")
+        page.get_by_test_id("key-input").fill(secret)
+        page.get_by_test_id("key-submit").click()
+        expect(dialog).to_be_hidden()
+        assert page.evaluate("sessionStorage.getItem('sdg-api-key')") == secret
+
+        page.get_by_test_id("text-num-samples").fill("3")
+        job_id = submit(page, "text")
+        item = job_item(page, job_id)
+        expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+        view = page.get_by_test_id("job-view")
+        expect(view.get_by_test_id("preview-row")).to_have_count(3)  # read with the key in a header
+        link = view.get_by_test_id("result-file").first
+        href = link.get_attribute("href")
+        assert href.endswith(f"?api_key={secret}"), href
+        assert httpx.get(f"{keyed.address}{href}").status_code == 200
+        assert httpx.get(f"{keyed.address}/status/{job_id}").status_code == 401
+    finally:
+        context.close()
+        keyed.stop()
