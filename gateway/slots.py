@@ -42,6 +42,8 @@ class _Pool:
         self.held[owner] -= 1
         if not self.held[owner]:
             del self.held[owner]
+        # A waiter whose job was cancelled has a cancelled future until its task runs again.
+        self.waiting = [w for w in self.waiting if not w.granted.done()]
         if not self.waiting:
             self.free += 1
             return
@@ -76,7 +78,7 @@ class ServiceSlots:
         except asyncio.CancelledError:
             if waiter.granted.done() and not waiter.granted.cancelled():
                 self.release(kind, owner)  # granted just as it was cancelled: pass it on
-            else:
+            elif waiter in pool.waiting:
                 pool.waiting.remove(waiter)
             raise
 

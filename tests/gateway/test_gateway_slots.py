@@ -111,3 +111,16 @@ async def test_a_slot_granted_to_a_job_cancelled_before_it_ran_passes_to_the_nex
     assert doomed.kind is None and next_job.kind == "text"
     next_job.release()
     assert not slots.must_wait("text")
+
+
+async def test_a_slot_freed_between_a_waiters_cancel_and_its_wake_up_skips_it():
+    slots = ServiceSlots(1)
+    running, cancelled, next_job = slots.holder(), slots.holder(), slots.holder()
+    await running.take("text")
+    waits = [asyncio.create_task(cancelled.take("text")), asyncio.create_task(next_job.take("text"))]
+    await asyncio.sleep(0.01)
+    waits[0].cancel()
+    running.release()  # before the cancelled task has run again
+    await asyncio.gather(waits[0], return_exceptions=True)
+    await asyncio.wait_for(waits[1], 1)
+    assert (cancelled.kind, next_job.kind) == (None, "text")
