@@ -1,7 +1,7 @@
 """create_app(settings): the FastAPI application. Its lifespan opens the job database, opens the gRPC
 channels and starts the job runner (all kept on app.state), repairing the folders of jobs a dead
-gateway left running and queueing again the ones it left queued; at shutdown it stops running jobs
-(recorded as interrupted) and closes the channels."""
+gateway left running and queueing again the ones it left queued, and starts the replicas' health
+watches; at shutdown it stops running jobs (recorded as interrupted) and closes the channels."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 log.exception("could not repair the folder of interrupted job %s", job.job_id)
             store.save(job)
         clients = ServiceClients.connect(settings, app.state.metrics)
+        clients.watch_health()  # stopped by clients.close()
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
         runner.resume_interrupted(interrupted)  # unless SDG_RESUME_INTERRUPTED=false; they ran first
