@@ -158,6 +158,31 @@ def test_a_replica_restarted_on_its_port_is_given_jobs_again_once_its_health_wat
         assert used == {first, second}
 
 
+def test_a_job_that_loses_its_replica_while_the_other_is_down_waits_for_one_to_come_back_and_completes(text_replicas):
+    first, second = (s.address for s in text_replicas.services)
+    with httpx.Client(base_url=text_replicas.gateway.address, timeout=30) as client:
+        text_replicas.wait_until_up(first, 1)
+        text_replicas.kill(second)
+        text_replicas.wait_until_up(second, 0)
+        status = started(client, "text", TEXT_JOB, "rows_done", 8)
+        assert replica_of(text_replicas, status) == first
+        text_replicas.kill(first)
+        try:
+            # Neither serves: the failed-over run waits for the replica it did not lose.
+            deadline = time.monotonic() + 30
+            while not client.get(f"/status/{status['job_id']}").json()["message"].startswith(f"waiting for the text service at {second}"):
+                assert time.monotonic() < deadline, client.get(f"/status/{status['job_id']}").json()
+                time.sleep(0.1)
+            text_replicas.restart(second)
+            status = wait_for_job(client, status["job_id"], timeout=120)
+            assert status["status"] == "completed" and status["stats"]["rows_done"] == 300, status
+            rows = json.loads((folder_of(text_replicas, status) / "data.json").read_text())
+            assert len({json.dumps(row, sort_keys=True) for row in rows}) == len(rows) == 300
+            assert [r["failover_from"] for r in status["resumes"]] == [first]
+        finally:
+            text_replicas.restart(first)
+
+
 def test_an_images_job_whose_replica_is_killed_completes_on_the_other_with_exactly_its_images(image_replicas):
     with httpx.Client(base_url=image_replicas.gateway.address, timeout=30) as client:
         status = started(client, "images", IMAGES_JOB, "images_done", 3)
