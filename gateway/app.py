@@ -1,7 +1,7 @@
 """create_app(settings): the FastAPI application. Its lifespan opens the job database, opens the gRPC
-channels and starts the job runner and its lease heartbeat (all kept on app.state), taking over the
-jobs a dead gateway left unfinished; at shutdown it stops running jobs (recorded as interrupted),
-gives up its leases and closes the channels."""
+channels and starts the job runner, its lease heartbeat and the replicas' health watches (all kept
+on app.state), taking over the jobs a dead gateway left unfinished; at shutdown it stops running
+jobs (recorded as interrupted), gives up its leases and closes the channels."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = JobStore.open(settings.database_url, settings.output_dir, settings.progress_write_interval_s, settings.leases)
         clients = ServiceClients.connect(settings, app.state.metrics)
+        clients.watch_health()  # stopped by clients.close()
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
         runner.take_over(*store.load())

@@ -1,11 +1,11 @@
-"""gRPC clients of the model services: one channel per configured address, picked round-robin per
-job, built in the app's lifespan and kept on app.state. Also the probes behind /health, GET / and
-the replica gauge of /metrics, which reads each address's last probe."""
+"""gRPC clients of the model services: one channel per configured address, built in the app's
+lifespan and kept on app.state. Each address's health watch (Health.Watch) keeps its serving state
+current; jobs get serving replicas round-robin, and the replica gauge of /metrics reads that state.
+Also the probes behind /health and GET /."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import ServiceFailure
 from gateway.metrics import GatewayMetrics
-from gateway.models import ModelDescription, ServiceReport
+from gateway.models import ModelDescription, ServiceReport, ServiceState
 from gateway.settings import GatewaySettings
 from sdg.grpc_limits import MESSAGE_SIZE_OPTIONS
 from sdg.v1 import common_pb2, image_pb2_grpc, text_pb2, text_pb2_grpc
@@ -32,6 +32,8 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 3000),
 ]
+# A lost replica's health is watched again after this, doubling up to the most.
+WATCH_RETRY_S, WATCH_RETRY_MAX_S = 0.5, 5.0
 
 
 def model_description(info: common_pb2.ModelInfo) -> ModelDescription:
@@ -59,6 +61,8 @@ class ServiceEndpoint(Generic[Stub]):
     # The last probe's report and when it came (time.monotonic()); None before the first.
     report: ServiceReport | None = None
     reported_at: float | None = None
+    # What the health watch last saw; None until it has seen anything.
+    health_state: ServiceState | None = None
 
     @property
     def label(self) -> str:
@@ -66,7 +70,32 @@ class ServiceEndpoint(Generic[Stub]):
 
     @property
     def serving(self) -> bool:
+        """The health watch's word, or before it has one, the last probe's."""
+        if self.health_state is not None:
+            return self.health_state == "serving"
         return self.report is not None and self.report.status == "serving"
+
+    async def watch_health(self) -> None:
+        """Keeps `health_state` current until cancelled. A broken watch (the replica is down) is
+        opened again with backoff, so a restarted replica serves jobs again unasked. The stream is
+        left open only while the replica serves: a replica shutting down waits out its grace for
+        the calls still open, and a watch must not be one."""
+        retry_s = WATCH_RETRY_S
+        while True:
+            call = self.health.Watch(health_pb2.HealthCheckRequest(service=""))
+            try:
+                async for reply in call:
+                    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                        self.health_state, retry_s = "not_serving", WATCH_RETRY_S  # loading, or stopping
+                        break
+                    self.health_state, retry_s = "serving", WATCH_RETRY_S
+            except grpc.aio.AioRpcError as err:
+                self.health_state = "unavailable"
+                self.metrics.grpc_errors.labels(self.kind, err.code().name).inc()
+            finally:
+                call.cancel()
+            await asyncio.sleep(retry_s)
+            retry_s = min(2 * retry_s, WATCH_RETRY_MAX_S)
 
     async def model_info(self, timeout: float) -> ModelDescription:
         """The loaded model; raises grpc.aio.AioRpcError when the service does not answer."""
@@ -103,19 +132,23 @@ class ServicePool(Generic[Stub]):
     """All addresses of one service; `next()` hands them out round-robin, one per job."""
 
     endpoints: list[ServiceEndpoint[Stub]]
-    _turn: itertools.cycle = field(init=False, repr=False)
+    _turn: int = field(default=0, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._turn = itertools.cycle(self.endpoints)
-
-    def next(self) -> ServiceEndpoint[Stub]:
-        return next(self._turn)
+    def next(self, avoid: str | None = None) -> ServiceEndpoint[Stub]:
+        """The next serving replica in turn, other than `avoid` (the one a job just lost) where
+        another serves. With none known to serve, the next in turn: a job waits for it to start."""
+        turn = self.endpoints[self._turn :] + self.endpoints[: self._turn]
+        chosen = min(turn, key=lambda e: (not e.serving, e.address == avoid))  # min keeps the first of equals
+        self._turn = (self.endpoints.index(chosen) + 1) % len(self.endpoints)
+        return chosen
 
 
 @dataclass
 class ServiceClients:
     text: ServicePool[text_pb2_grpc.TextServiceStub]
     image: ServicePool[image_pb2_grpc.ImageServiceStub]
+    metrics: GatewayMetrics
+    _watches: list[asyncio.Task] = field(default_factory=list, init=False, repr=False)
 
     @classmethod
     def connect(cls, settings: GatewaySettings, metrics: GatewayMetrics) -> ServiceClients:
@@ -132,7 +165,12 @@ class ServiceClients:
         return cls(
             text=pool("text", settings.text_service_addrs, text_pb2_grpc.TextServiceStub),
             image=pool("image", settings.image_service_addrs, image_pb2_grpc.ImageServiceStub),
+            metrics=metrics,
         )
+
+    def watch_health(self) -> None:
+        """Starts every address's health watch; close() stops them."""
+        self._watches = [asyncio.create_task(e.watch_health(), name=f"sdg-watch-{e.address}") for e in self.endpoints]
 
     @property
     def endpoints(self) -> list[ServiceEndpoint]:
@@ -143,7 +181,7 @@ class ServiceClients:
         passed (a regex the grammar compiler cannot read, say): INVALID_ARGUMENT becomes a
         ServiceFailure with status 400. A service that cannot answer now is not an input error;
         the job reports it when it runs."""
-        endpoint = self.text.endpoints[0]
+        endpoint = next((e for e in self.text.endpoints if e.serving), self.text.endpoints[0])
         request = text_pb2.ValidateSchemaRequest(schema_json=json.dumps(schema))
         try:
             with endpoint.metrics.grpc_call("text", "ValidateSchema"):
@@ -156,10 +194,14 @@ class ServiceClients:
         return list(await asyncio.gather(*(endpoint.probe(timeout) for endpoint in self.endpoints)))
 
     async def probe_stale(self, max_age_s: float, timeout: float) -> None:
-        """Probes again the addresses whose last probe is older than `max_age_s`, or missing."""
+        """Probes again the addresses whose health watch has no word yet and whose last probe is
+        older than `max_age_s`, or missing."""
         now = time.monotonic()
-        stale = [e for e in self.endpoints if e.reported_at is None or now - e.reported_at > max_age_s]
+        stale = [e for e in self.endpoints if e.health_state is None and (e.reported_at is None or now - e.reported_at > max_age_s)]
         await asyncio.gather(*(endpoint.probe(timeout) for endpoint in stale))
 
     async def close(self) -> None:
+        for watch in self._watches:
+            watch.cancel()
+        await asyncio.gather(*self._watches, return_exceptions=True)
         await asyncio.gather(*(endpoint.channel.close() for endpoint in self.endpoints))

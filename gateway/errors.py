@@ -73,8 +73,9 @@ class ServiceFailure(JobFailure):
     """A model service failed a job: unreachable, rejected it, went silent or broke its stream.
     The message names the service and its address; `code` is the gRPC status when there was one."""
 
-    def __init__(self, message: str, code: grpc.StatusCode | None = None):
+    def __init__(self, message: str, code: grpc.StatusCode | None = None, kind: str | None = None, address: str | None = None):
         self.code = code
+        self.kind, self.address = kind, address
         super().__init__(message)
 
     @classmethod
@@ -88,11 +89,19 @@ class ServiceFailure(JobFailure):
             message = f"{kind} service at {address} did not answer in time: {details}"
         else:
             message = f"{kind} service at {address} failed ({code.name}): {details}"
-        return cls(message, code)
+        return cls(message, code, kind, address)
 
     @property
     def http_status(self) -> int:
         return http_status_for(self.code) if self.code is not None else 500
+
+
+class ReplicaLost(ServiceFailure):
+    """A replica went away while a job streamed from it (UNAVAILABLE: its process died, or it shut
+    down past its grace): another replica can take the job over (gateway/failover.py)."""
+
+    kind: str
+    address: str
 
 
 def _detail(status: int, detail: Any) -> JSONResponse:

@@ -2,7 +2,8 @@
 unreachable service fails the job within seconds, naming its address, before anything is written),
 creates the job folder, streams rows and images into files as they arrive, and finishes with a
 manifest. Every way out (done, service failure, cancellation, shutdown) closes the files so they
-load, and the status and manifest say whether the output is partial and why."""
+load, and the status and manifest say whether the output is partial and why; a job that lost its
+replica mid-stream is handed to its failover (gateway/failover.py) instead of failing."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from typing import Any
 import grpc
 
 from gateway.clients import ServiceClients, ServiceEndpoint
-from gateway.errors import JobFailure, ServiceFailure
+from gateway.errors import JobFailure, ReplicaLost, ServiceFailure
+from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore, utc_now
 from gateway.models import JobState, Resume
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
@@ -97,12 +99,22 @@ def paired_rows(rows: list[dict[str, Any]], written: set[int]) -> list[dict[str,
 
 
 class JobExecution:
-    def __init__(self, job: Job, plan: JobPlan, store: JobStore, clients: ServiceClients, settings: GatewaySettings):
+    def __init__(
+        self,
+        job: Job,
+        plan: JobPlan,
+        store: JobStore,
+        clients: ServiceClients,
+        settings: GatewaySettings,
+        fail_over: Callable[[Job, ReplicaLost], bool] | None = None,
+    ):
         self.job = job
         self.plan = plan
         self.store = store
         self.clients = clients
         self.settings = settings
+        # Resumes the job on another replica when it loses its own; False once it has had its attempts.
+        self.fail_over = fail_over
         # Set by the runner just before it cancels this job's task: says why it stopped.
         self.stop_reason: str | None = None
         # The service slot the runner gave this job (gateway/slots.py); None when run on its own.
@@ -141,9 +153,11 @@ class JobExecution:
             if self.resuming and self.plan.text is not None:
                 # Off the event loop: a large data file takes seconds to parse.
                 self.kept_rows = await asyncio.to_thread(self._read_kept_rows)
-            # A resumed job whose rows are all written needs no text service.
-            text = self.clients.text.next() if self.plan.text and self._rows_lacking() else None
-            image = self.clients.image.next() if self.plan.images else None
+            # A resumed job whose rows are all written needs no text service; a failed-over one
+            # goes to another replica than the one it lost, where another serves.
+            lost = job.resumes[-1].failover_from if job.resumes else None
+            text = self.clients.text.next(avoid=lost) if self.plan.text and self._rows_lacking() else None
+            image = self.clients.image.next(avoid=lost) if self.plan.images else None
             # A unified job that makes rows asks after the image service once it has them and holds
             # an image slot (_generate_images): that service may still be starting or loading its
             # model meanwhile, and a text slot is not held up by it.
@@ -167,7 +181,7 @@ class JobExecution:
             else:
                 self._finish("cancelled", reason=self.stop_reason or CANCELLED)
         except JobFailure as err:
-            self._finish("failed", error=str(err))
+            self._finish("failed", error=str(err), failure=err)
         except Exception as err:
             log.exception("job %s failed", job.job_id)
             self._finish("failed", error=f"internal error: {type(err).__name__}: {err}")
@@ -462,9 +476,10 @@ class JobExecution:
 
     # -- the end --------------------------------------------------------------------------------
 
-    def _finish(self, status: JobState, error: str | None = None, reason: str | None = None) -> None:
-        """Closes the files, writes the manifest and records the outcome. Synchronous on purpose:
-        nothing can cancel it half-way."""
+    def _finish(self, status: JobState, error: str | None = None, reason: str | None = None, failure: JobFailure | None = None) -> None:
+        """Closes the files, writes the manifest and records the outcome, or on a lost replica
+        hands the job to its failover. Synchronous on purpose: nothing can cancel it half-way, and
+        nobody sees a failed-over job as failed."""
         job = self.job
         try:
             self._close_files()
@@ -488,6 +503,8 @@ class JobExecution:
         job.message = self._final_message(reason)
         if self.folder is None and self.resuming and job.output_dir is not None and Path(job.output_dir).is_dir():
             job.message += f"; {self._record_untouched(Path(job.output_dir), reason)}"
+        if isinstance(failure, ReplicaLost) and self.fail_over is not None and self.fail_over(job, failure):
+            return  # queued again as a resume, which saved it
         self.store.save(job)
         log.info("job %s %s%s", job.job_id, status, f": {reason}" if reason else "")
 
@@ -562,8 +579,13 @@ class JobExecution:
                 made.append(counted(self._rows_written(), "row"))
             if self.plan.images is not None:
                 made.append(counted(self.image_writer.images_written if self.image_writer else 0, "image"))
-            return "completed: " + ", ".join(made) + (f" (partial: {reason})" if reason else "")
-        return f"{job.status}: {reason}" if reason else job.status
+            message = "completed: " + ", ".join(made) + (f" (partial: {reason})" if reason else "")
+        else:
+            message = f"{job.status}: {reason}" if reason else job.status
+        if failovers(job):
+            tried = f"attempt {attempt(job)} of {self.settings.max_attempts}, " if job.status == "failed" else ""
+            message += f" ({tried}after {counted(failovers(job), 'failover')})"
+        return message
 
     def _manifest(self, files: list[str], reason: str | None) -> dict[str, Any]:
         job, plan = self.job, self.plan
@@ -587,6 +609,7 @@ class JobExecution:
         }
         if job.resumes:
             manifest["resumes"] = [resume.model_dump() for resume in job.resumes]
+            manifest["failovers"] = failovers(job)
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
         if self.rows_summary is not None:

@@ -1,7 +1,7 @@
 """GatewayMetrics: every metric GET /metrics exports, in a registry of its own (a test process may
 run several gateways). Counters and histograms are fed by the stream consumers, the service
 clients and the HTTP middleware; jobs and replicas are read from the job store and the clients'
-last probes when scraped."""
+health watches when scraped."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class GatewayMetrics:
         for kind, methods in GRPC_METHODS.items():
             for method in methods:
                 self.grpc_latency.labels(kind, method)
+        self.failovers = Counter("sdg_failovers", "Jobs resumed on another replica after theirs went away mid-stream", ["kind"], registry=registry)
+        for kind in GRPC_METHODS:
+            self.failovers.labels(kind)
         self.http_latency = Histogram(
             "sdg_http_request_seconds", "HTTP requests by route template", ["method", "route"], buckets=HTTP_BUCKETS, registry=registry
         )
@@ -92,7 +95,7 @@ def job_families(store: JobStore) -> Iterator[Metric]:
 
 
 def replica_families(clients: ServiceClients) -> Iterator[Metric]:
-    up = GaugeMetricFamily("sdg_replica_up", "1 when the replica's last probe found it serving, else 0", labels=["kind", "address"])
+    up = GaugeMetricFamily("sdg_replica_up", "1 when the replica's health watch (or, before its first word, a probe) finds it serving, else 0", labels=["kind", "address"])
     for endpoint in clients.endpoints:
         up.add_metric([endpoint.kind, endpoint.address], 1 if endpoint.serving else 0)
     yield up

@@ -148,7 +148,8 @@ class JobStats(BaseModel):
 
 
 class Resume(BaseModel):
-    """One POST /jobs/{job_id}/resume of a job that had stopped part-way."""
+    """One resume of a job that had stopped part-way: by POST /jobs/{job_id}/resume, at a gateway
+    start, or a failover."""
 
     at: str
     images_kept: int | None = Field(None, description="Images the job already had, which the resumed run keeps (null for a text job).")
@@ -156,7 +157,13 @@ class Resume(BaseModel):
     rows_seed: int | None = Field(
         None, description="The seed the resumed run samples the rows it lacks with; null when it lacks none."
     )
-    automatic: bool = Field(False, description="Made by the gateway when it started again (SDG_RESUME_INTERRUPTED), not by a request.")
+    automatic: bool = Field(
+        False, description="Made by the gateway, when it started again (SDG_RESUME_INTERRUPTED) or at a failover, not by a request."
+    )
+    failover_from: str | None = Field(
+        None, description="A failover: the address of the replica the job lost mid-stream, resumed at once on another; else null."
+    )
+    failover_reason: str | None = Field(None, description="A failover: how the job's last attempt lost its replica; else null.")
 
 
 class DeletedJob(BaseModel):

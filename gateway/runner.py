@@ -13,8 +13,9 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.clients import ServiceClients, ServiceKind
-from gateway.errors import JobConflict
+from gateway.errors import JobConflict, ReplicaLost
 from gateway.execution import SHUTDOWN, JobExecution, kept_in_words
+from gateway.failover import Failover
 from gateway.jobs import CANCELLED, REQUEUED, Job, JobStore, utc_now
 from gateway.models import DeletedJob, Resume
 from gateway.plans import JobPlan, stored_plan
@@ -55,6 +56,7 @@ class JobRunner:
         self.clients = clients
         self._slots = ServiceSlots(settings.max_concurrent_jobs)
         self._running: dict[str, tuple[asyncio.Task, JobExecution]] = {}
+        self._failover = Failover(settings.max_attempts, self.resume, clients.metrics.failovers)
 
     def take_over(self, waiting: list[Job], interrupted: list[Job]) -> None:
         """Runs the jobs JobStore.claim took: the interrupted ones' folders are repaired and, unless
@@ -102,14 +104,17 @@ class JobRunner:
         if jobs:
             log.info("queued %d jobs again from before the restart", len(jobs))
 
-    def resume(self, job_id: str, start: bool = True, automatic: bool = False) -> Job:
+    def resume(self, job_id: str, start: bool = True, automatic: bool = False, failover: ReplicaLost | None = None) -> Job:
         """Queues a stopped job again, to generate the rows and images it lacks into its own folder
         (gateway/resume.py). Raises JobConflict saying why when it cannot be. `start=False` only
-        records it as queued to resume, for the next gateway to run."""
+        records it as queued to resume, for the next gateway to run; `failover` is the replica
+        loss that stopped it (gateway/failover.py)."""
         job = self.store.get(job_id)
         check_resumable(job)
         plan = resume_plan(job, self.settings)
         resume = Resume(at=utc_now(), automatic=automatic)
+        if failover is not None:
+            resume.failover_from, resume.failover_reason = failover.address, str(failover)
         if plan.text is not None:
             resume.rows_kept = kept_rows(job)
             if resume.rows_kept < plan.text.num_rows and job.output_dir is not None:
@@ -120,6 +125,8 @@ class JobRunner:
         # Its files stay listed: they are in its folder until the resumed run rewrites them.
         job.status, job.error, job.partial, job.started_at, job.finished_at = "queued", None, False, None, None
         job.message = f"queued to resume: {kept_in_words(resume, plan)} kept"
+        if failover is not None:
+            job.message = f"failing over from the {failover.kind} service at {failover.address}, which went away; {job.message}"
         self.store.save(job)
         if start:
             self.submit(job, plan)
@@ -141,7 +148,7 @@ class JobRunner:
                 log.info("interrupted job %s queued to resume", job.job_id)
 
     def submit(self, job: Job, plan: JobPlan) -> None:
-        execution = JobExecution(job, plan, self.store, self.clients, self.settings)
+        execution = JobExecution(job, plan, self.store, self.clients, self.settings, fail_over=self._failover)
         task = asyncio.create_task(self._run(execution), name=f"sdg-{job.job_id}", context=context_with(job_id=job.job_id))
         self._running[job.job_id] = (task, execution)
         task.add_done_callback(lambda done: self._on_done(done, execution))
@@ -157,12 +164,14 @@ class JobRunner:
             slot.release()
 
     def _on_done(self, task: asyncio.Task, execution: JobExecution) -> None:
-        self._running.pop(execution.job.job_id, None)
+        if self._running.get(execution.job.job_id, (None, execution))[1] is execution:  # not its failover's
+            self._running.pop(execution.job.job_id, None)
         if execution.job.finished:
             return
         # run() records every outcome itself; the job is unfinished only when it never started (it
         # was cancelled while queued), when run() queued it again (the gateway stopped it before
-        # it had made anything), or when recording the outcome failed (e.g. the disk is full).
+        # it had made anything, or its failover resumed it), or when recording the outcome failed
+        # (e.g. the disk is full).
         if task.cancelled():
             execution.stop_unstarted()
         elif (err := task.exception()) is not None:

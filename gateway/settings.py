@@ -60,6 +60,9 @@ class GatewaySettings(BaseSettings):
     # (as POST /jobs/{id}/resume would). Off: they stay failed, resumable by hand. On, a job that
     # two such resumes in a row left with nothing more done is left for a person (runner.stuck).
     resume_interrupted: bool = Field(True, validation_alias="SDG_RESUME_INTERRUPTED")
+    # A job whose replica goes away mid-stream is resumed at once on another (gateway/failover.py),
+    # up to this many attempts in a row; then it fails with the last loss.
+    max_attempts: int = Field(3, ge=1, validation_alias="SDG_MAX_ATTEMPTS")
     # Job records are written on every state change but at most this often for progress alone.
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
     log_format: LogFormat = Field("text", validation_alias="SDG_LOG_FORMAT")

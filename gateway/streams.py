@@ -1,6 +1,6 @@
 """Calls the services' streaming RPCs and turns their events into plain values for the runner.
 Every read is bounded by the inactivity timeout, gRPC errors become ServiceFailure naming the
-service and address, a stream that ends without its summary is a failure, and the call is
+service and address (ReplicaLost when the replica went away mid-stream), a stream that ends without its summary is a failure, and the call is
 cancelled whenever the consumer stops early (job cancelled, gateway shutting down)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from gateway.clients import ServiceEndpoint
-from gateway.errors import ServiceFailure
+from gateway.errors import ReplicaLost, ServiceFailure
 from gateway.plans import ImageSpec, TextSpec
 from gateway.results import DenoiseStep, DetectedObject, GeneratedImage, ImagesSummary, RowsSummary
 from sdg.v1 import image_pb2, text_pb2
@@ -37,7 +37,8 @@ async def _events(call: grpc.aio.UnaryStreamCall, endpoint: ServiceEndpoint, met
                     return
                 yield message
     except grpc.aio.AioRpcError as err:
-        raise ServiceFailure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
+        failure = ReplicaLost if err.code() == grpc.StatusCode.UNAVAILABLE else ServiceFailure
+        raise failure.from_rpc_error(endpoint.kind, endpoint.address, err) from None
     finally:
         call.cancel()
 

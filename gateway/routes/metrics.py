@@ -9,7 +9,8 @@ from gateway.deps import ClientsDep, MetricsDep, SettingsDep, StoreDep
 
 router = APIRouter(tags=["metrics"])
 
-# A scrape probes only addresses whose last probe is older than this, and waits little for them.
+# A scrape probes only addresses whose health watch has no word yet and whose last probe is older
+# than this, and waits little for them.
 REPLICA_REPORT_MAX_AGE_S = 5.0
 SCRAPE_PROBE_TIMEOUT_S = 1.0
 

@@ -55,6 +55,8 @@ class ScriptedTextService(text_pb2_grpc.TextServiceServicer):
             return
         if self.behaviour == "no_summary":
             return
+        if self.behaviour == "unavailable":  # as a replica that dies mid-stream ends it
+            context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
         if self.behaviour == "engine_failed":  # as the real service ends a call its engine broke
             error = "RuntimeError: out of memory"
             summary = text_pb2.GenerationSummary(rows_generated=1, rows_requested=request.num_rows, partial=True, reason=f"text engine failed: {error}", error=error)
@@ -442,7 +444,9 @@ def test_a_resumed_job_queued_at_a_restart_is_queued_as_a_resume(tmp_path, scrip
         status = wait(client, job.job_id)
     assert (status["status"], status["partial"], status["output_path"]) == ("failed", True, folder.name)
     assert error in status["error"], status["error"]
-    assert status["resumes"] == [{"at": "2026-01-01T00:01:00Z", "images_kept": 1, "rows_kept": None, "rows_seed": None, "automatic": False}]
+    assert status["resumes"] == [
+        {"at": "2026-01-01T00:01:00Z", "images_kept": 1, "rows_kept": None, "rows_seed": None, "automatic": False, "failover_from": None, "failover_reason": None}
+    ]
     assert (folder / "images" / "image_00000.png").exists()
     if manifest.startswith("{not"):
         assert (folder / "manifest.json").read_text() == manifest

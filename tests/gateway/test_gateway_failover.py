@@ -1,0 +1,234 @@
+"""Failover across replicas: a real gateway in front of two real text (or image) services with
+the tiny models, one of which is killed (SIGKILL) mid-job or restarted on its port; and, with
+scripted replicas that lose every stream, a job that runs out of attempts."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from tests.conftest import Service, base_env, free_port, grpc_serving, spawn, start_gateway, start_image_service, start_text_service, wait_for_job
+from tests.gateway.test_gateway_service_failures import ROW, serve_scripted, settings, submit, wait
+from tests.scrape import Scrape
+
+# Small batches, so that a job of a few hundred rows (or a few dozen images) runs for seconds.
+TEXT_ENV = {"SDG_TEXT_BATCH_SIZE": "4"}
+IMAGE_ENV = {"SDG_IMAGE_BATCH_SIZE": "1"}
+TEXT_JOB = {"schema": {"name": "string", "age": "int"}, "num_samples": 300, "output_format": "json"}
+IMAGES_JOB = {"prompts": ["a red barn"], "num_images": 40, "resolution": [128, 128], "num_inference_steps": 10}
+
+
+def restarted(service: Service, log_dir: Path, kind: str, env: dict[str, str]) -> Service:
+    """A new process of the killed `service`, on its address."""
+    model, listen = ("SDG_TEXT_MODEL", "SDG_TEXT_LISTEN") if kind == "text" else ("SDG_IMAGE_MODEL", "SDG_IMAGE_LISTEN")
+    module = f"{kind}_service"
+    return spawn(module, module, base_env(**{model: "tiny", listen: service.address}, **env), service.address, grpc_serving, log_dir)
+
+
+class Replicas:
+    """Two replicas of one service behind a gateway of their own; the other service's address is
+    one where nothing listens."""
+
+    def __init__(self, kind: str, log_dir: Path, output_dir: Path):
+        self.kind, self.log_dir, self.output_dir = kind, log_dir, output_dir
+        self.env = TEXT_ENV if kind == "text" else IMAGE_ENV
+        start = start_text_service if kind == "text" else start_image_service
+        self.services = [start(log_dir, **self.env), start(log_dir, **self.env)]
+        addresses, dead = ",".join(s.address for s in self.services), f"127.0.0.1:{free_port()}"
+        text, image = (addresses, dead) if kind == "text" else (dead, addresses)
+        self.gateway = start_gateway(log_dir, text, image, output_dir)
+
+    def by_address(self, address: str) -> Service:
+        return next(s for s in self.services if s.address == address)
+
+    def kill(self, address: str) -> Service:
+        service = self.by_address(address)
+        service.proc.kill()
+        service.proc.wait()
+        return service
+
+    def restart(self, address: str) -> None:
+        """Starts the replica at `address` again (after kill)."""
+        index = self.services.index(self.by_address(address))
+        self.services[index] = restarted(self.services[index], self.log_dir, self.kind, self.env)
+
+    def replica_up(self, address: str) -> float:
+        return Scrape.of(self.gateway.address + "/metrics").value("sdg_replica_up", kind=self.kind, address=address)
+
+    def wait_until_up(self, address: str, up: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.replica_up(address) != up:
+            assert time.monotonic() < deadline, f"{address} never reported up={up}"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.gateway.stop()
+        for service in self.services:
+            service.stop()
+
+
+@pytest.fixture(scope="module")
+def text_replicas(tmp_path_factory):
+    replicas = Replicas("text", tmp_path_factory.mktemp("failover-text-logs"), tmp_path_factory.mktemp("failover-text-data"))
+    yield replicas
+    replicas.stop()
+
+
+@pytest.fixture(scope="module")
+def image_replicas(tmp_path_factory):
+    replicas = Replicas("image", tmp_path_factory.mktemp("failover-image-logs"), tmp_path_factory.mktemp("failover-image-data"))
+    yield replicas
+    replicas.stop()
+
+
+def folder_of(replicas: Replicas, status: dict) -> Path:
+    return replicas.output_dir / Path(status["output_path"]).name
+
+
+def replica_of(replicas: Replicas, status: dict) -> str:
+    """The address the job's run streams from, as the manifest written at its start records it."""
+    manifest = json.loads((folder_of(replicas, status) / "manifest.json").read_text())
+    return manifest["model"][replicas.kind]["address"]
+
+
+def started(client: httpx.Client, kind: str, body: dict, stat: str, at_least: int) -> dict:
+    """Submits a job and returns its status once it counts `at_least` of `stat`."""
+    response = client.post(f"/generate/{kind}", json=body)
+    assert response.status_code == 202, response.text
+    job_id, deadline = response.json()["job_id"], time.monotonic() + 60
+    while (status := client.get(f"/status/{job_id}").json())["stats"][stat] < at_least:
+        assert status["status"] in ("queued", "running") and time.monotonic() < deadline, status
+        time.sleep(0.02)
+    return status
+
+
+def failovers_counted(replicas: Replicas) -> float:
+    return Scrape.of(replicas.gateway.address + "/metrics").value("sdg_failovers_total", kind=replicas.kind)
+
+
+def test_a_text_job_whose_replica_is_killed_completes_on_the_other_with_exactly_its_rows_and_no_repeats(text_replicas):
+    with httpx.Client(base_url=text_replicas.gateway.address, timeout=30) as client:
+        counted_before = failovers_counted(text_replicas)
+        status = started(client, "text", TEXT_JOB, "rows_done", 8)
+        lost = replica_of(text_replicas, status)
+        text_replicas.kill(lost)
+        status = wait_for_job(client, status["job_id"], timeout=120)
+        try:
+            assert status["status"] == "completed" and status["partial"] is False, status
+            rows = json.loads((folder_of(text_replicas, status) / "data.json").read_text())
+            assert len(rows) == 300 and status["stats"]["rows_done"] == 300
+            assert len({json.dumps(row, sort_keys=True) for row in rows}) == 300
+            # The failover is on record: the resume, the job's message, the manifest, /metrics.
+            [resume] = status["resumes"]
+            assert resume["automatic"] and resume["failover_from"] == lost and lost in resume["failover_reason"]
+            assert 0 < resume["rows_kept"] < 300
+            assert status["message"] == "completed: 300 rows (after 1 failover)"
+            manifest = json.loads((folder_of(text_replicas, status) / "manifest.json").read_text())
+            assert manifest["failovers"] == 1 and manifest["resumes"] == status["resumes"]
+            assert manifest["model"]["text"]["address"] != lost
+            assert failovers_counted(text_replicas) == counted_before + 1
+        finally:
+            text_replicas.restart(lost)
+
+
+def test_a_replica_restarted_on_its_port_is_given_jobs_again_once_its_health_watch_sees_it_serving(text_replicas):
+    small = {**TEXT_JOB, "num_samples": 5}
+    first, second = (s.address for s in text_replicas.services)
+    with httpx.Client(base_url=text_replicas.gateway.address, timeout=30) as client:
+        text_replicas.wait_until_up(first, 1)
+        text_replicas.kill(first)
+        text_replicas.wait_until_up(first, 0)
+        # Meanwhile every job goes to the replica that serves.
+        for _ in range(2):
+            status = wait_for_job(client, client.post("/generate/text", json=small).json()["job_id"])
+            assert status["status"] == "completed" and replica_of(text_replicas, status) == second
+        text_replicas.restart(first)
+        text_replicas.wait_until_up(first, 1)
+        used = set()
+        for _ in range(2):
+            status = wait_for_job(client, client.post("/generate/text", json=small).json()["job_id"])
+            assert status["status"] == "completed" and status["resumes"] == []
+            used.add(replica_of(text_replicas, status))
+        assert used == {first, second}
+
+
+def test_a_job_that_loses_its_replica_while_the_other_is_down_waits_for_one_to_come_back_and_completes(text_replicas):
+    first, second = (s.address for s in text_replicas.services)
+    with httpx.Client(base_url=text_replicas.gateway.address, timeout=30) as client:
+        text_replicas.wait_until_up(first, 1)
+        text_replicas.kill(second)
+        text_replicas.wait_until_up(second, 0)
+        status = started(client, "text", TEXT_JOB, "rows_done", 8)
+        assert replica_of(text_replicas, status) == first
+        text_replicas.kill(first)
+        try:
+            # Neither serves: the failed-over run waits for the replica it did not lose.
+            deadline = time.monotonic() + 30
+            while not client.get(f"/status/{status['job_id']}").json()["message"].startswith(f"waiting for the text service at {second}"):
+                assert time.monotonic() < deadline, client.get(f"/status/{status['job_id']}").json()
+                time.sleep(0.1)
+            text_replicas.restart(second)
+            status = wait_for_job(client, status["job_id"], timeout=120)
+            assert status["status"] == "completed" and status["stats"]["rows_done"] == 300, status
+            rows = json.loads((folder_of(text_replicas, status) / "data.json").read_text())
+            assert len({json.dumps(row, sort_keys=True) for row in rows}) == len(rows) == 300
+            assert [r["failover_from"] for r in status["resumes"]] == [first]
+        finally:
+            text_replicas.restart(first)
+
+
+def test_an_images_job_whose_replica_is_killed_completes_on_the_other_with_exactly_its_images(image_replicas):
+    with httpx.Client(base_url=image_replicas.gateway.address, timeout=30) as client:
+        status = started(client, "images", IMAGES_JOB, "images_done", 3)
+        lost = replica_of(image_replicas, status)
+        image_replicas.kill(lost)
+        status = wait_for_job(client, status["job_id"], timeout=120)
+        assert status["status"] == "completed" and status["partial"] is False, status
+        folder = folder_of(image_replicas, status)
+        metadata = [json.loads(line) for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
+        assert sorted(m["file_name"] for m in metadata) == [f"image_{i:05d}.png" for i in range(40)]
+        assert len(list((folder / "images").glob("*.png"))) == 40
+        [resume] = status["resumes"]
+        assert resume["failover_from"] == lost and 0 < resume["images_kept"] < 40
+        assert status["message"] == "completed: 40 images (after 1 failover)"
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_a_job_that_loses_its_replica_on_every_attempt_fails_after_sdg_max_attempts_with_the_reason(tmp_path, replicas):
+    """With two replicas each attempt goes to the other; with one, to the same one again."""
+    scripted = [serve_scripted() for _ in range(replicas)]
+    for servicer, _ in scripted:
+        servicer.behaviour = "unavailable"
+    addresses = ",".join(servicer.address for servicer, _ in scripted)
+    try:
+        with TestClient(create_app(settings(tmp_path, addresses, SDG_MAX_ATTEMPTS=3))) as client:
+            job = wait(client, submit(client))
+            scrape = Scrape(client.get("/metrics").text)
+    finally:
+        for _, server in scripted:
+            server.stop(0)
+    assert (job["status"], job["partial"]) == ("failed", True)
+    last = job["resumes"][-1]["failover_from"] if replicas == 1 else ({s.address for s, _ in scripted} - {job["resumes"][-1]["failover_from"]}).pop()
+    assert job["error"] == f"text service unavailable at {last}: Socket closed"
+    assert job["message"] == f"failed: {job['error']}; 1 of 3 rows (attempt 3 of 3, after 2 failovers)"
+    lost = [resume["failover_from"] for resume in job["resumes"]]
+    assert len(lost) == 2 and (replicas == 1 or lost[0] != lost[1])
+    assert scrape.value("sdg_failovers_total", kind="text") == 2
+    assert json.loads((tmp_path / "out" / Path(job["output_path"]).name / "data.json").read_text()) == [ROW]
+
+
+def test_a_failure_that_is_not_a_lost_replica_is_not_retried(tmp_path):
+    servicer, server = serve_scripted()
+    servicer.behaviour = "reject"
+    try:
+        with TestClient(create_app(settings(tmp_path, servicer.address))) as client:
+            job = wait(client, submit(client))
+    finally:
+        server.stop(0)
+    assert job["status"] == "failed" and job["resumes"] == [] and "rejected the request" in job["error"]
