@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -35,5 +36,28 @@ def test_a_full_queue_answers_429_naming_the_limit_until_a_job_leaves_it(text_se
             for response in queued:
                 assert wait_for_job(api, response.json()["job_id"])["status"] == "completed"
             assert api.post("/generate/text", json=SHORT).status_code == 202
+    finally:
+        gateway.stop()
+
+
+def test_a_burst_of_200_submissions_is_each_accepted_or_refused_and_nothing_is_lost(database_url, text_service, service_logs, tmp_path):
+    env = {"SDG_DATABASE_URL": database_url, "SDG_MAX_QUEUED_JOBS": "30"}
+    gateway = start_gateway(service_logs, text_service.address, "127.0.0.1:1", tmp_path, **env)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gateway.address, timeout=60) as api:
+            return await asyncio.gather(*(api.post("/generate/text", json=SHORT) for _ in range(200)))
+
+    try:
+        answers = asyncio.run(burst())
+        assert {r.status_code for r in answers} == {202, 429}
+        assert all(int(r.headers["Retry-After"]) > 0 for r in answers if r.status_code == 429)
+        accepted = [r.json()["job_id"] for r in answers if r.status_code == 202]
+        assert len(accepted) >= 30
+        with httpx.Client(base_url=gateway.address, timeout=30) as api:
+            assert sorted(job["job_id"] for job in api.get("/jobs", params={"limit": 1000}).json()) == sorted(accepted)
+            for job_id in accepted:
+                status = wait_for_job(api, job_id)
+                assert (status["status"], status["stats"]["rows_done"]) == ("completed", 2), status
     finally:
         gateway.stop()
