@@ -40,7 +40,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = JobStore.open(settings.database_url, settings.output_dir, settings.progress_write_interval_s, settings.leases)
         clients = ServiceClients.connect(settings, app.state.metrics)
-        clients.watch_health()  # stopped by clients.close()
+        clients.watch()  # stopped by clients.close()
         runner = JobRunner(settings, store, clients)
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
         runner.take_over(*store.load())

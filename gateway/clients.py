@@ -1,12 +1,15 @@
-"""gRPC clients of the model services: one channel per configured address, built in the app's
-lifespan and kept on app.state. Each address's health watch (Health.Watch) keeps its serving state
-current; jobs get serving replicas round-robin, and the replica gauge of /metrics reads that state.
-Also the probes behind /health and GET /."""
+"""gRPC clients of the model services: one channel per replica, built in the app's lifespan and
+kept on app.state. A `dns:///host:port` address (a Kubernetes headless Service) stands for every
+address the name resolves to, looked up again every DISCOVERY_INTERVAL_S. Each replica's health
+watch (Health.Watch) keeps its serving state current; jobs get serving replicas round-robin, and
+the replica gauge of /metrics reads that state. Also the probes behind /health and GET /."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Generic, Literal, TypeVar
@@ -17,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.errors import ServiceFailure
 from gateway.metrics import GatewayMetrics
 from gateway.models import ModelDescription, ServiceReport, ServiceState
-from gateway.settings import GatewaySettings
+from gateway.settings import DNS_PREFIX, GatewaySettings
 from sdg.grpc_limits import MESSAGE_SIZE_OPTIONS
 from sdg.v1 import common_pb2, image_pb2_grpc, text_pb2, text_pb2_grpc
 
@@ -34,6 +37,30 @@ CHANNEL_OPTIONS = [
 ]
 # A lost replica's health is watched again after this, doubling up to the most.
 WATCH_RETRY_S, WATCH_RETRY_MAX_S = 0.5, 5.0
+DISCOVERY_INTERVAL_S = 10.0
+
+log = logging.getLogger(__name__)
+
+
+async def resolve(addresses: list[str]) -> list[str]:
+    """The addresses with each dns:///host:port replaced by the addresses its name resolves to
+    now, in a stable order. A name that resolves to nothing stands for itself: gRPC resolves it
+    again when the channel connects."""
+    loop, found = asyncio.get_running_loop(), []
+    for address in addresses:
+        if not address.startswith(DNS_PREFIX):
+            found.append(address)
+            continue
+        host, _, port = address.removeprefix(DNS_PREFIX).rpartition(":")
+        try:
+            infos = await loop.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+        except (socket.gaierror, ValueError) as err:
+            log.warning("%s does not resolve now (%s); trying it as it is", address, err)
+            found.append(address)
+            continue
+        ips = sorted({info[4][0] for info in infos})
+        found += [f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}" for ip in ips]
+    return list(dict.fromkeys(found))
 
 
 def model_description(info: common_pb2.ModelInfo) -> ModelDescription:
@@ -129,14 +156,18 @@ class ServiceEndpoint(Generic[Stub]):
 
 @dataclass
 class ServicePool(Generic[Stub]):
-    """All addresses of one service; `next()` hands them out round-robin, one per job."""
+    """All replicas of one service; `next()` hands them out round-robin, one per job."""
 
+    kind: ServiceKind
+    # As configured: host:port or dns:///host:port each.
+    addresses: list[str]
     endpoints: list[ServiceEndpoint[Stub]]
     _turn: int = field(default=0, init=False, repr=False)
 
     def next(self, avoid: str | None = None) -> ServiceEndpoint[Stub]:
         """The next serving replica in turn, other than `avoid` (the one a job just lost) where
         another serves. With none known to serve, the next in turn: a job waits for it to start."""
+        self._turn %= len(self.endpoints)  # discovery may have dropped some since
         turn = self.endpoints[self._turn :] + self.endpoints[: self._turn]
         chosen = min(turn, key=lambda e: (not e.serving, e.address == avoid))  # min keeps the first of equals
         self._turn = (self.endpoints.index(chosen) + 1) % len(self.endpoints)
@@ -148,29 +179,73 @@ class ServiceClients:
     text: ServicePool[text_pb2_grpc.TextServiceStub]
     image: ServicePool[image_pb2_grpc.ImageServiceStub]
     metrics: GatewayMetrics
-    _watches: list[asyncio.Task] = field(default_factory=list, init=False, repr=False)
+    # Every replica ever found, by (kind, address): one dropped from DNS keeps its channel, so the
+    # jobs it still streams go on, and it is used again if it comes back.
+    _made: dict[tuple[ServiceKind, str], ServiceEndpoint] = field(default_factory=dict, init=False, repr=False)
+    _watches: dict[tuple[ServiceKind, str], asyncio.Task] | None = field(default=None, init=False, repr=False)
+    _discovery: asyncio.Task | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def connect(cls, settings: GatewaySettings, metrics: GatewayMetrics) -> ServiceClients:
-        """Creates the channels; gRPC connects lazily, so this never blocks on a service."""
-
-        def pool(kind: ServiceKind, addresses: list[str], make_stub) -> ServicePool:
-            endpoints = []
-            for address in addresses:
-                channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-                health = health_pb2_grpc.HealthStub(channel)
-                endpoints.append(ServiceEndpoint(kind, address, channel, make_stub(channel), health, metrics))
-            return ServicePool(endpoints)
-
-        return cls(
-            text=pool("text", settings.text_service_addrs, text_pb2_grpc.TextServiceStub),
-            image=pool("image", settings.image_service_addrs, image_pb2_grpc.ImageServiceStub),
+        """Creates a channel per configured address; gRPC connects lazily, so this never blocks on a
+        service. discover() then expands the dns:/// ones."""
+        clients = cls(
+            text=ServicePool("text", settings.text_service_addrs, []),
+            image=ServicePool("image", settings.image_service_addrs, []),
             metrics=metrics,
         )
+        for pool in clients.pools:
+            pool.endpoints = [clients._endpoint(pool.kind, address) for address in pool.addresses]
+        return clients
 
-    def watch_health(self) -> None:
-        """Starts every address's health watch; close() stops them."""
-        self._watches = [asyncio.create_task(e.watch_health(), name=f"sdg-watch-{e.address}") for e in self.endpoints]
+    @property
+    def pools(self) -> tuple[ServicePool, ServicePool]:
+        return self.text, self.image
+
+    def _endpoint(self, kind: ServiceKind, address: str) -> ServiceEndpoint:
+        if (kind, address) not in self._made:
+            channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            make_stub = text_pb2_grpc.TextServiceStub if kind == "text" else image_pb2_grpc.ImageServiceStub
+            health = health_pb2_grpc.HealthStub(channel)
+            self._made[kind, address] = ServiceEndpoint(kind, address, channel, make_stub(channel), health, self.metrics)
+        return self._made[kind, address]
+
+    def watch(self) -> None:
+        """Starts the replicas' health watches and the discovery of dns:/// addresses' replicas;
+        close() stops both."""
+        self._watches = {}
+        self._sync_watches()
+        self._discovery = asyncio.create_task(self.keep_discovering(), name="sdg-discovery")
+
+    def _sync_watches(self) -> None:
+        if self._watches is None:
+            return
+        current = {(e.kind, e.address): e for e in self.endpoints}
+        for key in [key for key in self._watches if key not in current]:
+            self._watches.pop(key).cancel()
+            self._made[key].health_state = None  # unwatched now, its word would go stale
+        for key, endpoint in current.items():
+            if key not in self._watches:
+                self._watches[key] = asyncio.create_task(endpoint.watch_health(), name=f"sdg-watch-{endpoint.address}")
+
+    async def discover(self) -> None:
+        """Looks up the dns:/// addresses again: replicas that appeared get jobs, ones that went
+        get no new ones."""
+        for pool in self.pools:
+            found = await resolve(pool.addresses)
+            before = [e.address for e in pool.endpoints]
+            if found != before:
+                log.info("%s service replicas: %s (were %s)", pool.kind, ",".join(found), ",".join(before))
+                pool.endpoints = [self._endpoint(pool.kind, address) for address in found]
+        self._sync_watches()
+
+    async def keep_discovering(self) -> None:
+        """discover(), every DISCOVERY_INTERVAL_S, while any address is a dns:/// name."""
+        if not any(a.startswith(DNS_PREFIX) for pool in self.pools for a in pool.addresses):
+            return
+        while True:
+            await self.discover()
+            await asyncio.sleep(DISCOVERY_INTERVAL_S)
 
     @property
     def endpoints(self) -> list[ServiceEndpoint]:
@@ -201,7 +276,8 @@ class ServiceClients:
         await asyncio.gather(*(endpoint.probe(timeout) for endpoint in stale))
 
     async def close(self) -> None:
-        for watch in self._watches:
+        watches = [*(self._watches or {}).values(), *([self._discovery] if self._discovery else [])]
+        for watch in watches:
             watch.cancel()
-        await asyncio.gather(*self._watches, return_exceptions=True)
-        await asyncio.gather(*(endpoint.channel.close() for endpoint in self.endpoints))
+        await asyncio.gather(*watches, return_exceptions=True)
+        await asyncio.gather(*(endpoint.channel.close() for endpoint in self._made.values()))

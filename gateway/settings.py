@@ -18,6 +18,9 @@ from sdg.logs import LogFormat
 # The frontend is a sibling of this package in the repository; containers may place it elsewhere.
 DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 
+# A service address with this prefix is a DNS name for all its replicas (gateway/clients.py).
+DNS_PREFIX = "dns:///"
+
 # Comma-separated lists ("a:1,b:2") rather than pydantic-settings' JSON lists, as the docs promise.
 CommaList = Annotated[list[str], NoDecode]
 
@@ -103,9 +106,12 @@ class GatewaySettings(BaseSettings):
 
     @field_validator("text_service_addrs", "image_service_addrs")
     @classmethod
-    def _non_empty(cls, value: list[str]) -> list[str]:
+    def _addresses(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("must name at least one entry")
+        for address in value:
+            if address.startswith(DNS_PREFIX) and not address.rpartition(":")[2].isdigit():
+                raise ValueError(f"{address!r} has no port: a DNS name is {DNS_PREFIX}host:port")
         return value
 
     @model_validator(mode="after")

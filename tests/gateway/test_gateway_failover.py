@@ -13,6 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.clients import resolve
+from gateway.settings import GatewaySettings
 from tests.conftest import Service, base_env, free_port, grpc_serving, spawn, start_gateway, start_image_service, start_text_service, wait_for_job
 from tests.gateway.test_gateway_service_failures import ROW, serve_scripted, settings, submit, wait
 from tests.scrape import Scrape
@@ -232,3 +234,29 @@ def test_a_failure_that_is_not_a_lost_replica_is_not_retried(tmp_path):
     finally:
         server.stop(0)
     assert job["status"] == "failed" and job["resumes"] == [] and "rejected the request" in job["error"]
+
+
+async def test_a_dns_address_stands_for_what_its_name_resolves_to_and_an_unknown_name_for_itself():
+    found = await resolve(["dns:///localhost:50051", "text-2:50051", "dns:///no-such-host.invalid:50051", "127.0.0.1:50051"])
+    assert found == ["127.0.0.1:50051", "text-2:50051", "dns:///no-such-host.invalid:50051"]
+
+
+def test_a_dns_address_without_a_port_is_refused_naming_it():
+    with pytest.raises(ValueError, match="'dns:///sdg-text' has no port"):
+        GatewaySettings(SDG_TEXT_SERVICE_ADDRS="dns:///sdg-text")
+
+
+def test_replicas_behind_a_dns_name_are_found_watched_and_given_jobs(text_service, service_logs, tmp_path):
+    port = text_service.address.rpartition(":")[2]
+    gateway = start_gateway(service_logs, f"dns:///localhost:{port}", "127.0.0.1:1", tmp_path)
+    try:
+        with httpx.Client(base_url=gateway.address, timeout=30) as api:
+            deadline = time.monotonic() + 30
+            while text_service.address not in api.get("/health").json()["services"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            assert api.get("/health").json()["services"][text_service.address]["status"] == "serving"
+            job_id = api.post("/generate/text", json={**TEXT_JOB, "num_samples": 5}).json()["job_id"]
+            assert wait_for_job(api, job_id)["status"] == "completed"
+    finally:
+        gateway.stop()
