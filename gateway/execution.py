@@ -8,6 +8,7 @@ replica mid-stream is handed to its failover (gateway/failover.py) instead of fa
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -27,12 +28,13 @@ from gateway.models import JobState, Resume
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
-from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, format_prompt
+from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
-from gateway.resume import added_rows, row_key, rows_seed
+from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
+from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,8 @@ class JobExecution:
         self.images_summary: ImagesSummary | None = None
         self.models: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
+        # The shards of rows this run spread over replicas, each with its replica and rows added.
+        self.shards: list[dict[str, Any]] = []
         self._submitted = time.monotonic()
         self._started = 0.0
         self._first_batch_size = 0
@@ -326,15 +330,15 @@ class JobExecution:
                 self.models["text"] = self.resumed_from["model"]["text"]
         if endpoint is None:
             return
-        # A resumed job drops any row that repeats one it kept; within one call, the service
-        # itself drops repeats.
+        replicas = self._shard_replicas(endpoint)
+        # A resumed or sharded job drops any row that repeats one it has; within one call, the
+        # service itself drops repeats.
         seen = None
-        if self.resuming and not spec.keep_duplicates:
+        if (self.resuming or len(replicas) > 1) and not spec.keep_duplicates:
             seen = await asyncio.to_thread(lambda: {row_key(row, spec.schema) for row in kept})  # seconds for a million rows
-        repeats = 0
 
         def on_progress(done: int, total: int) -> None:
-            if self.resuming:  # the service counts this call's rows
+            if self.resuming or len(replicas) > 1:  # the service counts this call's rows
                 done, total = self._rows_received(), spec.num_rows
             stats.rows_done, stats.rows_total = done, total or spec.num_rows
             self._progress("rows", done / max(stats.rows_total, 1), f"generating rows: {done}/{stats.rows_total}")
@@ -342,8 +346,9 @@ class JobExecution:
         def on_waiting(waited_s: float) -> None:
             self._progress("rows", self._rows_received() / spec.num_rows, waiting_for("text", waited_s))
 
-        def on_rows(rows: list[dict[str, Any]]) -> None:
-            nonlocal repeats
+        def take(rows: list[dict[str, Any]]) -> tuple[int, int]:
+            """Writes the rows the job lacks; returns how many it wrote and how many repeated rows it has."""
+            repeats = 0
             if seen is not None:
                 fresh = []
                 for row in rows:
@@ -351,34 +356,83 @@ class JobExecution:
                     if key not in seen:
                         seen.add(key)
                         fresh.append(row)
-                repeats += len(rows) - len(fresh)
-                rows = fresh[: spec.num_rows - self._rows_received()]
+                repeats, rows = len(rows) - len(fresh), fresh
+            rows = rows[: spec.num_rows - self._rows_received()]
             if self.row_writer is not None:
                 self.row_writer.write(rows)
             else:
                 self.rows.extend(rows)
                 self.row_spool.write(rows)
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
+            return len(rows), repeats
 
         began = time.monotonic()
         self._progress("rows", len(kept) / spec.num_rows, f"generating rows: {len(kept)}/{spec.num_rows}")
-        if not self.resuming:
-            self.rows_summary = await generate_rows(endpoint, spec, self.settings.stream_inactivity_timeout_s, on_progress, on_rows, on_waiting)
+        timeout_s = self.settings.stream_inactivity_timeout_s
+
+        async def call_for(on: ServiceEndpoint, call: TextSpec) -> tuple[RowsSummary, int]:
+            """One call's rows, added to the job's account (calls on several replicas interleave);
+            returns its summary and the rows it added."""
+            added = repeats = 0
+
+            def on_rows(rows: list[dict[str, Any]]) -> None:
+                nonlocal added, repeats
+                wrote, repeated = take(rows)
+                added, repeats = added + wrote, repeats + repeated
+
+            summary = await generate_rows(on, call, timeout_s, on_progress, on_rows, on_waiting)
+            self.rows_summary = added_rows(self.rows_summary, summary, added, repeats)
+            return summary, added
+
+        if not self.resuming and len(replicas) == 1:
+            self.rows_summary = await generate_rows(endpoint, spec, timeout_s, on_progress, take, on_waiting)
         else:
-            # Rows dropped as repeats of kept ones are sampled again, with seeds of their own.
+            self.rows_summary = self.rows_summary or no_rows(spec)
+            if len(replicas) > 1:
+                await self._sharded_rows(replicas, spec, call_for)
+            # Rows dropped as repeats are sampled again, with seeds of their own.
             for top_up in range(MAX_TOP_UPS + 1):
                 lacking = spec.num_rows - self._rows_received()
                 if lacking <= 0:
                     break
                 call = dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up))
-                before = self._rows_received()
-                summary = await generate_rows(endpoint, call, self.settings.stream_inactivity_timeout_s, on_progress, on_rows, on_waiting)
-                self.rows_summary = added_rows(self.rows_summary, summary, self._rows_received() - before, repeats)
-                repeats = 0
-                if summary.partial or self._rows_received() == before:
+                summary, added = await call_for(endpoint, call)
+                if summary.partial or not added:
                     break
         self.timings["text_s"] = round(time.monotonic() - began, 3)
         self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
+
+    def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
+        """The text replicas a job's rows are spread over: `endpoint` first, then every other one
+        that serves, when the job lacks more than one shard's rows; else `endpoint` alone."""
+        if endpoint is None or self._rows_lacking() <= self.settings.shard_rows:
+            return [endpoint] if endpoint is not None else []
+        return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
+
+    async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for) -> None:
+        """The rows the job lacks, in shards of SDG_SHARD_ROWS, one call at a time per replica, on
+        all of them at once: a replica that is done takes the next shard. A replica lost mid-shard
+        stops them all, and the job fails over with the rows it has (gateway/failover.py)."""
+        lacking = spec.num_rows - self._rows_received()
+        sizes = [min(self.settings.shard_rows, lacking - start) for start in range(0, lacking, self.settings.shard_rows)]
+        shards = collections.deque(enumerate(sizes))
+
+        async def replica_takes_shards(replica: ServiceEndpoint) -> None:
+            while shards:
+                index, size = shards.popleft()
+                seed = rows_seed(spec.seed, len(self.job.resumes), shard=index + 1)
+                with log_context(shard=index):
+                    log.info("shard %d: %d rows on the %s", index, size, replica.label)
+                    _, added = await call_for(replica, dataclasses.replace(spec, num_rows=size, seed=seed))
+                self.shards.append({"shard": index, "rows": size, "rows_added": added, "replica": replica.address})
+
+        tasks = [asyncio.create_task(replica_takes_shards(replica)) for replica in replicas]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _rows_before(self) -> RowsSummary:
         """The account of a resumed job's kept rows that its last run's manifest gave."""
@@ -610,6 +664,8 @@ class JobExecution:
         if job.resumes:
             manifest["resumes"] = [resume.model_dump() for resume in job.resumes]
             manifest["failovers"] = failovers(job)
+        if self.shards:
+            manifest["shards"] = sorted(self.shards, key=lambda shard: shard["shard"])
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
         if self.rows_summary is not None:

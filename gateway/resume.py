@@ -24,7 +24,7 @@ from gateway.errors import JobConflict
 from gateway.jobs import Job
 from gateway.outputs.images import IMAGES_DIR
 from gateway.outputs.tables import comparable_row
-from gateway.plans import JobPlan, stored_plan
+from gateway.plans import JobPlan, TextSpec, stored_plan
 from gateway.results import RowsSummary
 from gateway.settings import GatewaySettings
 
@@ -65,11 +65,13 @@ def recorded_seed(job: Job) -> int | None:
         raise JobConflict(f"job {job.job_id} cannot be resumed: its manifest does not say the seed its output was made with") from None
 
 
-def rows_seed(seed: int, resume: int, top_up: int = 0) -> int:
+def rows_seed(seed: int, resume: int, top_up: int = 0, shard: int = 0) -> int:
     """The seed the `resume`-th resume of a job with `seed` samples its rows with, and, when rows
-    repeating kept ones were dropped, the seed of each `top_up` that replaces them. A hash, so
-    that no resume samples the waves an earlier run did (the engine seeds wave w with seed and w)."""
-    digest = hashlib.sha256(f"sdg-rows:{seed}:{resume}:{top_up}".encode()).digest()
+    repeating kept ones were dropped, the seed of each `top_up` that replaces them; `shard` (from
+    1) for each shard of a run spread over replicas. A hash, so that no call samples the waves
+    another did (the engine seeds wave w with seed and w)."""
+    key = f"sdg-rows:{seed}:{resume}:{top_up}" + (f":shard{shard}" if shard else "")
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") % 2**63
 
 
@@ -110,6 +112,14 @@ def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:
     """What makes two rows the same row, however their files wrote them (a number 5 or 5.0, an
     optional property null or left out)."""
     return json.dumps(comparable_row(row, schema), sort_keys=True, ensure_ascii=False)
+
+
+def no_rows(spec: TextSpec) -> RowsSummary:
+    """The account of a job's rows before its first call."""
+    return RowsSummary(
+        rows_generated=0, rows_requested=spec.num_rows, rows_invalid=0, duplicates_removed=0, distinct_ratio=1.0,
+        seed=spec.seed, elapsed_s=0.0, tokens_generated=0, tokens_forced=0, partial=True, reason="",
+    )  # fmt: skip
 
 
 def added_rows(before: RowsSummary, call: RowsSummary, added: int, repeats: int) -> RowsSummary:

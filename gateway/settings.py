@@ -69,6 +69,9 @@ class GatewaySettings(BaseSettings):
     # Job records are written on every state change but at most this often for progress alone.
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
     log_format: LogFormat = Field("text", validation_alias="SDG_LOG_FORMAT")
+    # A job lacking more rows than this spreads them, in shards this size, over every serving text
+    # replica at once (JobExecution._sharded_rows).
+    shard_rows: int = Field(1024, ge=1, validation_alias="SDG_SHARD_ROWS")
     # Gateways sharing a database tell their job leases apart by this; unset, host name and port,
     # which a restarted gateway keeps, so it takes back its own jobs at once.
     gateway_id: str = Field("", max_length=64, validation_alias="SDG_GATEWAY_ID")

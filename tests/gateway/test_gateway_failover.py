@@ -37,14 +37,14 @@ class Replicas:
     """Two replicas of one service behind a gateway of their own; the other service's address is
     one where nothing listens."""
 
-    def __init__(self, kind: str, log_dir: Path, output_dir: Path):
+    def __init__(self, kind: str, log_dir: Path, output_dir: Path, **gateway_env: str):
         self.kind, self.log_dir, self.output_dir = kind, log_dir, output_dir
         self.env = TEXT_ENV if kind == "text" else IMAGE_ENV
         start = start_text_service if kind == "text" else start_image_service
         self.services = [start(log_dir, **self.env), start(log_dir, **self.env)]
         addresses, dead = ",".join(s.address for s in self.services), f"127.0.0.1:{free_port()}"
         text, image = (addresses, dead) if kind == "text" else (dead, addresses)
-        self.gateway = start_gateway(log_dir, text, image, output_dir)
+        self.gateway = start_gateway(log_dir, text, image, output_dir, **gateway_env)
 
     def by_address(self, address: str) -> Service:
         return next(s for s in self.services if s.address == address)
@@ -260,3 +260,23 @@ def test_replicas_behind_a_dns_name_are_found_watched_and_given_jobs(text_servic
             assert wait_for_job(api, job_id)["status"] == "completed"
     finally:
         gateway.stop()
+
+
+def test_a_job_of_several_shards_runs_on_both_replicas_at_once_with_exactly_its_rows(tmp_path):
+    (tmp_path / "logs").mkdir()
+    replicas = Replicas("text", tmp_path / "logs", tmp_path / "data", SDG_SHARD_ROWS="100")
+    try:
+        with httpx.Client(base_url=replicas.gateway.address, timeout=30) as client:
+            for address in (s.address for s in replicas.services):
+                replicas.wait_until_up(address, 1)
+            status = started(client, "text", {**TEXT_JOB, "num_samples": 600}, "rows_done", 0)
+            status = wait_for_job(client, status["job_id"], timeout=180)
+        assert (status["status"], status["message"]) == ("completed", "completed: 600 rows"), status
+        rows = json.loads((folder_of(replicas, status) / "data.json").read_text())
+        assert len({json.dumps(row, sort_keys=True) for row in rows}) == len(rows) == 600
+        shards = json.loads((folder_of(replicas, status) / "manifest.json").read_text())["shards"]
+        assert [shard["shard"] for shard in shards] == list(range(6))
+        assert {shard["replica"] for shard in shards} == {s.address for s in replicas.services}
+        assert sum(shard["rows_added"] for shard in shards) <= 600
+    finally:
+        replicas.stop()
