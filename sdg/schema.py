@@ -24,7 +24,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 import regex
@@ -32,6 +32,9 @@ import regex
 from sdg.allof import MergeError, merge_all
 from sdg.jsonrefs import SCHEMA_LISTS, SCHEMA_MAPS, SCHEMA_VALUED, Document, RefError, escape
 from sdg.patterns import PatternError, read_pattern
+
+if TYPE_CHECKING:
+    from sdg.samplers import FieldSamplers
 
 SHORTHAND: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
@@ -66,6 +69,15 @@ RECURSION_DEPTH = 3  # how many times a recursive $ref nests inside itself
 LIMITS = {"bytes": 1_000_000, "properties": 2_000, "depth": 16, "enum": 10_000, "maxLength": 100_000, "maxItems": 1_000}
 # Integers and numbers stay within what int64, float64 and spreadsheets hold exactly.
 MAX_ABS_NUMBER = 10**15
+# Numbers without bounds have at most INT_DIGITS integer digits; any number, at most FRACTION_DIGITS decimals.
+INT_DIGITS = 9
+FRACTION_DIGITS = 4
+# Characters rows' strings hold (EBNF classes, and Python regex ones too): printable, no quote or
+# backslash (so no escapes are needed), no C0/C1 controls, no Unicode line separators, no
+# surrogates (they are not valid UTF-8). Space is excluded at the ends.
+STRING_CHAR = r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]'
+STRING_EDGE = r'[^"\\\x00-\x20\x7f-\x9f\u2028\u2029\ud800-\udfff]'
+_WRITABLE = re.compile(rf"(?s)\A(?:{STRING_EDGE}(?:{STRING_CHAR}*{STRING_EDGE})?)?\Z")
 
 
 class Handling(Enum):
@@ -140,6 +152,7 @@ class RowSchema:
     checked: tuple[str, ...] = ()  # pointers of keywords checked after decoding
     ignored: tuple[str, ...] = ()  # pointers of vendor keywords and formats SDG does not know
     notes: tuple[str, ...] = ()  # what rows hold that the schema alone does not say
+    samplers: FieldSamplers | None = None  # x-sdg: top-level fields drawn, not written
 
     def manifest(self) -> dict[str, Any]:
         """The account of the schema a job's manifest gives."""
@@ -147,6 +160,8 @@ class RowSchema:
         if self.recursion_depth is not None:
             out["recursion_depth"] = self.recursion_depth
         out.update(checked_after_decoding=list(self.checked), ignored=list(self.ignored), notes=list(self.notes))
+        if self.samplers:
+            out["sampled"] = self.samplers.manifest()
         return out
 
 
@@ -290,7 +305,40 @@ class _Reader:
             root = {**root, "$defs": defs}
         _check_size(root)
         self._check_source()
-        return RowSchema(root, self.source, self.submitted, self.shorthand, wrapped, depth, tuple(self.checked), tuple(self.ignored), tuple(self.notes))
+        samplers = self._samplers(root, wrapped)
+        if samplers:
+            # Sampled fields come first, so the model writes every other field after their values.
+            first = [name for name in root["properties"] if name in samplers.samplers]
+            order = first + [name for name in root["properties"] if name not in samplers.samplers]
+            if order != list(root["properties"]):
+                self.notes.append(f"sampled fields are written first: {', '.join(first)}")
+            root = {**root, "properties": {n: root["properties"][n] for n in order}, "required": [n for n in order if n in root["required"]]}
+        return RowSchema(root, self.source, self.submitted, self.shorthand, wrapped, depth, tuple(self.checked), tuple(self.ignored),
+                         tuple(self.notes), samplers)
+
+    def _samplers(self, root: dict[str, Any], wrapped: bool) -> FieldSamplers | None:
+        """The x-sdg samplers of the root object's own properties; x-sdg anywhere else is refused."""
+        from sdg.samplers import KEYWORD as SAMPLER_KEYWORD
+        from sdg.samplers import FieldSamplers, SamplerError, draw_order, field_shape, pointer_of, read_sampler, sampler_specs
+
+        properties = self.source.get("properties") if isinstance(self.source, dict) and not wrapped else None
+        specs = sampler_specs(properties) if isinstance(properties, dict) else {}
+        allowed = {f"/properties/{escape(name)}" for name in specs}
+        for pointer in _keyword_pointers(self.source, SAMPLER_KEYWORD):
+            if pointer not in allowed:
+                raise SchemaError("", "x-sdg samplers are read on the root object's own properties only", f"{pointer}/{SAMPLER_KEYWORD}")
+        samplers = {}
+        for name, spec in specs.items():
+            self.ignored[:] = [p for p in self.ignored if p != pointer_of(name, "")]
+            node = root["properties"].get(name)
+            if node is None:
+                continue  # no value satisfies its schema: rows leave it out (a note says so)
+            try:
+                shape = field_shape(name, resolve(root, node), root.get("$defs", {}), lambda text: bool(_WRITABLE.match(text)))
+                samplers[name] = read_sampler(shape, spec, specs)
+            except SamplerError as err:
+                raise SchemaError(name, err.reason, pointer_of(name, err.key)) from None
+        return FieldSamplers(draw_order(samplers)) if samplers else None
 
     def _check_source(self) -> None:
         """The submitted schema must be valid JSON Schema too: rows are validated against it."""
@@ -927,6 +975,21 @@ def _one_edit(a: str, b: str) -> bool:
         return len(diff) == 1 or len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
     short, long_ = (a, b) if len(a) < len(b) else (b, a)
     return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _keyword_pointers(node: Any, keyword: str, pointer: str = "") -> list[str]:
+    """The pointers of the schemas in `node` that hold `keyword` (values of enum and the like skipped)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if keyword in node:
+            found.append(pointer)
+        for key, value in node.items():
+            if key not in ("enum", "const", "default", "examples", keyword):
+                found += _keyword_pointers(value, keyword, f"{pointer}/{escape(str(key))}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _keyword_pointers(value, keyword, f"{pointer}/{i}")
+    return found
 
 
 # -- recursion ------------------------------------------------------------------------------------

@@ -97,13 +97,13 @@ class RowAcceptance:
     rejected_by: Counter = field(default_factory=Counter)  # invalid rows by what they failed
     seen: set[str] = field(default_factory=set)
 
-    def offer(self, text: str | None, ran_out: bool = False, timed_out: bool = False) -> str | None:
+    def offer(self, text: str | None, ran_out: bool = False, timed_out: bool = False, sample_failed: bool = False) -> str | None:
         """The row to keep, as compact JSON, or None (then it is counted)."""
         if text is None:
             self.invalid += 1
             self.cut_off += ran_out
             self.timed_out += timed_out
-            self.rejected_by["token limit" if ran_out else "time limit" if timed_out else "grammar"] += 1
+            self.rejected_by["token limit" if ran_out else "time limit" if timed_out else "x-sdg" if sample_failed else "grammar"] += 1
             return None
         row = parse_row(text)
         if row is None:

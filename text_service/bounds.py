@@ -32,6 +32,8 @@ CLOSERS = frozenset(b"}]")
 SCALAR_END = frozenset(b",}] ")
 # Situations a row's next token starts in, relative to the value being written.
 IN_STRING, IN_SCALAR, AT_START, AFTER = "string", "scalar", "start", "after"
+# A forced number just ended (a sampled value): the next token must start with a byte that ends it.
+ENDED = "ended"
 MAX_LEVELS = 3  # containers a plan mask looks through to reach the planned one
 
 
@@ -109,7 +111,13 @@ class StringBounds:
         if banned is None:
             if self._tails is None:
                 self._tails = PlanTails(self.decoded)
-            ids = [t for t in self._tails.contradicting(*situation) if t < self._head.shape[0]]
+            if situation[0] == ENDED:  # (ENDED, the plan's own situation or None)
+                ids = [t for t, data in enumerate(self.decoded[: self._head.shape[0]]) if not data or data[0] not in SCALAR_END]
+                if situation[1] is not None:
+                    ids = sorted(set(ids) | set(self._tails.contradicting(*situation[1])))
+            else:
+                ids = self._tails.contradicting(*situation)
+            ids = [t for t in ids if t < self._head.shape[0]]
             banned = to_device(ids, torch.int64, self.device)
             if len(self._bans) < 4096:
                 self._bans[situation] = banned

@@ -9,6 +9,8 @@ What the grammar leaves to the decode loop, the cursor decides:
   min/maxProperties met), how many extra keys it takes, how many items an array holds.
 
 At each choice a plan makes (the next key, or the end), the plan's text is forced, not sampled.
+So is a sampled field's value (x-sdg, sdg.samplers): once its key is written, the value's text is
+forced, and a number it ends is ended by the next token (plan_situation says so to the mask).
 Where the model's own token could run into the choice (`",` ends a string and starts the next
 key), plan_situation() tells the mask (text_service.bounds) what the plan expects. A plan the
 grammar refuses (two branches of a union share a shape, say) is dropped, and the model chooses.
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from text_service.bounds import AFTER, AT_START, CLOSERS, IN_SCALAR, IN_STRING, MAX_LEVELS, QUOTE, BACKSLASH, SCALAR_END, StringBounds
+from text_service.bounds import AFTER, AT_START, CLOSERS, ENDED, IN_SCALAR, IN_STRING, MAX_LEVELS, QUOTE, BACKSLASH, SCALAR_END, StringBounds
 from text_service.grammar import FREE_ITEMS, RowSizes, json_text, node_types
 
 FREE: dict[str, Any] = {}
@@ -144,8 +146,15 @@ class RowCursor:
     """Where one row's JSON text stands: the open containers, the open string if any, and the plan.
     `tokens` is kept by the decode loop: the row's tokens so far, the ones being fed included."""
 
-    def __init__(self, bounds: StringBounds, index: SchemaIndex, budget: int, seed: int | None = None, optional_rate: float = 0.5):
+    def __init__(self, bounds: StringBounds, index: SchemaIndex, budget: int, seed: int | None = None, optional_rate: float = 0.5,
+                 sampled: dict[str, str | None] | None = None):
         self.bounds = bounds
+        # Top-level fields' values, as JSON text, forced once their key is written (None: no value fits).
+        self.sampled = {name: None if text is None else text.encode() for name, text in (sampled or {}).items()}
+        self.value: bytes | None = None  # the sampled value being forced
+        self.value_pos = 0
+        self.value_ended = False  # a sampled number was forced: the next byte must end it
+        self.sample_failed = False  # a sampled value that could not be written: the row fails
         self.index = index
         self.budget = budget  # tokens the row may take
         self.seed = seed  # of the row's plans; None: no plans, the model chooses what the grammar leaves open
@@ -191,14 +200,26 @@ class RowCursor:
         return self.in_string and self.free and not self.escape and self.choice is None
 
     def plan_text(self) -> str:
-        """What the plan forces now: the rest of an active choice's text."""
-        if self.choice is None:
-            return ""
-        return self.choice[1][self.matched:].decode()
+        """What the plan forces now: the rest of an active choice's text, or of a sampled value."""
+        if self.choice is not None and self.matched < len(self.choice[1]):
+            return self.choice[1][self.matched:].decode()
+        if self.value is not None:
+            return self.value[self.value_pos:].decode()
+        return ""
 
-    def plan_situation(self) -> tuple[str, int, bytes, bool] | None:
+    def forcing_value(self) -> bool:
+        """Whether plan_text() is a sampled value's (which the grammar must take: no model fallback)."""
+        return self.value is not None and (self.choice is None or self.matched >= len(self.choice[1]))
+
+    def plan_situation(self) -> tuple | None:
         """What the mask must know for the next sampled token when a plan lies ahead of it:
-        (situation, containers between, the plan's text, whether content follows it)."""
+        (situation, containers between, the plan's text, whether content follows it); after a
+        sampled number, (ENDED, that or None)."""
+        if self.value_ended:
+            return (ENDED, self._plan_situation())
+        return self._plan_situation()
+
+    def _plan_situation(self) -> tuple[str, int, bytes, bool] | None:
         if self.choice is not None:
             _, text, open_ = self.choice
             return (AFTER, 0, text[self.matched:], open_)
@@ -245,7 +266,10 @@ class RowCursor:
 
     def feed_bytes(self, data: bytes) -> None:
         for byte in data:
+            if self.value is not None:
+                self._value_byte(byte)
             if self.scalar and byte in SCALAR_END:
+                self.value_ended = False
                 self.scalar = False
                 self._value_done()
             if self.choice is not None:
@@ -254,6 +278,18 @@ class RowCursor:
                 self._string_byte(byte)
             elif not self.scalar:
                 self._structure_byte(byte)
+
+    def _value_byte(self, byte: int) -> None:
+        """Follows a sampled value's text (after its key's colon) byte by byte."""
+        if self.value_pos == 0 and (byte in WHITESPACE or byte == ord(":")):
+            return
+        if self.value_pos < len(self.value) and byte == self.value[self.value_pos]:
+            self.value_pos += 1
+            if self.value_pos == len(self.value):
+                self.value_ended = self.value[:1] not in (b'"', b"{", b"[")
+                self.value = None
+            return
+        self.value, self.sample_failed = None, True  # something other than the value was written
 
     def _choice_byte(self, byte: int) -> None:
         frame, text, open_ = self.choice
@@ -373,6 +409,9 @@ class RowCursor:
     def _key_done(self, name: str) -> None:
         top = self.stack[-1]
         top.key = name
+        if len(self.stack) == 1 and name in self.sampled:
+            self.value, self.value_pos = self.sampled[name], 0
+            self.sample_failed = self.value is None
         found: list[dict[str, Any]] = []
         for node in top.nodes:
             if node is FREE or "enum" in node:

@@ -97,6 +97,7 @@ class Finished:
     tokens: int = 0
     ran_out: bool = False
     timed_out: bool = False
+    sample_failed: bool = False  # a sampled value could not be written into the row
 
 
 @dataclass
@@ -148,8 +149,10 @@ class WaveRows:
         self.stats = stats
         n = len(slots)
         self.matchers = [xgr.GrammarMatcher(prepared.compiled) for _ in range(n)]
+        samplers = prepared.read.samplers
         self.cursors = [
-            RowCursor(parts.string_bounds, prepared.index, sampling.row_budget, row_seed(seed, slot), sampling.optional_rate)
+            RowCursor(parts.string_bounds, prepared.index, sampling.row_budget, row_seed(seed, slot), sampling.optional_rate,
+                      samplers.texts(seed, slot) if samplers else None)
             for slot in slots
         ]
         self.outputs: list[list[int]] = [[] for _ in range(n)]
@@ -262,11 +265,16 @@ class WaveRows:
         plan choice it opens can force more."""
         matcher, cursor, outputs = self.matchers[r], self.cursors[r], self.outputs[r]
         for _ in range(64):
+            if cursor.sample_failed:
+                return Finished(self.slots[r], None, len(outputs), sample_failed=True)
             if matcher.is_completed():
                 text = self.parts.tokenizer.decode(outputs, skip_special_tokens=True)
                 return Finished(self.slots[r], text, len(outputs))
             forced = cursor.plan_text()
+            value = cursor.forcing_value()
             if forced and not matcher.accept_string(forced):
+                if value:  # a sampled value the grammar refuses: never left to the model
+                    return Finished(self.slots[r], None, len(outputs), sample_failed=True)
                 cursor.abandon()  # the grammar does not allow the plan here: the model chooses
                 continue
             if not forced:
@@ -274,13 +282,15 @@ class WaveRows:
                 if not forced:
                     return None
                 matcher.accept_string(forced)
-            forced_ids = self.parts.forced_ids(forced)
+            # Sampled values are one-off texts: kept out of the cache of recurring ones.
+            forced_ids = self.parts.tokenizer.encode(forced, add_special_tokens=False) if value else self.parts.forced_ids(forced)
             outputs.extend(forced_ids)
             self.pending[r].extend(forced_ids)
             self.stats.forced += len(forced_ids)
             cursor.tokens = len(outputs)
             cursor.feed_bytes(forced.encode())
-            if cursor.choice is None and not matcher.is_completed():
+            # After a sampled value, the grammar may force more (the row's end, say).
+            if cursor.choice is None and not value and cursor.value is None and not cursor.sample_failed and not matcher.is_completed():
                 return None
         return None
 

@@ -340,7 +340,7 @@ class TextEngine:
                     for item in finished:
                         if done + len(accepted) >= request.num_rows:
                             break
-                        row = kept.offer(item.text, item.ran_out, item.timed_out)
+                        row = kept.offer(item.text, item.ran_out, item.timed_out, item.sample_failed)
                         if row is not None:
                             accepted.append(row)
                     stats.check_s += time.perf_counter() - checking

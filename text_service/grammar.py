@@ -23,16 +23,10 @@ from fractions import Fraction
 from typing import Any
 
 from sdg.patterns import read_pattern
-from sdg.schema import DEFAULT_EXTRA_KEYS, MAX_ABS_NUMBER, FORMAT_ALIASES, SchemaError, integer_bounds
+from sdg.schema import (DEFAULT_EXTRA_KEYS, FORMAT_ALIASES, FRACTION_DIGITS, INT_DIGITS, MAX_ABS_NUMBER, STRING_CHAR, STRING_EDGE,
+                        SchemaError, integer_bounds)
 
-# Characters allowed inside strings: printable, no quote or backslash (so no escapes are needed),
-# no C0/C1 controls, no Unicode line separators, no surrogates (they are not valid UTF-8).
-# Space is excluded at the ends.
-STRING_CHAR = r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]'
-STRING_EDGE = r'[^"\\\x00-\x20\x7f-\x9f\u2028\u2029\ud800-\udfff]'
-# Unconstrained numbers stay well inside float64 and int64 and what spreadsheets show exactly.
-INT_DIGITS = 9
-FRACTION_DIGITS = 4
+# Strings hold sdg.schema's STRING_CHAR, and STRING_EDGE at the ends. Unconstrained numbers stay well inside float64 and int64 and what spreadsheets show exactly.
 UNBOUNDED_INT = f'"-"? ("0" | [1-9] [0-9]{{0,{INT_DIGITS - 1}}})'
 # Names of extra keys (additionalProperties): identifiers, short.
 EXTRA_KEY = '"\\"" [A-Za-z_] [A-Za-z0-9_]{0,15} "\\""'

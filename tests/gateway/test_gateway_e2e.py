@@ -281,6 +281,33 @@ def test_a_refused_json_schema_keyword_is_a_400_naming_its_pointer(api):
     assert response.json()["detail"].endswith("(at #/properties/when/$dynamicRef)")
 
 
+def test_a_job_with_sampled_fields_holds_the_sampled_values(api):
+    schema = {
+        "id": {"type": "integer", "x-sdg": {"sequence": {"start": 500, "step": 2}}},
+        "tier": {"type": "string", "x-sdg": {"category": {"values": ["free", "pro"], "weights": [1, 3]}}},
+        "age": {"type": "integer", "minimum": 18, "maximum": 90, "x-sdg": {"gaussian": {"mean": 40, "stddev": 12}}},
+        "name": {"type": "string", "x-sdg": {"faker": {"provider": "name", "locale": "nl_NL"}}},
+        "bio": {"type": "string", "maxLength": 20},
+    }
+    job_id = submit(api, "text", {"schema": schema, "num_samples": 20, "output_format": "jsonl", "seed": 9})
+    status = wait_for_job(api, job_id)
+    assert status["status"] == "completed" and not status["partial"], status
+    rows = [json.loads(line) for line in (job_folder(status) / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and len({row["id"] for row in rows}) == 20
+    assert all(row["id"] >= 500 and row["id"] % 2 == 0 and row["tier"] in ("free", "pro") and 18 <= row["age"] <= 90 for row in rows)
+    assert all(row["name"] and list(row)[:4] == ["id", "tier", "age", "name"] for row in rows)
+    manifest = json.loads((job_folder(status) / "manifest.json").read_text())
+    assert manifest["schema"]["sampled"] == {"id": "sequence", "tier": "category", "age": "gaussian", "name": "faker"}
+
+
+def test_a_sampler_that_cannot_be_honoured_is_a_400_naming_the_field(api):
+    body = {"schema": {"age": {"type": "integer", "minimum": 0, "maximum": 10, "x-sdg": {"gaussian": {"mean": 500, "stddev": 1}}}}}
+    response = api.post("/generate/text", json=body)
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("schema.age: ") and detail.endswith("(at #/properties/age/x-sdg/gaussian)")
+
+
 def test_unified_pairs_image_i_with_row_i(api):
     job_id = submit(api, "unified", {
         "schema": {"id": "int", "product": {"type": "string", "maxLength": 12}, "price": "float"},

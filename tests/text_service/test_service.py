@@ -63,6 +63,8 @@ def test_generate_rows_streams_progress_rows_then_summary(stub):
     [
         (json.dumps({"age": {"type": "integer", "minimum": 9, "maximum": 1}}), 3, "schema.age: minimum 9"),
         (json.dumps({"x": "colour"}), 3, "schema.x: unknown type"),
+        (json.dumps({"t": {"type": "string", "x-sdg": {"category": {"values": ["a"], "weights": [0]}}}}), 3,
+         "schema.t: weights must sum to a positive number, got 0 (at #/properties/t/x-sdg/category/weights)"),
         ("{not json", 3, "not valid JSON"),
         ('{"a": ' * 3000 + '"int"' + "}" * 3000, 3, "nested too deeply"),
         ('{"a": {"type": "integer", "maximum": ' + "9" * 5000 + "}}", 3, "schema_json cannot be read"),
