@@ -35,6 +35,7 @@ from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from sdg.logs import log_context
+from sdg.samplers import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -404,8 +405,11 @@ class JobExecution:
 
     def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
         """The text replicas a job's rows are spread over: `endpoint` first, then every other one
-        that serves, when the job lacks more than one shard's rows; else `endpoint` alone."""
-        if endpoint is None or self._rows_lacking() <= self.settings.shard_rows:
+        that serves, when the job lacks more than one shard's rows; else `endpoint` alone. A
+        `sequence` field numbers rows within a call, so its job is not sharded."""
+        samplers = self.plan.text.read.samplers if self.plan.text else None
+        numbered = samplers is not None and any(isinstance(s, Sequence) for s in samplers.samplers.values())
+        if endpoint is None or numbered or self._rows_lacking() <= self.settings.shard_rows:
             return [endpoint] if endpoint is not None else []
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 
