@@ -22,10 +22,12 @@ def seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
-async def run_job(kind: str, body: dict[str, Any], output_dir: Path, text: str = UNUSED_ADDRESS, image: str = UNUSED_ADDRESS) -> tuple[dict, float]:
+async def run_job(
+    kind: str, body: dict[str, Any], output_dir: Path, text: str = UNUSED_ADDRESS, image: str = UNUSED_ADDRESS, **settings: str
+) -> tuple[dict, float]:
     """Submits `body` to POST /generate/{kind} of a gateway started for it on a free port, with
-    the given service addresses, and waits for the job. Returns its final status and the seconds
-    from submit to finish."""
+    the given service addresses and SDG_* `settings`, and waits for the job. Returns its final
+    status and the seconds from submit to finish."""
     import httpx
 
     with socket.socket() as probe:
@@ -38,6 +40,7 @@ async def run_job(kind: str, body: dict[str, Any], output_dir: Path, text: str =
         SDG_OUTPUT_DIR=str(output_dir),
         UVICORN_HOST="127.0.0.1",
         UVICORN_PORT=str(web_port),
+        **settings,
     )
     gateway = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
