@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -425,9 +426,10 @@ class JobExecution:
             while shards:
                 index, size = shards.popleft()
                 seed = rows_seed(spec.seed, len(self.job.resumes), shard=index + 1)
-                with log_context(shard=index):
+                with log_context(shard=index), self._shard_metered() as outcome:
                     log.info("shard %d: %d rows on the %s", index, size, replica.label)
-                    _, added = await call_for(replica, dataclasses.replace(spec, num_rows=size, seed=seed))
+                    summary, added = await call_for(replica, dataclasses.replace(spec, num_rows=size, seed=seed))
+                    outcome.append("partial" if summary.partial else "completed")
                 self.shards.append({"shard": index, "rows": size, "rows_added": added, "replica": replica.address})
 
         tasks = [asyncio.create_task(replica_takes_shards(replica)) for replica in replicas]
@@ -437,6 +439,17 @@ class JobExecution:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    @contextlib.contextmanager
+    def _shard_metered(self) -> Iterator[list[str]]:
+        """Counts the shard run in the block as running, then by the outcome it appends."""
+        metrics, outcome = self.clients.metrics, []
+        metrics.shards_running.inc()
+        try:
+            yield outcome
+        finally:
+            metrics.shards_running.dec()
+            metrics.shards.labels(outcome[0] if outcome else "stopped").inc()
 
     def _rows_before(self) -> RowsSummary:
         """The account of a resumed job's kept rows that its last run's manifest gave."""

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, get_args
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +34,11 @@ GRPC_METHODS = {
 }
 
 
+# How a shard ends: all its rows, fewer (the service stopped it short), or stopped (a lost
+# replica, a cancel, a shutdown).
+SHARD_OUTCOMES = ("completed", "partial", "stopped")
+
+
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -50,6 +55,11 @@ class GatewayMetrics:
         self.failovers = Counter("sdg_failovers", "Jobs resumed on another replica after theirs went away mid-stream", ["kind"], registry=registry)
         for kind in GRPC_METHODS:
             self.failovers.labels(kind)
+        # Shards of rows a job spreads over replicas (JobExecution._sharded_rows).
+        self.shards_running = Gauge("sdg_shards_running", "Shards of jobs' rows being made now", registry=registry)
+        self.shards = Counter("sdg_shards", "Shards of jobs' rows that ended, by how", ["outcome"], registry=registry)
+        for outcome in SHARD_OUTCOMES:
+            self.shards.labels(outcome)
         self.http_latency = Histogram(
             "sdg_http_request_seconds", "HTTP requests by route template", ["method", "route"], buckets=HTTP_BUCKETS, registry=registry
         )

@@ -278,5 +278,8 @@ def test_a_job_of_several_shards_runs_on_both_replicas_at_once_with_exactly_its_
         assert [shard["shard"] for shard in shards] == list(range(6))
         assert {shard["replica"] for shard in shards} == {s.address for s in replicas.services}
         assert sum(shard["rows_added"] for shard in shards) <= 600
+        scrape = Scrape.of(replicas.gateway.address + "/metrics")
+        assert scrape.value("sdg_shards_total", outcome="completed") == 6
+        assert scrape.value("sdg_shards_running") == 0
     finally:
         replicas.stop()
