@@ -881,10 +881,10 @@ def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_servi
         restarted.stop()
 
 
-def test_by_default_a_crash_or_a_shutdown_only_pauses_a_job(text_service, image_service, service_logs, tmp_path):
+def test_by_default_a_crash_or_a_shutdown_only_pauses_a_job(database_url, text_service, image_service, service_logs, tmp_path):
     """The job a crash (kill -9) cut off resumes when the gateway starts again, with no request, and
-    so does the one a shutdown stopped; each ends whole, its first rows kept."""
-    env: dict[str, str] = {}
+    so does the one a shutdown stopped; each ends whole, its first rows kept. On both stores."""
+    env = {"SDG_DATABASE_URL": database_url}
     body = {"schema": {"city": {"type": "string", "maxLength": 10}, "zip": "int"}, "num_samples": 2000, "output_format": "jsonl"}
     gateway = start_gateway(service_logs, text_service.address, image_service.address, tmp_path, **env)
     try:

@@ -5,6 +5,7 @@ scripted replicas that lose every stream, a job that runs out of attempts."""
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -75,16 +76,25 @@ class Replicas:
             service.stop()
 
 
-@pytest.fixture(scope="module")
-def text_replicas(tmp_path_factory):
-    replicas = Replicas("text", tmp_path_factory.mktemp("failover-text-logs"), tmp_path_factory.mktemp("failover-text-data"))
+def store_env(request) -> dict[str, str]:
+    """The job database of the parametrized store: the default SQLite file, or a new PostgreSQL one."""
+    if request.param == "sqlite":
+        return {}
+    return {"SDG_DATABASE_URL": request.getfixturevalue("postgres").create_database(f"sdg_{secrets.token_hex(4)}")}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def text_replicas(request, tmp_path_factory):
+    logs, data = tmp_path_factory.mktemp("failover-text-logs"), tmp_path_factory.mktemp("failover-text-data")
+    replicas = Replicas("text", logs, data, **store_env(request))
     yield replicas
     replicas.stop()
 
 
-@pytest.fixture(scope="module")
-def image_replicas(tmp_path_factory):
-    replicas = Replicas("image", tmp_path_factory.mktemp("failover-image-logs"), tmp_path_factory.mktemp("failover-image-data"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def image_replicas(request, tmp_path_factory):
+    logs, data = tmp_path_factory.mktemp("failover-image-logs"), tmp_path_factory.mktemp("failover-image-data")
+    replicas = Replicas("image", logs, data, **store_env(request))
     yield replicas
     replicas.stop()
 
