@@ -36,7 +36,6 @@ from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from sdg.logs import log_context
-from sdg.samplers import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -409,8 +408,7 @@ class JobExecution:
         that serves, when the job lacks more than one shard's rows; else `endpoint` alone. A
         `sequence` field numbers rows within a call, so its job is not sharded."""
         samplers = self.plan.text.read.samplers if self.plan.text else None
-        numbered = samplers is not None and any(isinstance(s, Sequence) for s in samplers.samplers.values())
-        if endpoint is None or numbered or self._rows_lacking() <= self.settings.shard_rows:
+        if endpoint is None or (samplers is not None and samplers.numbered) or self._rows_lacking() <= self.settings.shard_rows:
             return [endpoint] if endpoint is not None else []
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 

@@ -33,6 +33,7 @@ JOB_ID = re.compile(r"^job_[0-9a-f]{12}$")
 INTERRUPTED = "interrupted: gateway restarted"
 REQUEUED = "queued again after a gateway restart"
 CANCELLED = "cancelled by request"
+UNFINISHED = ("queued", "running")
 # The records of gateways before the database, and where they go once imported.
 LEGACY_JOBS_DIR, IMPORTED_JOBS_DIR = ".jobs", ".jobs.imported"
 
@@ -137,7 +138,7 @@ class JobStore:
         free = sa.or_(table.c.lease_owner.is_(None), table.c.lease_owner == self.leases.gateway_id, table.c.lease_expires_at < now)
         query = (
             sa.select(table.c.record, table.c.cancel_requested)
-            .where(table.c.status.in_(("queued", "running")), free, table.c.job_id.not_in(list(self._live)))
+            .where(table.c.status.in_(UNFINISHED), free, table.c.job_id.not_in(list(self._live)))
             .order_by(table.c.created_at, table.c.job_id)
             .with_for_update(skip_locked=True)
         )
@@ -191,7 +192,7 @@ class JobStore:
         """Asks the gateway that runs the unfinished job to cancel it."""
         table = db.jobs
         with self.engine.begin() as conn:
-            conn.execute(sa.update(table).where(table.c.job_id == job_id, table.c.status.in_(("queued", "running"))).values(cancel_requested=True))
+            conn.execute(sa.update(table).where(table.c.job_id == job_id, table.c.status.in_(UNFINISHED)).values(cancel_requested=True))
 
     def release(self) -> None:
         """Gives up this gateway's leases at shutdown, so another gateway takes the jobs at once."""
@@ -222,13 +223,14 @@ class JobStore:
             query = query.where(db.jobs.c.type == where.type)
         if where.owner is not None:
             query = query.where(db.jobs.c.owner == where.owner)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query.limit(where.limit).offset(where.offset)).all()
-        return [self._live.get(job_id) or Job.model_validate(record) for job_id, record in rows]
+        return self._jobs(query.limit(where.limit).offset(where.offset))
 
     def unfinished(self, owner: str) -> list[Job]:
         """The owner's queued and running jobs."""
-        query = sa.select(db.jobs.c.job_id, db.jobs.c.record).where(db.jobs.c.owner == owner, db.jobs.c.status.in_(("queued", "running")))
+        return self._jobs(sa.select(db.jobs.c.job_id, db.jobs.c.record).where(db.jobs.c.owner == owner, db.jobs.c.status.in_(UNFINISHED)))
+
+    def _jobs(self, query: sa.Select) -> list[Job]:
+        """The jobs a query of (job_id, record) selects; ones this gateway runs as it holds them."""
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [self._live.get(job_id) or Job.model_validate(record) for job_id, record in rows]

@@ -26,7 +26,7 @@ from sdg.patterns import read_pattern
 from sdg.schema import (DEFAULT_EXTRA_KEYS, FORMAT_ALIASES, FRACTION_DIGITS, INT_DIGITS, MAX_ABS_NUMBER, STRING_CHAR, STRING_EDGE,
                         SchemaError, integer_bounds)
 
-# Strings hold sdg.schema's STRING_CHAR, and STRING_EDGE at the ends. Unconstrained numbers stay well inside float64 and int64 and what spreadsheets show exactly.
+# Unbounded integers stay within INT_DIGITS digits (sdg.schema), well inside int64.
 UNBOUNDED_INT = f'"-"? ("0" | [1-9] [0-9]{{0,{INT_DIGITS - 1}}})'
 # Names of extra keys (additionalProperties): identifiers, short.
 EXTRA_KEY = '"\\"" [A-Za-z_] [A-Za-z0-9_]{0,15} "\\""'

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from gateway.deps import ClientsDep, SettingsDep, StoreDep
+from gateway.jobs import UNFINISHED
 from gateway.models import HealthReport, ServiceReport
 
 router = APIRouter(tags=["health"])
@@ -41,7 +42,7 @@ async def health(response: Response, clients: ClientsDep, store: StoreDep, setti
         status="healthy" if healthy else "degraded",
         text_model=model_label([r for r in reports if r.kind == "text"]),
         image_model=model_label([r for r in reports if r.kind == "image"]),
-        jobs_in_progress=store.count("queued", "running"),
+        jobs_in_progress=store.count(*UNFINISHED),
         demo_models=any(report.model is not None and report.model.demo_model for report in reports),
         services={report.address: report for report in reports},
     )

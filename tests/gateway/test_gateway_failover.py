@@ -83,20 +83,21 @@ def store_env(request) -> dict[str, str]:
     return {"SDG_DATABASE_URL": request.getfixturevalue("postgres").create_database(f"sdg_{secrets.token_hex(4)}")}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def text_replicas(request, tmp_path_factory):
-    logs, data = tmp_path_factory.mktemp("failover-text-logs"), tmp_path_factory.mktemp("failover-text-data")
-    replicas = Replicas("text", logs, data, **store_env(request))
-    yield replicas
-    replicas.stop()
+def replicas_on_each_store(kind: str):
+    """A module fixture: two `kind` replicas behind a gateway, once on each store."""
+
+    @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+    def replicas(request, tmp_path_factory):
+        logs, data = tmp_path_factory.mktemp(f"failover-{kind}-logs"), tmp_path_factory.mktemp(f"failover-{kind}-data")
+        started = Replicas(kind, logs, data, **store_env(request))
+        yield started
+        started.stop()
+
+    return replicas
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def image_replicas(request, tmp_path_factory):
-    logs, data = tmp_path_factory.mktemp("failover-image-logs"), tmp_path_factory.mktemp("failover-image-data")
-    replicas = Replicas("image", logs, data, **store_env(request))
-    yield replicas
-    replicas.stop()
+text_replicas = replicas_on_each_store("text")
+image_replicas = replicas_on_each_store("image")
 
 
 def folder_of(replicas: Replicas, status: dict) -> Path:
