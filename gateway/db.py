@@ -88,6 +88,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def open_database(url: str, output_dir: Path) -> Engine:
+    """The job database SDG_DATABASE_URL names (or the SQLite file), migrated to the newest schema."""
+    engine = connect(database_url(url, output_dir))
+    upgrade(engine)
+    return engine
+
+
 def upgrade(engine: Engine) -> None:
     """Brings the database to the newest migration, one gateway at a time."""
     config = Config()

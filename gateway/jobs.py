@@ -116,9 +116,7 @@ class JobStore:
     @classmethod
     def open(cls, database_url: str, output_dir: Path, progress_write_interval_s: float = 1.0, leases: Leases = Leases()) -> JobStore:
         """Connects to the job database, migrated to the newest schema."""
-        engine = db.connect(db.database_url(database_url, output_dir))
-        db.upgrade(engine)
-        return cls(engine, output_dir, progress_write_interval_s, leases)
+        return cls(db.open_database(database_url, output_dir), output_dir, progress_write_interval_s, leases)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -28,8 +28,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], settings: GatewaySettings) -> int:
     args = parser().parse_args(argv)
-    engine = db.connect(db.database_url(settings.database_url, settings.output_dir))
-    db.upgrade(engine)
+    engine = db.open_database(settings.database_url, settings.output_dir)
     keys = KeyRing(engine, settings.api_keys)
     try:
         if args.command == "create":
