@@ -18,7 +18,7 @@ class SamplingOptions(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateRowsRequest(_message.Message):
-    __slots__ = ("schema_json", "num_rows", "seed", "sampling", "keep_duplicates", "instructions", "optional_rate")
+    __slots__ = ("schema_json", "num_rows", "seed", "sampling", "keep_duplicates", "instructions", "optional_rate", "given_rows_json", "example_rows_json")
     SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class GenerateRowsRequest(_message.Message):
     KEEP_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_RATE_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
     schema_json: str
     num_rows: int
     seed: int
@@ -33,7 +35,9 @@ class GenerateRowsRequest(_message.Message):
     keep_duplicates: bool
     instructions: str
     optional_rate: float
-    def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ..., optional_rate: _Optional[float] = ...) -> None: ...
+    given_rows_json: _containers.RepeatedScalarFieldContainer[str]
+    example_rows_json: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ..., optional_rate: _Optional[float] = ..., given_rows_json: _Optional[_Iterable[str]] = ..., example_rows_json: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRowsResponse(_message.Message):
     __slots__ = ("progress", "rows", "summary", "waiting")
