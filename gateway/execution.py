@@ -22,7 +22,8 @@ from typing import Any
 import grpc
 
 from gateway.clients import ServiceClients, ServiceEndpoint
-from gateway.errors import JobFailure, ReplicaLost, ServiceFailure
+from gateway.datasets import DatasetStore
+from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailure
 from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore, utc_now
 from gateway.models import JobState, Resume
@@ -32,6 +33,7 @@ from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
+from gateway.seeding import CarriedRows, SeedRows, seed_rows
 from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
@@ -140,6 +142,8 @@ class JobExecution:
         self.timings: dict[str, float] = {}
         # The shards of rows this run spread over replicas, each with its replica and rows added.
         self.shards: list[dict[str, Any]] = []
+        # What the job's seed_data carried or showed, for the manifest.
+        self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
         self._started = 0.0
         self._first_batch_size = 0
@@ -330,7 +334,25 @@ class JobExecution:
             if "text" in self.resumed_from.get("model", {}) and "text" not in self.models:
                 self.models["text"] = self.resumed_from["model"]["text"]
         if endpoint is None:
+            self.seed_account = (self.resumed_from or {}).get("seed_data")
             return
+        carried = None
+        if spec.seed_data is not None:
+            seeded = await asyncio.to_thread(self._seed_rows, spec)
+            self.seed_account = seeded.manifest()
+            spec = dataclasses.replace(spec, example_rows=seeded.examples)
+            if seeded.carried:
+                carried = CarriedRows(seeded.carried, spec.schema)
+                for row in kept:  # positions a kept row fills stay filled
+                    carried.fills(row)
+
+        def given(call: TextSpec, positions: list[dict[str, Any]] | None = None) -> TextSpec:
+            """The call carrying `positions` (default: the first it covers of those still open)."""
+            if carried is None:
+                return call
+            rows = positions if positions is not None else carried.lacking()[: call.num_rows]
+            return dataclasses.replace(call, num_rows=len(rows), given_rows=tuple(rows))
+
         replicas = self._shard_replicas(endpoint)
         # A resumed or sharded job drops any row that repeats one it has; within one call, the
         # service itself drops repeats.
@@ -350,13 +372,17 @@ class JobExecution:
         def take(rows: list[dict[str, Any]]) -> tuple[int, int]:
             """Writes the rows the job lacks; returns how many it wrote and how many repeated rows it has."""
             repeats = 0
-            if seen is not None:
+            if seen is not None or carried is not None:
                 fresh = []
                 for row in rows:
-                    key = row_key(row, spec.schema)
-                    if key not in seen:
+                    key = row_key(row, spec.schema) if seen is not None else None
+                    if key is not None and key in seen:
+                        continue
+                    if carried is not None and not carried.fills(row):
+                        raise JobFailure(f"the text service sent a row that carries none of the seed rows it was given: {json.dumps(row)[:200]}")
+                    if key is not None:
                         seen.add(key)
-                        fresh.append(row)
+                    fresh.append(row)
                 repeats, rows = len(rows) - len(fresh), fresh
             rows = rows[: spec.num_rows - self._rows_received()]
             if self.row_writer is not None:
@@ -386,17 +412,17 @@ class JobExecution:
             return summary, added
 
         if not self.resuming and len(replicas) == 1:
-            self.rows_summary = await generate_rows(endpoint, spec, timeout_s, on_progress, take, on_waiting)
+            self.rows_summary = await generate_rows(endpoint, given(spec), timeout_s, on_progress, take, on_waiting)
         else:
             self.rows_summary = self.rows_summary or no_rows(spec)
             if len(replicas) > 1:
-                await self._sharded_rows(replicas, spec, call_for)
+                await self._sharded_rows(replicas, spec, call_for, carried.lacking() if carried else None)
             # Rows dropped as repeats are sampled again, with seeds of their own.
             for top_up in range(MAX_TOP_UPS + 1):
                 lacking = spec.num_rows - self._rows_received()
                 if lacking <= 0:
                     break
-                call = dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up))
+                call = given(dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up)))
                 summary, added = await call_for(endpoint, call)
                 if summary.partial or not added:
                     break
@@ -412,21 +438,25 @@ class JobExecution:
             return [endpoint] if endpoint is not None else []
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 
-    async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for) -> None:
+    async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for, carried: list[dict[str, Any]] | None) -> None:
         """The rows the job lacks, in shards of SDG_SHARD_ROWS, one call at a time per replica, on
-        all of them at once: a replica that is done takes the next shard. A replica lost mid-shard
-        stops them all, and the job fails over with the rows it has (gateway/failover.py)."""
+        all of them at once: a replica that is done takes the next shard, with its slice of the
+        `carried` positions. A replica lost mid-shard stops them all, and the job fails over with
+        the rows it has (gateway/failover.py)."""
         lacking = spec.num_rows - self._rows_received()
-        sizes = [min(self.settings.shard_rows, lacking - start) for start in range(0, lacking, self.settings.shard_rows)]
-        shards = collections.deque(enumerate(sizes))
+        starts = range(0, lacking, self.settings.shard_rows)
+        shards = collections.deque((index, start, min(self.settings.shard_rows, lacking - start)) for index, start in enumerate(starts))
 
         async def replica_takes_shards(replica: ServiceEndpoint) -> None:
             while shards:
-                index, size = shards.popleft()
+                index, start, size = shards.popleft()
                 seed = rows_seed(spec.seed, len(self.job.resumes), shard=index + 1)
+                call = dataclasses.replace(spec, num_rows=size, seed=seed)
+                if carried is not None:
+                    call = dataclasses.replace(call, given_rows=tuple(carried[start : start + size]))
                 with log_context(shard=index), self._shard_metered() as outcome:
                     log.info("shard %d: %d rows on the %s", index, size, replica.label)
-                    summary, added = await call_for(replica, dataclasses.replace(spec, num_rows=size, seed=seed))
+                    summary, added = await call_for(replica, call)
                     outcome.append("partial" if summary.partial else "completed")
                 self.shards.append({"shard": index, "rows": size, "rows_added": added, "replica": replica.address})
 
@@ -437,6 +467,13 @@ class JobExecution:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _seed_rows(self, spec: TextSpec) -> SeedRows:
+        """The job's seed rows, drawn as at its submission."""
+        try:
+            return seed_rows(spec, DatasetStore(self.store.engine), self.job.owner)
+        except InvalidRequest as err:  # its dataset was deleted since
+            raise JobFailure(f"seed data: {err}") from None
 
     @contextlib.contextmanager
     def _shard_metered(self) -> Iterator[list[str]]:
@@ -683,6 +720,8 @@ class JobExecution:
             manifest["shards"] = sorted(self.shards, key=lambda shard: shard["shard"])
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
+        if self.seed_account is not None:
+            manifest["seed_data"] = self.seed_account
         if self.rows_summary is not None:
             manifest["distinct_ratio"] = self.rows_summary.distinct_ratio
             manifest["tokens"] = {"generated": self.rows_summary.tokens_generated, "forced": self.rows_summary.tokens_forced}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sdg.limits import (
     DEFAULT_GUIDANCE,
@@ -42,6 +42,52 @@ class JobRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Job seed; unset draws one (recorded in the manifest).")
 
 
+DEFAULT_FEW_SHOT = 3
+MAX_FEW_SHOT = 20
+
+
+class SeedData(BaseModel):
+    """Rows of an uploaded dataset (POST /datasets) that a job's rows start from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str = Field(..., min_length=1, max_length=32)
+    columns: list[str] = Field(
+        ..., min_length=1, description="carry: schema fields each row takes from its seed row; few_shot: the columns the examples show."
+    )
+    mode: Literal["carry", "few_shot"] = Field(
+        "carry",
+        description="carry: each row holds the columns of a seed row drawn from the job seed, and the LLM writes the rest; "
+        "few_shot: k seed rows are shown as examples in the prompt every row shares.",
+    )
+    replace: bool | None = Field(None, description="carry: draw seed rows with replacement (the default) or without.")
+    k: int | None = Field(None, ge=1, le=MAX_FEW_SHOT, description=f"few_shot: how many example rows (default {DEFAULT_FEW_SHOT}).")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_once(cls, columns: list[str]) -> list[str]:
+        for i, name in enumerate(columns):
+            if name in columns[:i]:
+                raise ValueError(f"column {name!r} is named twice")
+        return columns
+
+    @model_validator(mode="after")
+    def _knobs_of_the_mode(self) -> SeedData:
+        if self.mode == "few_shot" and self.replace is not None:
+            raise ValueError("replace applies to mode carry only")
+        if self.mode == "carry" and self.k is not None:
+            raise ValueError("k applies to mode few_shot only")
+        return self
+
+    @property
+    def with_replacement(self) -> bool:
+        return self.replace is not False
+
+    @property
+    def examples(self) -> int:
+        return self.k if self.k is not None else DEFAULT_FEW_SHOT
+
+
 class TextFields(JobRequest):
     schema_: Any = Field(
         ...,
@@ -57,6 +103,7 @@ class TextFields(JobRequest):
     optional_rate: float = Field(
         0.5, ge=0, le=1, description="The share of rows that leave out each optional property (one the schema does not require)."
     )
+    seed_data: SeedData | None = Field(None, description="Rows of an uploaded dataset to carry into each row, or to show as examples.")
 
 
 class ImageFields(JobRequest):

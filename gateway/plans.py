@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import InvalidRequest, JobFailure
-from gateway.models import ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
+from gateway.models import ImageFields, ImagesRequest, JobType, SeedData, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
 from sdg.limits import MAX_IMAGES, MAX_SEED, side_problem
 from sdg.schema import RowSchema, alternatives, read_schema
@@ -28,6 +28,10 @@ class TextSpec:
     instructions: str
     keep_duplicates: bool
     optional_rate: float = 0.5
+    seed_data: SeedData | None = None  # its rows are drawn at run time (gateway/seeding.py)
+    # One call's seed rows: a carried row each (num_rows of them), and the few-shot examples.
+    given_rows: tuple[dict[str, Any], ...] = ()
+    example_rows: tuple[dict[str, Any], ...] = ()
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -82,6 +86,7 @@ def text_spec(request: TextFields, seed: int) -> TextSpec:
         instructions=request.instructions,
         keep_duplicates=request.keep_duplicates,
         optional_rate=request.optional_rate,
+        seed_data=request.seed_data,
     )
 
 

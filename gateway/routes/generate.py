@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, status
 
 from gateway.admission import admit_job
-from gateway.deps import CallerDep, ClientsDep, RunnerDep, SettingsDep, StoreDep
+from gateway.deps import CallerDep, ClientsDep, DatasetsDep, RunnerDep, SettingsDep, StoreDep
 from gateway.models import ImagesRequest, JobAccepted, TextRequest, UnifiedRequest
-from gateway.plans import JobPlan, images_plan, text_plan, unified_plan
+from gateway.plans import JobPlan, TextSpec, images_plan, text_plan, unified_plan
+from gateway.seeding import seed_rows
 
 router = APIRouter(prefix="/generate", tags=["generate"])
 
@@ -24,17 +27,24 @@ def _queue(plan: JobPlan, request: dict, message: str, caller: CallerDep, settin
     return JobAccepted(job_id=job.job_id, message=message)
 
 
+async def _check_seed_data(spec: TextSpec, datasets: DatasetsDep, caller: CallerDep) -> None:
+    """Draws the job's seed rows once at the door, so that a job that is accepted can carry them."""
+    if spec.seed_data is not None:
+        await asyncio.to_thread(seed_rows, spec, datasets, caller.key_id if caller else None)
+
+
 def _echo(request: TextRequest | ImagesRequest | UnifiedRequest) -> dict:
     return request.model_dump(mode="json", by_alias=True)
 
 
 @router.post("/text", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
 async def generate_text(
-    body: TextRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+    body: TextRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep, datasets: DatasetsDep
 ) -> JobAccepted:
     """Rows that validate against `schema`, written as data.<output_format>."""
     plan = text_plan(body)
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
+    await _check_seed_data(plan.text, datasets, caller)
     return _queue(plan, _echo(body), "Text generation job queued", caller, settings, store, runner)
 
 
@@ -46,10 +56,11 @@ async def generate_images(body: ImagesRequest, caller: CallerDep, settings: Sett
 
 @router.post("/unified", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
 async def generate_unified(
-    body: UnifiedRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+    body: UnifiedRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep, datasets: DatasetsDep
 ) -> JobAccepted:
     """Rows first, then one image per row (up to num_images): image i's prompt is
     prompts[i % len(prompts)] formatted with row i's fields; the data file gains `image_file`."""
     plan = unified_plan(body, settings)
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
+    await _check_seed_data(plan.text, datasets, caller)
     return _queue(plan, _echo(body), "Unified generation job queued", caller, settings, store, runner)
