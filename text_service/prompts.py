@@ -138,23 +138,36 @@ class WavePrompts:
 _ROW_LINE = "\x00SDG-ROW-LINE\x00"
 
 
-def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int]) -> WavePrompts:
+def given_line(texts: dict[str, str]) -> str:
+    """A row's given values, as the JSON object part they fill: ` It holds {"name": "Ann", "age": 41}.`"""
+    if not texts:
+        return ""
+    return " It holds {" + ", ".join(f"{json.dumps(name, ensure_ascii=False)}: {text}" for name, text in texts.items()) + "}."
+
+
+def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int],
+                  given: list[dict[str, str]] | None = None, examples: tuple[dict[str, Any], ...] = ()) -> WavePrompts:
+    """`given`: per slot, the values that row holds (as JSON text); `examples`: rows to show."""
     user = f"Write one row of data with these fields:\n{field_list(schema)}\n"
     about = [schema[key] for key in ("title", "description") if isinstance(schema.get(key), str)]
     if about:
         user += f"The data describes: {': '.join(about)}\n"
+    if examples:
+        user += "Rows like these:\n" + "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in examples)
     if instructions:
         user += f"{instructions}\n"
     # Everything rows share stays here, in the prefix that is prefilled once per wave; each row's
     # own line is kept short, since every token of it is prefilled for every row.
     user += "Use realistic, varied values, and let each row draw on its theme word.\n"
+    if given:
+        user += "Each row keeps the values it holds, and its other fields fit them.\n"
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user + _ROW_LINE}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     head, tail = text.split(_ROW_LINE)
     lines = []
-    for slot in slots:
+    for i, slot in enumerate(slots):
         number, hint = row_hint(seed, slot)
-        lines.append(f"Row #{number}, theme '{hint}'.{tail}")
+        lines.append(f"Row #{number}, theme '{hint}'.{given_line(given[i]) if given else ''}{tail}")
     # One batched call: a fast tokenizer encodes the wave's lines in parallel (83 ms for 1,024
     # lines one call at a time, with the 151k-token bench tokenizer).
     suffixes = tokenizer(lines, add_special_tokens=False)["input_ids"]
