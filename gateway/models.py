@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sdg.given import MAX_EXAMPLE_ROWS
 from sdg.limits import (
     DEFAULT_GUIDANCE,
     DEFAULT_STEPS,
@@ -43,7 +44,6 @@ class JobRequest(BaseModel):
 
 
 DEFAULT_FEW_SHOT = 3
-MAX_FEW_SHOT = 20
 
 
 class SeedData(BaseModel):
@@ -61,7 +61,7 @@ class SeedData(BaseModel):
         "few_shot: k seed rows are shown as examples in the prompt every row shares.",
     )
     replace: bool | None = Field(None, description="carry: draw seed rows with replacement (the default) or without.")
-    k: int | None = Field(None, ge=1, le=MAX_FEW_SHOT, description=f"few_shot: how many example rows (default {DEFAULT_FEW_SHOT}).")
+    k: int | None = Field(None, ge=1, le=MAX_EXAMPLE_ROWS, description=f"few_shot: how many example rows (default {DEFAULT_FEW_SHOT}).")
 
     @field_validator("columns")
     @classmethod

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
-
 from gateway.datasets import DatasetInfo, DatasetStore, ParsedDataset
 from gateway.errors import DatasetNotFound, InvalidRequest
 from gateway.plans import TextSpec
 from gateway.resume import row_key
-from sdg.schema import format_checker, validator_class
+from sdg.given import MAX_EXAMPLE_ROWS, GivenError, check_examples
+from sdg.samplers import FieldShape, SamplerError, field_shape
+from sdg.schema import resolve, writable_string
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,10 @@ def seed_rows(spec: TextSpec, datasets: DatasetStore, owner: str | None) -> Seed
             raise InvalidRequest("seed_data.k", f"{k} examples asked of dataset {info.dataset_id}, which has {n} rows")
         indexes = rng.sample(range(n), k)
         examples = tuple({c: parsed.rows[i][c] for c in columns if c in parsed.rows[i]} for i in indexes)
+        try:
+            check_examples(list(examples))
+        except GivenError as err:
+            raise InvalidRequest("seed_data.k", f"{k} rows of dataset {info.dataset_id}'s columns {', '.join(columns)}: {err}") from None
         return SeedRows(info, "few_shot", tuple(columns), False, tuple(indexes), examples=examples)
     _check_carried_fields(spec, columns)
     if not seed_data.with_replacement and spec.num_rows > n:
@@ -92,13 +96,15 @@ def _check_carried_fields(spec: TextSpec, columns: list[str]) -> None:
 
 
 def _carried_values(spec: TextSpec, info: DatasetInfo, parsed: ParsedDataset, columns: list[str]) -> list[dict[str, Any]]:
-    """Each dataset row's carried columns, checked against their schema fields. A CSV cell that
-    does not fit as text is read as JSON ("42", "true"), and an empty one as null."""
+    """Each dataset row's carried columns, checked as the text service checks given values
+    (sdg.given). A CSV cell that does not fit as text is read as JSON ("42", "true")."""
     root = spec.schema
-    cls = validator_class(spec.read.source)
-    checker = format_checker(cls)
-    defs = {key: root[key] for key in ("$defs", "definitions") if key in root}
-    validators = {c: cls({**defs, **root["properties"][c]}, format_checker=checker) for c in columns}
+    shapes = {}
+    for i, column in enumerate(columns):
+        try:
+            shapes[column] = field_shape(column, resolve(root, root["properties"][column]), root.get("$defs", {}), writable_string)
+        except SamplerError as err:
+            raise InvalidRequest(f"seed_data.columns[{i}]", f"{column!r} cannot be carried: {err.reason}") from None
     fitted: dict[str, dict[str, Any]] = {c: {} for c in columns}  # a column's checked values, by their JSON
     out = []
     for r, row in enumerate(parsed.rows):
@@ -107,31 +113,27 @@ def _carried_values(spec: TextSpec, info: DatasetInfo, parsed: ParsedDataset, co
             value = row.get(column)
             key = json.dumps(value, sort_keys=True)
             if key not in fitted[column]:
-                fitted[column][key] = _fitted(value, validators[column], parsed.format == "csv", f"seed_data.columns[{i}]", f"dataset {info.dataset_id} {parsed.where(r)}, column {column!r}")
+                where = f"dataset {info.dataset_id} {parsed.where(r)}, column {column!r}"
+                fitted[column][key] = _fitted(value, shapes[column], parsed.format == "csv", f"seed_data.columns[{i}]", where)
             carried[column] = fitted[column][key]
         out.append(carried)
     return out
 
 
-def _fitted(value: Any, validator: Any, from_csv: bool, field: str, where: str) -> Any:
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is None:
+def _fitted(value: Any, shape: FieldShape, from_csv: bool, field: str, where: str) -> Any:
+    if value is None or value == "" and from_csv:
+        raise InvalidRequest(field, f"{where}: has no value; a carried column needs one in every row")
+    why = shape.why_not(value)
+    if why is None:
         return value
     if from_csv and isinstance(value, str):
-        for read in _csv_readings(value):
-            if jsonschema.exceptions.best_match(validator.iter_errors(read)) is None:
-                return read
-    shown = "has no value" if value is None else f"{json.dumps(value, ensure_ascii=False)[:80]} does not fit the schema field"
-    raise InvalidRequest(field, f"{where}: {shown}: {error.message}")
-
-
-def _csv_readings(cell: str) -> list[Any]:
-    if not cell.strip():
-        return [None]
-    try:
-        return [json.loads(cell)]
-    except ValueError:
-        return []
+        try:
+            read = json.loads(value)
+        except ValueError:
+            read = None
+        if read is not None and not isinstance(read, str) and shape.why_not(read) is None:
+            return read
+    raise InvalidRequest(field, f"{where}: {why}")
 
 
 class CarriedRows:

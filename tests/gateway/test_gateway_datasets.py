@@ -154,12 +154,15 @@ def test_seed_data_is_checked_at_the_door_naming_the_field_and_the_dataset_line(
         "a carried column fills the field of its name"
     )
     assert refused({"dataset_id": towns, "columns": ["city", "population"]}) == (
-        f"seed_data.columns[1]: dataset {towns} line 3, column 'population': \"about 7000\" does not fit the schema field: "
-        "'about 7000' is not of type 'integer'"
+        f"seed_data.columns[1]: dataset {towns} line 3, column 'population': "
+        "'about 7000' does not satisfy the field's schema: 'about 7000' is not of type 'integer'"
+    )
+    assert refused({"dataset_id": towns, "columns": ["city"]}, schema={"city": {"type": "string", "maxLength": 5}}).startswith(
+        f"seed_data.columns[0]: dataset {towns} line 2, column 'city': 'Zwolle' does not satisfy the field's schema: "
     )
     # A JSONL row without the column has no value for it.
     assert refused({"dataset_id": german, "columns": ["river"]}, schema={"city": "string", "river": "string"}) == (
-        f"seed_data.columns[0]: dataset {german} line 1, column 'river': has no value: None is not of type 'string'"
+        f"seed_data.columns[0]: dataset {german} line 1, column 'river': has no value; a carried column needs one in every row"
     )
     assert refused({"dataset_id": cities, "columns": ["city"], "replace": False}, num_samples=4) == (
         f"seed_data.replace: false draws each of dataset {cities}'s 3 rows at most once, too few for num_samples 4"
