@@ -75,7 +75,7 @@ def _text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise InvalidRequest("file", f"line {line} is not UTF-8 ({err.reason} at byte {err.start})") from None
+        raise InvalidRequest("file", f"line {line} is not UTF-8 ({err.reason} at byte offset {err.start})") from None
 
 
 def _too_many(max_rows: int) -> InvalidRequest:
@@ -132,7 +132,7 @@ def _parse_jsonl(data: bytes, max_rows: int) -> ParsedDataset:
             continue
         try:
             row = json.loads(line, object_pairs_hook=_object_pairs, parse_constant=_no_constant)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise InvalidRequest("file", f"line {number} is not JSON: {err}") from None
         if not isinstance(row, dict):
             raise InvalidRequest("file", f"line {number} is a JSON {type(row).__name__}, not an object")

@@ -1,6 +1,6 @@
 """Seed data end to end, on a real gateway and text service: a carry job's rows each hold the named
-columns of a seed row exactly (without replacement, every seed row once, also across a resume),
-and a few_shot job completes with its examples in the manifest."""
+columns of a seed row exactly (without replacement, every seed row once, also across a resume and
+over shards on two replicas), and a few_shot job completes with its examples in the manifest."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import cancelled_part_way, start_gateway, wait_for_job
+from tests.gateway.test_gateway_failover import Replicas
 
 CITIES = [("Amsterdam", "NL"), ("Rotterdam", "NL"), ("Berlin", "DE"), ("Hamburg", "DE"), ("Tokyo", "JP"), ("Osaka", "JP"), ("Lyon", "FR"), ("Porto", "PT")]
 SCHEMA = {"city": "string", "country": "string", "founded": "int", "slogan": "string"}
@@ -77,6 +78,24 @@ def test_a_resumed_carry_job_carries_only_the_seed_rows_it_lacks(api):
     status = wait_for_job(api, job_id)
     assert status["status"] == "completed" and not status["partial"], status
     assert Counter((row["city"], row["country"]) for row in rows_of(api, job_id)) == Counter(towns)
+
+
+def test_a_carry_job_in_shards_on_two_replicas_carries_each_seed_row_once(tmp_path):
+    (tmp_path / "logs").mkdir()
+    replicas = Replicas("text", tmp_path / "logs", tmp_path / "data", SDG_SHARD_ROWS="10")
+    try:
+        with httpx.Client(base_url=replicas.gateway.address, timeout=30) as client:
+            for address in (s.address for s in replicas.services):
+                replicas.wait_until_up(address, 1)
+            towns = [(f"Town{i}", "NL") for i in range(40)]
+            body = {"schema": SCHEMA, "num_samples": 40, "seed_data": {"dataset_id": dataset(client, towns), "columns": ["city", "country"], "replace": False}}
+            job_id = client.post("/generate/text", json=body).json()["job_id"]
+            assert wait_for_job(client, job_id)["status"] == "completed"
+            assert Counter((row["city"], row["country"]) for row in rows_of(client, job_id)) == Counter(towns)
+            shards = manifest_of(client, job_id)["shards"]
+            assert len(shards) == 4 and {shard["replica"] for shard in shards} == {s.address for s in replicas.services}
+    finally:
+        replicas.stop()
 
 
 def test_a_few_shot_job_completes_with_its_examples_in_the_manifest(api):
