@@ -37,16 +37,18 @@ from gateway.seeding import CarriedRows, SeedRows, seed_rows
 from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
+from gateway.tables import TablesPhase, TablesRun
 from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
 
-FOLDER_PREFIX = {"text": "text_data", "images": "images", "unified": "unified"}
+FOLDER_PREFIX = {"text": "text_data", "images": "images", "unified": "unified", "tables": "tables"}
 # The share of the progress bar each phase fills.
 PHASES = {
     "text": {"rows": (0, 100)},
     "images": {"images": (0, 100)},
     "unified": {"rows": (0, 50), "images": (50, 100)},
+    "tables": {"rows": (0, 100)},
 }
 
 
@@ -142,6 +144,7 @@ class JobExecution:
         self.timings: dict[str, float] = {}
         # The shards of rows this run spread over replicas, each with its replica and rows added.
         self.shards: list[dict[str, Any]] = []
+        self.tables: TablesPhase | None = None
         # What the job's seed_data carried or showed, for the manifest.
         self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
@@ -165,7 +168,7 @@ class JobExecution:
             # A resumed job whose rows are all written needs no text service; a failed-over one
             # goes to another replica than the one it lost, where another serves.
             lost = job.resumes[-1].failover_from if job.resumes else None
-            text = self.clients.text.next(avoid=lost) if self.plan.text and self._rows_lacking() else None
+            text = self.clients.text.next(avoid=lost) if self.plan.tables or self.plan.text and self._rows_lacking() else None
             image = self.clients.image.next(avoid=lost) if self.plan.images else None
             # A unified job that makes rows asks after the image service once it has them and holds
             # an image slot (_generate_images): that service may still be starting or loading its
@@ -176,6 +179,8 @@ class JobExecution:
             await self._open_folder()
             if self.plan.text is not None:
                 await self._generate_rows(text)
+            if self.plan.tables is not None:
+                await self._generate_tables(text)
             if image is not None:
                 await self._generate_images(image)
         except asyncio.CancelledError:
@@ -346,11 +351,11 @@ class JobExecution:
                 for row in kept:  # positions a kept row fills stay filled
                     carried.fills(row)
 
-        def given(call: TextSpec, positions: list[dict[str, Any]] | None = None) -> TextSpec:
-            """The call carrying `positions` (default: the first it covers of those still open)."""
+        def given(call: TextSpec) -> TextSpec:
+            """The call carrying the first of the seed rows still lacking, as many as it covers."""
             if carried is None:
                 return call
-            rows = positions if positions is not None else carried.lacking()[: call.num_rows]
+            rows = carried.lacking()[: call.num_rows]
             return dataclasses.replace(call, num_rows=len(rows), given_rows=tuple(rows))
 
         replicas = self._shard_replicas(endpoint)
@@ -428,6 +433,32 @@ class JobExecution:
                     break
         self.timings["text_s"] = round(time.monotonic() - began, 3)
         self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
+
+    async def _generate_tables(self, endpoint: ServiceEndpoint) -> None:
+        """A tables job's tables, parents first, over every serving text replica."""
+        stats = self.job.stats
+
+        def progress(done: int, total: int, message: str) -> None:
+            stats.rows_done, stats.rows_total = done, max(total, self.plan.rows)
+            self._progress("rows", done / max(stats.rows_total, 1), message)
+
+        run = TablesRun(
+            folder=self.folder,
+            output_format=self.plan.output_format or "json",
+            replicas=[endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)],
+            shard_rows=self.settings.shard_rows,
+            timeout_s=self.settings.stream_inactivity_timeout_s,
+            resume=len(self.job.resumes),
+            resuming=self.resuming,
+            progress=progress,
+        )
+        self.tables = TablesPhase(self.plan.tables, run)
+        began = time.monotonic()
+        try:
+            await self.tables.run()
+        finally:
+            self.shards = self.tables.shards
+            self.timings["text_s"] = round(time.monotonic() - began, 3)
 
     def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
         """The text replicas a job's rows are spread over: `endpoint` first, then every other one
@@ -638,13 +669,15 @@ class JobExecution:
         plan = self.plan
         return kept_progress(
             plan.type,
-            rows=(rows, plan.text.num_rows if plan.text else 0),
+            rows=(rows, plan.rows),
             images=(images, plan.images.num_images if plan.images else 0),
         )
 
     def _close_files(self) -> None:
         if self.image_writer is not None:
             self.image_writer.close()
+        if self.tables is not None:
+            self.tables.close()
         if self.row_writer is not None:
             self.row_writer.close()
         if self.plan.type == "unified" and self.folder is not None and self.plan.text is not None:
@@ -656,6 +689,8 @@ class JobExecution:
                 self.row_spool.discard()
 
     def _rows_written(self) -> int:
+        if self.tables is not None:
+            return self.tables.rows_written
         return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
 
     def _shortfall(self) -> str | None:
@@ -664,6 +699,8 @@ class JobExecution:
         if self.folder is None:
             return None
         reasons = []
+        if self.plan.tables is not None:
+            reasons.append(self.tables.shortfall() if self.tables else "no table was made")
         if self.plan.text is not None:
             wanted, got = self.plan.text.num_rows, self._rows_written()
             if got < wanted:
@@ -675,13 +712,13 @@ class JobExecution:
             if got < wanted:
                 service_reason = self.images_summary.reason if self.images_summary and self.images_summary.reason else ""
                 reasons.append(f"{got} of {wanted} images" + (f" ({service_reason})" if service_reason else ""))
-        return "; ".join(reasons) or None
+        return "; ".join(filter(None, reasons)) or None
 
     def _final_message(self, reason: str | None) -> str:
         job = self.job
         if job.status == "completed":
             made = []
-            if self.plan.text is not None:
+            if self.plan.text is not None or self.plan.tables is not None:
                 made.append(counted(self._rows_written(), "row"))
             if self.plan.images is not None:
                 made.append(counted(self.image_writer.images_written if self.image_writer else 0, "image"))
@@ -704,7 +741,7 @@ class JobExecution:
             "finished_at": job.finished_at,
             "model": self.models,
             "demo_model": any(model["demo_model"] for model in self.models.values()),
-            "seed": (plan.text or plan.images).seed,
+            "seed": plan.seed,
             "counts": self._counts(),
             "timings": self.timings,
             "partial": job.partial,
@@ -718,6 +755,8 @@ class JobExecution:
             manifest["failovers"] = failovers(job)
         if self.shards:
             manifest["shards"] = sorted(self.shards, key=lambda shard: shard["shard"])
+        if self.tables is not None:
+            manifest.update(self.tables.manifest())
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
         if self.seed_account is not None:
@@ -780,6 +819,8 @@ class JobExecution:
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
+        if self.plan.tables is not None:
+            counts.update(self.tables.counts() if self.tables else {"requested": self.plan.rows, "generated": 0})
         if self.plan.text is not None:
             summary = self.rows_summary
             counts.update(

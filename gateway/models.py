@@ -24,7 +24,7 @@ from sdg.limits import (
 )
 
 OutputFormat = Literal["json", "jsonl", "csv", "parquet"]
-JobType = Literal["text", "images", "unified"]
+JobType = Literal["text", "images", "unified", "tables"]
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
@@ -173,6 +173,48 @@ class UnifiedRequest(TextFields, ImageFields):
                     "schema": {"id": "int", "product": "string", "price": "float"},
                     "num_samples": 50,
                     "prompts": ["A product on white background"],
+                    "output_format": "json",
+                }
+            ]
+        }
+    )
+
+
+class TableFields(BaseModel):
+    """One table of a tables job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: Any = Field(..., alias="schema", description='Its fields; one may be x-sdg {"foreign_key": "customers.id"}.')
+    num_samples: int | None = Field(None, ge=1, le=MAX_ROWS, description="Rows of a table without a parent.")
+    per_parent: int | dict[str, Any] | None = Field(
+        None, description='Rows per parent row: a count, {"fixed": {"count": n}}, {"poisson": {"mean": m}} or {"uniform": {"min": a, "max": b}}.'
+    )
+    instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS)
+
+
+class TablesRequest(JobRequest):
+    """Related tables: parents first, each child row written with its parent row in its prompt."""
+
+    tables: dict[str, TableFields] = Field(..., min_length=1)
+    output_format: OutputFormat = "json"
+    temperature: float | None = Field(None, gt=0, le=10)
+    instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS)
+    keep_duplicates: bool = False
+    optional_rate: float = Field(0.5, ge=0, le=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tables": {
+                        "customers": {"schema": {"id": {"type": "integer", "x-sdg": {"sequence": {"start": 1}}}, "name": "string"}, "num_samples": 100},
+                        "orders": {
+                            "schema": {"id": {"type": "integer", "x-sdg": {"sequence": {"start": 1}}},
+                                       "customer_id": {"type": "integer", "x-sdg": {"foreign_key": "customers.id"}}, "total": "float"},
+                            "per_parent": {"poisson": {"mean": 3}},
+                        },
+                    },
                     "output_format": "json",
                 }
             ]

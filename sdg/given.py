@@ -7,6 +7,7 @@ error naming its entry and field before anything is decoded."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sdg.samplers import SamplerError, field_shape
@@ -15,6 +16,8 @@ from sdg.schema import RowSchema, resolve, writable_string
 # Example rows share the prompt every row reads: a few short ones are enough.
 MAX_EXAMPLE_ROWS = 32
 MAX_EXAMPLE_CHARS = 8000
+# A given row's context (its parent row) is read by that row's prompt alone.
+MAX_CONTEXT_CHARS = 4000
 
 
 class GivenError(ValueError):
@@ -35,8 +38,27 @@ def parse_rows(texts: list[str], what: str) -> list[dict[str, Any]]:
     return rows
 
 
-def given_texts(read: RowSchema, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Each given row's values as the JSON text the row grammar writes. Raises GivenError."""
+@dataclass(frozen=True)
+class GivenRow:
+    texts: dict[str, str]  # field -> the JSON text the row holds
+    context: str = ""  # a JSON object the row's prompt shows (its parent row); empty: none
+
+
+def given_rows(read: RowSchema, rows: list[dict[str, Any]], contexts: list[dict[str, Any]]) -> list[GivenRow]:
+    """Each given row's values as the JSON text the row grammar writes, with its context. Raises GivenError."""
+    if contexts and len(contexts) != len(rows):
+        raise GivenError(f"given_context_json: has {len(contexts)} entries, but given_rows_json has {len(rows)}: give one per given row")
+    shown = []
+    for i, context in enumerate(contexts):
+        text = json.dumps(context, ensure_ascii=False) if context else ""
+        if len(text) > MAX_CONTEXT_CHARS:
+            raise GivenError(f"given_context_json[{i}]: at most {MAX_CONTEXT_CHARS} characters, got {len(text)}")
+        shown.append(text)
+    texts = _given_texts(read, rows)
+    return [GivenRow(t, shown[i] if shown else "") for i, t in enumerate(texts)]
+
+
+def _given_texts(read: RowSchema, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     if not rows:
         return []
     if read.wrapped:

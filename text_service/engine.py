@@ -38,7 +38,7 @@ import jsonschema
 import torch
 import xgrammar as xgr
 
-from sdg.given import GivenError, check_examples, given_texts
+from sdg.given import GivenError, GivenRow, check_examples, given_rows
 from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
 from sdg.schema import RowSchema, read_schema
 from sdg.seeds import draw_seed
@@ -68,6 +68,7 @@ class RowRequest:
     instructions: str = ""
     optional_rate: float = 0.5  # the share of rows that leave out each optional property
     given_rows: tuple[dict[str, Any], ...] = ()  # one per row: values that row holds exactly
+    given_context: tuple[dict[str, Any], ...] = ()  # one per given row, or none: what its prompt shows
     example_rows: tuple[dict[str, Any], ...] = ()  # shown in the prompt every row shares
 
 
@@ -107,7 +108,7 @@ class GivenQueue:
     """Which given row each slot holds: a row whose slot fails goes back to be given again, so
     each given row ends up in exactly one output row. Empty when the request gives none."""
 
-    def __init__(self, texts: list[dict[str, str]]):
+    def __init__(self, texts: list[GivenRow]):
         self.all = texts
         self.waiting = deque(range(len(texts)))
         self.held: dict[int, int] = {}  # slot -> given row
@@ -120,7 +121,7 @@ class GivenQueue:
         if self.all:
             self.held.update((slot, self.waiting.popleft()) for slot in slots)
 
-    def texts(self, slots: list[int]) -> list[dict[str, str]] | None:
+    def texts(self, slots: list[int]) -> list[GivenRow] | None:
         return [self.all[self.held[slot]] for slot in slots] if self.all else None
 
     def settle(self, slot: int, kept: bool) -> None:
@@ -308,23 +309,23 @@ class TextEngine:
         self._check_context(prepared, request, self.given(prepared, request))
         return prepared
 
-    def given(self, prepared: PreparedSchema, request: RowRequest) -> list[dict[str, str]]:
+    def given(self, prepared: PreparedSchema, request: RowRequest) -> list[GivenRow]:
         """The request's given rows as the JSON texts rows hold. Raises RequestError."""
         try:
-            return given_texts(prepared.read, list(request.given_rows))
+            return given_rows(prepared.read, list(request.given_rows), list(request.given_context))
         except GivenError as err:
             raise RequestError(str(err)) from None
 
-    def _check_context(self, prepared: PreparedSchema, request: RowRequest, given: list[dict[str, str]]) -> None:
+    def _check_context(self, prepared: PreparedSchema, request: RowRequest, given: list[GivenRow]) -> None:
         """A row's prompt and its longest decode must fit the model's context: past it the
         positions have no trained meaning. A many-fielded schema or long instructions can pass it."""
         context = getattr(self.model.config, "max_position_embeddings", None)
         if not context:
             return
 
-        widest = [max(given, key=lambda values: sum(len(k) + len(v) for k, v in values.items()))] if given else None
+        widest = [max(given, key=lambda row: len(row.context) + sum(len(k) + len(v) for k, v in row.texts.items()))] if given else None
 
-        def prompt_tokens(instructions: str, given: list[dict[str, str]] | None, examples: tuple[dict[str, Any], ...]) -> int:
+        def prompt_tokens(instructions: str, given: list[GivenRow] | None, examples: tuple[dict[str, Any], ...]) -> int:
             # Other rows' numbers and theme words are a few tokens longer than row 0's.
             return len(build_prompts(self.tokenizer, prepared.schema, instructions, 0, [0], given, examples).full(0)) + ROW_LINE_SLACK
 
@@ -430,7 +431,7 @@ class TextEngine:
         request: RowRequest,
         seed: int,
         slots: list[int],
-        given: list[dict[str, str]] | None,
+        given: list[GivenRow] | None,
         stats: DecodeStats,
         cancelled: Callable[[], bool],
     ) -> Iterator[list[Finished]]:

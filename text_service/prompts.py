@@ -8,6 +8,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sdg.given import GivenRow
+
 SYSTEM = (
     "You generate realistic synthetic data. Reply with exactly one JSON object on one line and "
     "nothing else."
@@ -138,15 +140,18 @@ class WavePrompts:
 _ROW_LINE = "\x00SDG-ROW-LINE\x00"
 
 
-def given_line(texts: dict[str, str]) -> str:
-    """A row's given values, as the JSON object part they fill: ` It holds {"name": "Ann", "age": 41}.`"""
-    if not texts:
-        return ""
-    return " It holds {" + ", ".join(f"{json.dumps(name, ensure_ascii=False)}: {text}" for name, text in texts.items()) + "}."
+def given_line(given: GivenRow) -> str:
+    """A row's given values and context: ` It holds {"customer_id": 7}. It belongs to {"id": 7, ...}.`"""
+    line = ""
+    if given.texts:
+        line += " It holds {" + ", ".join(f"{json.dumps(name, ensure_ascii=False)}: {text}" for name, text in given.texts.items()) + "}."
+    if given.context:
+        line += f" It belongs to {given.context}."
+    return line
 
 
 def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int],
-                  given: list[dict[str, str]] | None = None, examples: tuple[dict[str, Any], ...] = ()) -> WavePrompts:
+                  given: list[GivenRow] | None = None, examples: tuple[dict[str, Any], ...] = ()) -> WavePrompts:
     """`given`: per slot, the values that row holds (as JSON text); `examples`: rows to show."""
     user = f"Write one row of data with these fields:\n{field_list(schema)}\n"
     about = [schema[key] for key in ("title", "description") if isinstance(schema.get(key), str)]

@@ -110,6 +110,7 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
         optional_rate=request.optional_rate if request.HasField("optional_rate") else 0.5,
         given_rows=tuple(parse_rows(list(request.given_rows_json), "given_rows_json")),
         example_rows=tuple(parse_rows(list(request.example_rows_json), "example_rows_json")),
+        given_context=tuple(parse_rows(list(request.given_context_json), "given_context_json")),
     )
 
 

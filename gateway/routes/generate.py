@@ -1,4 +1,4 @@
-"""POST /generate/{text,images,unified}: validate at the door, queue the job, answer 202."""
+"""POST /generate/{text,images,unified,tables}: validate at the door, queue the job, answer 202."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import APIRouter, status
 
 from gateway.admission import admit_job
 from gateway.deps import CallerDep, ClientsDep, DatasetsDep, RunnerDep, SettingsDep, StoreDep
-from gateway.models import ImagesRequest, JobAccepted, TextRequest, UnifiedRequest
-from gateway.plans import JobPlan, TextSpec, images_plan, text_plan, unified_plan
+from gateway.models import ImagesRequest, JobAccepted, TablesRequest, TextRequest, UnifiedRequest
+from gateway.plans import JobPlan, TextSpec, images_plan, tables_plan, text_plan, unified_plan
 from gateway.seeding import seed_rows
 
 router = APIRouter(prefix="/generate", tags=["generate"])
@@ -33,7 +33,7 @@ async def _check_seed_data(spec: TextSpec, datasets: DatasetsDep, caller: Caller
         await asyncio.to_thread(seed_rows, spec, datasets, caller.key_id if caller else None)
 
 
-def _echo(request: TextRequest | ImagesRequest | UnifiedRequest) -> dict:
+def _echo(request: TextRequest | ImagesRequest | UnifiedRequest | TablesRequest) -> dict:
     return request.model_dump(mode="json", by_alias=True)
 
 
@@ -64,3 +64,16 @@ async def generate_unified(
     await clients.confirm_schema(plan.text.source, settings.probe_timeout_s)
     await _check_seed_data(plan.text, datasets, caller)
     return _queue(plan, _echo(body), "Unified generation job queued", caller, settings, store, runner)
+
+
+@router.post("/tables", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted, responses=ERRORS)
+async def generate_tables(
+    body: TablesRequest, caller: CallerDep, settings: SettingsDep, clients: ClientsDep, store: StoreDep, runner: RunnerDep
+) -> JobAccepted:
+    """Related tables, parents first: a field `x-sdg: {"foreign_key": "customers.id"}` takes its
+    parent row's key, and each child row is written with that row in its prompt. One file per
+    table, <table>.<output_format>; the manifest checks every foreign key."""
+    plan = tables_plan(body)
+    for table in plan.tables.tables:
+        await clients.confirm_schema(table.text.source, settings.probe_timeout_s)
+    return _queue(plan, _echo(body), "Tables generation job queued", caller, settings, store, runner)

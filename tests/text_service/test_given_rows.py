@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from sdg.given import GivenRow
 from text_service.engine import RequestError, RowBatch, RowRequest
 from text_service.prompts import build_prompts
 
@@ -44,13 +45,13 @@ def test_a_given_row_whose_slot_fails_is_given_again(text_engine):
 
 
 def test_each_rows_prompt_carries_its_given_values_and_the_shared_prompt_the_examples(text_engine):
-    given = [{"customer_id": "17", "city": '"Utrecht"'}, {"customer_id": "18", "city": '"Lima"'}]
+    given = [GivenRow({"customer_id": "17", "city": '"Utrecht"'}, '{"id": 17, "name": "Ann"}'), GivenRow({"customer_id": "18", "city": '"Lima"'})]
     examples = ({"customer_id": 3, "note": "loyal buyer"},)
     prompts = build_prompts(text_engine.tokenizer, text_engine.prepare(SCHEMA).schema, "", 0, [0, 1], given, examples)
     decode = text_engine.tokenizer.decode
     assert '"loyal buyer"' in decode(prompts.prefix)
-    assert '{"customer_id": 17, "city": "Utrecht"}' in decode(prompts.suffixes[0])
-    assert '{"customer_id": 18, "city": "Lima"}' in decode(prompts.suffixes[1])
+    assert '{"customer_id": 17, "city": "Utrecht"}. It belongs to {"id": 17, "name": "Ann"}' in decode(prompts.suffixes[0])
+    assert '{"customer_id": 18, "city": "Lima"}' in decode(prompts.suffixes[1]) and "belongs" not in decode(prompts.suffixes[1])
 
 
 @pytest.mark.parametrize("given, message", [
@@ -63,6 +64,11 @@ def test_each_rows_prompt_carries_its_given_values_and_the_shared_prompt_the_exa
 def test_given_values_rows_cannot_hold_are_refused_naming_the_entry_and_field(text_engine, given, message):
     with pytest.raises(RequestError, match=message.replace("[", r"\[").replace("]", r"\]")):
         text_engine.generate(RowRequest(schema=SCHEMA, num_rows=2, given_rows=given))
+
+
+def test_a_given_rows_context_must_come_one_per_given_row(text_engine):
+    with pytest.raises(RequestError, match="given_context_json: has 1 entries, but given_rows_json has 2"):
+        text_engine.generate(RowRequest(schema=SCHEMA, num_rows=2, given_rows=({"customer_id": 1},) * 2, given_context=({"a": 1},)))
 
 
 def test_a_sampled_field_cannot_also_be_given(text_engine):
