@@ -152,6 +152,8 @@
       return;
     }
     button.disabled = true;
+    const builder = builders[kind];
+    if (builder) builder.clearServerErrors();
     try {
       const reply = await SDG.api.post(`/generate/${kind}`, body);
       showNote(kind, reply.job_id);
@@ -159,6 +161,8 @@
     } catch (err) {
       const status = err.status ? `${err.status}: ` : '';
       showError(kind, `${status}${err.message}`);
+      // Also by the row it names, where the fix is made.
+      if (builder && err.status === 400) builder.showServerError(err.message);
     } finally {
       button.disabled = false;
     }

@@ -1,11 +1,12 @@
 /* The visual schema builder: rows of field name + type + constraints that turn into the JSON
    Schema subset sdg/schema.py accepts, with a toggle to edit that JSON directly, and an import of
-   any JSON Schema (rows for what they hold, raw JSON for the rest; see schema-import.js). Checks
-   here are only those a JSON object cannot express (empty or repeated names); every other rule is
-   the gateway's, which names the field in its 400. */
+   any JSON Schema (rows for what they hold, raw JSON for the rest; see schema-import.js). Each
+   row also says how its value is made (field-design.js: the `x-sdg` keyword). Checks here are
+   those a JSON object cannot express (empty or repeated names) and a sampler's options; every
+   other rule is the gateway's, which names the field in its 400, shown by that field's row. */
 (function (SDG) {
   'use strict';
-  const { el, clear } = SDG.dom;
+  const { el, append, clear } = SDG.dom;
 
   // Builder type → JSON Schema. `kind` decides which constraints a row offers.
   const TYPES = {
@@ -25,14 +26,15 @@
     bool: 'bool', boolean: 'bool', date: 'date', datetime: 'datetime', email: 'email', uuid: 'uuid',
   };
   // The keywords a builder row can hold; a raw schema using anything else stays in raw mode.
-  const ROW_KEYWORDS = new Set(['type', 'format', 'enum', 'minimum', 'maximum', 'pattern', 'maxLength', 'description']);
+  const ROW_KEYWORDS = new Set(['type', 'format', 'enum', 'minimum', 'maximum', 'pattern', 'maxLength', 'description', 'x-sdg']);
+  const design = SDG.fieldDesign;
 
   class SchemaInputError extends Error {}
 
   function blankField(overrides) {
     return {
       name: '', type: 'string', nullable: false, enumValues: '', minimum: '', maximum: '',
-      pattern: '', maxLength: '', description: '', open: false, ...overrides,
+      pattern: '', maxLength: '', description: '', open: false, ...design.blankDesign(), ...overrides,
     };
   }
 
@@ -58,12 +60,22 @@
       if (field.maxLength.trim() !== '') out.maxLength = numberOrText(field.maxLength);
     }
     if (field.description.trim() !== '') out.description = field.description.trim();
+    const xsdg = design.xsdg(field);
+    if (xsdg) out['x-sdg'] = xsdg;
     if (field.nullable) out.type = [out.type, 'null'];
     return out;
   }
 
   /** A JSON Schema property → a builder row, or null when a row cannot hold it exactly. */
   function fieldFromSchema(name, spec) {
+    if (!spec || typeof spec !== 'object' || !Object.hasOwn(spec, 'x-sdg')) return plainFieldFromSchema(name, spec);
+    const { 'x-sdg': xsdg, ...rest } = spec;
+    const row = plainFieldFromSchema(name, rest);
+    const made = row && design.designFromXsdg(xsdg);
+    return made ? { ...row, ...made } : null;
+  }
+
+  function plainFieldFromSchema(name, spec) {
     if (typeof spec === 'string') {
       const type = SHORTHAND[spec.toLowerCase()];
       return type ? blankField({ name, type }) : null;
@@ -175,7 +187,8 @@
         dataset: { testid: `${p}-import-open` }, onclick: () => this.showImportPanel(this.importPanel.hidden),
       }, 'Import JSON Schema');
       this.buildImport();
-      clear(this.root).append(
+      const providers = el('datalist', { id: `${p}-faker-providers` }, design.FAKER_PROVIDERS.map((name) => el('option', { value: name })));
+      clear(this.root).append(providers,
         el('div', { class: 'schema-toolbar' },
           this.importButton,
           el('span', { class: 'switch' }, this.rawToggle, el('label', { for: `${p}-raw-toggle` }, 'Edit raw JSON'))),
@@ -293,6 +306,7 @@
 
     renderRows() {
       clear(this.rows);
+      this.refreshers = []; // the rendered rows' updates after an edit elsewhere (names, problems)
       this.fields.forEach((field, index) => this.rows.append(field.raw ? this.renderRawRow(field, index) : this.renderRow(field, index)));
       if (this.imported) {
         const raw = this.fields.filter((f) => f.raw).length;
@@ -308,13 +322,13 @@
         id: `${id}-name`, type: 'text', class: 'field-name', autocomplete: 'off', spellcheck: 'false', dataset: { testid: 'raw-field-name' },
       });
       name.value = field.name;
-      name.addEventListener('input', () => { field.name = name.value; this.onChange(this.fieldNames()); });
+      name.addEventListener('input', () => { field.name = name.value; this.refreshRows(); this.onChange(this.fieldNames()); });
       const json = el('textarea', {
         id: `${id}-json`, class: 'mono', spellcheck: 'false', dataset: { testid: 'raw-field-json' },
         rows: Math.min(12, field.rawText.split('\n').length),
       });
       json.value = field.rawText;
-      json.addEventListener('input', () => { field.rawText = json.value; });
+      json.addEventListener('input', () => { field.rawText = json.value; this.setServerError(field, null); });
       return el('div', { class: 'field-row field-row-raw', dataset: { testid: 'schema-raw-field', key: field.key } },
         el('div', { class: 'raw-field-head' },
           el('label', { for: `${id}-name`, class: 'sr-only' }, `Field ${index + 1} name`), name,
@@ -325,20 +339,27 @@
             'aria-label': `Remove field ${field.name || index + 1}`, title: 'Remove field',
             onclick: () => this.removeField(field.key),
           }, '×')),
-        el('label', { for: `${id}-json`, class: 'sr-only' }, `Field ${index + 1} as JSON Schema`), json);
+        el('label', { for: `${id}-json`, class: 'sr-only' }, `Field ${index + 1} as JSON Schema`), json, this.serverErrorBox(field));
     }
 
     renderRow(field, index) {
       const id = `${this.prefix}-f${field.key}`;
       const kind = TYPES[field.type].kind;
+      // What the folded options hold: constraints, a description, a sampler or expression, rules.
       const constraintCount = () => [field.minimum, field.maximum, field.pattern, field.maxLength, field.description]
-        .filter((v) => String(v).trim() !== '').length;
-      let toggle; // created below; its label counts the constraints set
+        .filter((v) => String(v).trim() !== '').length + [field.made !== 'model', field.unique, field.orderOp].filter(Boolean).length;
+      const toggleText = () => (constraintCount() ? `Options (${constraintCount()})` : 'Options');
+      let toggle; // created below; its label counts the options set
+      const edited = () => {
+        toggle.textContent = toggleText();
+        if (field.serverError) this.setServerError(field, null);
+        this.refreshRows();
+        this.onChange(this.fieldNames());
+      };
       const update = (key, rerender) => (event) => {
         field[key] = event.target.type === 'checkbox' ? event.target.checked : event.target.value;
         if (rerender) this.renderRows();
-        else toggle.textContent = constraintCount() ? `Constraints (${constraintCount()})` : 'Constraints';
-        this.onChange(this.fieldNames());
+        edited();
       };
       const input = (key, attrs) => {
         const node = el('input', { id: `${id}-${key}`, ...attrs });
@@ -352,19 +373,36 @@
       const type = el('select', { id: `${id}-type`, class: 'field-type', dataset: { testid: 'field-type' } },
         Object.keys(TYPES).map((t) => el('option', { value: t }, t)));
       type.value = field.type;
-      type.addEventListener('change', update('type', true));
+      type.addEventListener('change', (event) => {
+        field.type = event.target.value;
+        // A sampler the new type does not offer would only come back as a 400.
+        if (field.made === 'sampled' && !design.SAMPLERS_FOR[field.type].includes(field.sampler)) field.sampler = design.SAMPLERS_FOR[field.type][0];
+        this.renderRows();
+        edited();
+      });
+
+      const made = el('select', {
+        id: `${id}-made`, class: 'field-made', title: 'How the value is made: written by the model, sampled, or computed from other fields', dataset: { testid: 'field-made' },
+      }, Object.entries(design.MADE).map(([value, label]) => el('option', { value }, label)));
+      made.value = field.made;
+      made.addEventListener('change', () => {
+        field.made = made.value;
+        if (field.made === 'sampled' && !field.sampler) field.sampler = design.SAMPLERS_FOR[field.type][0];
+        if (field.made !== 'model') field.open = true; // its options are where it is set up
+        this.renderRows();
+        edited();
+      });
 
       const nullable = el('input', { type: 'checkbox', id: `${id}-nullable`, dataset: { testid: 'field-nullable' } });
       nullable.checked = field.nullable;
       nullable.addEventListener('change', update('nullable', false));
 
       const optionsId = `${id}-options`;
-      const setCount = constraintCount();
       toggle = el('button', {
         type: 'button', class: 'btn btn-small btn-ghost', 'aria-expanded': String(field.open),
         'aria-controls': optionsId, dataset: { testid: 'field-options-toggle' },
         onclick: () => { field.open = !field.open; this.renderRows(); },
-      }, setCount ? `Constraints (${setCount})` : 'Constraints');
+      }, toggleText());
 
       const name = input('name', {
         type: 'text', class: 'field-name', placeholder: 'field_name', autocomplete: 'off',
@@ -374,11 +412,12 @@
         el('label', { for: `${id}-name`, class: 'sr-only' }, `Field ${index + 1} name`), name,
         el('label', { for: `${id}-type`, class: 'sr-only' }, `Field ${index + 1} type`), type,
         el('div', { class: 'field-extra' },
-          // The spacer keeps "nullable" and "Constraints" in one column whether or not values show.
+          // The spacer keeps "nullable" and "Options" in one column whether or not values show.
           kind === 'enum' ? [
             el('label', { for: `${id}-enumValues`, class: 'sr-only' }, `Field ${index + 1} allowed values`),
             input('enumValues', { type: 'text', placeholder: 'values, comma, separated', dataset: { testid: 'field-enum' } }),
           ] : el('span', { class: 'field-spacer' }),
+          el('label', { for: `${id}-made`, class: 'sr-only' }, `Field ${index + 1}: how its value is made`), made,
           el('span', { class: 'checkbox-field' }, nullable, el('label', { for: `${id}-nullable` }, 'nullable')),
           toggle),
         el('button', {
@@ -387,7 +426,11 @@
           onclick: () => this.removeField(field.key),
         }, '×'));
 
+      const description = input('description', {
+        type: 'text', placeholder: 'guides the model, e.g. "a review of {product}"', dataset: { testid: 'field-description' },
+      });
       const options = el('div', { class: 'field-options', id: optionsId, hidden: !field.open },
+        this.renderDesign(field, id, edited),
         kind === 'number' && [
           labelled('minimum', 'Minimum', { type: 'number', step: 'any', dataset: { testid: 'field-minimum' } }),
           labelled('maximum', 'Maximum', { type: 'number', step: 'any', dataset: { testid: 'field-maximum' } }),
@@ -396,13 +439,195 @@
           labelled('pattern', 'Pattern (regex)', { type: 'text', class: 'mono', placeholder: '[A-Z]{3}-[0-9]{4}', dataset: { testid: 'field-pattern' } }),
           labelled('maxLength', 'Max length', { type: 'number', min: 0, dataset: { testid: 'field-max-length' } }),
         ],
-        labelled('description', 'Description', { type: 'text', placeholder: 'guides the model, e.g. "a city in Spain"', dataset: { testid: 'field-description' } }),
+        el('div', { class: 'form-field compact field-description' },
+          el('label', { for: `${id}-description` }, 'Description'), description,
+          this.renderReferences(field, description)),
         kind === 'text' && el('p', { class: 'help' }, 'Use a pattern or a max length, not both: put the length in the pattern.'));
 
       const kept = Object.entries(field.kept || {});
       const keptNote = kept.length > 0 && el('p', { class: 'field-kept', dataset: { testid: 'field-kept' } },
         'Kept as imported: ', kept.map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', '));
-      return el('div', { class: 'field-row', dataset: { testid: 'schema-field', key: field.key } }, main, keptNote, options);
+      return el('div', { class: 'field-row', dataset: { testid: 'schema-field', key: field.key } },
+        main, keptNote, options, this.serverErrorBox(field));
+    }
+
+    /** The other fields' names, for the order and locale selects and `{name}` references. */
+    otherNames(field) {
+      return this.fields.filter((f) => f !== field).map((f) => f.name.trim()).filter(Boolean);
+    }
+
+    /** A select of the other fields that follows their renames; `value` stays even when unknown. */
+    fieldSelect(field, attrs, value, onPick) {
+      const select = el('select', attrs);
+      const sync = () => {
+        const names = this.otherNames(field);
+        const current = value();
+        clear(select).append(el('option', { value: '' }, '(pick a field)'),
+          ...[...new Set([...names, ...(current ? [current] : [])])].map((n) => el('option', { value: n }, n)));
+        select.value = current;
+      };
+      select.addEventListener('change', () => onPick(select.value));
+      sync();
+      this.refreshers.push(sync);
+      return select;
+    }
+
+    /** A row's "how it is made" options: the sampler and its options, or the expression; unique; order. */
+    renderDesign(field, id, edited) {
+      const problems = el('div', { class: 'field-problems', role: 'status', dataset: { testid: 'field-design-problems' } });
+      const inputs = new Map(); // option key → its input, marked while a problem names it
+      const showProblems = () => {
+        const found = design.problems(field, this.otherNames(field));
+        clear(problems).append(...found.map((p) => el('div', {}, p.message)));
+        problems.hidden = !found.length;
+        const bad = new Set(found.map((p) => p.key));
+        if (field.serverError) bad.add(field.serverError.key);
+        for (const [key, node] of inputs) node.classList.toggle('invalid', bad.has(key));
+      };
+      this.refreshers.push(showProblems);
+      const control = (key, label, node) => {
+        inputs.set(key, node);
+        return el('div', { class: 'form-field compact' }, el('label', { for: node.id }, label), node);
+      };
+      const parts = [];
+      if (field.made === 'sampled') {
+        const offered = [...new Set([...design.SAMPLERS_FOR[field.type], field.sampler])];
+        const sampler = el('select', { id: `${id}-sampler`, dataset: { testid: 'field-sampler' } },
+          offered.map((s) => el('option', { value: s }, s)));
+        sampler.value = field.sampler;
+        sampler.addEventListener('change', () => { field.sampler = sampler.value; this.renderRows(); edited(); });
+        parts.push(control('sampler', 'Sampler', sampler));
+        for (const option of design.SAMPLERS[field.sampler] || []) {
+          const inputId = `${id}-p-${option.key}`;
+          const testid = `sampler-${option.key.replace(/_/g, '-')}`;
+          let node;
+          if (option.parse === 'field') {
+            node = this.fieldSelect(field, { id: inputId, dataset: { testid } }, () => field.params[option.key] || '',
+              (value) => { field.params[option.key] = value; edited(); });
+          } else {
+            node = el('input', {
+              id: inputId, type: 'text', placeholder: option.placeholder, autocomplete: 'off', spellcheck: 'false',
+              inputmode: option.parse === 'number' ? 'decimal' : undefined, dataset: { testid },
+              list: option.key === 'provider' ? `${this.prefix}-faker-providers` : undefined,
+            });
+            node.value = field.params[option.key] || '';
+            node.addEventListener('input', () => { field.params[option.key] = node.value; edited(); });
+          }
+          parts.push(control(option.key, option.label, node));
+        }
+      }
+      if (field.made === 'computed') {
+        const expression = el('input', {
+          id: `${id}-expression`, type: 'text', class: 'mono', placeholder: "name ~ ' (' ~ tier ~ ')'",
+          autocomplete: 'off', spellcheck: 'false', dataset: { testid: 'field-expression' },
+        });
+        expression.value = field.expression;
+        expression.addEventListener('input', () => { field.expression = expression.value; edited(); });
+        parts.push(el('div', { class: 'form-field compact span-wide' },
+          el('label', { for: expression.id }, 'Expression ', el('span', { class: 'hint' }, 'Jinja2, over the other fields; never written by the model')),
+          expression));
+        inputs.set('expression', expression);
+      }
+      const unique = el('input', { type: 'checkbox', id: `${id}-unique`, dataset: { testid: 'field-unique' } });
+      unique.checked = field.unique;
+      unique.addEventListener('change', () => { field.unique = unique.checked; edited(); });
+      const orderOp = el('select', { id: `${id}-order`, dataset: { testid: 'field-order' } },
+        el('option', { value: '' }, 'none'), Object.entries(design.ORDERS).map(([value, label]) => el('option', { value }, label)));
+      orderOp.value = field.orderOp;
+      const orderField = this.fieldSelect(field, { id: `${id}-order-field`, dataset: { testid: 'field-order-field' }, hidden: !field.orderOp },
+        () => field.orderField, (value) => { field.orderField = value; edited(); });
+      orderOp.addEventListener('change', () => {
+        field.orderOp = orderOp.value;
+        orderField.hidden = !field.orderOp;
+        edited();
+      });
+      inputs.set('orderField', orderField);
+      inputs.set('unique', unique);
+      const rules = el('div', { class: 'field-rules' },
+        el('span', { class: 'checkbox-field' }, unique, el('label', { for: unique.id }, 'unique across the job')),
+        el('span', { class: 'field-order' },
+          el('label', { for: orderOp.id }, 'Order: its value is'), orderOp,
+          el('label', { for: orderField.id, class: 'sr-only' }, 'than the field'), orderField));
+      showProblems();
+      return el('div', { class: 'field-design', dataset: { testid: 'field-design' } }, parts.length > 0 && el('div', { class: 'field-design-options' }, parts), rules, problems);
+    }
+
+    /** Under a description: chips that insert `{name}`, and what its references mean for the row. */
+    renderReferences(field, input) {
+      const chips = el('span', { class: 'chips', dataset: { testid: 'description-chips' } });
+      const offer = el('span', { class: 'reference-chips' }, el('span', { class: 'muted small' }, 'Insert a field: '), chips);
+      const note = el('p', { class: 'help field-references', dataset: { testid: 'description-references' } });
+      const insert = (name) => {
+        const at = input.selectionStart ?? input.value.length;
+        const end = input.selectionEnd ?? at;
+        // After a typed "{", the chip finishes the reference instead of opening another.
+        const opened = input.value[at - 1] === '{';
+        input.setRangeText(opened ? `${name}}` : `{${name}}`, at, end, 'end');
+        input.focus();
+        input.dispatchEvent(new Event('input', { bubbles: true }));
+      };
+      const show = () => {
+        const names = this.otherNames(field);
+        const refs = design.references(field.description);
+        const unknown = refs.filter((r) => !names.includes(r));
+        const known = refs.filter((r) => names.includes(r));
+        // Typing "{" puts the chips first in line; they are there all along for the mouse.
+        chips.classList.toggle('chips-offered', input.value.slice(0, input.selectionStart ?? 0).endsWith('{'));
+        clear(chips).append(...names.map((n) => el('button', {
+          type: 'button', class: 'chip', dataset: { testid: 'description-chip' }, 'aria-label': `Insert {${n}} into the description`,
+          onmousedown: (event) => event.preventDefault(), // keep the caret where it is
+          onclick: () => insert(n),
+        }, `{${n}}`)));
+        append(clear(note), [
+          known.length > 0 && el('span', { dataset: { testid: 'description-after' } }, `Written after ${known.join(', ')}, with their values in its prompt. `),
+          unknown.map((n) => el('span', { class: 'reference-unknown', dataset: { testid: 'description-unknown' } },
+            n === field.name.trim() ? `{${n}} is this field itself. ` : `{${n}} names no field. `))]);
+        note.hidden = !refs.length;
+        offer.hidden = !names.length;
+        input.classList.toggle('invalid', unknown.length > 0);
+      };
+      input.addEventListener('keyup', show);
+      this.refreshers.push(show);
+      show();
+      return [offer, note];
+    }
+
+    /** The gateway's error about this row, if there is one. */
+    serverErrorBox(field) {
+      const box = el('div', { class: 'field-server-error', role: 'alert', dataset: { testid: 'field-server-error' }, hidden: !field.serverError },
+        field.serverError ? field.serverError.message : '');
+      field.serverErrorNode = box;
+      return box;
+    }
+
+    setServerError(field, error) {
+      field.serverError = error;
+      if (!field.serverErrorNode) return;
+      field.serverErrorNode.textContent = error ? error.message : '';
+      field.serverErrorNode.hidden = !error;
+    }
+
+    /** Shows a gateway error by the row of the field it names; false when it names none shown here. */
+    showServerError(message) {
+      this.clearServerErrors();
+      if (this.rawMode) return false;
+      const target = design.errorTarget(message, this.fields.map((f) => f.name.trim()));
+      const field = target && this.fields.find((f) => f.name.trim() === target.name);
+      if (!field) return false;
+      field.serverError = { message, key: target.key };
+      field.open = true;
+      this.renderRows();
+      field.serverErrorNode.scrollIntoView({ block: 'nearest' });
+      return true;
+    }
+
+    clearServerErrors() {
+      this.fields.filter((f) => f.serverError).forEach((f) => this.setServerError(f, null));
+      this.refreshRows();
+    }
+
+    refreshRows() {
+      this.refreshers.forEach((refresh) => refresh());
     }
 
     /** The schema from the rows; throws SchemaInputError for what JSON cannot express. */
@@ -420,8 +645,20 @@
       return { type: 'object', properties, required: [...seen] };
     }
 
+    /** Throws SchemaInputError for the first row whose sampler, expression or order is not set up right, and opens that row. */
+    checkDesigns() {
+      for (const field of this.fields.filter((f) => !f.raw)) {
+        const [problem] = design.problems(field, this.otherNames(field));
+        if (!problem) continue;
+        field.open = true;
+        this.renderRows();
+        throw new SchemaInputError(`schema.${field.name.trim() || `field ${this.fields.indexOf(field) + 1}`}: ${problem.message}`);
+      }
+    }
+
     /** What to send as `schema`: the import put back together, the raw JSON as written, or the rows' schema. */
     schema() {
+      if (!this.rawMode) this.checkDesigns();
       if (this.imported) return SDG.schemaImport.composeSchema(this.imported, this.fields, this.rootText.value);
       if (!this.rawMode) return this.builderSchema();
       try {

@@ -139,7 +139,8 @@
   }
 
   // What a row's controls hold, its name aside: a row whose state is as imported sends its import.
-  const ROW_STATE_KEYS = ['type', 'nullable', 'enumValues', 'minimum', 'maximum', 'pattern', 'maxLength', 'description'];
+  const ROW_STATE_KEYS = ['type', 'nullable', 'enumValues', 'minimum', 'maximum', 'pattern', 'maxLength', 'description',
+    'made', 'sampler', 'params', 'expression', 'unique', 'orderOp', 'orderField'];
   const rowState = (field) => JSON.stringify(ROW_STATE_KEYS.map((k) => field[k]));
 
   /** Builder fields for splitSchema's entries: rows remember their import, raw ones hold JSON text. */
