@@ -132,7 +132,7 @@
       append(clear(note), [
         known.length > 0 && el('span', { dataset: { testid: 'description-after' } }, `Written after ${known.join(', ')}, with their values in its prompt. `),
         unknown.map((n) => el('span', { class: 'reference-unknown', dataset: { testid: 'description-unknown' } },
-          n === field.name.trim() ? `{${n}} is this field itself. ` : `{${n}} names no field. `))]);
+          n === field.name.trim() ? `{${n}} is this field itself. ` : `{${n}} names no field (write {{ for a literal brace). `))]);
       note.hidden = !refs.length;
       offer.hidden = !names.length;
       input.classList.toggle('invalid', unknown.length > 0);

@@ -208,9 +208,9 @@
     return design;
   }
 
-  /** The `{name}` references in a description, each once, in order. */
+  /** The `{name}` references in a description, each once, in order; `{{` and `}}` are literal braces. */
   function references(description) {
-    return [...new Set([...description.matchAll(/\{([^{}\s]+)\}/g)].map((m) => m[1]))];
+    return [...new Set([...description.matchAll(/\{\{|\}\}|\{([^{}]*)\}/g)].map((m) => m[1]).filter((n) => n !== undefined))];
   }
 
   /**

@@ -58,7 +58,7 @@ def test_a_schema_designed_in_the_builder_sends_its_x_sdg_objects_and_the_job_co
     expect(description).to_have_value("a short bio of {customer_name}")
     description.press("End")
     description.press_sequentially(", aged {age}, on the {plann} plan")
-    expect(bio.get_by_test_id("description-unknown")).to_have_text("{plann} names no field.")
+    expect(bio.get_by_test_id("description-unknown")).to_have_text("{plann} names no field (write {{ for a literal brace).")
     description.fill("a short bio of {customer_name}, aged {age}, on the {plan} plan")
     expect(bio.get_by_test_id("description-unknown")).to_have_count(0)
     expect(bio.get_by_test_id("description-after")).to_have_text(
