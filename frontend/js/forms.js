@@ -99,6 +99,11 @@
       seed: seed('unified-seed'),
       ...imageOptions('unified'),
     }),
+    tables: (builders) => ({
+      tables: builders.tables.body(),
+      output_format: byId('tables-format').value,
+      seed: seed('tables-seed'),
+    }),
   };
 
   function showError(kind, message) {
@@ -207,6 +212,7 @@
         ],
         onChange: renderPlaceholders,
       }),
+      tables: new SDG.TablesView(byId('tables-editor')),
     };
     renderPlaceholders(builders.unified.fieldNames());
     SDG.seedData.init();

@@ -170,3 +170,53 @@ def test_an_imported_schema_with_x_sdg_shows_in_the_builder_and_is_sent_back_unc
     edited = copy.deepcopy(DESIGNED)
     edited["age"]["x-sdg"]["gaussian"]["stddev"] = 9.5
     assert submitted(page, "text").post_data_json["schema"] == edited
+
+
+def test_the_tables_view_sends_named_schemas_with_a_foreign_key_and_a_per_parent_count(page):
+    page.get_by_test_id("tab-tables").click()
+    tables = page.get_by_test_id("table")  # the example: customers, and orders of each customer
+    expect(tables).to_have_count(2)
+    orders = tables.nth(1)
+    expect(orders.get_by_test_id("table-rows")).to_be_hidden()  # a child's count is per parent
+    assert orders.get_by_test_id("table-parent").input_value() == "customers.id"
+    tables.nth(0).get_by_test_id("table-rows").fill("5")
+    orders.get_by_test_id("table-per-parent").fill("2")
+
+    page.get_by_test_id("tables-add").click()
+    items = tables.nth(2)
+    items.get_by_test_id("table-name").fill("order_items")
+    items.get_by_test_id("tables-t2-add-field").click()
+    items.get_by_test_id("field-name").fill("sku")
+    items.get_by_test_id("table-parent").select_option("orders.id")
+    items.get_by_test_id("table-key-field").fill("order_id")
+    items.get_by_test_id("table-per-parent-kind").select_option("fixed")
+    items.get_by_test_id("table-per-parent").fill("3")
+
+    request = submitted(page, "tables")
+    body = request.post_data_json
+    sequence = {"type": "integer", "x-sdg": {"sequence": {"start": 1}}}
+    assert body["tables"] == {
+        "customers": {
+            "schema": {"type": "object", "properties": {"id": sequence, "name": {"type": "string", "x-sdg": {"faker": {"provider": "name"}}}},
+                       "required": ["id", "name"]},
+            "num_samples": 5,
+        },
+        "orders": {
+            "schema": {"type": "object", "properties": {
+                "customer_id": {"type": "integer", "x-sdg": {"foreign_key": "customers.id"}},
+                "id": sequence, "total": {"type": "number", "minimum": 1, "maximum": 500}},
+                "required": ["customer_id", "id", "total"]},
+            "per_parent": {"poisson": {"mean": 2}},
+        },
+        "order_items": {
+            "schema": {"type": "object", "properties": {
+                "order_id": {"type": "integer", "x-sdg": {"foreign_key": "orders.id"}}, "sku": {"type": "string"}},
+                "required": ["order_id", "sku"]},
+            "per_parent": 3,
+        },
+    }
+    assert body["output_format"] == "json"
+    # Whatever the gateway answers (the route may not be there yet), the form shows it.
+    reply = request.response()
+    if reply.status != 202:
+        expect(page.get_by_test_id("tables-error")).to_contain_text(str(reply.status))
