@@ -37,17 +37,18 @@
       { key: 'locales', label: 'Value → locale', parse: 'map', placeholder: 'NL=nl_NL, DE=de_DE' },
     ],
   };
-  // The samplers each builder type offers, the first being the one picked on switching to "sampled".
+  // The samplers each builder type offers (those the gateway takes for it), the first being the
+  // one picked on switching to "sampled".
   const SAMPLERS_FOR = {
     string: ['faker', 'category', 'uuid'],
     int: ['gaussian', 'uniform', 'poisson', 'sequence', 'category'],
-    float: ['gaussian', 'uniform', 'poisson', 'category'],
+    float: ['gaussian', 'uniform', 'poisson', 'sequence', 'category'],
     bool: ['category'],
-    date: ['datetime', 'category'],
-    datetime: ['datetime', 'category'],
+    date: ['datetime', 'category', 'faker'],
+    datetime: ['datetime', 'category', 'faker'],
     email: ['faker', 'category'],
-    uuid: ['uuid'],
-    enum: ['category'],
+    uuid: ['uuid', 'faker', 'category'],
+    enum: ['category', 'faker'],
   };
   const FAKER_PROVIDERS = ['name', 'first_name', 'last_name', 'address', 'street_address', 'city', 'country',
     'postcode', 'company', 'job', 'phone_number', 'email', 'user_name', 'url', 'iban', 'license_plate'];
@@ -117,6 +118,9 @@
     if (field.made !== 'sampled') return found;
     const options = SAMPLERS[field.sampler];
     if (!options) return [...found, { key: 'sampler', message: 'pick a sampler' }];
+    if (!SAMPLERS_FOR[field.type].includes(field.sampler)) {
+      say('sampler', `${field.sampler} does not sample ${field.type} fields; pick one of ${SAMPLERS_FOR[field.type].join(', ')}`);
+    }
     const value = {};
     for (const option of options) {
       const text = (field.params[option.key] || '').trim();

@@ -374,13 +374,7 @@
       const type = el('select', { id: `${id}-type`, class: 'field-type', dataset: { testid: 'field-type' } },
         Object.keys(TYPES).map((t) => el('option', { value: t }, t)));
       type.value = field.type;
-      type.addEventListener('change', (event) => {
-        field.type = event.target.value;
-        // A sampler the new type does not offer would only come back as a 400.
-        if (field.made === 'sampled' && !design.SAMPLERS_FOR[field.type].includes(field.sampler)) field.sampler = design.SAMPLERS_FOR[field.type][0];
-        this.renderRows();
-        edited();
-      });
+      type.addEventListener('change', update('type', true));
 
       const made = el('select', {
         id: `${id}-made`, class: 'field-made', title: 'How the value is made: written by the model, sampled, or computed from other fields', dataset: { testid: 'field-made' },

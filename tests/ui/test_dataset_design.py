@@ -38,6 +38,10 @@ def test_a_schema_designed_in_the_builder_sends_its_x_sdg_objects_and_the_job_co
     plan.get_by_test_id("sampler-weights").fill("0.6, 0.3, 0.1")
     expect(age.get_by_test_id("field-design-problems")).to_be_hidden()
     expect(plan.get_by_test_id("field-design-problems")).to_be_hidden()
+    age.get_by_test_id("field-type").select_option("date")  # the sampler stays, flagged, until the type fits again
+    expect(age.get_by_test_id("field-design-problems")).to_have_text("gaussian does not sample date fields; pick one of datetime, category, faker")
+    age.get_by_test_id("field-type").select_option("int")
+    expect(age.get_by_test_id("field-design-problems")).to_be_hidden()
     assert sent == []  # checked in the page, before any request
 
     email.get_by_test_id("field-options-toggle").click()
