@@ -74,7 +74,8 @@
           }, '×')),
         table.childFields, schemaRoot);
       this.list.append(table.node);
-      table.builder = new SDG.SchemaBuilder(schemaRoot, { idPrefix: p, initial: fields, onChange: () => this.refresh() });
+      const initial = fields.map((f) => ({ ...f, params: { ...f.params } })); // rows edit their params in place
+      table.builder = new SDG.SchemaBuilder(schemaRoot, { idPrefix: p, initial, onChange: () => this.refresh() });
       this.tables.push(table);
       this.refresh();
     }
