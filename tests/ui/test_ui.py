@@ -469,7 +469,7 @@ def test_form_messages_last_only_as_long_as_what_they_are_about(page, gateway):
 
 
 def test_temperature_steps_stay_inside_what_the_gateway_accepts(page):
-    page.get_by_test_id("form-text").locator("summary").click()
+    page.get_by_test_id("form-text").locator("summary", has_text="Advanced").click()
     temperature = page.get_by_test_id("text-temperature")
     temperature.fill("0.05")
     temperature.press("ArrowDown")
