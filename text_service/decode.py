@@ -302,6 +302,12 @@ class WaveRows:
         del self.pending[r][:width]
         return feed
 
+    def suffixes_with_leads(self, prompts: WavePrompts) -> list[list[int]]:
+        """Each row's prompt suffix followed by what the grammar and the plan force before its
+        first sampled token (its first key, sampled and given values): prefilled with the
+        prompt, in one pass, instead of fed a step at a time."""
+        return [suffix + self.take_feed(r, len(self.pending[r])) for r, suffix in enumerate(prompts.suffixes)]
+
 
 def jump_forward(matcher) -> str:
     """The text the grammar forces next, up to the last whole character: "ä" and "ö" share their
@@ -351,7 +357,7 @@ class DynamicDecoder:
         n = len(prompts.suffixes)
         cache = prefill_prefix(parts, prompts.prefix)
         cache.batch_repeat_interleave(n)
-        suffix_ids, suffix_mask = (t.to(device) for t in left_padded(prompts.suffixes, parts.pad_id))
+        suffix_ids, suffix_mask = (t.to(device) for t in left_padded(rows.suffixes_with_leads(prompts), parts.pad_id))
         attention = torch.cat([torch.ones((n, len(prompts.prefix)), dtype=torch.long, device=device), suffix_mask], 1)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, -suffix_ids.shape[1] :]
         logits = parts.forward(suffix_ids, attention, positions, cache, keep=1)[:, -1]
@@ -497,7 +503,7 @@ class StaticDecoder:
         # graphs recorded once, so jobs of 10, 11 and 12 rows must not make three of them.
         batch = static_batch_size(n, parts.batch_size)
         shared = len(prompts.prefix)
-        suffix_ids, suffix_mask = left_padded(prompts.suffixes + [[parts.pad_id]] * (batch - n), parts.pad_id)
+        suffix_ids, suffix_mask = left_padded(rows.suffixes_with_leads(prompts) + [[parts.pad_id]] * (batch - n), parts.pad_id)
         suffix_mask[n:] = 0  # padding rows see the shared prefix only, and never sample
         width = shared + suffix_ids.shape[1]
         steps = rows.sampling.max_new_tokens + 1
