@@ -160,9 +160,12 @@ class CarriedRows:
 
     def lacking(self) -> list[dict[str, Any]]:
         """The open positions' carried values, in position order."""
+        return [self._carried[i] for i in self.lacking_positions()]
+
+    def lacking_positions(self) -> list[int]:
         left, out = Counter(self._open), []
-        for key, values in zip(self._keys, self._carried):
+        for i, key in enumerate(self._keys):
             if left[key] > 0:
                 left[key] -= 1
-                out.append(values)
+                out.append(i)
         return out

@@ -29,6 +29,7 @@ from gateway.outputs.tables import read_rows
 from gateway.plans import TextSpec, job_seed
 from gateway.results import RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
+from gateway.seeding import CarriedRows
 from gateway.streams import generate_rows
 from sdg.logs import log_context
 from sdg.given import MAX_CONTEXT_CHARS
@@ -281,21 +282,15 @@ class PlannedRows:
     given: list[dict[str, Any]]
     context: list[dict[str, Any]]
 
-    def missing(self, written: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def missing(self, written: list[dict[str, Any]], schema: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The planned rows no written row holds yet (a row holds its given values exactly)."""
-        names = list(self.given[0]) if self.given else []
-        if not names:  # nothing given: any rows will do
+        if not self.given or not self.given[0]:  # nothing given: any rows will do
             return self.given[len(written):], self.context[len(written):]
-        have = Counter(tuple(_same(row.get(n)) for n in names) for row in written)
-        given, context = [], []
-        for g, c in zip(self.given, self.context):
-            key = tuple(_same(g[n]) for n in names)
-            if have[key]:
-                have[key] -= 1
-            else:
-                given.append(g)
-                context.append(c)
-        return given, context
+        positions = CarriedRows(self.given, schema)
+        for row in written:
+            positions.fills(row)
+        lacking = positions.lacking_positions()
+        return [self.given[i] for i in lacking], [self.context[i] for i in lacking]
 
 
 def _same(value: Any) -> Any:
@@ -460,7 +455,7 @@ class TablesPhase:
 
         say()
         for top_up in range(MAX_TOP_UPS + 1):
-            given, context = planned.missing(rows)
+            given, context = planned.missing(rows, table.schema)
             if not given:
                 break
             size = run.shard_rows
