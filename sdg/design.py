@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import jsonschema
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
 from jinja2.parser import Parser
@@ -136,14 +137,19 @@ class Computed:
     needs: tuple[str, ...]
     kind: str  # string, integer, number or boolean
     function: Callable[..., Any] = field(repr=False, compare=False)
+    validator: Any = field(repr=False, compare=False)  # of the field's own schema
 
     def value(self, row: dict[str, Any], names: tuple[str, ...]) -> Any:
-        """The field's value for `row`; raises ValueError when it cannot be computed or cast."""
+        """The field's value for `row`; raises ValueError when it cannot be computed, cast, or
+        does not satisfy the field's schema."""
         try:
             result = self.function(**{n: row.get(n) for n in names})
         except (TemplateError, ArithmeticError, TypeError, ValueError, AttributeError, OverflowError) as err:
             raise ValueError(f"{type(err).__name__}: {err}") from None
-        return cast(result, self.kind)
+        value = cast(result, self.kind)
+        if value is not None and not self.validator.is_valid(value):
+            raise ValueError(f"{value!r} does not satisfy the field's schema")
+        return value
 
 
 def cast(value: Any, kind: str) -> Any:
@@ -177,7 +183,7 @@ def cast(value: Any, kind: str) -> Any:
 _RESULT_KINDS = {nodes.Concat: "string", nodes.Compare: "boolean", nodes.Not: "boolean", nodes.And: None, nodes.Or: None}
 
 
-def read_expression(name: str, source: Any, kind: str, fields: list[str]) -> Computed:
+def read_expression(name: str, source: Any, kind: str, fields: list[str], validator: Any) -> Computed:
     pointer = _pointer(name, KEYWORD, "expression")
     if not isinstance(source, str) or not source.strip():
         raise SchemaError(name, "expression must be a non-empty string", pointer)
@@ -205,7 +211,7 @@ def read_expression(name: str, source: Any, kind: str, fields: list[str]) -> Com
             raise SchemaError(name, f"expression's value {err}", pointer) from None
     elif result not in ("any", None, kind) and not (result == "string" and kind == "string"):
         raise SchemaError(name, f"expression gives a {result}, which never fits this {kind} field", pointer)
-    return Computed(name, source, tuple(n for n in names if n in fields), kind, function)
+    return Computed(name, source, tuple(n for n in names if n in fields), kind, function, validator)
 
 
 # -- order constraints --------------------------------------------------------------------------
@@ -365,10 +371,10 @@ def _capacity(node: dict[str, Any], sampled: Any) -> int | None:
 
 
 def read_design(properties: dict[str, dict[str, Any]], specs: dict[str, Any], sampled: dict[str, Any],
-                resolve: Callable[[dict[str, Any]], dict[str, Any]]) -> RowDesign:
-    """The design of a root object: `properties` its normalized top-level nodes, in schema order;
-    `specs` their x-sdg objects as submitted; `sampled` the fields samplers draw (sdg.samplers).
-    Raises SchemaError."""
+                resolve: Callable[[dict[str, Any]], dict[str, Any]], defs: dict[str, Any]) -> RowDesign:
+    """The design of a root object: `properties` its normalized top-level nodes, in schema order,
+    and `defs` their $defs; `specs` their x-sdg objects as submitted; `sampled` the fields
+    samplers draw (sdg.samplers). Raises SchemaError."""
     fields = list(properties)
     needs: dict[str, list[str]] = {name: [] for name in fields}
     conditioned, computed, unique, rules, capacity = {}, {}, [], [], {}
@@ -396,7 +402,9 @@ def read_design(properties: dict[str, dict[str, Any]], specs: dict[str, Any], sa
             kind = _single_kind(node)
             if kind is None:
                 raise SchemaError(name, "a computed field must be a string, integer, number or boolean of one type", _pointer(name, KEYWORD, "expression"))
-            computed[name] = read_expression(name, keys["expression"], kind, fields)
+            schema = {**properties[name], "$defs": defs} if defs else properties[name]
+            validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+            computed[name] = read_expression(name, keys["expression"], kind, fields, validator)
             needs[name] += computed[name].needs
         if "unique" in keys:
             if keys["unique"] is not True and keys["unique"] is not False:

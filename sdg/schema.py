@@ -354,7 +354,7 @@ class _Reader:
         submitted = self.source.get("properties") if isinstance(self.source, dict) else None
         specs = {n: p[SAMPLER_KEYWORD] for n, p in (submitted or {}).items() if isinstance(p, dict) and SAMPLER_KEYWORD in p}
         sampled = samplers.samplers if samplers else {}
-        return read_design(properties, specs, sampled, lambda node: resolve(root, node))
+        return read_design(properties, specs, sampled, lambda node: resolve(root, node), root.get("$defs", {}))
 
     def _samplers(self, root: dict[str, Any], wrapped: bool) -> FieldSamplers | None:
         """The x-sdg samplers of the root object's own properties; x-sdg anywhere else is refused."""
