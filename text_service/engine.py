@@ -325,7 +325,7 @@ class TextEngine:
         # few distinct rows ends as an honest partial result instead of looping forever. Each
         # order rule the model's values are checked against may throw away about half the rows.
         checked = prepared.read.design.checked_rules(prepared.read.samplers) if prepared.read.design else 0
-        budget = request.num_rows * min(1 + 2**checked, 8) + max(64, request.num_rows)
+        budget = request.num_rows + max(64, request.num_rows) + request.num_rows * (min(2**checked, 8) - 1)
         reason = ""
         with self.model_lock.turn(emit, cancelled) as holding:
             started = time.perf_counter()  # the summary's elapsed_s is the call's own work
