@@ -38,7 +38,7 @@ def _limit_name(key: ApiKey, field: str) -> str:
 
 def planned(plan: JobPlan) -> tuple[int, int]:
     """The rows and images a plan asks for."""
-    return (plan.text.num_rows if plan.text else 0, plan.images.num_images if plan.images else 0)
+    return (plan.rows, plan.images.num_images if plan.images else 0)
 
 
 class RequestRate:

@@ -16,12 +16,13 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.admission import RequestRate
 from gateway.clients import ServiceClients
+from gateway.datasets import DatasetStore
 from gateway.deps import get_caller
 from gateway.errors import install_exception_handlers
 from gateway.jobs import JobStore
 from gateway.keys import KeyRing
 from gateway.metrics import GatewayMetrics, RequestTimer
-from gateway.routes import events, generate, health, jobs, metrics, root
+from gateway.routes import datasets, events, generate, health, jobs, metrics, root
 from gateway.runner import JobRunner
 from gateway.settings import GatewaySettings
 
@@ -45,6 +46,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.store, app.state.clients, app.state.runner = store, clients, runner
         runner.take_over(*store.load())
         app.state.keys = KeyRing(store.engine, settings.api_keys)
+        app.state.datasets = DatasetStore(store.engine)
         heartbeat = asyncio.create_task(runner.keep_leases(), name="sdg-leases")
         log.info(
             "gateway ready: text service %s, image service %s, output in %s",
@@ -70,7 +72,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_exception_handlers(app)
     # With API keys on, all but these need one; the UI's files under /ui are open too.
     open_routes = {root, health} | (set() if settings.metrics_require_key else {metrics})
-    for module in (root, health, generate, jobs, events, metrics):
+    for module in (root, health, generate, datasets, jobs, events, metrics):
         app.include_router(module.router, dependencies=[] if module in open_routes else [Depends(get_caller)])
     if settings.frontend_dir.is_dir():
         app.mount("/ui", StaticFiles(directory=settings.frontend_dir, html=True), name="ui")

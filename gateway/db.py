@@ -58,6 +58,21 @@ api_keys = sa.Table(
     sa.Column("limits", sa.JSON, nullable=False),
 )
 
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", sa.String(32), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=True, index=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("columns", sa.JSON, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False, index=True),
+    # The parsed rows, zlib-compressed JSON lines of [file line, row] (gateway/datasets.py).
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
 
 def database_url(url: str, output_dir: Path) -> str:
     """SDG_DATABASE_URL, or the embedded SQLite file beside the outputs."""

@@ -10,6 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from gateway.admission import RequestRate
 from gateway.clients import ServiceClients
+from gateway.datasets import DatasetStore
 from gateway.errors import JobNotFound, Unauthenticated
 from gateway.jobs import Job, JobStore
 from gateway.keys import ApiKey, KeyRing
@@ -29,6 +30,10 @@ def get_settings(request: Request) -> GatewaySettings:
 
 def get_store(request: Request) -> JobStore:
     return request.app.state.store
+
+
+def get_datasets(request: Request) -> DatasetStore:
+    return request.app.state.datasets
 
 
 def get_runner(request: Request) -> JobRunner:
@@ -53,6 +58,7 @@ def get_request_rate(request: Request) -> RequestRate:
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
+DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 RunnerDep = Annotated[JobRunner, Depends(get_runner)]
 ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
 MetricsDep = Annotated[GatewayMetrics, Depends(get_metrics)]

@@ -43,6 +43,16 @@ class JobNotFound(LookupError):
         super().__init__(f"job {job_id!r} not found")
 
 
+class DatasetNotFound(LookupError):
+    def __init__(self, dataset_id: str):
+        self.dataset_id = dataset_id
+        super().__init__(f"dataset {dataset_id!r} not found")
+
+
+class TooLarge(ValueError):
+    """An upload past a size limit (413); the message names the limit."""
+
+
 class OutputFileNotFound(LookupError):
     def __init__(self, job_id: str, path: str | None = None):
         super().__init__(f"job {job_id!r} has no output folder" if path is None else f"job {job_id!r} has no output file {path!r}")
@@ -152,6 +162,12 @@ def install_exception_handlers(app: FastAPI) -> None:
     async def job_not_found(_: Request, exc: JobNotFound) -> JSONResponse:
         return _detail(404, str(exc))
 
+    async def dataset_not_found(_: Request, exc: DatasetNotFound) -> JSONResponse:
+        return _detail(404, str(exc))
+
+    async def too_large(_: Request, exc: TooLarge) -> JSONResponse:
+        return _detail(413, str(exc))
+
     async def output_file_not_found(_: Request, exc: OutputFileNotFound) -> JSONResponse:
         return _detail(404, str(exc))
 
@@ -178,6 +194,8 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidRequest, invalid_request)
     app.add_exception_handler(SchemaError, invalid_schema)
     app.add_exception_handler(JobNotFound, job_not_found)
+    app.add_exception_handler(DatasetNotFound, dataset_not_found)
+    app.add_exception_handler(TooLarge, too_large)
     app.add_exception_handler(OutputFileNotFound, output_file_not_found)
     app.add_exception_handler(JobConflict, job_conflict)
     app.add_exception_handler(LimitReached, limit_reached)

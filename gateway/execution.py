@@ -22,7 +22,8 @@ from typing import Any
 import grpc
 
 from gateway.clients import ServiceClients, ServiceEndpoint
-from gateway.errors import JobFailure, ReplicaLost, ServiceFailure
+from gateway.datasets import DatasetStore
+from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailure
 from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore, utc_now
 from gateway.models import JobState, Resume
@@ -32,20 +33,23 @@ from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
+from gateway.seeding import CarriedRows, SeedRows, seed_rows
 from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
+from gateway.tables import TablesPhase, TablesRun
 from sdg.design import UniqueLedger
 from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
 
-FOLDER_PREFIX = {"text": "text_data", "images": "images", "unified": "unified"}
+FOLDER_PREFIX = {"text": "text_data", "images": "images", "unified": "unified", "tables": "tables"}
 # The share of the progress bar each phase fills.
 PHASES = {
     "text": {"rows": (0, 100)},
     "images": {"images": (0, 100)},
     "unified": {"rows": (0, 50), "images": (50, 100)},
+    "tables": {"rows": (0, 100)},
 }
 
 
@@ -142,6 +146,9 @@ class JobExecution:
         # The shards of rows this run spread over replicas, each with its replica and rows added.
         self.shards: list[dict[str, Any]] = []
         self.unique_ledger: UniqueLedger | None = None  # the job's unique fields' values, across its calls
+        self.tables: TablesPhase | None = None
+        # What the job's seed_data carried or showed, for the manifest.
+        self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
         self._started = 0.0
         self._first_batch_size = 0
@@ -163,7 +170,7 @@ class JobExecution:
             # A resumed job whose rows are all written needs no text service; a failed-over one
             # goes to another replica than the one it lost, where another serves.
             lost = job.resumes[-1].failover_from if job.resumes else None
-            text = self.clients.text.next(avoid=lost) if self.plan.text and self._rows_lacking() else None
+            text = self.clients.text.next(avoid=lost) if self.plan.tables or self.plan.text and self._rows_lacking() else None
             image = self.clients.image.next(avoid=lost) if self.plan.images else None
             # A unified job that makes rows asks after the image service once it has them and holds
             # an image slot (_generate_images): that service may still be starting or loading its
@@ -174,6 +181,8 @@ class JobExecution:
             await self._open_folder()
             if self.plan.text is not None:
                 await self._generate_rows(text)
+            if self.plan.tables is not None:
+                await self._generate_tables(text)
             if image is not None:
                 await self._generate_images(image)
         except asyncio.CancelledError:
@@ -332,7 +341,25 @@ class JobExecution:
             if "text" in self.resumed_from.get("model", {}) and "text" not in self.models:
                 self.models["text"] = self.resumed_from["model"]["text"]
         if endpoint is None:
+            self.seed_account = (self.resumed_from or {}).get("seed_data")
             return
+        carried = None
+        if spec.seed_data is not None:
+            seeded = await asyncio.to_thread(self._seed_rows, spec)
+            self.seed_account = seeded.manifest()
+            spec = dataclasses.replace(spec, example_rows=seeded.examples)
+            if seeded.carried:
+                carried = CarriedRows(seeded.carried, spec.schema)
+                for row in kept:  # positions a kept row fills stay filled
+                    carried.fills(row)
+
+        def given(call: TextSpec) -> TextSpec:
+            """The call carrying the first of the seed rows still lacking, as many as it covers."""
+            if carried is None:
+                return call
+            rows = carried.lacking()[: call.num_rows]
+            return dataclasses.replace(call, num_rows=len(rows), given_rows=tuple(rows))
+
         replicas = self._shard_replicas(endpoint)
         # A resumed or sharded job drops any row that repeats one it has; within one call, the
         # service itself drops repeats.
@@ -360,13 +387,17 @@ class JobExecution:
         def take(rows: list[dict[str, Any]]) -> tuple[int, int]:
             """Writes the rows the job lacks; returns how many it wrote and how many repeated rows it has."""
             repeats = 0
-            if seen is not None:
+            if seen is not None or carried is not None:
                 fresh = []
                 for row in rows:
-                    key = row_key(row, spec.schema)
-                    if key not in seen:
+                    key = row_key(row, spec.schema) if seen is not None else None
+                    if key is not None and key in seen:
+                        continue
+                    if carried is not None and not carried.fills(row):
+                        raise JobFailure(f"the text service sent a row that carries none of the seed rows it was given: {json.dumps(row)[:200]}")
+                    if key is not None:
                         seen.add(key)
-                        fresh.append(row)
+                    fresh.append(row)
                 repeats, rows = len(rows) - len(fresh), fresh
             rows = rows[: spec.num_rows - self._rows_received()]
             if ledger is not None:
@@ -398,22 +429,48 @@ class JobExecution:
             return summary, added
 
         if not self.resuming and len(replicas) == 1:
-            self.rows_summary = await generate_rows(endpoint, spec, timeout_s, on_progress, take, on_waiting)
+            self.rows_summary = await generate_rows(endpoint, given(spec), timeout_s, on_progress, take, on_waiting)
         else:
             self.rows_summary = self.rows_summary or no_rows(spec)
             if len(replicas) > 1:
-                await self._sharded_rows(replicas, spec, call_for)
+                await self._sharded_rows(replicas, spec, call_for, carried.lacking() if carried else None)
             # Rows dropped as repeats are sampled again, with seeds of their own.
             for top_up in range(MAX_TOP_UPS + 1):
                 lacking = spec.num_rows - self._rows_received()
                 if lacking <= 0:
                     break
-                call = dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up))
+                call = given(dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up)))
                 summary, added = await call_for(endpoint, call)
                 if summary.partial or not added:
                     break
         self.timings["text_s"] = round(time.monotonic() - began, 3)
         self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
+
+    async def _generate_tables(self, endpoint: ServiceEndpoint) -> None:
+        """A tables job's tables, parents first, over every serving text replica."""
+        stats = self.job.stats
+
+        def progress(done: int, total: int, message: str) -> None:
+            stats.rows_done, stats.rows_total = done, max(total, self.plan.rows)
+            self._progress("rows", done / max(stats.rows_total, 1), message)
+
+        run = TablesRun(
+            folder=self.folder,
+            output_format=self.plan.output_format or "json",
+            replicas=[endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)],
+            shard_rows=self.settings.shard_rows,
+            timeout_s=self.settings.stream_inactivity_timeout_s,
+            resume=len(self.job.resumes),
+            resuming=self.resuming,
+            progress=progress,
+        )
+        self.tables = TablesPhase(self.plan.tables, run)
+        began = time.monotonic()
+        try:
+            await self.tables.run()
+        finally:
+            self.shards = self.tables.shards
+            self.timings["text_s"] = round(time.monotonic() - began, 3)
 
     def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
         """The text replicas a job's rows are spread over: `endpoint` first, then every other one
@@ -424,21 +481,25 @@ class JobExecution:
             return [endpoint] if endpoint is not None else []
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 
-    async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for) -> None:
+    async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for, carried: list[dict[str, Any]] | None) -> None:
         """The rows the job lacks, in shards of SDG_SHARD_ROWS, one call at a time per replica, on
-        all of them at once: a replica that is done takes the next shard. A replica lost mid-shard
-        stops them all, and the job fails over with the rows it has (gateway/failover.py)."""
+        all of them at once: a replica that is done takes the next shard, with its slice of the
+        `carried` positions. A replica lost mid-shard stops them all, and the job fails over with
+        the rows it has (gateway/failover.py)."""
         lacking = spec.num_rows - self._rows_received()
-        sizes = [min(self.settings.shard_rows, lacking - start) for start in range(0, lacking, self.settings.shard_rows)]
-        shards = collections.deque(enumerate(sizes))
+        starts = range(0, lacking, self.settings.shard_rows)
+        shards = collections.deque((index, start, min(self.settings.shard_rows, lacking - start)) for index, start in enumerate(starts))
 
         async def replica_takes_shards(replica: ServiceEndpoint) -> None:
             while shards:
-                index, size = shards.popleft()
+                index, start, size = shards.popleft()
                 seed = rows_seed(spec.seed, len(self.job.resumes), shard=index + 1)
+                call = dataclasses.replace(spec, num_rows=size, seed=seed)
+                if carried is not None:
+                    call = dataclasses.replace(call, given_rows=tuple(carried[start : start + size]))
                 with log_context(shard=index), self._shard_metered() as outcome:
                     log.info("shard %d: %d rows on the %s", index, size, replica.label)
-                    summary, added = await call_for(replica, dataclasses.replace(spec, num_rows=size, seed=seed))
+                    summary, added = await call_for(replica, call)
                     outcome.append("partial" if summary.partial else "completed")
                 self.shards.append({"shard": index, "rows": size, "rows_added": added, "replica": replica.address})
 
@@ -449,6 +510,13 @@ class JobExecution:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _seed_rows(self, spec: TextSpec) -> SeedRows:
+        """The job's seed rows, drawn as at its submission."""
+        try:
+            return seed_rows(spec, DatasetStore(self.store.engine), self.job.owner)
+        except InvalidRequest as err:  # its dataset was deleted since
+            raise JobFailure(f"seed data: {err}") from None
 
     @contextlib.contextmanager
     def _shard_metered(self) -> Iterator[list[str]]:
@@ -613,13 +681,15 @@ class JobExecution:
         plan = self.plan
         return kept_progress(
             plan.type,
-            rows=(rows, plan.text.num_rows if plan.text else 0),
+            rows=(rows, plan.rows),
             images=(images, plan.images.num_images if plan.images else 0),
         )
 
     def _close_files(self) -> None:
         if self.image_writer is not None:
             self.image_writer.close()
+        if self.tables is not None:
+            self.tables.close()
         if self.row_writer is not None:
             self.row_writer.close()
         if self.plan.type == "unified" and self.folder is not None and self.plan.text is not None:
@@ -631,6 +701,8 @@ class JobExecution:
                 self.row_spool.discard()
 
     def _rows_written(self) -> int:
+        if self.tables is not None:
+            return self.tables.rows_written
         return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
 
     def _shortfall(self) -> str | None:
@@ -639,6 +711,8 @@ class JobExecution:
         if self.folder is None:
             return None
         reasons = []
+        if self.plan.tables is not None:
+            reasons.append(self.tables.shortfall() if self.tables else "no table was made")
         if self.plan.text is not None:
             wanted, got = self.plan.text.num_rows, self._rows_written()
             if got < wanted:
@@ -650,13 +724,13 @@ class JobExecution:
             if got < wanted:
                 service_reason = self.images_summary.reason if self.images_summary and self.images_summary.reason else ""
                 reasons.append(f"{got} of {wanted} images" + (f" ({service_reason})" if service_reason else ""))
-        return "; ".join(reasons) or None
+        return "; ".join(filter(None, reasons)) or None
 
     def _final_message(self, reason: str | None) -> str:
         job = self.job
         if job.status == "completed":
             made = []
-            if self.plan.text is not None:
+            if self.plan.text is not None or self.plan.tables is not None:
                 made.append(counted(self._rows_written(), "row"))
             if self.plan.images is not None:
                 made.append(counted(self.image_writer.images_written if self.image_writer else 0, "image"))
@@ -679,7 +753,7 @@ class JobExecution:
             "finished_at": job.finished_at,
             "model": self.models,
             "demo_model": any(model["demo_model"] for model in self.models.values()),
-            "seed": (plan.text or plan.images).seed,
+            "seed": plan.seed,
             "counts": self._counts(),
             "timings": self.timings,
             "partial": job.partial,
@@ -693,10 +767,14 @@ class JobExecution:
             manifest["failovers"] = failovers(job)
         if self.shards:
             manifest["shards"] = sorted(self.shards, key=lambda shard: shard["shard"])
+        if self.tables is not None:
+            manifest.update(self.tables.manifest())
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
         if self.unique_ledger is not None:
             manifest["constraints"] = {"unique": self.unique_ledger.manifest()}
+        if self.seed_account is not None:
+            manifest["seed_data"] = self.seed_account
         if self.rows_summary is not None:
             manifest["distinct_ratio"] = self.rows_summary.distinct_ratio
             manifest["tokens"] = {"generated": self.rows_summary.tokens_generated, "forced": self.rows_summary.tokens_forced}
@@ -755,6 +833,8 @@ class JobExecution:
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
+        if self.plan.tables is not None:
+            counts.update(self.tables.counts() if self.tables else {"requested": self.plan.rows, "generated": 0})
         if self.plan.text is not None:
             summary = self.rows_summary
             counts.update(

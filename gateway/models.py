@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sdg.given import MAX_EXAMPLE_ROWS
 from sdg.limits import (
     DEFAULT_GUIDANCE,
     DEFAULT_STEPS,
@@ -23,7 +24,7 @@ from sdg.limits import (
 )
 
 OutputFormat = Literal["json", "jsonl", "csv", "parquet"]
-JobType = Literal["text", "images", "unified"]
+JobType = Literal["text", "images", "unified", "tables"]
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
@@ -42,6 +43,51 @@ class JobRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Job seed; unset draws one (recorded in the manifest).")
 
 
+DEFAULT_FEW_SHOT = 3
+
+
+class SeedData(BaseModel):
+    """Rows of an uploaded dataset (POST /datasets) that a job's rows start from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: str = Field(..., min_length=1, max_length=32)
+    columns: list[str] = Field(
+        ..., min_length=1, description="carry: schema fields each row takes from its seed row; few_shot: the columns the examples show."
+    )
+    mode: Literal["carry", "few_shot"] = Field(
+        "carry",
+        description="carry: each row holds the columns of a seed row drawn from the job seed, and the LLM writes the rest; "
+        "few_shot: k seed rows are shown as examples in the prompt every row shares.",
+    )
+    replace: bool | None = Field(None, description="carry: draw seed rows with replacement (the default) or without.")
+    k: int | None = Field(None, ge=1, le=MAX_EXAMPLE_ROWS, description=f"few_shot: how many example rows (default {DEFAULT_FEW_SHOT}).")
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_once(cls, columns: list[str]) -> list[str]:
+        for i, name in enumerate(columns):
+            if name in columns[:i]:
+                raise ValueError(f"column {name!r} is named twice")
+        return columns
+
+    @model_validator(mode="after")
+    def _knobs_of_the_mode(self) -> SeedData:
+        if self.mode == "few_shot" and self.replace is not None:
+            raise ValueError("replace applies to mode carry only")
+        if self.mode == "carry" and self.k is not None:
+            raise ValueError("k applies to mode few_shot only")
+        return self
+
+    @property
+    def with_replacement(self) -> bool:
+        return self.replace is not False
+
+    @property
+    def examples(self) -> int:
+        return self.k if self.k is not None else DEFAULT_FEW_SHOT
+
+
 class TextFields(JobRequest):
     schema_: Any = Field(
         ...,
@@ -57,6 +103,7 @@ class TextFields(JobRequest):
     optional_rate: float = Field(
         0.5, ge=0, le=1, description="The share of rows that leave out each optional property (one the schema does not require)."
     )
+    seed_data: SeedData | None = Field(None, description="Rows of an uploaded dataset to carry into each row, or to show as examples.")
 
 
 class ImageFields(JobRequest):
@@ -126,6 +173,48 @@ class UnifiedRequest(TextFields, ImageFields):
                     "schema": {"id": "int", "product": "string", "price": "float"},
                     "num_samples": 50,
                     "prompts": ["A product on white background"],
+                    "output_format": "json",
+                }
+            ]
+        }
+    )
+
+
+class TableFields(BaseModel):
+    """One table of a tables job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_: Any = Field(..., alias="schema", description='Its fields; one may be x-sdg {"foreign_key": "customers.id"}.')
+    num_samples: int | None = Field(None, ge=1, le=MAX_ROWS, description="Rows of a table without a parent.")
+    per_parent: int | dict[str, Any] | None = Field(
+        None, description='Rows per parent row: a count, {"fixed": {"count": n}}, {"poisson": {"mean": m}} or {"uniform": {"min": a, "max": b}}.'
+    )
+    instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS)
+
+
+class TablesRequest(JobRequest):
+    """Related tables: parents first, each child row written with its parent row in its prompt."""
+
+    tables: dict[str, TableFields] = Field(..., min_length=1)
+    output_format: OutputFormat = "json"
+    temperature: float | None = Field(None, gt=0, le=10)
+    instructions: str = Field("", max_length=MAX_INSTRUCTIONS_CHARS)
+    keep_duplicates: bool = False
+    optional_rate: float = Field(0.5, ge=0, le=1)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tables": {
+                        "customers": {"schema": {"id": {"type": "integer", "x-sdg": {"sequence": {"start": 1}}}, "name": "string"}, "num_samples": 100},
+                        "orders": {
+                            "schema": {"id": {"type": "integer", "x-sdg": {"sequence": {"start": 1}}},
+                                       "customer_id": {"type": "integer", "x-sdg": {"foreign_key": "customers.id"}}, "total": "float"},
+                            "per_parent": {"poisson": {"mean": 3}},
+                        },
+                    },
                     "output_format": "json",
                 }
             ]

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import InvalidRequest, JobFailure
-from gateway.models import ImageFields, ImagesRequest, JobType, TextFields, TextRequest, UnifiedRequest
+from gateway.models import ImageFields, ImagesRequest, JobType, SeedData, TablesRequest, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
 from sdg.limits import MAX_IMAGES, MAX_SEED, side_problem
 from sdg.schema import RowSchema, alternatives, read_schema
 from sdg.seeds import draw_seed
+
+if TYPE_CHECKING:
+    from gateway.tables import TablesSpec
 
 # The unified data file's column naming each row's image; a schema may not define it.
 IMAGE_FILE_COLUMN = "image_file"
@@ -28,6 +31,11 @@ class TextSpec:
     instructions: str
     keep_duplicates: bool
     optional_rate: float = 0.5
+    seed_data: SeedData | None = None  # its rows are drawn at run time (gateway/seeding.py)
+    # One per row of a call: values that row holds exactly, and what its prompt shows beside them.
+    given_rows: tuple[dict[str, Any], ...] = ()
+    given_context: tuple[dict[str, Any], ...] = ()
+    example_rows: tuple[dict[str, Any], ...] = ()  # few-shot examples every row of the call reads
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -65,6 +73,16 @@ class JobPlan:
     text: TextSpec | None = None
     images: ImageSpec | None = None
     output_format: str | None = None
+    tables: TablesSpec | None = None
+
+    @property
+    def rows(self) -> int:
+        """The rows the job asks for (a tables job's: as many as its counts are expected to give)."""
+        return self.text.num_rows if self.text else self.tables.expected_rows if self.tables else 0
+
+    @property
+    def seed(self) -> int:
+        return (self.text or self.images or self.tables).seed
 
 
 def job_seed(requested: int | None) -> int:
@@ -85,6 +103,7 @@ def text_spec(request: TextFields, seed: int) -> TextSpec:
         instructions=request.instructions,
         keep_duplicates=request.keep_duplicates,
         optional_rate=request.optional_rate,
+        seed_data=request.seed_data,
     )
 
 
@@ -215,6 +234,12 @@ def unified_plan(request: UnifiedRequest, settings: GatewaySettings) -> JobPlan:
     return JobPlan("unified", text=text, images=images, output_format=request.output_format)
 
 
+def tables_plan(request: TablesRequest) -> JobPlan:
+    from gateway.tables import tables_spec  # it builds on this module's TextSpec
+
+    return JobPlan("tables", tables=tables_spec(request), output_format=request.output_format)
+
+
 def stored_plan(job_type: JobType, request: dict[str, Any], settings: GatewaySettings) -> JobPlan:
     """The plan of a request as the job record stores it (a job still queued when the last gateway
     stopped), checked again as at submission. Raises pydantic's ValidationError or a ValueError
@@ -223,4 +248,6 @@ def stored_plan(job_type: JobType, request: dict[str, Any], settings: GatewaySet
         return text_plan(TextRequest.model_validate(request))
     if job_type == "images":
         return images_plan(ImagesRequest.model_validate(request), settings)
+    if job_type == "tables":
+        return tables_plan(TablesRequest.model_validate(request))
     return unified_plan(UnifiedRequest.model_validate(request), settings)

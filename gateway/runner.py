@@ -44,7 +44,7 @@ def first_service(job: Job, plan: JobPlan) -> ServiceKind:
     """The service a job uses first: a resumed unified job whose rows are all kept goes straight
     to its images."""
     if plan.text is None:
-        return "image"
+        return "image" if plan.tables is None else "text"
     kept = job.resumes[-1].rows_kept if job.resumes else None
     return "image" if plan.images is not None and kept is not None and kept >= plan.text.num_rows else "text"
 

@@ -35,6 +35,9 @@ def salvage(job: Job) -> None:
     if job.type == "text" and schema_file.exists():
         schema = json.loads(schema_file.read_text(encoding="utf-8"))
         job.stats.rows_done = counts["generated"] = salvage_rows(folder, output_format, schema)
+    if job.type == "tables" and schema_file.exists():
+        schemas = json.loads(schema_file.read_text(encoding="utf-8"))
+        job.stats.rows_done = counts["generated"] = sum(salvage_rows(folder, output_format, schema, stem=name) for name, schema in schemas.items())
     spool = folder / UNIFIED_ROWS_SPOOL
     if job.type == "unified" and spool.exists() and schema_file.exists():
         # The data file is written at the end; the spool holds every row received until then.

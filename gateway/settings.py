@@ -79,6 +79,10 @@ class GatewaySettings(BaseSettings):
     # gateway on the database takes over its unfinished jobs. It renews them three times a lease.
     lease_ttl_s: float = Field(30.0, gt=0, validation_alias="SDG_LEASE_TTL_S")
 
+    # Uploads to POST /datasets past this size are refused (413), past this many rows too (400).
+    max_dataset_bytes: int = Field(64 * 2**20, ge=1, validation_alias="SDG_MAX_DATASET_BYTES")
+    max_dataset_rows: int = Field(100_000, ge=1, validation_alias="SDG_MAX_DATASET_ROWS")
+
     # API keys, "name:secret,name:secret" (gateway/keys.py); more live in the job database. With
     # none in either, every endpoint is open.
     api_keys: Annotated[dict[str, str], NoDecode] = Field({}, validation_alias="SDG_API_KEYS", repr=False)

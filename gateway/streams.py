@@ -63,6 +63,9 @@ def rows_request(spec: TextSpec) -> text_pb2.GenerateRowsRequest:
         keep_duplicates=spec.keep_duplicates,
         instructions=spec.instructions,
         optional_rate=spec.optional_rate,
+        given_rows_json=[json.dumps(row, ensure_ascii=False) for row in spec.given_rows],
+        given_context_json=[json.dumps(row, ensure_ascii=False) for row in spec.given_context],
+        example_rows_json=[json.dumps(row, ensure_ascii=False) for row in spec.example_rows],
     )
 
 

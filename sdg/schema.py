@@ -81,6 +81,11 @@ STRING_EDGE = r'[^"\\\x00-\x20\x7f-\x9f\u2028\u2029\ud800-\udfff]'
 _WRITABLE = re.compile(rf"(?s)\A(?:{STRING_EDGE}(?:{STRING_CHAR}*{STRING_EDGE})?)?\Z")
 
 
+def writable_string(text: str) -> bool:
+    """Whether rows can hold `text` as a plain string (no quotes, escapes or edge spaces)."""
+    return bool(_WRITABLE.match(text))
+
+
 class Handling(Enum):
     GRAMMAR = "shapes the grammar"
     CHECKED = "checked after decoding"
@@ -165,9 +170,9 @@ class RowSchema:
         return {**self.schema, "properties": {n: v for n, v in self.schema["properties"].items() if n not in computed},
                 "required": [n for n in self.schema.get("required", []) if n not in computed]}
 
-    def known_values(self, seed: int, slot: int) -> dict[str, Any]:
-        """A row's values known before decoding: sampled, and computed from those alone."""
-        values = self.samplers.values(seed, slot) if self.samplers else {}
+    def known_values(self, seed: int, slot: int, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A row's values known before decoding: sampled, given, and computed from those alone."""
+        values = {**(self.samplers.values(seed, slot) if self.samplers else {}), **(given or {})}
         return self.design.known(values) if self.design else values
 
     def manifest(self) -> dict[str, Any]:
@@ -374,7 +379,7 @@ class _Reader:
             if node is None:
                 continue  # no value satisfies its schema: rows leave it out (a note says so)
             try:
-                shape = field_shape(name, resolve(root, node), root.get("$defs", {}), lambda text: bool(_WRITABLE.match(text)))
+                shape = field_shape(name, resolve(root, node), root.get("$defs", {}), writable_string)
                 samplers[name] = read_sampler(shape, spec, specs)
             except SamplerError as err:
                 raise SchemaError(name, err.reason, pointer_of(name, err.key)) from None

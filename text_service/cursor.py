@@ -147,8 +147,9 @@ class RowCursor:
     `tokens` is kept by the decode loop: the row's tokens so far, the ones being fed included."""
 
     def __init__(self, bounds: StringBounds, index: SchemaIndex, budget: int, seed: int | None = None, optional_rate: float = 0.5,
-                 sampled: dict[str, str | None] | None = None):
+                 sampled: dict[str, str | None] | None = None, written: frozenset[str] = frozenset()):
         self.bounds = bounds
+        self.written = written  # top-level fields the row must write (given values), optional or not
         # Top-level fields' values, as JSON text, forced once their key is written (None: no value fits).
         self.sampled = {name: None if text is None else text.encode() for name, text in (sampled or {}).items()}
         self.value: bytes | None = None  # the sampled value being forced
@@ -513,6 +514,10 @@ class RowCursor:
                 keep.update(wanted)
                 room -= cost
 
+        if len(self.stack) == 1:
+            for name in properties:
+                if name in self.written:
+                    take(name, force=True)
         optional = [name for name in properties if name not in keep]
         for name in optional:
             if self.rng.random() >= self.optional_rate:

@@ -26,6 +26,7 @@ import torch
 import xgrammar as xgr
 
 from sdg.devices import allow_recompiles, to_device
+from sdg.given import GivenRow
 from text_service.attention import kv_limit
 from text_service.bounds import StringBounds
 from text_service.cursor import CLOSE_IF_ABLE, RowCursor
@@ -142,7 +143,8 @@ class WaveRows:
     """Per-row state of one wave: what each row has produced, what it still has to feed the model,
     its grammar matcher and its cursor (string limits and the row plan)."""
 
-    def __init__(self, parts: DecodeParts, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats, seed: int = 0):
+    def __init__(self, parts: DecodeParts, prepared, slots: list[int], sampling: Sampling, stats: DecodeStats, seed: int = 0,
+                 given: list[GivenRow] | None = None):
         self.parts = parts
         self.slots = slots
         self.sampling = sampling
@@ -152,8 +154,9 @@ class WaveRows:
         samplers = prepared.read.samplers
         self.cursors = [
             RowCursor(parts.string_bounds, prepared.index, sampling.row_budget, row_seed(seed, slot), sampling.optional_rate,
-                      samplers.texts(seed, slot) if samplers else None)
-            for slot in slots
+                      {**(samplers.texts(seed, slot) if samplers else {}), **(given[i].texts if given else {})},
+                      frozenset(given[i].texts) if given else frozenset())
+            for i, slot in enumerate(slots)
         ]
         self.outputs: list[list[int]] = [[] for _ in range(n)]
         self.pending: list[list[int]] = [[] for _ in range(n)]  # accepted, not yet fed to the model

@@ -29,7 +29,7 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,7 @@ import jsonschema
 import torch
 import xgrammar as xgr
 
+from sdg.given import GivenError, GivenRow, check_examples, given_rows
 from sdg.limits import MAX_INSTRUCTIONS_CHARS, MAX_ROWS
 from sdg.schema import RowSchema, read_schema
 from sdg.seeds import draw_seed
@@ -66,6 +67,9 @@ class RowRequest:
     keep_duplicates: bool = False
     instructions: str = ""
     optional_rate: float = 0.5  # the share of rows that leave out each optional property
+    given_rows: tuple[dict[str, Any], ...] = ()  # one per row: values that row holds exactly
+    given_context: tuple[dict[str, Any], ...] = ()  # one per given row, or none: what its prompt shows
+    example_rows: tuple[dict[str, Any], ...] = ()  # shown in the prompt every row shares
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,32 @@ class RowSummary:
     error: str = ""  # why the engine failed part-way; empty when the call ended as planned
     rejected_by: dict[str, int] = field(default_factory=dict)  # invalid rows by the keyword (or limit) they failed
     compile_s: float = 0.0  # the schema's grammar compile time, when it was first compiled
+
+
+class GivenQueue:
+    """Which given row each slot holds: a row whose slot fails goes back to be given again, so
+    each given row ends up in exactly one output row. Empty when the request gives none."""
+
+    def __init__(self, texts: list[GivenRow]):
+        self.all = texts
+        self.waiting = deque(range(len(texts)))
+        self.held: dict[int, int] = {}  # slot -> given row
+
+    def left(self, wanted: int) -> int:
+        """How many slots the next wave may start: one per waiting given row, when rows are given."""
+        return len(self.waiting) if self.all else wanted
+
+    def assign(self, slots: list[int]) -> None:
+        if self.all:
+            self.held.update((slot, self.waiting.popleft()) for slot in slots)
+
+    def texts(self, slots: list[int]) -> list[GivenRow] | None:
+        return [self.all[self.held[slot]] for slot in slots] if self.all else None
+
+    def settle(self, slot: int, kept: bool) -> None:
+        index = self.held.pop(slot, None)
+        if index is not None and not kept:
+            self.waiting.appendleft(index)
 
 
 def row_token_limit(prepared: PreparedSchema, request: RowRequest) -> int:
@@ -275,22 +305,37 @@ class TextEngine:
             raise RequestError(f"optional_rate: must be in [0, 1], got {request.optional_rate}")
         if len(request.instructions) > MAX_INSTRUCTIONS_CHARS:
             raise RequestError(f"instructions: at most {MAX_INSTRUCTIONS_CHARS} characters, got {len(request.instructions)}")
+        if request.given_rows and len(request.given_rows) != request.num_rows:
+            raise RequestError(f"given_rows_json: has {len(request.given_rows)} rows, but num_rows is {request.num_rows}: give one per row")
+        try:
+            check_examples(list(request.example_rows))
+        except GivenError as err:
+            raise RequestError(str(err)) from None
         prepared = self.prepare(request.schema)
         if prepared.read.design:
             prepared.read.design.check_rows(request.num_rows)
-        self._check_context(prepared, request)
+        self._check_context(prepared, request, self.given(prepared, request))
         return prepared
 
-    def _check_context(self, prepared: PreparedSchema, request: RowRequest) -> None:
+    def given(self, prepared: PreparedSchema, request: RowRequest) -> list[GivenRow]:
+        """The request's given rows as the JSON texts rows hold. Raises RequestError."""
+        try:
+            return given_rows(prepared.read, list(request.given_rows), list(request.given_context))
+        except GivenError as err:
+            raise RequestError(str(err)) from None
+
+    def _check_context(self, prepared: PreparedSchema, request: RowRequest, given: list[GivenRow]) -> None:
         """A row's prompt and its longest decode must fit the model's context: past it the
         positions have no trained meaning. A many-fielded schema or long instructions can pass it."""
         context = getattr(self.model.config, "max_position_embeddings", None)
         if not context:
             return
 
-        def prompt_tokens(instructions: str) -> int:
+        widest = [max(given, key=lambda row: len(row.context) + sum(len(k) + len(v) for k, v in row.texts.items()))] if given else None
+
+        def prompt_tokens(instructions: str, given: list[GivenRow] | None, examples: tuple[dict[str, Any], ...]) -> int:
             # Other rows' numbers and theme words are a few tokens longer than row 0's.
-            return len(self.wave_prompts(prepared, instructions, 0, [0]).full(0)) + ROW_LINE_SLACK
+            return len(self.wave_prompts(prepared, instructions, 0, [0], given, examples).full(0)) + ROW_LINE_SLACK
 
         smallest = prepared.index.least_tokens(prepared.written)
         if smallest > row_token_limit(prepared, request):
@@ -298,10 +343,16 @@ class TextEngine:
                 f"max_new_tokens: any row of this schema takes at least {smallest} tokens (its required keys alone), "
                 f"more than the {row_token_limit(prepared, request)} a row may take"
             )
-        prompt = prompt_tokens(request.instructions)
+        prompt = prompt_tokens(request.instructions, widest, request.example_rows)
         if prompt >= context:
-            # The instructions are to blame when the schema's prompt alone would fit.
-            field = "instructions" if request.instructions and prompt_tokens("") < context else "schema_json"
+            # What the caller added is to blame when the schema's prompt alone would fit.
+            field = "schema_json"
+            if prompt_tokens("", None, ()) < context:
+                field = next(name for name, fits in (
+                    ("instructions", prompt_tokens("", widest, request.example_rows) < context),
+                    ("example_rows_json", prompt_tokens("", widest, ()) < context),
+                    ("given_rows_json", True),
+                ) if fits)
             raise RequestError(f"{field}: a row's prompt takes about {prompt} tokens, past the model's context of {context}")
         longest = row_token_limit(prepared, request)
         if prompt + longest > context:
@@ -316,6 +367,7 @@ class TextEngine:
         """Emits Waiting while earlier calls hold the model, then RowBatch and RowProgress as rows
         finish; returns the RowSummary. Raises RequestError or SchemaError before any of it."""
         prepared = self.check_request(request)
+        given = GivenQueue(self.given(prepared, request))
         seed = request.seed if request.seed is not None else draw_seed()
         stats = DecodeStats()
         kept = RowAcceptance(prepared.validator, prepared.read.wrapped, request.keep_duplicates, prepared.read.design)
@@ -340,17 +392,19 @@ class TextEngine:
                 # While rows are being thrown away, a wave decodes more than are missing.
                 share = (kept.valid + 1) / (kept.valid + kept.invalid + 1)
                 wanted = math.ceil((request.num_rows - done) / max(share, 0.1))
-                wave = list(range(slot, slot + min(self.batch_size, wanted, budget - slot)))
+                wave = list(range(slot, slot + min(self.batch_size, wanted, budget - slot, given.left(wanted))))
                 slot += len(wave)
+                given.assign(wave)
                 self.metrics.batch(len(wave), self.batch_size)
                 steps_before, wave_began = stats.steps, time.perf_counter()
-                for finished in self._decode_wave(prepared, request, seed, wave, stats, cancelled):
+                for finished in self._decode_wave(prepared, request, seed, wave, given.texts(wave), stats, cancelled):
                     checking = time.perf_counter()
                     accepted = []
                     for item in finished:
                         if done + len(accepted) >= request.num_rows:
                             break
                         row = kept.offer(item.text, item.ran_out, item.timed_out, item.sample_failed)
+                        given.settle(item.slot, row is not None)
                         if row is not None:
                             accepted.append(row)
                     stats.check_s += time.perf_counter() - checking
@@ -381,11 +435,16 @@ class TextEngine:
             compile_s=prepared.compile_s,
         )
 
-    def wave_prompts(self, prepared: PreparedSchema, instructions: str, seed: int, slots: list[int]) -> WavePrompts:
-        """The prompts of a wave of `slots`: a conditioned description gets each row's values known before decoding."""
+    def wave_prompts(self, prepared: PreparedSchema, instructions: str, seed: int, slots: list[int],
+                     given: list[GivenRow] | None = None, examples: tuple[dict[str, Any], ...] = ()) -> WavePrompts:
+        """The prompts of a wave of `slots`: a conditioned description gets each row's values
+        known before decoding (sampled and given)."""
         design = prepared.read.design
-        known = [prepared.read.known_values(seed, slot) for slot in slots] if design and design.conditioned else None
-        return build_prompts(self.tokenizer, prepared.written, instructions, seed, slots, design, known)
+        known = None
+        if design and design.conditioned:
+            known = [prepared.read.known_values(seed, slot, {n: json.loads(t) for n, t in given[i].texts.items()} if given else None)
+                     for i, slot in enumerate(slots)]
+        return build_prompts(self.tokenizer, prepared.written, instructions, seed, slots, given, examples, design, known)
 
     def _decode_wave(
         self,
@@ -393,18 +452,19 @@ class TextEngine:
         request: RowRequest,
         seed: int,
         slots: list[int],
+        given: list[GivenRow] | None,
         stats: DecodeStats,
         cancelled: Callable[[], bool],
     ) -> Iterator[list[Finished]]:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
         started = time.perf_counter()
-        prompts = self.wave_prompts(prepared, request.instructions, seed, slots)
+        prompts = self.wave_prompts(prepared, request.instructions, seed, slots, given, request.example_rows)
         limit = row_token_limit(prepared, request)
         sampling = Sampling(
             request.temperature, request.top_p, limit, request.optional_rate, self.row_time_limit_s,
             row_budget=limit if prepared.max_bytes > limit else 1 << 30,
         )
-        rows = WaveRows(self.parts, prepared, slots, sampling, stats, seed)
+        rows = WaveRows(self.parts, prepared, slots, sampling, stats, seed, given)
         generator = torch.Generator(device=self.device).manual_seed((seed * 1_000_003 + slots[0]) % 2**63)
         stats.prepare_s += time.perf_counter() - started
         with torch.inference_mode():

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sdg.design import ORDER_WORDS, RowDesign, references, render
+from sdg.given import GivenRow
 
 SYSTEM = (
     "You generate realistic synthetic data. Reply with exactly one JSON object on one line and "
@@ -157,24 +158,40 @@ def row_line(seed: int, slot: int, templates: dict[str, str], known: dict[str, A
     return line
 
 
+def given_line(given: GivenRow) -> str:
+    """A row's given values and context: ` It holds {"customer_id": 7}. It belongs to {"id": 7, ...}.`"""
+    line = ""
+    if given.texts:
+        line += " It holds {" + ", ".join(f"{json.dumps(name, ensure_ascii=False)}: {text}" for name, text in given.texts.items()) + "}."
+    if given.context:
+        line += f" It belongs to {given.context}."
+    return line
+
+
 def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int],
+                  given: list[GivenRow] | None = None, examples: tuple[dict[str, Any], ...] = (),
                   design: RowDesign | None = None, known: list[dict[str, Any]] | None = None) -> WavePrompts:
-    """`design`: the schema's cross-field design; `known`: each slot's values known before
-    decoding (sampled, given), which its conditioned descriptions are rendered with."""
+    """`given`: per slot, the values that row holds (as JSON text); `examples`: rows to show;
+    `design`: the schema's cross-field design; `known`: each slot's values known before decoding
+    (sampled, given), which its conditioned descriptions are rendered with."""
     user = f"Write one row of data with these fields:\n{field_list(schema, design)}\n"
     about = [schema[key] for key in ("title", "description") if isinstance(schema.get(key), str)]
     if about:
         user += f"The data describes: {': '.join(about)}\n"
+    if examples:
+        user += "Rows like these:\n" + "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in examples)
     if instructions:
         user += f"{instructions}\n"
     # Everything rows share stays here, in the prefix that is prefilled once per wave; each row's
     # own line is kept short, since every token of it is prefilled for every row.
     user += "Use realistic, varied values, and let each row draw on its theme word.\n"
+    if given:
+        user += "Each row keeps the values it holds, and its other fields fit them.\n"
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user + _ROW_LINE}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     head, tail = text.split(_ROW_LINE)
     templates = {n: t for n, t in design.conditioned.items() if n in schema["properties"]} if design else {}
-    lines = [row_line(seed, slot, templates, known[i] if known else {}) + tail for i, slot in enumerate(slots)]
+    lines = [f"{row_line(seed, slot, templates, known[i] if known else {})}{given_line(given[i]) if given else ''}{tail}" for i, slot in enumerate(slots)]
     # One batched call: a fast tokenizer encodes the wave's lines in parallel (83 ms for 1,024
     # lines one call at a time, with the 151k-token bench tokenizer).
     suffixes = tokenizer(lines, add_special_tokens=False)["input_ids"]

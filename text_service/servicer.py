@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import grpc
 
+from sdg.given import GivenError, parse_rows
 from sdg.model_info import ModelInfo
 from sdg.schema import SchemaError
 from sdg.seeds import draw_seed
@@ -58,7 +59,7 @@ class TextServicer(text_pb2_grpc.TextServiceServicer):
         except _Abort as abort:
             self._metrics.call_ended("unavailable")
             await context.abort(abort.code, abort.message)
-        except SchemaError as exc:
+        except (SchemaError, GivenError) as exc:
             self._metrics.call_ended("invalid")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if row_request.seed is None:  # drawn here, so that even a failure's summary reports it
@@ -107,6 +108,9 @@ def _row_request(request: text_pb2.GenerateRowsRequest) -> RowRequest:
         keep_duplicates=request.keep_duplicates,
         instructions=request.instructions,
         optional_rate=request.optional_rate if request.HasField("optional_rate") else 0.5,
+        given_rows=tuple(parse_rows(list(request.given_rows_json), "given_rows_json")),
+        example_rows=tuple(parse_rows(list(request.example_rows_json), "example_rows_json")),
+        given_context=tuple(parse_rows(list(request.given_context_json), "given_context_json")),
     )
 
 

@@ -94,6 +94,20 @@
     return data;
   }
 
+  /** POST of a multipart form (a file upload); the browser sets its Content-Type. */
+  async function upload(path, form) {
+    const response = await keyedFetch(url(path), { method: 'POST', headers: { Accept: 'application/json' }, body: form });
+    const text = await response.text();
+    let data = text;
+    try {
+      data = text ? parseJson(text) : null;
+    } catch (_) {
+      // Not JSON: the message shows the text.
+    }
+    if (!response.ok) throw new ApiError(response.status, describeError(data, response), data);
+    return data;
+  }
+
   /** GET /health. A degraded gateway answers 500 with the same JSON body, so the body is returned
       whatever the status; only an unreachable gateway or a body that is not JSON throws. */
   async function health() {
@@ -149,6 +163,7 @@
     ApiError,
     get: (path) => send('GET', path),
     post: (path, body) => send('POST', path, body),
+    upload,
     delete: (path) => send('DELETE', path),
   };
 })(window.SDG = window.SDG || {});

@@ -84,6 +84,7 @@
       temperature: num('text-temperature'),
       instructions: text('text-instructions'),
       keep_duplicates: byId('text-keep-duplicates').checked || undefined,
+      seed_data: SDG.seedData.body(),
     }),
     images: () => ({
       ...imageOptions('images'),
@@ -204,6 +205,7 @@
       }),
     };
     renderPlaceholders(builders.unified.fieldNames());
+    SDG.seedData.init();
     for (const kind of Object.keys(bodies)) {
       const form = byId(`panel-${kind}`);
       form.addEventListener('submit', (event) => {

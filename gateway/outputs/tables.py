@@ -347,11 +347,12 @@ class RowWriter:
     CSV are written a row at a time, and Parquet, whose footer only close() writes, is shadowed
     by a hidden JSON Lines spool until then."""
 
-    def __init__(self, folder: Path, output_format: str, schema: dict[str, Any], kept: list[dict[str, Any]] | None = None):
+    def __init__(self, folder: Path, output_format: str, schema: dict[str, Any], kept: list[dict[str, Any]] | None = None,
+                 stem: str = "data"):
         """`kept`: the rows the closed data file already holds, as read_rows() reads them, when a
         resumed job goes on writing it; new rows are added after them. Otherwise the file is
-        started anew."""
-        self.path = folder / f"data.{output_format}"
+        started anew. `stem`: the file's name before its extension (a table's name)."""
+        self.path = folder / f"{stem}.{output_format}"
         self.output_format = output_format
         self.schema = schema
         self.rows_written = 0
@@ -465,7 +466,7 @@ class RowWriter:
         self.close()
 
 
-def read_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> list[dict[str, Any]]:
+def read_rows(folder: Path, output_format: str, schema: dict[str, Any], stem: str = "data") -> list[dict[str, Any]]:
     """The rows of a closed data file as their JSON values, as data.json holds them: what a
     resumed job formats its remaining prompts from and keeps. Parquet's dates and timestamps,
     JSON text columns (unions, free-form values, objects with extra keys) and CSV's text are
@@ -477,7 +478,7 @@ def read_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> list[
     cell is null or empty reads back as absent, at every level of a Parquet struct; one that is
     required reads back as null (in a CSV string column, as ""). comparable_row puts a generated
     row in the same form."""
-    path = folder / f"data.{output_format}"
+    path = folder / f"{stem}.{output_format}"
     if output_format == "json":
         return json.loads(path.read_text(encoding="utf-8"))
     if output_format == "jsonl":
@@ -502,18 +503,18 @@ def _csv_record_cells(record: dict[str, str], layout: TableLayout) -> dict[str, 
 def spool_path(data_file: Path) -> Path:
     """The hidden JSON Lines copy of a Parquet file's rows while it is being written."""
     return data_file.with_name(f".{data_file.name}.rows.jsonl")
-def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any]) -> int:
+def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any], stem: str = "data") -> int:
     """Makes the data file a job's dead process left behind loadable, keeping every whole row;
     returns how many rows it holds. JSON: the array is closed after the last whole row. JSON
     Lines and CSV: a last, unfinished line is dropped. Parquet: written anew from its spool."""
-    path = folder / f"data.{output_format}"
+    path = folder / f"{stem}.{output_format}"
     if output_format == "parquet":
         spool = spool_path(path)
         if not spool.exists():  # closed properly: the file is whole
             return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
         rows = spooled(spool)
         spool.unlink()
-        with RowWriter(folder, "parquet", schema) as writer:
+        with RowWriter(folder, "parquet", schema, stem=stem) as writer:
             writer.write(rows)
         return len(rows)
     if not path.exists():

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sdg.v1 import common_pb2 as sdg_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11sdg/v1/text.proto\x12\x06sdg.v1\x1a\x13sdg/v1/common.proto\"M\n\x0fSamplingOptions\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\r\"\x94\x02\n\x13GenerateRowsRequest\x12\x13\n\x0bschema_json\x18\x01 \x01(\t\x12\x10\n\x08num_rows\x18\x02 \x01(\r\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12)\n\x08sampling\x18\x04 \x01(\x0b\x32\x17.sdg.v1.SamplingOptions\x12\x17\n\x0fkeep_duplicates\x18\x05 \x01(\x08\x12\x14\n\x0cinstructions\x18\x06 \x01(\t\x12\x1a\n\roptional_rate\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\x0fgiven_rows_json\x18\x08 \x03(\t\x12\x19\n\x11\x65xample_rows_json\x18\t \x03(\tB\x07\n\x05_seedB\x10\n\x0e_optional_rate\"\xbc\x01\n\x14GenerateRowsResponse\x12\'\n\x08progress\x18\x01 \x01(\x0b\x32\x13.sdg.v1.RowProgressH\x00\x12 \n\x04rows\x18\x02 \x01(\x0b\x32\x10.sdg.v1.RowBatchH\x00\x12,\n\x07summary\x18\x03 \x01(\x0b\x32\x19.sdg.v1.GenerationSummaryH\x00\x12\"\n\x07waiting\x18\x04 \x01(\x0b\x32\x0f.sdg.v1.WaitingH\x00\x42\x07\n\x05\x65vent\"h\n\x0bRowProgress\x12\x11\n\trows_done\x18\x01 \x01(\r\x12\x12\n\nrows_total\x18\x02 \x01(\r\x12\x18\n\x10rows_regenerated\x18\x03 \x01(\r\x12\x18\n\x10tokens_generated\x18\x04 \x01(\x04\"\x1d\n\x08RowBatch\x12\x11\n\trows_json\x18\x01 \x03(\t\"\xbf\x03\n\x11GenerationSummary\x12\x16\n\x0erows_generated\x18\x01 \x01(\r\x12\x16\n\x0erows_requested\x18\x02 \x01(\r\x12\x14\n\x0crows_invalid\x18\x03 \x01(\r\x12\x1a\n\x12\x64uplicates_removed\x18\x04 \x01(\r\x12\x16\n\x0e\x64istinct_ratio\x18\x05 \x01(\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x11\n\telapsed_s\x18\x07 \x01(\x01\x12\x18\n\x10tokens_generated\x18\x08 \x01(\x04\x12\x0f\n\x07partial\x18\t \x01(\x08\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x13\n\x0bschema_json\x18\x0b \x01(\t\x12\x15\n\rtokens_forced\x18\x0c \x01(\x04\x12\r\n\x05\x65rror\x18\r \x01(\t\x12G\n\x10rows_rejected_by\x18\x0e \x03(\x0b\x32-.sdg.v1.GenerationSummary.RowsRejectedByEntry\x12\x19\n\x11grammar_compile_s\x18\x0f \x01(\x01\x1a\x35\n\x13RowsRejectedByEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\",\n\x15ValidateSchemaRequest\x12\x13\n\x0bschema_json\x18\x01 \x01(\t\"-\n\x16ValidateSchemaResponse\x12\x13\n\x0bschema_json\x18\x01 \x01(\t2\xeb\x01\n\x0bTextService\x12K\n\x0cGenerateRows\x12\x1b.sdg.v1.GenerateRowsRequest\x1a\x1c.sdg.v1.GenerateRowsResponse0\x01\x12O\n\x0eValidateSchema\x12\x1d.sdg.v1.ValidateSchemaRequest\x1a\x1e.sdg.v1.ValidateSchemaResponse\x12>\n\x0cGetModelInfo\x12\x1b.sdg.v1.GetModelInfoRequest\x1a\x11.sdg.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11sdg/v1/text.proto\x12\x06sdg.v1\x1a\x13sdg/v1/common.proto\"M\n\x0fSamplingOptions\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\r\n\x05top_p\x18\x02 \x01(\x02\x12\x16\n\x0emax_new_tokens\x18\x03 \x01(\r\"\xb0\x02\n\x13GenerateRowsRequest\x12\x13\n\x0bschema_json\x18\x01 \x01(\t\x12\x10\n\x08num_rows\x18\x02 \x01(\r\x12\x11\n\x04seed\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12)\n\x08sampling\x18\x04 \x01(\x0b\x32\x17.sdg.v1.SamplingOptions\x12\x17\n\x0fkeep_duplicates\x18\x05 \x01(\x08\x12\x14\n\x0cinstructions\x18\x06 \x01(\t\x12\x1a\n\roptional_rate\x18\x07 \x01(\x02H\x01\x88\x01\x01\x12\x17\n\x0fgiven_rows_json\x18\x08 \x03(\t\x12\x19\n\x11\x65xample_rows_json\x18\t \x03(\t\x12\x1a\n\x12given_context_json\x18\n \x03(\tB\x07\n\x05_seedB\x10\n\x0e_optional_rate\"\xbc\x01\n\x14GenerateRowsResponse\x12\'\n\x08progress\x18\x01 \x01(\x0b\x32\x13.sdg.v1.RowProgressH\x00\x12 \n\x04rows\x18\x02 \x01(\x0b\x32\x10.sdg.v1.RowBatchH\x00\x12,\n\x07summary\x18\x03 \x01(\x0b\x32\x19.sdg.v1.GenerationSummaryH\x00\x12\"\n\x07waiting\x18\x04 \x01(\x0b\x32\x0f.sdg.v1.WaitingH\x00\x42\x07\n\x05\x65vent\"h\n\x0bRowProgress\x12\x11\n\trows_done\x18\x01 \x01(\r\x12\x12\n\nrows_total\x18\x02 \x01(\r\x12\x18\n\x10rows_regenerated\x18\x03 \x01(\r\x12\x18\n\x10tokens_generated\x18\x04 \x01(\x04\"\x1d\n\x08RowBatch\x12\x11\n\trows_json\x18\x01 \x03(\t\"\xbf\x03\n\x11GenerationSummary\x12\x16\n\x0erows_generated\x18\x01 \x01(\r\x12\x16\n\x0erows_requested\x18\x02 \x01(\r\x12\x14\n\x0crows_invalid\x18\x03 \x01(\r\x12\x1a\n\x12\x64uplicates_removed\x18\x04 \x01(\r\x12\x16\n\x0e\x64istinct_ratio\x18\x05 \x01(\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x04\x12\x11\n\telapsed_s\x18\x07 \x01(\x01\x12\x18\n\x10tokens_generated\x18\x08 \x01(\x04\x12\x0f\n\x07partial\x18\t \x01(\x08\x12\x0e\n\x06reason\x18\n \x01(\t\x12\x13\n\x0bschema_json\x18\x0b \x01(\t\x12\x15\n\rtokens_forced\x18\x0c \x01(\x04\x12\r\n\x05\x65rror\x18\r \x01(\t\x12G\n\x10rows_rejected_by\x18\x0e \x03(\x0b\x32-.sdg.v1.GenerationSummary.RowsRejectedByEntry\x12\x19\n\x11grammar_compile_s\x18\x0f \x01(\x01\x1a\x35\n\x13RowsRejectedByEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\",\n\x15ValidateSchemaRequest\x12\x13\n\x0bschema_json\x18\x01 \x01(\t\"-\n\x16ValidateSchemaResponse\x12\x13\n\x0bschema_json\x18\x01 \x01(\t2\xeb\x01\n\x0bTextService\x12K\n\x0cGenerateRows\x12\x1b.sdg.v1.GenerateRowsRequest\x1a\x1c.sdg.v1.GenerateRowsResponse0\x01\x12O\n\x0eValidateSchema\x12\x1d.sdg.v1.ValidateSchemaRequest\x1a\x1e.sdg.v1.ValidateSchemaResponse\x12>\n\x0cGetModelInfo\x12\x1b.sdg.v1.GetModelInfoRequest\x1a\x11.sdg.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,21 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SAMPLINGOPTIONS']._serialized_start=50
   _globals['_SAMPLINGOPTIONS']._serialized_end=127
   _globals['_GENERATEROWSREQUEST']._serialized_start=130
-  _globals['_GENERATEROWSREQUEST']._serialized_end=406
-  _globals['_GENERATEROWSRESPONSE']._serialized_start=409
-  _globals['_GENERATEROWSRESPONSE']._serialized_end=597
-  _globals['_ROWPROGRESS']._serialized_start=599
-  _globals['_ROWPROGRESS']._serialized_end=703
-  _globals['_ROWBATCH']._serialized_start=705
-  _globals['_ROWBATCH']._serialized_end=734
-  _globals['_GENERATIONSUMMARY']._serialized_start=737
-  _globals['_GENERATIONSUMMARY']._serialized_end=1184
-  _globals['_GENERATIONSUMMARY_ROWSREJECTEDBYENTRY']._serialized_start=1131
-  _globals['_GENERATIONSUMMARY_ROWSREJECTEDBYENTRY']._serialized_end=1184
-  _globals['_VALIDATESCHEMAREQUEST']._serialized_start=1186
-  _globals['_VALIDATESCHEMAREQUEST']._serialized_end=1230
-  _globals['_VALIDATESCHEMARESPONSE']._serialized_start=1232
-  _globals['_VALIDATESCHEMARESPONSE']._serialized_end=1277
-  _globals['_TEXTSERVICE']._serialized_start=1280
-  _globals['_TEXTSERVICE']._serialized_end=1515
+  _globals['_GENERATEROWSREQUEST']._serialized_end=434
+  _globals['_GENERATEROWSRESPONSE']._serialized_start=437
+  _globals['_GENERATEROWSRESPONSE']._serialized_end=625
+  _globals['_ROWPROGRESS']._serialized_start=627
+  _globals['_ROWPROGRESS']._serialized_end=731
+  _globals['_ROWBATCH']._serialized_start=733
+  _globals['_ROWBATCH']._serialized_end=762
+  _globals['_GENERATIONSUMMARY']._serialized_start=765
+  _globals['_GENERATIONSUMMARY']._serialized_end=1212
+  _globals['_GENERATIONSUMMARY_ROWSREJECTEDBYENTRY']._serialized_start=1159
+  _globals['_GENERATIONSUMMARY_ROWSREJECTEDBYENTRY']._serialized_end=1212
+  _globals['_VALIDATESCHEMAREQUEST']._serialized_start=1214
+  _globals['_VALIDATESCHEMAREQUEST']._serialized_end=1258
+  _globals['_VALIDATESCHEMARESPONSE']._serialized_start=1260
+  _globals['_VALIDATESCHEMARESPONSE']._serialized_end=1305
+  _globals['_TEXTSERVICE']._serialized_start=1308
+  _globals['_TEXTSERVICE']._serialized_end=1543
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class SamplingOptions(_message.Message):
     def __init__(self, temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., max_new_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateRowsRequest(_message.Message):
-    __slots__ = ("schema_json", "num_rows", "seed", "sampling", "keep_duplicates", "instructions", "optional_rate", "given_rows_json", "example_rows_json")
+    __slots__ = ("schema_json", "num_rows", "seed", "sampling", "keep_duplicates", "instructions", "optional_rate", "given_rows_json", "example_rows_json", "given_context_json")
     SCHEMA_JSON_FIELD_NUMBER: _ClassVar[int]
     NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class GenerateRowsRequest(_message.Message):
     OPTIONAL_RATE_FIELD_NUMBER: _ClassVar[int]
     GIVEN_ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
     EXAMPLE_ROWS_JSON_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
     schema_json: str
     num_rows: int
     seed: int
@@ -37,7 +38,8 @@ class GenerateRowsRequest(_message.Message):
     optional_rate: float
     given_rows_json: _containers.RepeatedScalarFieldContainer[str]
     example_rows_json: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ..., optional_rate: _Optional[float] = ..., given_rows_json: _Optional[_Iterable[str]] = ..., example_rows_json: _Optional[_Iterable[str]] = ...) -> None: ...
+    given_context_json: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, schema_json: _Optional[str] = ..., num_rows: _Optional[int] = ..., seed: _Optional[int] = ..., sampling: _Optional[_Union[SamplingOptions, _Mapping]] = ..., keep_duplicates: _Optional[bool] = ..., instructions: _Optional[str] = ..., optional_rate: _Optional[float] = ..., given_rows_json: _Optional[_Iterable[str]] = ..., example_rows_json: _Optional[_Iterable[str]] = ..., given_context_json: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GenerateRowsResponse(_message.Message):
     __slots__ = ("progress", "rows", "summary", "waiting")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -146,6 +147,34 @@ def test_a_text_job_whose_replica_is_killed_completes_on_the_other_with_exactly_
             assert manifest["failovers"] == 1 and manifest["resumes"] == status["resumes"]
             assert manifest["model"]["text"]["address"] != lost
             assert failovers_counted(text_replicas) == counted_before + 1
+        finally:
+            text_replicas.restart(lost)
+
+
+def test_a_tables_job_whose_replica_is_killed_completes_every_table_with_keys_that_resolve(text_replicas):
+    sequence = {"type": "integer", "x-sdg": {"sequence": {"start": 1}}}
+    body = {"tables": {
+        "customers": {"schema": {"id": sequence, "name": {"type": "string", "maxLength": 10}}, "num_samples": 60},
+        "orders": {"schema": {"id": sequence, "customer_id": {"type": "integer", "x-sdg": {"foreign_key": "customers.id"}}, "total": "float"},
+                   "per_parent": 3},
+    }}
+    with httpx.Client(base_url=text_replicas.gateway.address, timeout=30) as client:
+        status = started(client, "tables", body, "rows_done", 70)  # part-way through the orders
+        lost = replica_of(text_replicas, status)
+        text_replicas.kill(lost)
+        status = wait_for_job(client, status["job_id"], timeout=180)
+        try:
+            assert status["status"] == "completed" and status["partial"] is False, status
+            folder = folder_of(text_replicas, status)
+            customers = json.loads((folder / "customers.json").read_text())
+            orders = json.loads((folder / "orders.json").read_text())
+            assert sorted(c["id"] for c in customers) == list(range(1, 61))
+            assert sorted(o["id"] for o in orders) == list(range(1, 181))
+            assert Counter(o["customer_id"] for o in orders) == {i: 3 for i in range(1, 61)}
+            [resume] = status["resumes"]
+            assert resume["failover_from"] == lost
+            manifest = json.loads((folder / "manifest.json").read_text())
+            assert manifest["referential_integrity"]["share"] == 1.0 and manifest["failovers"] == 1
         finally:
             text_replicas.restart(lost)
 

@@ -78,6 +78,26 @@ def test_bad_input_is_invalid_argument(stub, schema_json, num_rows, message):
     assert message in info.value.details()
 
 
+@pytest.mark.parametrize("given, examples, message", [
+    (['{"x": 1'], [], "given_rows_json[0]: not valid JSON"),
+    (['[1]'], [], "given_rows_json[0]: must be a JSON object, got list"),
+    (['{"age": "old"}'], [], "given_rows_json[0].age: 'old' does not satisfy the field's schema"),
+    ([], ['{"age": 3}'] * 33, "example_rows_json: at most 32 rows"),
+])
+def test_given_and_example_rows_that_cannot_be_used_are_invalid_argument_naming_the_entry(stub, given, examples, message):
+    with pytest.raises(grpc.RpcError) as info:
+        generate(stub[0], schema_json=json.dumps({"age": "int"}), num_rows=len(given) or 1, given_rows_json=given, example_rows_json=examples)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+
+
+def test_given_rows_over_grpc_land_in_the_rows(stub):
+    given = [json.dumps({"age": 30 + i}) for i in range(5)]
+    events = generate(stub[0], schema_json=json.dumps({"age": "int", "name": "string"}), num_rows=5, seed=3, given_rows_json=given)
+    rows = [json.loads(r) for e in events if e.HasField("rows") for r in e.rows.rows_json]
+    assert sorted(r["age"] for r in rows) == [30, 31, 32, 33, 34]
+
+
 def test_validate_schema(stub):
     reply = stub[0].ValidateSchema(text_pb2.ValidateSchemaRequest(schema_json=json.dumps({"d": "date"})), timeout=10)
     assert json.loads(reply.schema_json)["properties"]["d"] == {"type": "string", "format": "date"}

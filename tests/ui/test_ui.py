@@ -723,3 +723,27 @@ def test_a_gateway_with_api_keys_gets_a_key_from_the_prompt_and_every_call_and_l
     finally:
         context.close()
         keyed.stop()
+
+
+def test_a_seed_data_file_is_uploaded_and_its_checked_columns_are_carried_into_the_rows(page, gateway, tmp_path):
+    seeds = tmp_path / "cities.csv"
+    seeds.write_text("customer_name,town\nAda Lovelace,London\nAlan Turing,Wilmslow\n", encoding="utf-8")
+    form = page.get_by_test_id("form-text")
+    form.get_by_test_id("text-seed-data").locator("summary").click()
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/datasets")) as reply:
+        page.get_by_test_id("text-seed-file").set_input_files(str(seeds))
+    assert reply.value.status == 201, reply.value.text()
+    dataset_id = reply.value.json()["dataset_id"]
+    expect(page.get_by_test_id("text-seed-info")).to_have_text(f"cities.csv: 2 rows ({dataset_id})")
+    columns = page.get_by_test_id("text-seed-column")
+    expect(columns).to_have_count(2)
+    columns.first.check()  # customer_name, a field of the form's example schema
+    page.get_by_test_id("text-num-samples").fill("4")
+    job_id = submit(page, "text")
+    expect(job_item(page, job_id).get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+
+    assert httpx.get(f"{gateway.address}/status/{job_id}").json()["request"]["seed_data"] == {
+        "dataset_id": dataset_id, "columns": ["customer_name"], "mode": "carry", "replace": None, "k": None,
+    }  # fmt: skip
+    rows = [json.loads(line) for line in httpx.get(f"{gateway.address}/jobs/{job_id}/rows").text.splitlines()]
+    assert len(rows) == 4 and {row["customer_name"] for row in rows} <= {"Ada Lovelace", "Alan Turing"}
