@@ -96,3 +96,14 @@ def test_a_unique_model_written_field_is_regenerated_on_a_collision(text_engine)
     rows, summary = generate(text_engine, schema=schema, num_rows=25, seed=4)
     assert len(rows) == 25 and len({row["code"] for row in rows}) == 25, summary.reason
     assert summary.rejected_by.get("unique", 0) > 0
+
+
+def test_a_given_value_conditions_a_description_like_a_sampled_one(text_engine):
+    from sdg.given import GivenRow
+
+    schema = {"name": "string", "age": {"type": "integer", "minimum": 1, "maximum": 9, "x-sdg": {"uniform": {}}},
+              "bio": {"type": "string", "description": "about {name}, aged {age}"}}
+    prepared = text_engine.prepare(schema)
+    prompts = text_engine.wave_prompts(prepared, "", 1, [0], [GivenRow({"name": '"Ada Lovelace"'})])
+    age = prepared.read.samplers.values(1, 0)["age"]
+    assert f"bio: about Ada Lovelace, aged {age}." in text_engine.tokenizer.decode(prompts.suffixes[0])
