@@ -209,7 +209,7 @@ def read_expression(name: str, source: Any, kind: str, fields: list[str], valida
             cast(tree.value, kind)
         except ValueError as err:
             raise SchemaError(name, f"expression's value {err}", pointer) from None
-    elif result not in ("any", None, kind) and not (result == "string" and kind == "string"):
+    elif result not in ("any", None, kind) and kind != "string":  # a string field takes any result's text
         raise SchemaError(name, f"expression gives a {result}, which never fits this {kind} field", pointer)
     return Computed(name, source, tuple(n for n in names if n in fields), kind, function, validator)
 
