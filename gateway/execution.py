@@ -38,6 +38,7 @@ from gateway.settings import GatewaySettings
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from gateway.tables import TablesPhase, TablesRun
+from sdg.design import UniqueLedger
 from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class JobExecution:
         self.timings: dict[str, float] = {}
         # The shards of rows this run spread over replicas, each with its replica and rows added.
         self.shards: list[dict[str, Any]] = []
+        self.unique_ledger: UniqueLedger | None = None  # the job's unique fields' values, across its calls
         self.tables: TablesPhase | None = None
         # What the job's seed_data carried or showed, for the manifest.
         self.seed_account: dict[str, Any] | None = None
@@ -364,6 +366,14 @@ class JobExecution:
         seen = None
         if (self.resuming or len(replicas) > 1) and not spec.keep_duplicates:
             seen = await asyncio.to_thread(lambda: {row_key(row, spec.schema) for row in kept})  # seconds for a million rows
+        # A unique field's value written by one call is turned away from the next (each call
+        # keeps its own rows unique), and the top-ups below replace the row.
+        ledger = self.unique_ledger = UniqueLedger(spec.read.design) if spec.read.design and spec.read.design.unique else None
+        if ledger is not None:
+            for row in kept:
+                ledger.admit(row)
+            before = (self.resumed_from or {}).get("constraints", {}).get("unique", {})
+            ledger.collisions.update({name: account.get("collisions", 0) for name, account in before.items() if name in spec.read.design.unique})
 
         def on_progress(done: int, total: int) -> None:
             if self.resuming or len(replicas) > 1:  # the service counts this call's rows
@@ -390,6 +400,8 @@ class JobExecution:
                     fresh.append(row)
                 repeats, rows = len(rows) - len(fresh), fresh
             rows = rows[: spec.num_rows - self._rows_received()]
+            if ledger is not None:
+                rows = [row for row in rows if ledger.admit(row)]
             if self.row_writer is not None:
                 self.row_writer.write(rows)
             else:
@@ -759,6 +771,8 @@ class JobExecution:
             manifest.update(self.tables.manifest())
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
+        if self.unique_ledger is not None:
+            manifest["constraints"] = {"unique": self.unique_ledger.manifest()}
         if self.seed_account is not None:
             manifest["seed_data"] = self.seed_account
         if self.rows_summary is not None:

@@ -92,8 +92,11 @@ def job_seed(requested: int | None) -> int:
 
 
 def text_spec(request: TextFields, seed: int) -> TextSpec:
+    read = read_schema(request.schema_)
+    if read.design:
+        read.design.check_rows(request.num_samples)
     return TextSpec(
-        read=read_schema(request.schema_),
+        read=read,
         num_rows=request.num_samples,
         seed=seed,
         temperature=request.temperature,

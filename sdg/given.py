@@ -76,6 +76,8 @@ def _given_texts(read: RowSchema, rows: list[dict[str, Any]]) -> list[dict[str, 
                 raise GivenError(f"{where}: the schema has no field {name!r}")
             if name in sampled:
                 raise GivenError(f"{where}: the field is sampled (x-sdg), so it cannot also be given")
+            if read.design and name in read.design.computed:
+                raise GivenError(f"{where}: the field is computed (x-sdg expression), so it cannot also be given")
             if name not in shapes:
                 try:
                     shapes[name] = field_shape(name, resolve(root, properties[name]), root.get("$defs", {}), writable_string)

@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 import jsonschema
 
+from sdg.design import DESIGN_KEYS, OrderRule
 from sdg.jsonrefs import escape
-from sdg.schema import FRACTION_DIGITS, INT_DIGITS, MAX_ABS_NUMBER
+from sdg.schema import FRACTION_DIGITS, INT_DIGITS, MAX_ABS_NUMBER, SchemaError
 
 KEYWORD = "x-sdg"
 # Each sampler's keys: required ones, then optional ones.
@@ -156,6 +157,10 @@ class Sampler:
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def span(self) -> tuple[Any, Any] | None:
+        """The least and greatest value it draws, where known ahead."""
+        return None
+
     def _kinds(self, *kinds: str) -> None:
         if self.shape.kind not in kinds:
             raise SamplerError(f"{type(self).__name__.lower()} samples {' or '.join(kinds)} fields, and this one is {self.shape.kind}")
@@ -189,9 +194,22 @@ class Category(Sampler):
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         return self.values[min(bisect.bisect_right(self.cumulative, rng.random()), len(self.values) - 1)]
 
+    def span(self) -> tuple[Any, Any] | None:
+        drawn = [v for v, p in zip(self.values, self.probabilities) if p > 0]
+        try:
+            return min(drawn), max(drawn)
+        except TypeError:
+            return None
+
 
 class _Numeric(Sampler):
     """Bounds checks and integer rounding shared by uniform, gaussian and poisson."""
+
+    low: float
+    high: float
+
+    def span(self) -> tuple[Any, Any] | None:
+        return self.low, self.high
 
     def _range(self, low: float | None, high: float | None) -> tuple[float, float]:
         shape = self.shape
@@ -277,6 +295,7 @@ class Poisson(_Numeric):
             running += m / total
             self.cumulative.append(running)
         self.first = first
+        self.low, self.high = first, first + len(self.cumulative) - 1
 
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         k = self.first + min(bisect.bisect_right(self.cumulative, rng.random()), len(self.cumulative) - 1)
@@ -300,9 +319,9 @@ class Datetime(Sampler):
         if self.start.date() < FIRST_DATE or self.end.date() > LAST_DATE:
             raise SamplerError(f"the range must lie within {FIRST_DATE} and {LAST_DATE}", "start" if self.start.date() < FIRST_DATE else "end")
         step = 86400 if self.format == "date" else 1
-        self.span = int((self.end - self.start).total_seconds()) // step
+        self.span_steps = int((self.end - self.start).total_seconds()) // step
         self.step = step
-        if all(self._at(i) is None for i in {0, self.span}) and self.span < 2:
+        if all(self._at(i) is None for i in {0, self.span_steps}) and self.span_steps < 2:
             raise SamplerError("the range holds February 29th only, which rows never hold")
 
     @staticmethod
@@ -323,9 +342,12 @@ class Datetime(Sampler):
             return None
         return moment.date().isoformat() if self.format == "date" else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def span(self) -> tuple[Any, Any] | None:
+        return self._at(0) or self._at(1), self._at(self.span_steps) or self._at(self.span_steps - 1)
+
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         for _ in range(REDRAWS):
-            value = self._at(rng.randint(0, self.span))
+            value = self._at(rng.randint(0, self.span_steps))
             if value is not None:
                 return value
         return None
@@ -459,6 +481,7 @@ class FieldSamplers:
     """A schema's samplers, in the order their values are drawn."""
 
     samplers: dict[str, Sampler] = field(default_factory=dict)
+    rules: tuple[OrderRule, ...] = ()  # order rules between sampled fields: draws that break one are drawn again
 
     def __bool__(self) -> bool:
         return bool(self.samplers)
@@ -469,12 +492,43 @@ class FieldSamplers:
         return any(isinstance(sampler, Sequence) for sampler in self.samplers.values())
 
     def values(self, seed: int, slot: int) -> dict[str, Any]:
-        """One row's sampled values; None for a field whose sampler found no value that fits."""
-        row: dict[str, Any] = {}
-        for name, sampler in self.samplers.items():
-            digest = hashlib.blake2b(f"{seed}:{slot}:{name}".encode(), digest_size=8).digest()
-            row[name] = sampler.draw(random.Random(int.from_bytes(digest, "big")), slot, row)
+        """One row's sampled values; None for a field whose sampler found no value that fits
+        (nor, after REDRAWS, one that keeps the order rules)."""
+        ruled = {name for rule in self.rules for name in (rule.name, rule.other)}
+        for attempt in range(REDRAWS if self.rules else 1):
+            row: dict[str, Any] = {}
+            for name, sampler in self.samplers.items():
+                nonce = f":{attempt}" if attempt and name in ruled else ""
+                digest = hashlib.blake2b(f"{seed}:{slot}:{name}{nonce}".encode(), digest_size=8).digest()
+                row[name] = sampler.draw(random.Random(int.from_bytes(digest, "big")), slot, row)
+            broken = [rule for rule in self.rules if not rule.holds(row)]
+            if not broken:
+                return row
+        for rule in broken:
+            row[rule.name] = None
         return row
+
+    def ruled(self, rules: tuple[OrderRule, ...]) -> FieldSamplers:
+        """These samplers, drawing again what breaks the rules between two sampled fields.
+        Raises SchemaError when the samplers' ranges (or their first draws) never keep one."""
+        rules = tuple(r for r in rules if r.name in self.samplers and r.other in self.samplers)
+        if not rules:
+            return self
+        for rule in rules:
+            mine, theirs = self.samplers[rule.name].span(), self.samplers[rule.other].span()
+            if mine is None or theirs is None:
+                continue
+            # The most favourable pair: my greatest against their least, or my least against their greatest.
+            pair = (mine[1], theirs[0]) if rule.key.startswith("greater") else (mine[0], theirs[1])
+            if not OrderRule(rule.name, rule.key, rule.other, rule.dates).holds(dict(zip((rule.name, rule.other), pair))):
+                raise SchemaError(rule.name, f"{rule.words()} never holds: {rule.name} is sampled from {mine[0]} to {mine[1]}, "
+                                             f"{rule.other} from {theirs[0]} to {theirs[1]}", pointer_of(rule.name, rule.key))
+        ruled = FieldSamplers(self.samplers, rules)
+        if all(None in ruled.values(0, slot).values() for slot in range(DOOR_DRAWS)):
+            rule = rules[0]
+            raise SchemaError(rule.name, f"{rule.words()} held in none of {DOOR_DRAWS} rows' draws: the samplers' ranges barely overlap",
+                              pointer_of(rule.name, rule.key))
+        return ruled
 
     def texts(self, seed: int, slot: int) -> dict[str, str | None]:
         """One row's sampled values as the JSON text rows hold them in."""
@@ -486,17 +540,29 @@ class FieldSamplers:
 
 
 def sampler_specs(properties: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The x-sdg objects of a schema's top-level properties."""
-    return {name: prop[KEYWORD] for name, prop in properties.items() if isinstance(prop, dict) and KEYWORD in prop}
+    """The sampler part of the x-sdg objects of a schema's top-level properties (the rest is
+    sdg.design's); a field whose x-sdg holds design keys only has none."""
+    specs = {}
+    for name, prop in properties.items():
+        if not isinstance(prop, dict) or KEYWORD not in prop:
+            continue
+        spec = prop[KEYWORD]
+        if isinstance(spec, dict):
+            sampler = {k: v for k, v in spec.items() if k not in DESIGN_KEYS}
+            if not sampler and len(sampler) < len(spec):
+                continue
+            spec = sampler
+        specs[name] = spec
+    return specs
 
 
 def read_sampler(shape: FieldShape, spec: Any, specs: dict[str, Any]) -> Sampler:
     """One field's sampler from its x-sdg value. Raises SamplerError."""
     if not isinstance(spec, dict):
-        raise SamplerError(f"x-sdg must be an object naming one sampler ({', '.join(SAMPLER_KEYS)}), got {type(spec).__name__}")
+        raise SamplerError(f"x-sdg must be an object naming one sampler ({', '.join(SAMPLER_KEYS)}) or {', '.join(DESIGN_KEYS)}, got {type(spec).__name__}")
     unknown = [k for k in spec if k not in SAMPLER_KEYS]
     if unknown:
-        raise SamplerError(f"unknown key {unknown[0]!r}; x-sdg names one sampler of {', '.join(SAMPLER_KEYS)}", unknown[0])
+        raise SamplerError(f"unknown key {unknown[0]!r}; x-sdg names one sampler of {', '.join(SAMPLER_KEYS)}, and takes {', '.join(DESIGN_KEYS)}", unknown[0])
     if len(spec) != 1:
         raise SamplerError(f"x-sdg names exactly one sampler, got {len(spec)}: {', '.join(spec) or 'none'}")
     (kind, options), = spec.items()

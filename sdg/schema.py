@@ -34,6 +34,7 @@ from sdg.jsonrefs import SCHEMA_LISTS, SCHEMA_MAPS, SCHEMA_VALUED, Document, Ref
 from sdg.patterns import PatternError, read_pattern
 
 if TYPE_CHECKING:
+    from sdg.design import RowDesign
     from sdg.samplers import FieldSamplers
 
 SHORTHAND: dict[str, dict[str, Any]] = {
@@ -158,6 +159,21 @@ class RowSchema:
     ignored: tuple[str, ...] = ()  # pointers of vendor keywords and formats SDG does not know
     notes: tuple[str, ...] = ()  # what rows hold that the schema alone does not say
     samplers: FieldSamplers | None = None  # x-sdg: top-level fields drawn, not written
+    design: RowDesign | None = None  # x-sdg and {field} references across top-level fields (sdg.design)
+
+    @property
+    def written(self) -> dict[str, Any]:
+        """The normalized schema less its computed fields: what the model writes."""
+        if not self.design or not self.design.computed:
+            return self.schema
+        computed = self.design.computed
+        return {**self.schema, "properties": {n: v for n, v in self.schema["properties"].items() if n not in computed},
+                "required": [n for n in self.schema.get("required", []) if n not in computed]}
+
+    def known_values(self, seed: int, slot: int, given: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A row's values known before decoding: sampled, given, and computed from those alone."""
+        values = {**(self.samplers.values(seed, slot) if self.samplers else {}), **(given or {})}
+        return self.design.known(values) if self.design else values
 
     def manifest(self) -> dict[str, Any]:
         """The account of the schema a job's manifest gives."""
@@ -167,6 +183,8 @@ class RowSchema:
         out.update(checked_after_decoding=list(self.checked), ignored=list(self.ignored), notes=list(self.notes))
         if self.samplers:
             out["sampled"] = self.samplers.manifest()
+        if self.design:
+            out["design"] = self.design.manifest()
         return out
 
 
@@ -311,15 +329,37 @@ class _Reader:
         _check_size(root)
         self._check_source()
         samplers = self._samplers(root, wrapped)
-        if samplers:
-            # Sampled fields come first, so the model writes every other field after their values.
-            first = [name for name in root["properties"] if name in samplers.samplers]
-            order = first + [name for name in root["properties"] if name not in samplers.samplers]
-            if order != list(root["properties"]):
+        design = None if wrapped else self._design(root, samplers)
+        if design is not None:
+            # Sampled fields first, and what a field depends on before it, so the model writes
+            # every other field after the values it reads.
+            order, sampled = list(design.order), samplers.samplers if samplers else {}
+            first = [name for name in root["properties"] if name in sampled]
+            if first and first + [n for n in root["properties"] if n not in sampled] != list(root["properties"]):
                 self.notes.append(f"sampled fields are written first: {', '.join(first)}")
+            if order[len(first):] != [n for n in root["properties"] if n not in sampled]:
+                self.notes.append(f"fields are written after the fields they depend on: {', '.join(order)}")
+            if design.computed:
+                self.notes.append(f"computed after the model writes the row, never by it: {', '.join(design.computed)}")
             root = {**root, "properties": {n: root["properties"][n] for n in order}, "required": [n for n in order if n in root["required"]]}
+            if samplers and design.rules:
+                samplers = samplers.ruled(design.rules)
+            design = design or None
         return RowSchema(root, self.source, self.submitted, self.shorthand, wrapped, depth, tuple(self.checked), tuple(self.ignored),
-                         tuple(self.notes), samplers)
+                         tuple(self.notes), samplers, design)
+
+    def _design(self, root: dict[str, Any], samplers: FieldSamplers | None) -> RowDesign | None:
+        """The order and the cross-field x-sdg keys of the root object's own properties."""
+        from sdg.design import read_design
+        from sdg.samplers import KEYWORD as SAMPLER_KEYWORD
+
+        properties = root.get("properties")
+        if not isinstance(properties, dict) or not properties:
+            return None
+        submitted = self.source.get("properties") if isinstance(self.source, dict) else None
+        specs = {n: p[SAMPLER_KEYWORD] for n, p in (submitted or {}).items() if isinstance(p, dict) and SAMPLER_KEYWORD in p}
+        sampled = samplers.samplers if samplers else {}
+        return read_design(properties, specs, sampled, lambda node: resolve(root, node), root.get("$defs", {}))
 
     def _samplers(self, root: dict[str, Any], wrapped: bool) -> FieldSamplers | None:
         """The x-sdg samplers of the root object's own properties; x-sdg anywhere else is refused."""
@@ -328,13 +368,13 @@ class _Reader:
 
         properties = self.source.get("properties") if isinstance(self.source, dict) and not wrapped else None
         specs = sampler_specs(properties) if isinstance(properties, dict) else {}
-        allowed = {f"/properties/{escape(name)}" for name in specs}
+        allowed = {f"/properties/{escape(name)}" for name, prop in (properties or {}).items() if isinstance(prop, dict) and SAMPLER_KEYWORD in prop}
         for pointer in _keyword_pointers(self.source, SAMPLER_KEYWORD):
             if pointer not in allowed:
-                raise SchemaError("", "x-sdg samplers are read on the root object's own properties only", f"{pointer}/{SAMPLER_KEYWORD}")
+                raise SchemaError("", "x-sdg is read on the root object's own properties only", f"{pointer}/{SAMPLER_KEYWORD}")
         samplers = {}
+        self.ignored[:] = [p for p in self.ignored if p not in {pointer_of(name, "") for name in properties or {}}]
         for name, spec in specs.items():
-            self.ignored[:] = [p for p in self.ignored if p != pointer_of(name, "")]
             node = root["properties"].get(name)
             if node is None:
                 continue  # no value satisfies its schema: rows leave it out (a note says so)

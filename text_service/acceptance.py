@@ -1,7 +1,8 @@
 """RowAcceptance: which decoded rows a call keeps. A row is kept when it is strict JSON (finite
 numbers, no repeated keys), valid against the schema as the user submitted it, and not a repeat of
-an earlier row (unless repeats are kept). The others are counted by why they were thrown away,
-and the engine generates more in their place."""
+an earlier row (unless repeats are kept). Its computed fields are filled in first, and it must
+keep the schema's order rules and unique fields (sdg.design). The others are counted by why they
+were thrown away (expression, greater_than, unique, ...), and the engine generates more in their place."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import jsonschema
 import regex
 from jsonschema.exceptions import ValidationError, best_match
 
+from sdg.design import RowDesign, UniqueLedger
 from sdg.schema import format_checker, validator_class
 
 # A pattern may backtrack for ever on a string it does not match ("^(a+)+$" on "aaaa…!"): each
@@ -89,6 +91,7 @@ class RowAcceptance:
     validator: jsonschema.protocols.Validator  # the schema as submitted
     wrapped: bool  # rows are {"value": instance}, and the instance is what is validated
     keep_duplicates: bool = False
+    design: RowDesign | None = None
     valid: int = 0
     invalid: int = 0
     duplicates: int = 0
@@ -96,6 +99,11 @@ class RowAcceptance:
     timed_out: int = 0  # of the invalid: rows that ran past the row time limit
     rejected_by: Counter = field(default_factory=Counter)  # invalid rows by what they failed
     seen: set[str] = field(default_factory=set)
+    unique: UniqueLedger | None = None  # the unique fields' values kept so far
+
+    def __post_init__(self) -> None:
+        if self.design is not None and self.design.unique:
+            self.unique = UniqueLedger(self.design)
 
     def offer(self, text: str | None, ran_out: bool = False, timed_out: bool = False, sample_failed: bool = False) -> str | None:
         """The row to keep, as compact JSON, or None (then it is counted)."""
@@ -110,6 +118,13 @@ class RowAcceptance:
             self.invalid += 1
             self.rejected_by["json"] += 1
             return None
+        design = self.design
+        if design is not None:
+            row = design.complete(row)
+            if row is None:
+                self.invalid += 1
+                self.rejected_by["expression"] += 1
+                return None
         instance = row.get("value") if self.wrapped else row
         try:
             valid = self.validator.is_valid(instance)
@@ -122,6 +137,12 @@ class RowAcceptance:
             self.invalid += 1
             self.rejected_by[error.validator if error is not None else "schema"] += 1
             return None
+        if design is not None:
+            failed = design.broken_rule(row) or (self.unique is not None and not self.unique.admit(row) and "unique")
+            if failed:
+                self.invalid += 1
+                self.rejected_by[failed] += 1
+                return None
         self.valid += 1
         canonical = json.dumps(row, sort_keys=True, ensure_ascii=False)
         if canonical in self.seen:

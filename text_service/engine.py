@@ -51,7 +51,7 @@ from text_service.cursor import SchemaIndex
 from text_service.decode import DecodeParts, DecodeStats, DynamicDecoder, Finished, Sampling, StaticDecoder, WaveRows
 from text_service.grammar import RowGrammar, compile_error, max_row_bytes
 from text_service.model import LoadedTextModel
-from text_service.prompts import build_prompts
+from text_service.prompts import WavePrompts, build_prompts
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,11 @@ class PreparedSchema:
     def schema(self) -> dict[str, Any]:
         return self.read.schema
 
+    @property
+    def written(self) -> dict[str, Any]:
+        """What the model writes: the schema less its computed fields."""
+        return self.read.written
+
 
 # Compiled schemas kept for later calls and jobs.
 PREPARED_CACHE = 64
@@ -271,15 +276,16 @@ class TextEngine:
                 self._prepared.move_to_end(key)
                 return cached
         started = time.perf_counter()
-        grammar = RowGrammar(read.schema)
+        written = read.written
+        grammar = RowGrammar(written)
         try:
             compiled = self.compiler.compile_grammar(grammar.ebnf, root_rule_name=grammar.root)
         except (RuntimeError, UnicodeError) as exc:  # xgrammar's own message can fail to decode
             raise compile_error(exc) from None
         compile_s = time.perf_counter() - started
         validator = row_validator(read.source)
-        index = SchemaIndex(read.schema, lambda text: len(self.parts.forced_ids(text)))
-        prepared = PreparedSchema(read, grammar, compiled, validator, max_row_bytes(read.schema), index, compile_s)
+        index = SchemaIndex(written, lambda text: len(self.parts.forced_ids(text)))
+        prepared = PreparedSchema(read, grammar, compiled, validator, max_row_bytes(written), index, compile_s)
         with self._prepared_lock:
             self._prepared[key] = prepared
             while len(self._prepared) > PREPARED_CACHE:
@@ -306,6 +312,8 @@ class TextEngine:
         except GivenError as err:
             raise RequestError(str(err)) from None
         prepared = self.prepare(request.schema)
+        if prepared.read.design:
+            prepared.read.design.check_rows(request.num_rows)
         self._check_context(prepared, request, self.given(prepared, request))
         return prepared
 
@@ -327,9 +335,9 @@ class TextEngine:
 
         def prompt_tokens(instructions: str, given: list[GivenRow] | None, examples: tuple[dict[str, Any], ...]) -> int:
             # Other rows' numbers and theme words are a few tokens longer than row 0's.
-            return len(build_prompts(self.tokenizer, prepared.schema, instructions, 0, [0], given, examples).full(0)) + ROW_LINE_SLACK
+            return len(self.wave_prompts(prepared, instructions, 0, [0], given, examples).full(0)) + ROW_LINE_SLACK
 
-        smallest = prepared.index.least_tokens(prepared.schema)
+        smallest = prepared.index.least_tokens(prepared.written)
         if smallest > row_token_limit(prepared, request):
             raise RequestError(
                 f"max_new_tokens: any row of this schema takes at least {smallest} tokens (its required keys alone), "
@@ -362,12 +370,14 @@ class TextEngine:
         given = GivenQueue(self.given(prepared, request))
         seed = request.seed if request.seed is not None else draw_seed()
         stats = DecodeStats()
-        kept = RowAcceptance(prepared.validator, prepared.read.wrapped, request.keep_duplicates)
+        kept = RowAcceptance(prepared.validator, prepared.read.wrapped, request.keep_duplicates, prepared.read.design)
         done = 0
         slot = 0
         # Invalid rows and duplicates are regenerated, within a budget, so a schema that admits
-        # few distinct rows ends as an honest partial result instead of looping forever.
-        budget = request.num_rows + max(64, request.num_rows)
+        # few distinct rows ends as an honest partial result instead of looping forever. Each
+        # order rule the model's values are checked against may throw away about half the rows.
+        checked = prepared.read.design.checked_rules(prepared.read.samplers) if prepared.read.design else 0
+        budget = request.num_rows + max(64, request.num_rows) + request.num_rows * (min(2**checked, 8) - 1)
         reason = ""
         with self.model_lock.turn(emit, cancelled) as holding:
             started = time.perf_counter()  # the summary's elapsed_s is the call's own work
@@ -425,6 +435,17 @@ class TextEngine:
             compile_s=prepared.compile_s,
         )
 
+    def wave_prompts(self, prepared: PreparedSchema, instructions: str, seed: int, slots: list[int],
+                     given: list[GivenRow] | None = None, examples: tuple[dict[str, Any], ...] = ()) -> WavePrompts:
+        """The prompts of a wave of `slots`: a conditioned description gets each row's values
+        known before decoding (sampled and given)."""
+        design = prepared.read.design
+        known = None
+        if design and design.conditioned:
+            known = [prepared.read.known_values(seed, slot, {n: json.loads(t) for n, t in given[i].texts.items()} if given else None)
+                     for i, slot in enumerate(slots)]
+        return build_prompts(self.tokenizer, prepared.written, instructions, seed, slots, given, examples, design, known)
+
     def _decode_wave(
         self,
         prepared: PreparedSchema,
@@ -437,7 +458,7 @@ class TextEngine:
     ) -> Iterator[list[Finished]]:
         """Decodes one wave of rows; yields, after every step, the rows that finished in it."""
         started = time.perf_counter()
-        prompts = build_prompts(self.tokenizer, prepared.schema, request.instructions, seed, slots, given, request.example_rows)
+        prompts = self.wave_prompts(prepared, request.instructions, seed, slots, given, request.example_rows)
         limit = row_token_limit(prepared, request)
         sampling = Sampling(
             request.temperature, request.top_p, limit, request.optional_rate, self.row_time_limit_s,

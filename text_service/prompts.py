@@ -1,5 +1,7 @@
 """Builds each row's chat prompt: the schema in words, the caller's instructions, and a per-row
-hint drawn from the job seed, so that rows of one job do not collapse into the same answer."""
+hint drawn from the job seed, so that rows of one job do not collapse into the same answer. A
+field whose description names other fields as {field} (sdg.design) has it rendered in the row's
+own line with the row's values known before decoding."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sdg.design import ORDER_WORDS, RowDesign, references, render
 from sdg.given import GivenRow
 
 SYSTEM = (
@@ -39,9 +42,9 @@ CONSTRAINTS = ("format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMax
                "minLength", "maxLength", "minItems", "maxItems")
 
 
-def describe_field(name: str, spec: dict[str, Any], schema: dict[str, Any], required: bool = True) -> str:
+def describe_field(name: str, spec: dict[str, Any], schema: dict[str, Any], required: bool = True, design: RowDesign | None = None) -> str:
     """One line of the prompt's field list: the field's type and constraints, then what the
-    schema says of it (description, examples, default)."""
+    schema says of it (description, examples, default) and the design's rules for it."""
     line = f"- {name}{'' if required else ' (optional)'}: {type_words(spec, schema.get('$defs', {}), 2)}"
     node = _resolved(spec, schema.get("$defs", {}))
     notes = [node[key] for key in ("title", "description") if isinstance(node.get(key), str) and _says_more(node[key], name)]
@@ -50,6 +53,12 @@ def describe_field(name: str, spec: dict[str, Any], schema: dict[str, Any], requ
         notes.append("e.g. " + ", ".join(json.dumps(e, ensure_ascii=False) for e in examples[:2]))
     if "default" in node and node["default"] is not None:
         notes.append(f"default {json.dumps(node['default'], ensure_ascii=False)}")
+    named = references(node["description"]) if isinstance(node.get("description"), str) else []
+    if named:
+        notes.append(f"{{field}} is this row's value of that field, written before {name}")
+    for rule in design.rules if design else ():
+        if rule.name == name:
+            notes.append(f"must be {ORDER_WORDS[rule.key]} {rule.other} (written before it)")
     if notes:
         line += " — " + "; ".join(notes)
     return line
@@ -103,13 +112,13 @@ def type_words(spec: dict[str, Any], defs: dict[str, Any], depth: int) -> str:
     return ", ".join(details)
 
 
-def field_list(schema: dict[str, Any]) -> str:
+def field_list(schema: dict[str, Any], design: RowDesign | None = None) -> str:
     """The prompt's field list, cut where it would pass MAX_FIELD_TEXT characters."""
     required = set(schema.get("required", []))
     lines, size = [], 0
     names = list(schema["properties"])
     for i, name in enumerate(names):
-        line = describe_field(name, schema["properties"][name], schema, name in required)
+        line = describe_field(name, schema["properties"][name], schema, name in required, design)
         if size + len(line) > MAX_FIELD_TEXT and lines:
             lines.append(f"- and {len(names) - i} more fields")
             break
@@ -140,6 +149,15 @@ class WavePrompts:
 _ROW_LINE = "\x00SDG-ROW-LINE\x00"
 
 
+def row_line(seed: int, slot: int, templates: dict[str, str], known: dict[str, Any]) -> str:
+    """A row's own line: its number and theme word, and its conditioned fields in its values."""
+    number, hint = row_hint(seed, slot)
+    line = f"Row #{number}, theme '{hint}'."
+    if templates:
+        line += " " + "; ".join(f"{name}: {render(text, known)}" for name, text in templates.items()) + "."
+    return line
+
+
 def given_line(given: GivenRow) -> str:
     """A row's given values and context: ` It holds {"customer_id": 7}. It belongs to {"id": 7, ...}.`"""
     line = ""
@@ -151,9 +169,12 @@ def given_line(given: GivenRow) -> str:
 
 
 def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: int, slots: list[int],
-                  given: list[GivenRow] | None = None, examples: tuple[dict[str, Any], ...] = ()) -> WavePrompts:
-    """`given`: per slot, the values that row holds (as JSON text); `examples`: rows to show."""
-    user = f"Write one row of data with these fields:\n{field_list(schema)}\n"
+                  given: list[GivenRow] | None = None, examples: tuple[dict[str, Any], ...] = (),
+                  design: RowDesign | None = None, known: list[dict[str, Any]] | None = None) -> WavePrompts:
+    """`given`: per slot, the values that row holds (as JSON text); `examples`: rows to show;
+    `design`: the schema's cross-field design; `known`: each slot's values known before decoding
+    (sampled, given), which its conditioned descriptions are rendered with."""
+    user = f"Write one row of data with these fields:\n{field_list(schema, design)}\n"
     about = [schema[key] for key in ("title", "description") if isinstance(schema.get(key), str)]
     if about:
         user += f"The data describes: {': '.join(about)}\n"
@@ -169,10 +190,9 @@ def build_prompts(tokenizer, schema: dict[str, Any], instructions: str, seed: in
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user + _ROW_LINE}]
     text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     head, tail = text.split(_ROW_LINE)
-    lines = []
-    for i, slot in enumerate(slots):
-        number, hint = row_hint(seed, slot)
-        lines.append(f"Row #{number}, theme '{hint}'.{given_line(given[i]) if given else ''}{tail}")
+    templates = {n: t for n, t in design.conditioned.items() if n in schema["properties"]} if design else {}
+    lines = [row_line(seed, slot, templates, known[i] if known else {}) + (given_line(given[i]) if given else "") + tail
+             for i, slot in enumerate(slots)]
     # One batched call: a fast tokenizer encodes the wave's lines in parallel (83 ms for 1,024
     # lines one call at a time, with the 151k-token bench tokenizer).
     suffixes = tokenizer(lines, add_special_tokens=False)["input_ids"]
