@@ -43,7 +43,8 @@ ORDER_WORDS = {"greater_than": ">", "greater_or_equal": ">=", "less_than": "<", 
 MAX_EXPRESSION_CHARS = 2000
 MAX_RESULT_CHARS = 100_000  # a string or list an expression builds
 MAX_EXPONENT = 64
-_REFERENCE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+# `{name}` with a name-like inside; other braces ("{key,value}" in real descriptions) stay text.
+_REFERENCE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][\w.-]*)\}")
 
 
 def design_keys(spec: Any) -> dict[str, Any]:

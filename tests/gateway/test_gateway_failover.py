@@ -58,9 +58,10 @@ class Replicas:
         return service
 
     def restart(self, address: str) -> None:
-        """Starts the replica at `address` again (after kill)."""
+        """Starts the replica at `address` again (after kill), and waits for the gateway to see it."""
         index = self.services.index(self.by_address(address))
         self.services[index] = restarted(self.services[index], self.log_dir, self.kind, self.env)
+        self.wait_until_up(address, 1)
 
     def replica_up(self, address: str) -> float:
         return Scrape.of(self.gateway.address + "/metrics").value("sdg_replica_up", kind=self.kind, address=address)
@@ -189,9 +190,8 @@ def test_a_replica_restarted_on_its_port_is_given_jobs_again_once_its_health_wat
         # Meanwhile every job goes to the replica that serves.
         for _ in range(2):
             status = wait_for_job(client, client.post("/generate/text", json=small).json()["job_id"])
-            assert status["status"] == "completed" and replica_of(text_replicas, status) == second
+            assert status["status"] == "completed" and replica_of(text_replicas, status) == second, status
         text_replicas.restart(first)
-        text_replicas.wait_until_up(first, 1)
         used = set()
         for _ in range(2):
             status = wait_for_job(client, client.post("/generate/text", json=small).json()["job_id"])

@@ -34,8 +34,9 @@ def test_a_description_naming_an_unknown_field_is_refused_at_its_pointer():
     assert (error.field, error.pointer) == ("bio", "/properties/bio/description") and "{nmae}" in error.reason
 
 
-def test_doubled_braces_are_literal_braces_in_a_description():
-    read = read_schema({"code": {"type": "string", "description": "like {{a: 1}}"}})
+def test_doubled_braces_and_braces_around_no_name_are_literal_in_a_description():
+    read = read_schema({"code": {"type": "string", "description": "like {{a: 1}}"},
+                        "meta": {"type": "object", "description": "one of {ObjectMeta, ListMeta}, as {key,value}"}})
     assert read.design is None
 
 
