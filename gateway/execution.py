@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -343,15 +343,15 @@ class JobExecution:
         if endpoint is None:
             self.seed_account = (self.resumed_from or {}).get("seed_data")
             return
-        carried = None
+        positions: Sequence[dict[str, Any]] = ()
         if spec.seed_data is not None:
             seeded = await asyncio.to_thread(self._seed_rows, spec)
             self.seed_account = seeded.manifest()
             spec = dataclasses.replace(spec, example_rows=seeded.examples)
-            if seeded.carried:
-                carried = CarriedRows(seeded.carried, spec.schema)
-                for row in kept:  # positions a kept row fills stay filled
-                    carried.fills(row)
+            positions = seeded.carried
+        if spec.numbered:
+            positions = [{**(positions[i] if positions else {}), **spec.numbers(i)} for i in range(spec.num_rows)]
+        carried = await asyncio.to_thread(self._carried, positions, spec, kept) if positions else None
 
         def given(call: TextSpec) -> TextSpec:
             """The call carrying the first of the seed rows still lacking, as many as it covers."""
@@ -394,7 +394,7 @@ class JobExecution:
                     if key is not None and key in seen:
                         continue
                     if carried is not None and not carried.fills(row):
-                        raise JobFailure(f"the text service sent a row that carries none of the seed rows it was given: {json.dumps(row)[:200]}")
+                        raise JobFailure(f"the text service sent a row that holds none of the given values it was sent: {json.dumps(row)[:200]}")
                     if key is not None:
                         seen.add(key)
                     fresh.append(row)
@@ -474,10 +474,8 @@ class JobExecution:
 
     def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
         """The text replicas a job's rows are spread over: `endpoint` first, then every other one
-        that serves, when the job lacks more than one shard's rows; else `endpoint` alone. A
-        `sequence` field numbers rows within a call, so its job is not sharded."""
-        samplers = self.plan.text.read.samplers if self.plan.text else None
-        if endpoint is None or (samplers is not None and samplers.numbered) or self._rows_lacking() <= self.settings.shard_rows:
+        that serves, when the job lacks more than one shard's rows; else `endpoint` alone."""
+        if endpoint is None or self._rows_lacking() <= self.settings.shard_rows:
             return [endpoint] if endpoint is not None else []
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 
@@ -510,6 +508,14 @@ class JobExecution:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _carried(positions: Sequence[dict[str, Any]], spec: TextSpec, kept: list[dict[str, Any]]) -> CarriedRows:
+        """The given values of every output position, less those a kept row fills."""
+        carried = CarriedRows(positions, spec.schema)
+        for row in kept:
+            carried.fills(row)
+        return carried
 
     def _seed_rows(self, spec: TextSpec) -> SeedRows:
         """The job's seed rows, drawn as at its submission."""
