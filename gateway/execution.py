@@ -25,7 +25,7 @@ from gateway.clients import ServiceClients, ServiceEndpoint
 from gateway.datasets import DatasetStore
 from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailure
 from gateway.failover import attempt, failovers
-from gateway.jobs import CANCELLED, Job, JobStore, utc_now
+from gateway.jobs import CANCELLED, Job, JobStore
 from gateway.models import JobState, Resume
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
@@ -159,7 +159,8 @@ class JobExecution:
         job = self.job
         self._started = time.monotonic()
         self.timings["queued_s"] = round(self._started - self._submitted, 3)
-        job.status, job.started_at, job.message = "running", utc_now(), "contacting the model services"
+        job.move_to("running")
+        job.message = "contacting the model services"
         if self.plan.images is not None:  # a unified job's count shows from the start, rows phase included
             job.stats.images_total = self.plan.images.num_images
         self.store.save(job)
@@ -642,10 +643,9 @@ class JobExecution:
             status, error = "failed", str(err)
         shortfall = self._shortfall()
         reason = "; ".join(part for part in (error or reason, shortfall) if part) or None
-        job.status = status
+        job.move_to(status)
         job.error = error
         job.partial = job.output_dir is not None and (status != "completed" or shortfall is not None)
-        job.finished_at = utc_now()
         self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
         # A stopped job's bar shows what it kept, not the batch it dropped.
         job.progress = 100 if status == "completed" else self._progress_of(
