@@ -26,6 +26,7 @@ from gateway.datasets import DatasetStore
 from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailure
 from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore
+from gateway.manifest import MANIFEST_FILE, Manifest, Tokens, read_manifest, write_manifest
 from gateway.models import JobState, Resume
 from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
@@ -131,7 +132,7 @@ class JobExecution:
         # A job with a folder before it runs is being resumed (gateway/resume.py): it goes on in
         # that folder, from what its last run's manifest said.
         self.resuming = job.output_dir is not None
-        self.resumed_from: dict[str, Any] | None = None
+        self.resumed_from: Manifest | None = None
         self.row_writer: RowWriter | None = None
         self.image_writer: ImageDatasetWriter | None = None
         # Only unified jobs keep rows: their data file is written once each row's image is known.
@@ -258,18 +259,16 @@ class JobExecution:
             self.folder = Path(self.job.output_dir)
             if not self.folder.is_dir():
                 raise JobFailure(f"cannot resume: the job's folder {self.job.output_path} no longer exists")
-            try:
-                self.resumed_from = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                self.resumed_from = {}
+            self.resumed_from = read_manifest(self.folder) or Manifest(job_id=self.job.job_id, type=self.job.type)
             if self.plan.images is not None:
                 # Opened first, so that however this run ends, the outcome counts the kept images.
                 await self._open_off_loop("image_writer", lambda: ImageDatasetWriter(self.folder, resume=True))
                 if self.job.resumes:  # what it keeps: the images still whole (queueing read no files)
                     self.job.resumes[-1].images_kept = self.image_writer.images_written
                 # The kinds the kept images carry, as their run's manifest recorded them.
-                self.image_writer.kinds_produced.update((self.resumed_from.get("annotations") or {}).get("produced") or [])
-            self._check_same_models(self.resumed_from.get("model") or {})
+                if self.resumed_from.annotations is not None:
+                    self.image_writer.kinds_produced.update(self.resumed_from.annotations.produced)
+            self._check_same_models(self.resumed_from.model)
         else:
             self.folder = create_job_folder(root, FOLDER_PREFIX[self.plan.type])
             self.job.output_dir = str(self.folder.resolve())
@@ -277,7 +276,7 @@ class JobExecution:
             self.store.save(self.job)
         # Rewritten at the end; until then it says what runs (models, seed, request), for a
         # folder whose gateway dies first (gateway.salvage completes it).
-        write_json_atomic(self.folder / "manifest.json", self._manifest([], "not finished"))
+        write_manifest(self.folder, self._manifest([], "not finished"))
 
     async def _open_off_loop(self, attribute: str, open_writer: Callable[[], Any]) -> None:
         """Sets `attribute` to open_writer(), run on a worker thread: opening a resumed job's files
@@ -339,10 +338,10 @@ class JobExecution:
         stats.rows_done = len(kept)
         if self.resuming:
             self.rows_summary = self._rows_before()
-            if "text" in self.resumed_from.get("model", {}) and "text" not in self.models:
-                self.models["text"] = self.resumed_from["model"]["text"]
+            if "text" in self.resumed_from.model and "text" not in self.models:
+                self.models["text"] = self.resumed_from.model["text"]
         if endpoint is None:
-            self.seed_account = (self.resumed_from or {}).get("seed_data")
+            self.seed_account = self.resumed_from.seed_data if self.resumed_from else None
             return
         positions: Sequence[dict[str, Any]] = ()
         if spec.seed_data is not None:
@@ -373,8 +372,8 @@ class JobExecution:
         if ledger is not None:
             for row in kept:
                 ledger.admit(row)
-            before = (self.resumed_from or {}).get("constraints", {}).get("unique", {})
-            ledger.collisions.update({name: account.get("collisions", 0) for name, account in before.items() if name in spec.read.design.unique})
+            before = self.resumed_from.unique_collisions() if self.resumed_from else {}
+            ledger.collisions.update({name: count for name, count in before.items() if name in spec.read.design.unique})
 
         def on_progress(done: int, total: int) -> None:
             if self.resuming or len(replicas) > 1:  # the service counts this call's rows
@@ -538,20 +537,20 @@ class JobExecution:
 
     def _rows_before(self) -> RowsSummary:
         """The account of a resumed job's kept rows that its last run's manifest gave."""
-        spec, before = self.plan.text, self.resumed_from or {}
-        assert spec is not None
-        counts, tokens = before.get("counts", {}), before.get("tokens", {})
+        spec, before = self.plan.text, self.resumed_from
+        assert spec is not None and before is not None
+        counts, tokens = before.counts, before.tokens or Tokens()
         kept = len(self.kept_rows or [])
         return RowsSummary(
             rows_generated=kept,
             rows_requested=spec.num_rows,
-            rows_invalid=counts.get("invalid_regenerated", 0),
-            duplicates_removed=counts.get("duplicates_removed", 0),
-            distinct_ratio=before.get("distinct_ratio", 1.0),
+            rows_invalid=counts.invalid_regenerated or 0,
+            duplicates_removed=counts.duplicates_removed or 0,
+            distinct_ratio=1.0 if before.distinct_ratio is None else before.distinct_ratio,
             seed=spec.seed,
-            elapsed_s=before.get("timings", {}).get("text_service_s", 0.0),
-            tokens_generated=tokens.get("generated", 0),
-            tokens_forced=tokens.get("forced", 0),
+            elapsed_s=before.timings.get("text_service_s", 0.0),
+            tokens_generated=tokens.generated,
+            tokens_forced=tokens.forced,
             partial=kept < spec.num_rows,
             reason="",
         )
@@ -587,7 +586,7 @@ class JobExecution:
         if endpoint.kind not in self.models:  # a unified job that has made its rows
             await self._describe_model(endpoint)
             if self.resumed_from is not None:
-                self._check_same_models(self.resumed_from.get("model") or {})
+                self._check_same_models(self.resumed_from.model)
         kept = stats.images_done = writer.images_written
         wanted = spec.num_images - spec.first_index  # this run's images
 
@@ -652,9 +651,9 @@ class JobExecution:
             self._rows_written(), self.image_writer.images_written if self.image_writer else 0
         )
         if self.folder is not None:
-            files = [f for f in list_files(self.folder) if f != "manifest.json"]  # the one started at open
-            write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
-            job.files = sorted([*files, "manifest.json"])
+            files = [f for f in list_files(self.folder) if f != MANIFEST_FILE]  # the one started at open
+            write_manifest(self.folder, self._manifest(files, reason))
+            job.files = sorted([*files, MANIFEST_FILE])
         job.message = self._final_message(reason)
         if self.folder is None and self.resuming and job.output_dir is not None and Path(job.output_dir).is_dir():
             job.message += f"; {self._record_untouched(Path(job.output_dir), reason)}"
@@ -667,15 +666,11 @@ class JobExecution:
         """A resumed job that stopped before it opened its folder (a service it waited for never
         came): the folder holds what its earlier runs kept, as they left it. The job and its
         manifest say so, rather than show no files and no progress. Returns what it keeps, in words."""
-        job, manifest_path = self.job, folder / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            manifest = None  # left for a person to look at
-        if isinstance(manifest, dict):
-            resumes = [resume.model_dump() for resume in job.resumes]
-            manifest.update(status=job.status, finished_at=job.finished_at, partial=job.partial, reason=reason, resumes=resumes)
-            write_json_atomic(manifest_path, manifest)
+        job, manifest = self.job, read_manifest(folder)
+        if manifest is not None:  # an unreadable one is left for a person to look at
+            manifest.status, manifest.finished_at, manifest.partial, manifest.reason = job.status, job.finished_at, job.partial, reason
+            manifest.resumes = [resume.model_dump() for resume in job.resumes]
+            write_manifest(folder, manifest)
         job.files = list_files(folder)
         kept = job.resumes[-1]  # a job runs into a folder it did not open only as a resume
         job.progress = self._progress_of(kept.rows_kept or 0, kept.images_kept or 0)
@@ -748,7 +743,7 @@ class JobExecution:
             message += f" ({tried}after {counted(failovers(job), 'failover')})"
         return message
 
-    def _manifest(self, files: list[str], reason: str | None) -> dict[str, Any]:
+    def _manifest(self, files: list[str], reason: str | None) -> Manifest:
         job, plan = self.job, self.plan
         manifest: dict[str, Any] = {
             "job_id": job.job_id,
@@ -799,7 +794,7 @@ class JobExecution:
             notes = self._image_notes()
             if notes:
                 manifest["images"]["note"] = "; ".join(notes)
-        return manifest
+        return Manifest.model_validate(manifest)
 
     def _schema_account(self) -> dict[str, Any]:
         """How the schema was read (sdg.schema), and what was checked after decoding."""

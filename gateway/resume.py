@@ -22,6 +22,7 @@ from typing import Any
 
 from gateway.errors import JobConflict
 from gateway.jobs import Job
+from gateway.manifest import read_manifest
 from gateway.outputs.images import IMAGES_DIR
 from gateway.outputs.tables import comparable_row
 from gateway.plans import JobPlan, TextSpec, stored_plan
@@ -57,12 +58,12 @@ def recorded_seed(job: Job) -> int | None:
     gateway); None when nothing was generated with it yet."""
     if job.output_dir is None:
         return job.request.get("seed")
-    try:
-        return int(_manifest(job)["seed"])
-    except (JobConflict, KeyError, TypeError, ValueError):
+    manifest = read_manifest(Path(job.output_dir))
+    if manifest is None or manifest.seed is None:
         if kept_images(job) == 0 and kept_rows(job) == 0:
             return job.request.get("seed")
-        raise JobConflict(f"job {job.job_id} cannot be resumed: its manifest does not say the seed its output was made with") from None
+        raise JobConflict(f"job {job.job_id} cannot be resumed: its manifest does not say the seed its output was made with")
+    return manifest.seed
 
 
 def rows_seed(seed: int, resume: int, top_up: int = 0, shard: int = 0) -> int:
@@ -73,15 +74,6 @@ def rows_seed(seed: int, resume: int, top_up: int = 0, shard: int = 0) -> int:
     key = f"sdg-rows:{seed}:{resume}:{top_up}" + (f":shard{shard}" if shard else "")
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") % 2**63
-
-
-def _manifest(job: Job) -> dict:
-    """The job's manifest.json; JobConflict when it cannot be read."""
-    path = Path(job.output_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise JobConflict(f"job {job.job_id} cannot be resumed: {job.output_path}/manifest.json is unreadable") from None
 
 
 def kept_images(job: Job) -> int:
@@ -102,10 +94,8 @@ def kept_rows(job: Job) -> int:
     counted them; 0 for an images job, or when nothing says."""
     if job.type == "images" or job.output_dir is None:
         return 0
-    try:
-        return int(_manifest(job).get("counts", {}).get("generated", 0))
-    except (JobConflict, TypeError, ValueError):
-        return 0
+    manifest = read_manifest(Path(job.output_dir))
+    return manifest.counts.generated if manifest is not None else 0
 
 
 def row_key(row: dict[str, Any], schema: dict[str, Any]) -> str:

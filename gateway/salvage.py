@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gateway.execution import UNIFIED_ROWS_SPOOL, kept_progress, paired_rows
 from gateway.jobs import Job
-from gateway.outputs import RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
+from gateway.manifest import MANIFEST_FILE, Annotations, Manifest, read_manifest, write_manifest
+from gateway.outputs import RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled
 from gateway.outputs.images import COCO_FILE
 
 log = logging.getLogger(__name__)
@@ -22,22 +23,25 @@ def salvage(job: Job) -> None:
     if not job.output_dir or not Path(job.output_dir).is_dir():
         return  # it had not written anything
     folder = Path(job.output_dir)
-    manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {"job_id": job.job_id, "type": job.type}
-    counts = manifest.setdefault("counts", {})
+    manifest = read_manifest(folder) or Manifest(job_id=job.job_id, type=job.type)
+    counts = manifest.counts
     request = job.request or {}
     output_format = request.get("output_format", "json")
     images: set[int] = set()
     if job.type in ("images", "unified") and (folder / "images").is_dir():
         images = salvage_images(folder)
-        job.stats.images_done = counts["generated" if job.type == "images" else "images_generated"] = len(images)
+        job.stats.images_done = len(images)
+        if job.type == "images":
+            counts.generated = len(images)
+        else:
+            counts.images_generated = len(images)
     schema_file = folder / "schema.json"
     if job.type == "text" and schema_file.exists():
         schema = json.loads(schema_file.read_text(encoding="utf-8"))
-        job.stats.rows_done = counts["generated"] = salvage_rows(folder, output_format, schema)
+        job.stats.rows_done = counts.generated = salvage_rows(folder, output_format, schema)
     if job.type == "tables" and schema_file.exists():
         schemas = json.loads(schema_file.read_text(encoding="utf-8"))
-        job.stats.rows_done = counts["generated"] = sum(salvage_rows(folder, output_format, schema, stem=name) for name, schema in schemas.items())
+        job.stats.rows_done = counts.generated = sum(salvage_rows(folder, output_format, schema, stem=name) for name, schema in schemas.items())
     spool = folder / UNIFIED_ROWS_SPOOL
     if job.type == "unified" and spool.exists() and schema_file.exists():
         # The data file is written at the end; the spool holds every row received until then.
@@ -45,14 +49,14 @@ def salvage(job: Job) -> None:
         with RowWriter(folder, output_format, json.loads(schema_file.read_text(encoding="utf-8"))) as writer:
             writer.write(paired_rows(rows, images))
         spool.unlink()
-        job.stats.rows_done = counts["generated"] = len(rows)
+        job.stats.rows_done = counts.generated = len(rows)
     if images:
-        started = {k: v for k, v in manifest.get("annotations", {}).items() if k != "note"}  # "requested" stays
-        manifest["annotations"] = {**started, **annotations_kept(folder)}
-    files = [f for f in list_files(folder) if f != "manifest.json"]
-    manifest.update(status="failed", finished_at=job.finished_at, partial=True, reason=job.error, files=files)
-    write_json_atomic(manifest_path, manifest)
-    job.files = sorted([*files, "manifest.json"])
+        started = manifest.annotations.model_dump(exclude={"note"}) if manifest.annotations else {}  # "requested" stays
+        manifest.annotations = Annotations.model_validate({**started, **annotations_kept(folder)})
+    files = [f for f in list_files(folder) if f != MANIFEST_FILE]
+    manifest.status, manifest.finished_at, manifest.partial, manifest.reason, manifest.files = "failed", job.finished_at, True, job.error, files
+    write_manifest(folder, manifest)
+    job.files = sorted([*files, MANIFEST_FILE])
     job.message = job.error
     # The last progress the dead process wrote (throttled) may lag what the folder kept.
     stats, rows_wanted = job.stats, request.get("num_samples", 0)
@@ -61,7 +65,7 @@ def salvage(job: Job) -> None:
         rows=(stats.rows_done, stats.rows_total or rows_wanted),
         images=(stats.images_done, stats.images_total or request.get("num_images") or rows_wanted),
     )
-    log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts)
+    log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts.model_dump(exclude_none=True))
 
 
 def annotations_kept(folder: Path) -> dict:
