@@ -27,7 +27,7 @@ from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailu
 from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore, utc_now
 from gateway.models import JobState, Resume
-from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs import QUALITY_FILE, ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
@@ -39,6 +39,7 @@ from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from gateway.tables import TablesPhase, TablesRun
 from sdg.design import UniqueLedger
+from sdg.quality import table_report
 from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
@@ -646,6 +647,7 @@ class JobExecution:
             self._rows_written(), self.image_writer.images_written if self.image_writer else 0
         )
         if self.folder is not None:
+            self._write_quality()
             files = [f for f in list_files(self.folder) if f != "manifest.json"]  # the one started at open
             write_json_atomic(self.folder / "manifest.json", self._manifest(files, reason))
             job.files = sorted([*files, "manifest.json"])
@@ -656,6 +658,32 @@ class JobExecution:
             return  # queued again as a resume, which saved it
         self.store.save(job)
         log.info("job %s %s%s", job.job_id, status, f": {reason}" if reason else "")
+
+    def _write_quality(self) -> None:
+        """quality.json: the rows in the output against what the schema asked for (sdg.quality).
+        A report that cannot be made says why in the file; the job's outcome stands."""
+        try:
+            report = self._quality()
+        except Exception as err:  # a bug here must not lose the job's outcome
+            log.exception("job %s: no quality report", self.job.job_id)
+            report = {"error": f"{type(err).__name__}: {err}"}
+        if report is not None:
+            write_json_atomic(self.folder / QUALITY_FILE, report)
+
+    def _quality(self) -> dict[str, Any] | None:
+        if self.tables is not None:
+            return {"tables": {table.name: table_report(self.tables.made[table.name], table.text.read,
+                                                        frozenset([*table.sequences, *(fk.field for fk in table.foreign_keys)]))
+                               for table in self.tables.spec.tables if table.name in self.tables.made}}
+        spec = self.plan.text
+        if spec is None:
+            return None
+        carried = frozenset(spec.seed_data.columns) if spec.seed_data is not None and spec.seed_data.mode == "carry" else frozenset()
+        if self.plan.type == "unified":
+            return table_report(self.rows, spec.read, carried)
+        output_format = self.plan.output_format or "json"
+        rows = read_rows(self.folder, output_format, spec.schema) if (self.folder / f"data.{output_format}").exists() else []
+        return table_report(rows, spec.read, carried)
 
     def _record_untouched(self, folder: Path, reason: str | None) -> str:
         """A resumed job that stopped before it opened its folder (a service it waited for never

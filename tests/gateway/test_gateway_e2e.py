@@ -96,7 +96,7 @@ def test_seed_python_example(gateway):
     assert list(frame.columns) == ["name", "age"]
     assert frame["age"].dtype == "int64"
     assert frame["name"].map(type).eq(str).all()
-    assert sorted(status["files"]) == ["data.csv", "manifest.json", "schema.json"]
+    assert sorted(status["files"]) == ["data.csv", "manifest.json", "quality.json", "schema.json"]
     schema = json.loads((folder / "schema.json").read_text())
     assert schema["properties"]["age"]["type"] == "integer"
     manifest = json.loads((folder / "manifest.json").read_text())
