@@ -6,6 +6,7 @@ sampler that cannot yield a valid value is a SchemaError naming the field and th
 JSON pointer. FieldSamplers.draw() gives one row's values as the JSON text the row grammar
 writes; the engine forces that text into the row (text_service.cursor). Values depend on the
 job seed, the row's slot and the field name only, so the same seed gives the same values.
+Sampler.requested() is the distribution a sampler asks for, which sdg.quality tests rows against.
 """
 
 from __future__ import annotations
