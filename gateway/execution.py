@@ -39,8 +39,8 @@ from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from gateway.tables import TablesPhase, TablesRun
 from sdg.design import UniqueLedger
-from sdg.quality import table_report
 from sdg.logs import log_context
+from sdg.quality import QualityTally
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ class JobExecution:
         self.shards: list[dict[str, Any]] = []
         self.unique_ledger: UniqueLedger | None = None  # the job's unique fields' values, across its calls
         self.tables: TablesPhase | None = None
+        self.tally: QualityTally | None = None  # a text or unified job's rows, counted for quality.json
+        self.quality: dict[str, Any] | None = None  # its report, made off the event loop once all is done
         # What the job's seed_data carried or showed, for the manifest.
         self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
@@ -186,6 +188,7 @@ class JobExecution:
                 await self._generate_tables(text)
             if image is not None:
                 await self._generate_images(image)
+            self.quality = await asyncio.to_thread(self._report)
         except asyncio.CancelledError:
             # The runner owns this task and cancelled it on purpose; finishing the files is the
             # handling, so the cancellation stops here.
@@ -337,6 +340,9 @@ class JobExecution:
             self.rows = list(kept)
             await self._open_off_loop("row_spool", lambda: Spool(self.folder / UNIFIED_ROWS_SPOOL, kept))
         stats.rows_done = len(kept)
+        carried_columns = spec.seed_data.columns if spec.seed_data is not None and spec.seed_data.mode == "carry" else ()
+        self.tally = QualityTally(spec.read, frozenset(carried_columns))
+        await asyncio.to_thread(self.tally.add, kept)
         if self.resuming:
             self.rows_summary = self._rows_before()
             if "text" in self.resumed_from.get("model", {}) and "text" not in self.models:
@@ -408,6 +414,7 @@ class JobExecution:
             else:
                 self.rows.extend(rows)
                 self.row_spool.write(rows)
+            self.tally.add(rows)
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
             return len(rows), repeats
 
@@ -661,29 +668,22 @@ class JobExecution:
 
     def _write_quality(self) -> None:
         """quality.json: the rows in the output against what the schema asked for (sdg.quality).
-        A report that cannot be made says why in the file; the job's outcome stands."""
-        try:
-            report = self._quality()
-        except Exception as err:  # a bug here must not lose the job's outcome
-            log.exception("job %s: no quality report", self.job.job_id)
-            report = {"error": f"{type(err).__name__}: {err}"}
+        A job that counted no rows (one that stopped before its rows, or a resumed one before it
+        counted the rows it kept) leaves the folder's as it is."""
+        report = self.quality or self._report()
         if report is not None:
             write_json_atomic(self.folder / QUALITY_FILE, report)
 
-    def _quality(self) -> dict[str, Any] | None:
-        if self.tables is not None:
-            return {"tables": {table.name: table_report(self.tables.made[table.name], table.text.read,
-                                                        frozenset([*table.sequences, *(fk.field for fk in table.foreign_keys)]))
-                               for table in self.tables.spec.tables if table.name in self.tables.made}}
-        spec = self.plan.text
-        if spec is None:
-            return None
-        carried = frozenset(spec.seed_data.columns) if spec.seed_data is not None and spec.seed_data.mode == "carry" else frozenset()
-        if self.plan.type == "unified":
-            return table_report(self.rows, spec.read, carried)
-        output_format = self.plan.output_format or "json"
-        rows = read_rows(self.folder, output_format, spec.schema) if (self.folder / f"data.{output_format}").exists() else []
-        return table_report(rows, spec.read, carried)
+    def _report(self) -> dict[str, Any] | None:
+        """The quality report of the rows counted; one that cannot be made says why, and the job's
+        outcome stands."""
+        try:
+            if self.tables is not None:
+                return {"tables": {name: tally.report() for name, tally in self.tables.tallies.items()}}
+            return self.tally.report() if self.tally is not None else None
+        except Exception as err:  # a bug here must not lose the job's outcome
+            log.exception("job %s: no quality report", self.job.job_id)
+            return {"error": f"{type(err).__name__}: {err}"}
 
     def _record_untouched(self, folder: Path, reason: str | None) -> str:
         """A resumed job that stopped before it opened its folder (a service it waited for never

@@ -1,11 +1,11 @@
 """A table's quality report (a job's quality.json): each sampled field's values tested against
 the distribution its sampler asks for (sdg.samplers.Requested), and per field its null rate,
 distinct share and enum coverage, the model-written strings' lengths and repeats, and the share
-of distinct rows. Plain numbers only, for the UI to plot."""
+of distinct rows. QualityTally counts rows as a job writes them, so the report at its end costs
+little and rereads nothing. Plain numbers only, for the UI to plot."""
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 from collections import Counter
@@ -45,12 +45,13 @@ def _categorical(requested: Requested, counts: Counter) -> dict[str, Any]:
     """Chi-square over the values; those expected fewer than MIN_EXPECTED times share one bin."""
     n = sum(counts.values())
     keys = [_key(v) for v in requested.values]
-    unexpected = sum(c for k, c in counts.items() if k not in set(keys) or requested.probabilities[keys.index(k)] == 0)
+    probability = dict(zip(keys, requested.probabilities))
+    unexpected = sum(c for k, c in counts.items() if not probability.get(k))
     plot = {"kind": "categories", "labels": [str(v) for v in requested.values][:PLOT_CATEGORIES],
             "expected": [n * p for p in requested.probabilities][:PLOT_CATEGORIES],
             "observed": [counts.get(k, 0) for k in keys][:PLOT_CATEGORIES]}
     if unexpected:
-        return {"test": "chi-square", "statistic": math.inf, "p_value": 0.0, "unexpected": unexpected, "plot": plot}
+        return {"test": "chi-square", "statistic": None, "p_value": 0.0, "unexpected": unexpected, "plot": plot}
     big = [(counts.get(k, 0), n * p) for k, p in zip(keys, requested.probabilities) if n * p >= MIN_EXPECTED]
     small = [(counts.get(k, 0), n * p) for k, p in zip(keys, requested.probabilities) if 0 < n * p < MIN_EXPECTED]
     if small:
@@ -82,7 +83,7 @@ def _discrete(requested: Requested, points: np.ndarray) -> dict[str, Any]:
     about as many values, merged where an atom leaves one below MIN_EXPECTED."""
     n = len(points)
     if np.any(points != np.floor(points)) or n and (points.min() < requested.low or points.max() > requested.high):
-        return {"test": "chi-square", "statistic": math.inf, "p_value": 0.0, "why": "values off the requested steps or range"}
+        return {"test": "chi-square", "statistic": None, "p_value": 0.0, "why": "values off the requested steps or range"}
     count = max(2, min(MAX_BINS, n // (2 * MIN_EXPECTED)))
     edges = sorted({_quantile(requested, j / count) for j in range(1, count)} - {math.ceil(requested.high)})
     cuts = [requested.cdf(e) for e in edges]  # bin j holds (edges[j-1], edges[j]]
@@ -144,16 +145,17 @@ def fit(requested: Requested, values: list[Any] | Counter) -> dict[str, Any]:
     return {"n": n, "test": "kolmogorov-smirnov", "statistic": float(result.statistic), "p_value": float(result.pvalue), "plot": plot}
 
 
-def _lengths(texts: list[str]) -> dict[str, Any]:
-    lengths = np.array([len(t) for t in texts], dtype=float)
-    if not len(lengths):
+def _lengths(texts: Counter) -> dict[str, Any]:
+    """Length statistics of the strings counted in `texts`."""
+    if not texts:
         return {"n": 0}
+    lengths = np.repeat(np.array([len(t) for t in texts], dtype=float), np.array(list(texts.values())))
     low, high = int(lengths.min()), int(lengths.max())
     width = max(1, math.ceil((high - low + 1) / PLOT_BINS))
-    edges = [low + width * i for i in range(math.ceil((high - low + 1) / width) + 1)]
-    counts, _ = np.histogram(lengths, bins=[e - 0.5 for e in edges])
+    edges = [low - 0.5 + width * i for i in range(math.ceil((high - low + 1) / width) + 1)]
+    counts, _ = np.histogram(lengths, bins=edges)
     return {"n": len(lengths), "min": low, "p50": float(np.percentile(lengths, 50)), "p90": float(np.percentile(lengths, 90)),
-            "max": high, "mean": float(lengths.mean()), "histogram": {"edges": [e - 0.5 for e in edges], "counts": counts.tolist()}}
+            "max": high, "mean": float(lengths.mean()), "histogram": {"edges": edges, "counts": counts.tolist()}}
 
 
 def _types(node: dict[str, Any]) -> set[str]:
@@ -161,13 +163,11 @@ def _types(node: dict[str, Any]) -> set[str]:
     return set(types if isinstance(types, list) else [types] if types else [])
 
 
-def field_report(values: list[Any], rows: int, node: dict[str, Any], source: str, sampler: Sampler | None) -> dict[str, Any]:
-    """One field's account over `rows` rows; `values` holds its value in each row that has one
-    (None for null)."""
-    present = [v for v in values if v is not None]
-    counts = _counted(present)
-    report: dict[str, Any] = {"source": source, "n": rows, "null_rate": (rows - len(present)) / rows if rows else 0.0,
-                              "distinct": len(counts), "distinct_share": len(counts) / len(present) if present else 0.0}
+def field_report(counts: Counter, rows: int, node: dict[str, Any], source: str, sampler: Sampler | None) -> dict[str, Any]:
+    """One field's account over `rows` rows; `counts` counts its values other than null."""
+    present = sum(counts.values())
+    report: dict[str, Any] = {"source": source, "n": rows, "null_rate": (rows - present) / rows if rows else 0.0,
+                              "distinct": len(counts), "distinct_share": len(counts) / present if present else 0.0}
     requested = sampler.requested() if sampler is not None else None
     if sampler is not None:
         report["sampler"] = sampler.name
@@ -178,30 +178,57 @@ def field_report(values: list[Any], rows: int, node: dict[str, Any], source: str
         missing = [v for v in allowed if _key(v) not in counts]
         report["coverage"] = {"allowed": len(allowed), "seen": len(allowed) - len(missing), "missing": missing[:MISSING_SHOWN]}
     if source == "model" and "string" in _types(node) and "enum" not in node:
-        texts = [v for v in present if isinstance(v, str)]
+        texts = Counter({v: c for v, c in counts.items() if isinstance(v, str)})
         report["lengths"] = _lengths(texts)
-        report["repeated_share"] = sum(c for c in Counter(texts).values() if c > 1) / len(texts) if texts else 0.0
+        report["repeated_share"] = sum(c for c in texts.values() if c > 1) / sum(texts.values()) if texts else 0.0
     return report
 
 
+class QualityTally:
+    """A table's rows counted as they are written, for its report: each field's values and the
+    rows' hashes (for the distinct share); the rows themselves are not kept."""
+
+    def __init__(self, read: RowSchema, given: frozenset[str] = frozenset()):
+        """`given` names fields whose values came from elsewhere (seed rows, foreign keys), not
+        from a sampler or the model."""
+        self.read = read
+        self.given = given
+        self.rows = 0
+        self.values: dict[str, Counter] = {name: Counter() for name in read.schema.get("properties", {})}
+        self.hashes: set[int] = set()
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        values = self.values
+        for row in rows:
+            self.rows += 1
+            items = tuple(row.items())
+            try:
+                self.hashes.add(hash(items))
+            except TypeError:  # a row holding objects or arrays
+                self.hashes.add(hash(tuple((k, _key(v)) for k, v in items)))
+            for name, value in items:
+                counter = values.get(name)
+                if counter is None or value is None:
+                    continue
+                try:
+                    counter[value] += 1
+                except TypeError:
+                    counter[_key(value)] += 1
+
+    def report(self) -> dict[str, Any]:
+        read, schema = self.read, self.read.schema
+        samplers = read.samplers.samplers if read.samplers else {}
+        computed = set(read.design.computed) if read.design else set()
+        fields = {}
+        for name, node in schema.get("properties", {}).items():
+            source = "given" if name in self.given else "sampled" if name in samplers else "computed" if name in computed else "model"
+            fields[name] = field_report(self.values[name], self.rows, resolve(schema, node), source, samplers.get(name) if source == "sampled" else None)
+        distinct = len(self.hashes)
+        return {"rows": self.rows, "distinct_rows": distinct, "distinct_row_ratio": distinct / self.rows if self.rows else 0.0, "fields": fields}
+
+
 def table_report(rows: list[dict[str, Any]], read: RowSchema, given: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The quality report of `rows` made from the schema `read`; `given` names fields whose
-    values came from elsewhere (seed rows, foreign keys), not from a sampler or the model."""
-    schema = read.schema
-    samplers = read.samplers.samplers if read.samplers else {}
-    computed = set(read.design.computed) if read.design else set()
-    fields = {}
-    for name, node in schema.get("properties", {}).items():
-        source = "given" if name in given else "sampled" if name in samplers else "computed" if name in computed else "model"
-        values = [row[name] for row in rows if name in row]
-        values += [None] * (len(rows) - len(values))
-        fields[name] = field_report(values, len(rows), resolve(schema, node), source, samplers.get(name) if source == "sampled" else None)
-    seen: set[tuple] = set()
-    for row in rows:
-        items = tuple(row.items())
-        try:
-            seen.add(items)
-        except TypeError:  # a row holding objects or arrays
-            seen.add(tuple((k, _key(v)) for k, v in items))
-    distinct = len(seen)
-    return {"rows": len(rows), "distinct_rows": distinct, "distinct_row_ratio": distinct / len(rows) if rows else 0.0, "fields": fields}
+    """The quality report of `rows` made from the schema `read` (QualityTally at once)."""
+    tally = QualityTally(read, given)
+    tally.add(rows)
+    return tally.report()
