@@ -220,9 +220,10 @@ class DatasetStore:
             conn.execute(db.datasets.insert().values(**values, data=_packed(parsed)))
         return DatasetInfo(**{k: v for k, v in values.items() if k != "owner"})
 
-    def listed(self, owner: str | None) -> list[DatasetInfo]:
-        """Newest first."""
-        query = sa.select(*INFO_COLUMNS).order_by(db.datasets.c.created_at.desc())
+    def listed(self, owner: str | None, limit: int, offset: int) -> list[DatasetInfo]:
+        """One page, newest first."""
+        order = (db.datasets.c.created_at.desc(), db.datasets.c.dataset_id)
+        query = sa.select(*INFO_COLUMNS).order_by(*order).limit(limit).offset(offset)
         if owner is not None:
             query = query.where(db.datasets.c.owner == owner)
         with self.engine.connect() as conn:

@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from gateway.clients import ServiceClients, ServiceEndpoint
 from gateway.datasets import DatasetStore
 from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailure
 from gateway.failover import attempt, failovers
-from gateway.jobs import CANCELLED, Job, JobStore, utc_now
+from gateway.jobs import CANCELLED, Job, JobStore
 from gateway.models import JobState, Resume
 from gateway.outputs import QUALITY_FILE, ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
@@ -162,7 +162,8 @@ class JobExecution:
         job = self.job
         self._started = time.monotonic()
         self.timings["queued_s"] = round(self._started - self._submitted, 3)
-        job.status, job.started_at, job.message = "running", utc_now(), "contacting the model services"
+        job.move_to("running")
+        job.message = "contacting the model services"
         if self.plan.images is not None:  # a unified job's count shows from the start, rows phase included
             job.stats.images_total = self.plan.images.num_images
         self.store.save(job)
@@ -350,15 +351,15 @@ class JobExecution:
         if endpoint is None:
             self.seed_account = (self.resumed_from or {}).get("seed_data")
             return
-        carried = None
+        positions: Sequence[dict[str, Any]] = ()
         if spec.seed_data is not None:
             seeded = await asyncio.to_thread(self._seed_rows, spec)
             self.seed_account = seeded.manifest()
             spec = dataclasses.replace(spec, example_rows=seeded.examples)
-            if seeded.carried:
-                carried = CarriedRows(seeded.carried, spec.schema)
-                for row in kept:  # positions a kept row fills stay filled
-                    carried.fills(row)
+            positions = seeded.carried
+        if spec.numbered:
+            positions = [{**(positions[i] if positions else {}), **spec.numbers(i)} for i in range(spec.num_rows)]
+        carried = await asyncio.to_thread(self._carried, positions, spec, kept) if positions else None
 
         def given(call: TextSpec) -> TextSpec:
             """The call carrying the first of the seed rows still lacking, as many as it covers."""
@@ -401,7 +402,7 @@ class JobExecution:
                     if key is not None and key in seen:
                         continue
                     if carried is not None and not carried.fills(row):
-                        raise JobFailure(f"the text service sent a row that carries none of the seed rows it was given: {json.dumps(row)[:200]}")
+                        raise JobFailure(f"the text service sent a row that holds none of the given values it was sent: {json.dumps(row)[:200]}")
                     if key is not None:
                         seen.add(key)
                     fresh.append(row)
@@ -482,10 +483,8 @@ class JobExecution:
 
     def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
         """The text replicas a job's rows are spread over: `endpoint` first, then every other one
-        that serves, when the job lacks more than one shard's rows; else `endpoint` alone. A
-        `sequence` field numbers rows within a call, so its job is not sharded."""
-        samplers = self.plan.text.read.samplers if self.plan.text else None
-        if endpoint is None or (samplers is not None and samplers.numbered) or self._rows_lacking() <= self.settings.shard_rows:
+        that serves, when the job lacks more than one shard's rows; else `endpoint` alone."""
+        if endpoint is None or self._rows_lacking() <= self.settings.shard_rows:
             return [endpoint] if endpoint is not None else []
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 
@@ -518,6 +517,14 @@ class JobExecution:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _carried(positions: Sequence[dict[str, Any]], spec: TextSpec, kept: list[dict[str, Any]]) -> CarriedRows:
+        """The given values of every output position, less those a kept row fills."""
+        carried = CarriedRows(positions, spec.schema)
+        for row in kept:
+            carried.fills(row)
+        return carried
 
     def _seed_rows(self, spec: TextSpec) -> SeedRows:
         """The job's seed rows, drawn as at its submission."""
@@ -644,10 +651,9 @@ class JobExecution:
             status, error = "failed", str(err)
         shortfall = self._shortfall()
         reason = "; ".join(part for part in (error or reason, shortfall) if part) or None
-        job.status = status
+        job.move_to(status)
         job.error = error
         job.partial = job.output_dir is not None and (status != "completed" or shortfall is not None)
-        job.finished_at = utc_now()
         self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
         # A stopped job's bar shows what it kept, not the batch it dropped.
         job.progress = 100 if status == "completed" else self._progress_of(

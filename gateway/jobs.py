@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from gateway import db
 from gateway.errors import JobNotFound
-from gateway.models import JobStatus, JobSummary, JobType
+from gateway.models import JobState, JobStatus, JobSummary, JobType
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,22 @@ def new_job_id() -> str:
     return "job_" + secrets.token_hex(6)
 
 
+# A job's lifecycle: the states each state may move to. Running goes back to queued when the
+# gateway stops it before it made anything, or when its failover resumes it; a finished job goes
+# back to queued when resumed.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "failed", "cancelled"}),
+    "running": frozenset({"completed", "failed", "cancelled", "queued"}),
+    "completed": frozenset({"queued"}),
+    "failed": frozenset({"queued"}),
+    "cancelled": frozenset({"queued"}),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
 class Job(JobStatus):
     """A job's full record: the public status plus what only the gateway needs."""
 
@@ -54,6 +70,18 @@ class Job(JobStatus):
     output_dir: str | None = None
     # The id of the API key that made it (gateway/keys.py); None while keys are off.
     owner: str | None = None
+
+    def move_to(self, status: JobState) -> None:
+        """The one way a job changes state: checked against TRANSITIONS, with its times kept."""
+        if status not in TRANSITIONS[self.status]:
+            raise IllegalTransition(f"job {self.job_id} cannot go from {self.status} to {status}")
+        self.status = status
+        if status == "running":
+            self.started_at = utc_now()
+        elif status == "queued":
+            self.started_at = self.finished_at = None
+        else:
+            self.finished_at = utc_now()
 
     def summary(self) -> JobSummary:
         return JobSummary(job_id=self.job_id, type=self.type, status=self.status, progress=self.progress, created_at=self.created_at)
@@ -264,26 +292,25 @@ class JobStore:
 
     def fail(self, job: Job, error: str, partial: bool) -> None:
         """Records a job that ended without running to its end, for `error`."""
-        job.status = "failed"
+        job.move_to("failed")
         job.error = job.message = error
         job.partial = partial
-        job.finished_at = utc_now()
         self._write(job)
 
     def cancel(self, job: Job, reason: str = CANCELLED) -> None:
         """Records a job that was cancelled before it could run to its end."""
-        job.status, job.message = "cancelled", reason
+        job.move_to("cancelled")
+        job.message = reason
         # A resumed job has its folder, with what its earlier runs made, before this run starts.
         job.partial = job.output_dir is not None
-        job.finished_at = utc_now()
         self._write(job)
 
     def requeue(self, job: Job) -> None:
         """Records a job the gateway stopped before it had made anything as queued again, for
         the next gateway to run from the start."""
         if job.status != "queued":
-            job.status, job.started_at, job.progress = "queued", None, 0
-            job.message = REQUEUED
+            job.move_to("queued")
+            job.progress, job.message = 0, REQUEUED
         self._write(job)
 
     def save_progress(self, job: Job) -> None:

@@ -4,6 +4,7 @@ made here, so that a job that is accepted can be run as asked."""
 
 from __future__ import annotations
 
+import copy
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from gateway.errors import InvalidRequest, JobFailure
 from gateway.models import ImageFields, ImagesRequest, JobType, SeedData, TablesRequest, TextFields, TextRequest, UnifiedRequest
 from gateway.settings import GatewaySettings
 from sdg.limits import MAX_IMAGES, MAX_SEED, side_problem
+from sdg.samplers import KEYWORD, Sequence
 from sdg.schema import RowSchema, alternatives, read_schema
 from sdg.seeds import draw_seed
 
@@ -36,6 +38,10 @@ class TextSpec:
     given_rows: tuple[dict[str, Any], ...] = ()
     given_context: tuple[dict[str, Any], ...] = ()
     example_rows: tuple[dict[str, Any], ...] = ()  # few-shot examples every row of the call reads
+    # The schema sent, where it differs from the submitted one: without the `numbered` fields' samplers.
+    sent: Any = None
+    # Sequence fields the gateway numbers by output position, so shards and resumes go on counting.
+    numbered: tuple[tuple[str, Sequence], ...] = ()
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -44,8 +50,42 @@ class TextSpec:
 
     @property
     def source(self) -> Any:
-        """The schema as submitted, which the text service validates rows against."""
-        return self.read.submitted
+        """The schema the text service validates rows against: as submitted, less what the gateway numbers."""
+        return self.read.submitted if self.sent is None else self.sent
+
+    def numbers(self, position: int) -> dict[str, Any]:
+        """The numbered fields' values at an output position."""
+        return {name: sequence.draw(None, position, {}) for name, sequence in self.numbered}
+
+
+def top_properties(schema: Any) -> dict[str, Any] | None:
+    """The top-level properties a schema names (a JSON Schema object's, or the properties form)."""
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("properties"), dict) and (schema.get("type") == "object" or "$schema" in schema or "required" in schema):
+        return schema["properties"]
+    return schema
+
+
+def without_keys(prop: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A property with `keys` taken out of its x-sdg object, and the object with them when it empties."""
+    rest = {k: v for k, v in prop.get(KEYWORD, {}).items() if k not in keys}
+    stripped = {k: v for k, v in prop.items() if k != KEYWORD}
+    return {**stripped, KEYWORD: rest} if rest else stripped
+
+
+def numbered_by_gateway(read: RowSchema) -> tuple[Any, tuple[tuple[str, Sequence], ...]]:
+    """The schema to send, without its sequence samplers, and those samplers by field; (None, ())
+    when it has none."""
+    samplers = read.samplers.samplers if read.samplers else {}
+    numbered = tuple((name, s) for name, s in samplers.items() if isinstance(s, Sequence))
+    if not numbered:
+        return None, ()
+    sent = copy.deepcopy(read.submitted)
+    properties = top_properties(sent)
+    for name, _ in numbered:
+        properties[name] = without_keys(properties[name], ("sequence",))
+    return sent, numbered
 
 
 @dataclass(frozen=True)
@@ -95,6 +135,7 @@ def text_spec(request: TextFields, seed: int) -> TextSpec:
     read = read_schema(request.schema_)
     if read.design:
         read.design.check_rows(request.num_samples)
+    sent, numbered = numbered_by_gateway(read)
     return TextSpec(
         read=read,
         num_rows=request.num_samples,
@@ -104,6 +145,8 @@ def text_spec(request: TextFields, seed: int) -> TextSpec:
         keep_duplicates=request.keep_duplicates,
         optional_rate=request.optional_rate,
         seed_data=request.seed_data,
+        sent=sent,
+        numbered=numbered,
     )
 
 

@@ -123,7 +123,8 @@ class JobRunner:
             resume.images_kept = kept_images(job)
         job.resumes.append(resume)
         # Its files stay listed: they are in its folder until the resumed run rewrites them.
-        job.status, job.error, job.partial, job.started_at, job.finished_at = "queued", None, False, None, None
+        job.move_to("queued")
+        job.error, job.partial = None, False
         job.message = f"queued to resume: {kept_in_words(resume, plan)} kept"
         if failover is not None:
             job.message = f"failing over from the {failover.kind} service at {failover.address}, which went away; {job.message}"

@@ -17,7 +17,7 @@ import math
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from gateway.errors import InvalidRequest, JobFailure
 from gateway.models import TableFields, TablesRequest
 from gateway.outputs import RowWriter, write_json_atomic
 from gateway.outputs.tables import read_rows
-from gateway.plans import TextSpec, job_seed
+from gateway.plans import TextSpec, job_seed, numbered_by_gateway, top_properties, without_keys
 from gateway.results import RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows
@@ -100,7 +100,6 @@ class TableSpec:
     num_rows: int | None  # a table without a parent
     foreign_keys: tuple[ForeignKey, ...] = ()
     per_parent: PerParent | None = None
-    sequences: dict[str, tuple[int, int]] = field(default_factory=dict)  # field -> (start, step)
 
     @property
     def parent(self) -> ForeignKey | None:
@@ -120,15 +119,6 @@ class TablesSpec:
     @property
     def referenced(self) -> set[str]:
         return {fk.table for t in self.tables for fk in t.foreign_keys}
-
-
-def _properties(schema: Any) -> dict[str, Any] | None:
-    """The top-level properties a schema names (a JSON Schema object's, or the properties form)."""
-    if not isinstance(schema, dict):
-        return None
-    if isinstance(schema.get("properties"), dict) and (schema.get("type") == "object" or "$schema" in schema or "required" in schema):
-        return schema["properties"]
-    return schema
 
 
 def _per_parent(value: Any, where: str) -> PerParent:
@@ -182,7 +172,7 @@ def tables_spec(request: TablesRequest) -> TablesSpec:
     for name, table in request.tables.items():
         if not name or not name.replace("_", "").replace("-", "").isalnum():
             raise InvalidRequest(f"tables.{name}", "a table's name is its file's name: letters, digits, - and _ only")
-        properties = _properties(table.schema_)
+        properties = top_properties(table.schema_)
         if properties is None:
             raise InvalidRequest(f"tables.{name}.schema", "must be an object of fields")
         raw[name] = properties
@@ -220,21 +210,12 @@ def _is_key(prop: Any) -> bool:
 def _table_spec(name: str, table: TableFields, properties: dict[str, Any], foreign_keys: list[ForeignKey],
                 request: TablesRequest, seed: int) -> TableSpec:
     where = f"tables.{name}"
-    sequences: dict[str, tuple[int, int]] = {}
     sent = copy.deepcopy(table.schema_)
-    sent_properties = _properties(sent)
+    sent_properties = top_properties(sent)
     for field_name, prop in properties.items():
         spec = prop.get(KEYWORD) if isinstance(prop, dict) else None
-        if isinstance(spec, dict) and ("foreign_key" in spec or "sequence" in spec):
-            if "sequence" in spec:
-                options = spec["sequence"] if isinstance(spec["sequence"], dict) else {}
-                start, step = options.get("start", 1), options.get("step", 1)
-                if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, step)) or step == 0:
-                    raise InvalidRequest(f"{where}.schema.{field_name}.{KEYWORD}.sequence", "start and step must be integers, step not 0")
-                sequences[field_name] = (start, step)
-            rest = {k: v for k, v in spec.items() if k not in ("foreign_key", "sequence", "unique")}
-            stripped = {k: v for k, v in prop.items() if k != KEYWORD}
-            sent_properties[field_name] = {**stripped, KEYWORD: rest} if rest else stripped
+        if isinstance(spec, dict) and "foreign_key" in spec:
+            sent_properties[field_name] = without_keys(prop, ("foreign_key", "unique"))
     try:
         read = read_schema(sent)
     except SchemaError as err:
@@ -248,6 +229,7 @@ def _table_spec(name: str, table: TableFields, properties: dict[str, Any], forei
         per_parent = _per_parent(table.per_parent if table.per_parent is not None else 1, f"{where}.per_parent")
     elif table.num_samples is None:
         raise InvalidRequest(f"{where}.num_samples", "a table without a foreign key needs num_samples")
+    sent, numbered = numbered_by_gateway(read)
     text = TextSpec(
         read=read,
         num_rows=table.num_samples or 1,
@@ -256,8 +238,10 @@ def _table_spec(name: str, table: TableFields, properties: dict[str, Any], forei
         instructions="\n".join(filter(None, [request.instructions, table.instructions])),
         keep_duplicates=request.keep_duplicates,
         optional_rate=request.optional_rate,
+        sent=sent,
+        numbered=numbered,
     )
-    return TableSpec(name, text, read.schema, table.num_samples, tuple(foreign_keys), per_parent, sequences)
+    return TableSpec(name, text, read.schema, table.num_samples, tuple(foreign_keys), per_parent)
 
 
 def _expected_rows(tables: list[TableSpec]) -> int:
@@ -325,8 +309,7 @@ def plan_rows(spec: TablesSpec, table: TableSpec, made: dict[str, list[dict[str,
         for given in keys:
             given[fk.field] = rows[rng.randrange(len(rows))][fk.column]
     for i, given in enumerate(keys):
-        for name, (start, step) in table.sequences.items():
-            given[name] = start + step * i
+        given.update(table.text.numbers(i))
     return PlannedRows(keys, contexts)
 
 

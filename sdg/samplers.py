@@ -560,11 +560,6 @@ class FieldSamplers:
     def __bool__(self) -> bool:
         return bool(self.samplers)
 
-    @property
-    def numbered(self) -> bool:
-        """Whether a value numbers the rows of one call (a sequence), so calls must not be split."""
-        return any(isinstance(sampler, Sequence) for sampler in self.samplers.values())
-
     def values(self, seed: int, slot: int) -> dict[str, Any]:
         """One row's sampled values; None for a field whose sampler found no value that fits
         (nor, after REDRAWS, one that keeps the order rules)."""

@@ -7,12 +7,13 @@ import asyncio
 from pathlib import PurePath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
 
 from gateway.datasets import DatasetFormat, DatasetInfo, dataset_format, parse_dataset
 from gateway.deps import CallerDep, DatasetsDep, SettingsDep
 from gateway.errors import TooLarge
 from gateway.jobs import utc_now
+from gateway.routes.jobs import DEFAULT_PAGE, MAX_PAGE
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -59,9 +60,14 @@ async def upload_dataset(
 
 
 @router.get("", response_model=list[DatasetInfo])
-async def list_datasets(caller: CallerDep, datasets: DatasetsDep) -> list[DatasetInfo]:
-    """The uploaded datasets (with API keys, the caller's), newest first."""
-    return await asyncio.to_thread(datasets.listed, caller.key_id if caller else None)
+async def list_datasets(
+    caller: CallerDep,
+    datasets: DatasetsDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> list[DatasetInfo]:
+    """A page of the uploaded datasets (with API keys, the caller's), newest first."""
+    return await asyncio.to_thread(datasets.listed, caller.key_id if caller else None, limit, offset)
 
 
 @router.get("/{dataset_id}", response_model=DatasetInfo, responses=NOT_FOUND)

@@ -83,6 +83,9 @@ def test_a_csv_a_jsonl_and_a_parquet_file_are_stored_listed_and_deleted(alice):
 
     listed = alice.get("/datasets").json()
     assert {d["dataset_id"] for d in listed} >= set(made) and listed == sorted(listed, key=lambda d: d["created_at"], reverse=True)
+    pages = [alice.get("/datasets", params={"limit": 2, "offset": offset}).json() for offset in range(0, len(listed) + 2, 2)]
+    assert [d for page in pages for d in page] == listed and all(len(page) <= 2 for page in pages)
+    assert alice.get("/datasets", params={"limit": 0}).status_code == 422
     for dataset_id, body in made.items():
         assert alice.get(f"/datasets/{dataset_id}").json() == body
         assert alice.delete(f"/datasets/{dataset_id}").json() == body
@@ -198,14 +201,14 @@ def test_datasets_are_kept_in_the_job_database_of_each_kind(database_url, tmp_pa
         parsed = parse_dataset(CSV, "csv", 100)
         mine = store.create(parsed, "cities.csv", len(CSV), "key_a", "2026-01-01T00:00:00.000000Z")
         theirs = store.create(parse_dataset(JSONL, "jsonl", 100), "german.jsonl", len(JSONL), "key_b", "2026-01-02T00:00:00.000000Z")
-        assert [d.dataset_id for d in store.listed("key_a")] == [mine.dataset_id]
-        assert [d.dataset_id for d in store.listed(None)] == [theirs.dataset_id, mine.dataset_id]
+        assert [d.dataset_id for d in store.listed("key_a", 100, 0)] == [mine.dataset_id]
+        assert [d.dataset_id for d in store.listed(None, 100, 0)] == [theirs.dataset_id, mine.dataset_id]
         info, again = store.rows(mine.dataset_id, "key_a")
         assert info == mine and again == parsed and again.lines == [2, 3, 4]
         with pytest.raises(LookupError):
             store.get(mine.dataset_id, "key_b")
         assert store.delete(mine.dataset_id, None) == mine
-        assert [d.dataset_id for d in store.listed(None)] == [theirs.dataset_id]
+        assert [d.dataset_id for d in store.listed(None, 100, 0)] == [theirs.dataset_id]
     finally:
         engine.dispose()
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from gateway import db
 from gateway.errors import JobNotFound
-from gateway.jobs import IMPORTED_JOBS_DIR, INTERRUPTED, Job, JobFilter, JobStore, Leases
+from gateway.jobs import IMPORTED_JOBS_DIR, INTERRUPTED, IllegalTransition, Job, JobFilter, JobStore, Leases
 
 
 def stored_record(store: JobStore, job_id: str) -> dict:
@@ -34,6 +34,21 @@ def open_store(database_url, tmp_path):
     yield opened
     for store in stores:
         store.close()
+
+
+def test_a_job_moves_only_along_its_lifecycle_and_keeps_its_times():
+    job = Job(job_id="job_000000000001", type="text", status="queued", created_at="2026-01-01T00:00:00Z")
+    job.move_to("running")
+    assert job.started_at and job.finished_at is None
+    job.move_to("completed")
+    assert job.finished_at
+    for illegal in ("running", "failed", "cancelled", "completed"):
+        with pytest.raises(IllegalTransition, match=f"cannot go from completed to {illegal}"):
+            job.move_to(illegal)
+    job.move_to("queued")  # resumed
+    assert (job.status, job.started_at, job.finished_at) == ("queued", None, None)
+    with pytest.raises(IllegalTransition):
+        job.move_to("completed")
 
 
 def test_jobs_survive_a_restart(open_store):

@@ -98,13 +98,6 @@ def test_a_schema_designed_in_the_builder_sends_its_x_sdg_objects_and_the_job_co
     assert properties["email"] == {"type": "string", "format": "email", "x-sdg": {"unique": True}}
     assert properties["bio"] == {"type": "string", "description": "a short bio of {customer_name}, aged {age}, on the {plan} plan"}
     reply = request.response()
-    if reply.status == 400:
-        # Until the gateway takes "unique" (issue 16, part 3): its 400 is shown by the email row.
-        assert "/properties/email/x-sdg" in reply.json()["detail"], reply.text()
-        expect(rows.nth(2).get_by_test_id("field-server-error")).to_contain_text("unique")
-        rows.nth(2).get_by_test_id("field-unique").uncheck()
-        request = submitted(page, "text")
-        reply = request.response()
     assert reply.status == 202, reply.text()
     job_id = reply.json()["job_id"]
     expect(job_item(page, job_id).get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
