@@ -402,7 +402,7 @@ class TablesPhase:
         planned = plan_rows(self.spec, table, self.made)
         self.planned[table.name] = len(planned.given)
         rows = self.made[table.name] = list(kept)
-        tally = self.tallies[table.name] = QualityTally(table.text.read, frozenset([*table.sequences, *(fk.field for fk in table.foreign_keys)]))
+        tally = self.tallies[table.name] = QualityTally(table.text.read, frozenset(fk.field for fk in table.foreign_keys))
         await asyncio.to_thread(tally.add, kept)
         summary = no_rows(dataclasses.replace(table.text, num_rows=len(planned.given)))
         seen = None if table.text.keep_duplicates else {row_key(row, table.schema) for row in kept}

@@ -35,3 +35,21 @@ def test_a_finished_jobs_quality_section_plots_its_fields_with_their_p_values(pa
         assert re.fullmatch(r"p = \d\.\d{4}", text) and float(text[4:]) >= 0.01, text
     expect(quality.get_by_test_id("quality-fields")).to_contain_text("sampled (gaussian)")
     expect(quality).to_contain_text("repeated in")
+
+
+def test_a_tables_jobs_quality_section_has_one_part_per_table(page, gateway):
+    sequence = {"type": "integer", "x-sdg": {"sequence": {"start": 1}}}
+    body = {"tables": {
+        "customers": {"schema": {"id": sequence, "tier": SCHEMA["tier"]}, "num_samples": 20},
+        "orders": {"schema": {"id": sequence, "customer_id": {"type": "integer", "x-sdg": {"foreign_key": "customers.id"}},
+                              "note": SCHEMA["note"]}, "per_parent": {"fixed": {"count": 1}}}}}
+    response = httpx.post(f"{gateway.address}/generate/tables", json=body)
+    assert response.status_code == 202, response.text
+    item = job_item(page, response.json()["job_id"])
+    expect(item.get_by_test_id("job-status")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    item.locator(".job-id").click()
+    parts = page.get_by_test_id("result-quality").get_by_test_id("quality-table")
+    expect(parts).to_have_count(2)
+    expect(parts.first.locator("h4")).to_have_text("customers")
+    expect(parts.nth(1)).to_contain_text("given")  # its keys came from the gateway
+    expect(parts.first.locator('svg[data-testid="quality-plot"]')).to_have_count(1)
