@@ -28,7 +28,7 @@ from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore
 from gateway.manifest import MANIFEST_FILE, Manifest, Tokens, read_manifest, write_manifest
 from gateway.models import JobState, Resume
-from gateway.outputs import ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs import QUALITY_FILE, ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
 from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
@@ -41,6 +41,7 @@ from gateway.streams import generate_images, generate_rows
 from gateway.tables import TablesPhase, TablesRun
 from sdg.design import UniqueLedger
 from sdg.logs import log_context
+from sdg.quality import QualityTally
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ class JobExecution:
         self.shards: list[dict[str, Any]] = []
         self.unique_ledger: UniqueLedger | None = None  # the job's unique fields' values, across its calls
         self.tables: TablesPhase | None = None
+        self.tally: QualityTally | None = None  # a text or unified job's rows, counted for quality.json
+        self.quality: dict[str, Any] | None = None  # its report, made off the event loop once all is done
         # What the job's seed_data carried or showed, for the manifest.
         self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
@@ -187,6 +190,7 @@ class JobExecution:
                 await self._generate_tables(text)
             if image is not None:
                 await self._generate_images(image)
+            self.quality = await asyncio.to_thread(self._report)
         except asyncio.CancelledError:
             # The runner owns this task and cancelled it on purpose; finishing the files is the
             # handling, so the cancellation stops here.
@@ -336,6 +340,9 @@ class JobExecution:
             self.rows = list(kept)
             await self._open_off_loop("row_spool", lambda: Spool(self.folder / UNIFIED_ROWS_SPOOL, kept))
         stats.rows_done = len(kept)
+        carried_columns = spec.seed_data.columns if spec.seed_data is not None and spec.seed_data.mode == "carry" else ()
+        self.tally = QualityTally(spec.read, frozenset(carried_columns))
+        await asyncio.to_thread(self.tally.add, kept)
         if self.resuming:
             self.rows_summary = self._rows_before()
             if "text" in self.resumed_from.model and "text" not in self.models:
@@ -407,6 +414,7 @@ class JobExecution:
             else:
                 self.rows.extend(rows)
                 self.row_spool.write(rows)
+            self.tally.add(rows)
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
             return len(rows), repeats
 
@@ -651,6 +659,7 @@ class JobExecution:
             self._rows_written(), self.image_writer.images_written if self.image_writer else 0
         )
         if self.folder is not None:
+            self._write_quality()
             files = [f for f in list_files(self.folder) if f != MANIFEST_FILE]  # the one started at open
             write_manifest(self.folder, self._manifest(files, reason))
             job.files = sorted([*files, MANIFEST_FILE])
@@ -661,6 +670,25 @@ class JobExecution:
             return  # queued again as a resume, which saved it
         self.store.save(job)
         log.info("job %s %s%s", job.job_id, status, f": {reason}" if reason else "")
+
+    def _write_quality(self) -> None:
+        """quality.json: the rows in the output against what the schema asked for (sdg.quality).
+        A job that counted no rows (one that stopped before its rows, or a resumed one before it
+        counted the rows it kept) leaves the folder's as it is."""
+        report = self.quality or self._report()
+        if report is not None:
+            write_json_atomic(self.folder / QUALITY_FILE, report)
+
+    def _report(self) -> dict[str, Any] | None:
+        """The quality report of the rows counted; one that cannot be made says why, and the job's
+        outcome stands."""
+        try:
+            if self.tables is not None:
+                return {"tables": {name: tally.report() for name, tally in self.tables.tallies.items()}}
+            return self.tally.report() if self.tally is not None else None
+        except Exception as err:  # a bug here must not lose the job's outcome
+            log.exception("job %s: no quality report", self.job.job_id)
+            return {"error": f"{type(err).__name__}: {err}"}
 
     def _record_untouched(self, folder: Path, reason: str | None) -> str:
         """A resumed job that stopped before it opened its folder (a service it waited for never

@@ -34,6 +34,7 @@ from gateway.streams import generate_rows
 from sdg.logs import log_context
 from sdg.given import MAX_CONTEXT_CHARS
 from sdg.limits import MAX_ROWS
+from sdg.quality import QualityTally
 from sdg.samplers import KEYWORD
 from sdg.schema import SchemaError, read_schema
 
@@ -374,6 +375,7 @@ class TablesPhase:
         self.summaries: dict[str, RowsSummary] = {}
         self.writer: RowWriter | None = None
         self.shards: list[dict[str, Any]] = []
+        self.tallies: dict[str, QualityTally] = {}  # each table's rows, counted for quality.json
 
     @property
     def rows_written(self) -> int:
@@ -400,6 +402,8 @@ class TablesPhase:
         planned = plan_rows(self.spec, table, self.made)
         self.planned[table.name] = len(planned.given)
         rows = self.made[table.name] = list(kept)
+        tally = self.tallies[table.name] = QualityTally(table.text.read, frozenset(fk.field for fk in table.foreign_keys))
+        await asyncio.to_thread(tally.add, kept)
         summary = no_rows(dataclasses.replace(table.text, num_rows=len(planned.given)))
         seen = None if table.text.keep_duplicates else {row_key(row, table.schema) for row in kept}
         self.writer = RowWriter(run.folder, run.output_format, table.schema, kept=kept if run.resuming and kept else None, stem=table.name)
@@ -418,6 +422,7 @@ class TablesPhase:
                         fresh.append(row)
             self.writer.write(fresh)
             rows.extend(fresh)
+            tally.add(fresh)
             say()
             return len(fresh), len(received) - len(fresh)
 

@@ -6,6 +6,7 @@ sampler that cannot yield a valid value is a SchemaError naming the field and th
 JSON pointer. FieldSamplers.draw() gives one row's values as the JSON text the row grammar
 writes; the engine forces that text into the row (text_service.cursor). Values depend on the
 job seed, the row's slot and the field name only, so the same seed gives the same values.
+Sampler.requested() is the distribution a sampler asks for, which sdg.quality tests rows against.
 """
 
 from __future__ import annotations
@@ -48,6 +49,23 @@ REDRAWS = 32
 # Draws checked at the door for samplers whose values are not known ahead (Faker).
 DOOR_DRAWS = 16
 POISSON_MAX_MEAN = 1e6
+
+
+@dataclass(frozen=True)
+class Requested:
+    """The distribution a sampler asks for, for checking rows against it (sdg.quality).
+    `kind`: "categorical" (`values` with `probabilities`), "discrete" (whole steps on an axis:
+    integers, days, seconds) or "continuous"; for the last two `cdf(x)` is P(X <= x) on the axis,
+    which runs from `low` to `high`, and `axis` maps a row's value onto it."""
+
+    kind: str
+    values: tuple[Any, ...] = ()
+    probabilities: tuple[float, ...] = ()
+    cdf: Callable[[float], float] | None = None
+    low: float = 0.0
+    high: float = 0.0
+    axis: Callable[[Any], float] = float
+    label: Callable[[float], str] | None = None  # a point of the axis as a value, where it is not one
 
 
 class SamplerError(ValueError):
@@ -161,6 +179,15 @@ class Sampler:
         """The least and greatest value it draws, where known ahead."""
         return None
 
+    @property
+    def name(self) -> str:
+        """Its key under x-sdg."""
+        return "faker" if isinstance(self, FakerSampler) else next(k for k, v in SAMPLER_TYPES.items() if isinstance(self, v))
+
+    def requested(self) -> Requested | None:
+        """The distribution its values follow; None for samplers with none to test (sequence, uuid, faker)."""
+        return None
+
     def _kinds(self, *kinds: str) -> None:
         if self.shape.kind not in kinds:
             raise SamplerError(f"{type(self).__name__.lower()} samples {' or '.join(kinds)} fields, and this one is {self.shape.kind}")
@@ -193,6 +220,9 @@ class Category(Sampler):
 
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         return self.values[min(bisect.bisect_right(self.cumulative, rng.random()), len(self.values) - 1)]
+
+    def requested(self) -> Requested:
+        return Requested("categorical", tuple(self.values), tuple(self.probabilities))
 
     def span(self) -> tuple[Any, Any] | None:
         drawn = [v for v, p in zip(self.values, self.probabilities) if p > 0]
@@ -242,6 +272,14 @@ class Uniform(_Numeric):
             return rng.randint(math.ceil(self.low), math.floor(self.high))
         return min(max(self._value(rng.uniform(self.low, self.high)), self.low), self.high)
 
+    def requested(self) -> Requested:
+        if self.shape.kind == "integer":
+            low, high = math.ceil(self.low), math.floor(self.high)
+            return Requested("discrete", cdf=lambda k: min(max((math.floor(k) - low + 1) / (high - low + 1), 0.0), 1.0), low=low, high=high)
+        width = self.high - self.low
+        return Requested("continuous", cdf=lambda x: min(max((x - self.low) / width, 0.0), 1.0) if width else float(x >= self.low),
+                         low=self.low, high=self.high)
+
 
 class Gaussian(_Numeric):
     """A normal distribution truncated to the field's bounds; an integer field's value k stands
@@ -266,6 +304,15 @@ class Gaussian(_Numeric):
         u = self.cdf_low + rng.random() * (self.cdf_high - self.cdf_low)
         x = self.normal.inv_cdf(min(max(u, 1e-300), 1 - 1e-16))
         return min(max(self._value(x), self._value(math.ceil(self.low) if self.shape.kind == "integer" else self.low)), self.high)
+
+    def requested(self) -> Requested:
+        mass = self.cdf_high - self.cdf_low
+        if self.shape.kind == "integer":
+            low, high = math.ceil(self.low), math.floor(self.high)
+            return Requested("discrete", low=low, high=high,
+                             cdf=lambda k: min(max((self.normal.cdf(math.floor(k) + 0.5) - self.cdf_low) / mass, 0.0), 1.0))
+        return Requested("continuous", low=self.low, high=self.high,
+                         cdf=lambda x: min(max((self.normal.cdf(x) - self.cdf_low) / mass, 0.0), 1.0))
 
 
 class Poisson(_Numeric):
@@ -300,6 +347,13 @@ class Poisson(_Numeric):
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         k = self.first + min(bisect.bisect_right(self.cumulative, rng.random()), len(self.cumulative) - 1)
         return k if self.shape.kind == "integer" else float(k)
+
+    def requested(self) -> Requested:
+        def cdf(k: float) -> float:
+            i = math.floor(k) - self.first
+            return 0.0 if i < 0 else self.cumulative[min(i, len(self.cumulative) - 1)]
+
+        return Requested("discrete", cdf=cdf, low=self.low, high=self.high)
 
 
 class Datetime(Sampler):
@@ -344,6 +398,26 @@ class Datetime(Sampler):
 
     def span(self) -> tuple[Any, Any] | None:
         return self._at(0) or self._at(1), self._at(self.span_steps) or self._at(self.span_steps - 1)
+
+    def requested(self) -> Requested:
+        """Uniform over the steps (days or seconds) from start, February 29th's left out; dates
+        are discrete, and seconds many enough to be continuous."""
+        per_day = 86400 // self.step
+        leap_days = [math.ceil((dt.datetime(y, 2, 29) - self.start).total_seconds() / self.step)
+                     for y in range(self.start.year, self.end.year + 1) if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)]
+
+        def kept(i: float) -> float:
+            """Steps 0..i not on a February 29th."""
+            last = min(math.floor(i), self.span_steps)
+            if last < 0:
+                return 0.0
+            return last + 1 - sum(max(0, min(last, first + per_day - 1) - max(0, first) + 1) for first in leap_days)
+
+        total = kept(self.span_steps)
+        kind = "discrete" if self.format == "date" else "continuous"
+        return Requested(kind, cdf=lambda i: kept(i) / total, low=0, high=self.span_steps,
+                         axis=lambda value: (self._moment(value, "value") - self.start).total_seconds() / self.step,
+                         label=lambda i: self._at(int(i)) or (self.start + dt.timedelta(seconds=i * self.step)).isoformat())
 
     def draw(self, rng: random.Random, slot: int, row: dict[str, Any]) -> Any:
         for _ in range(REDRAWS):
@@ -530,8 +604,7 @@ class FieldSamplers:
         return {name: None if value is None else self.samplers[name].shape.text(value) for name, value in self.values(seed, slot).items()}
 
     def manifest(self) -> dict[str, str]:
-        return {name: next(k for k, v in SAMPLER_TYPES.items() if isinstance(sampler, v)) if not isinstance(sampler, FakerSampler) else "faker"
-                for name, sampler in self.samplers.items()}
+        return {name: sampler.name for name, sampler in self.samplers.items()}
 
 
 def sampler_specs(properties: dict[str, Any]) -> dict[str, dict[str, Any]]:

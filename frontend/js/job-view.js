@@ -1,5 +1,5 @@
 /* The selected job: its full status (re-rendered on every poll) and, once it has files, its results
-   (files, a rows preview, thumbnails with annotations, the model that made them), loaded once. */
+   (files, a rows preview, the quality report, thumbnails with annotations, the model that made them), loaded once. */
 (function (SDG) {
   'use strict';
   const { el, append, replace, byId, clear, formatTime, formatDuration } = SDG.dom;
@@ -155,15 +155,21 @@
     const images = files.filter((f) => /^images\/.*\.png$/i.test(f)).sort();
     const imageBox = images.length > 0 && section(
       `Images (${images.length})`, 'result-images', el('p', { class: 'muted' }, 'loading…'));
+    const qualityBox = has('quality.json') && section('Quality', 'result-quality', el('p', { class: 'muted' }, 'loading…'));
     const fileList = section(`Files (${files.length})`, 'result-files',
       el('ul', { class: 'file-list' }, files.map((f) => el('li', {},
         el('a', { href: SDG.api.fileUrl(id, f), target: '_blank', rel: 'noopener', dataset: { testid: 'result-file' } }, f)))));
-    append(box, [modelBox, dataBox, imageBox, fileList]);
+    append(box, [modelBox, dataBox, qualityBox, imageBox, fileList]);
 
     const manifest = has('manifest.json') ? loadJson(id, 'manifest.json').catch((err) => ({ error: err.message })) : Promise.resolve(null);
     const tasks = [manifest.then((m) => renderManifest(modelBox, m))];
     if (dataFile) tasks.push(renderRows(dataBox, id, dataFile));
     if (imageBox) tasks.push(renderImages(imageBox, id, images, has));
+    if (qualityBox) {
+      const placeholder = qualityBox.querySelector('p');
+      tasks.push(loadJson(id, 'quality.json').then((report) => SDG.quality.render(placeholder, report))
+        .catch((err) => { placeholder.textContent = `quality.json: ${err.message}`; }));
+    }
     await Promise.all(tasks);
   }
 

@@ -39,6 +39,8 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
+QUALITY_FILE = "quality.json"  # a text job's report beside its manifest (sdg.quality)
+
 # Read once, at import: os.umask can only be read by setting it, which is not safe among threads.
 FILE_MODE = _file_mode()
 

@@ -15,7 +15,7 @@ from gateway.deps import CallerDep, OwnedJobDep, RunnerDep, StoreDep
 from gateway.errors import JobConflict, OutputFileNotFound
 from gateway.jobs import JobFilter
 from gateway.models import DeletedJob, JobState, JobStatus, JobSummary, JobType
-from gateway.outputs import list_files
+from gateway.outputs import QUALITY_FILE, list_files
 from gateway.outputs.archive import zip_folder
 from gateway.outputs.tables import read_rows
 
@@ -133,6 +133,18 @@ async def job_rows(job: OwnedJobDep) -> StreamingResponse:
     except FileNotFoundError:
         raise OutputFileNotFound(job_id, f"data.{output_format}") from None
     return StreamingResponse((json.dumps(row, ensure_ascii=False) + "\n" for row in rows), media_type="application/jsonl")
+
+
+@router.get(
+    "/jobs/{job_id}/quality",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "The job's quality.json"},
+               404: {"description": "Unknown job, or one without a quality report (yet)"}},
+)
+async def job_quality(job: OwnedJobDep) -> FileResponse:
+    """A finished text, unified or tables job's quality report: its sampled fields tested against
+    their distributions, null rates, uniqueness, coverage and string lengths (sdg/quality.py)."""
+    return await job_file(job, QUALITY_FILE)
 
 
 @router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)

@@ -96,7 +96,7 @@ def test_seed_python_example(gateway):
     assert list(frame.columns) == ["name", "age"]
     assert frame["age"].dtype == "int64"
     assert frame["name"].map(type).eq(str).all()
-    assert sorted(status["files"]) == ["data.csv", "manifest.json", "schema.json"]
+    assert sorted(status["files"]) == ["data.csv", "manifest.json", "quality.json", "schema.json"]
     schema = json.loads((folder / "schema.json").read_text())
     assert schema["properties"]["age"]["type"] == "integer"
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -338,6 +338,8 @@ def test_unified_pairs_image_i_with_row_i(api):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["counts"]["generated"] == 6 and manifest["counts"]["images_generated"] == 4
     assert set(manifest["model"]) == {"text", "image"}
+    quality = json.loads((folder / "quality.json").read_text())  # of the rows, not their image_file
+    assert "quality.json" in status["files"] and quality["rows"] == 6 and list(quality["fields"]) == ["id", "product", "price"]
 
 
 def test_images_with_annotations_and_progress_messages(api):
@@ -888,7 +890,7 @@ def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_servi
             assert (resumed["status"], resumed["message"]) == ("completed", "completed: 2000 rows")
             rows = pq.read_table(folder / "data.parquet").to_pylist()
             assert rows[: len(kept)] == kept and len(set(canonical(rows))) == 2000
-            assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "manifest.json", "schema.json"]
+            assert sorted(p.name for p in folder.iterdir()) == ["data.parquet", "manifest.json", "quality.json", "schema.json"]
     finally:
         restarted.stop()
 

@@ -61,6 +61,14 @@ def test_customers_orders_and_items_hold_every_foreign_key_and_their_per_parent_
     per_order = Counter(i["order_id"] for i in items)
     assert set(per_order.values()) <= {1, 2, 3} and len(per_order) == len(orders)
 
+    # One quality report per table, over the rows its file holds.
+    assert "quality.json" in status["files"]
+    quality = json.loads((folder / "quality.json").read_text())["tables"]
+    assert list(quality) == ["customers", "orders", "order_items"]
+    assert [quality[t]["rows"] for t in quality] == [len(customers), len(orders), len(items)]
+    assert quality["orders"]["fields"]["customer_id"]["source"] == "given" and quality["orders"]["fields"]["id"]["distinct_share"] == 1.0
+    assert quality["customers"]["fields"]["name"]["source"] == "model" and quality["customers"]["fields"]["name"]["lengths"]["max"] <= 12
+
     manifest = json.loads((folder / "manifest.json").read_text())
     assert [name for name in manifest["tables"]] == ["customers", "orders", "order_items"]  # parents first
     assert manifest["tables"]["orders"]["rows"] == len(orders) == manifest["tables"]["orders"]["planned"]
