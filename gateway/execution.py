@@ -340,8 +340,7 @@ class JobExecution:
             self.rows = list(kept)
             await self._open_off_loop("row_spool", lambda: Spool(self.folder / UNIFIED_ROWS_SPOOL, kept))
         stats.rows_done = len(kept)
-        carried_columns = spec.seed_data.columns if spec.seed_data is not None and spec.seed_data.mode == "carry" else ()
-        self.tally = QualityTally(spec.read, frozenset(carried_columns))
+        self.tally = QualityTally(spec.read, spec.carried)
         await asyncio.to_thread(self.tally.add, kept)
         if self.resuming:
             self.rows_summary = self._rows_before()

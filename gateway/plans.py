@@ -53,6 +53,12 @@ class TextSpec:
         """The schema the text service validates rows against: as submitted, less what the gateway numbers."""
         return self.read.submitted if self.sent is None else self.sent
 
+    @property
+    def carried(self) -> frozenset[str]:
+        """The fields seed rows carry into the output (seed_data carry)."""
+        carry = self.seed_data is not None and self.seed_data.mode == "carry"
+        return frozenset(self.seed_data.columns) if carry else frozenset()
+
     def numbers(self, position: int) -> dict[str, Any]:
         """The numbered fields' values at an output position."""
         return {name: sequence.draw(None, position, {}) for name, sequence in self.numbered}

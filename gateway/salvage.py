@@ -11,7 +11,11 @@ from pathlib import Path
 from gateway.execution import UNIFIED_ROWS_SPOOL, kept_progress, paired_rows
 from gateway.jobs import Job
 from gateway.manifest import MANIFEST_FILE, Annotations, Manifest, read_manifest, write_manifest
-from gateway.outputs import RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled
+from gateway.models import TablesRequest, TextRequest, UnifiedRequest
+from gateway.outputs import QUALITY_FILE, RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
+from gateway.outputs.tables import read_rows
+from gateway.plans import tables_plan, text_spec
+from sdg.quality import table_report
 from gateway.outputs.images import COCO_FILE
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,7 @@ def salvage(job: Job) -> None:
     request = job.request or {}
     output_format = request.get("output_format", "json")
     images: set[int] = set()
+    spooled_rows = None  # a unified job's rows, read from its spool
     if job.type in ("images", "unified") and (folder / "images").is_dir():
         images = salvage_images(folder)
         job.stats.images_done = len(images)
@@ -45,11 +50,15 @@ def salvage(job: Job) -> None:
     spool = folder / UNIFIED_ROWS_SPOOL
     if job.type == "unified" and spool.exists() and schema_file.exists():
         # The data file is written at the end; the spool holds every row received until then.
-        rows = spooled(spool)
+        spooled_rows = spooled(spool)
         with RowWriter(folder, output_format, json.loads(schema_file.read_text(encoding="utf-8"))) as writer:
-            writer.write(paired_rows(rows, images))
+            writer.write(paired_rows(spooled_rows, images))
         spool.unlink()
-        job.stats.rows_done = counts.generated = len(rows)
+        job.stats.rows_done = counts.generated = len(spooled_rows)
+    if schema_file.exists() and (job.type != "unified" or spooled_rows is not None):
+        report = _quality(job, folder, output_format, spooled_rows)
+        if report is not None:
+            write_json_atomic(folder / QUALITY_FILE, report)
     if images:
         started = manifest.annotations.model_dump(exclude={"note"}) if manifest.annotations else {}  # "requested" stays
         manifest.annotations = Annotations.model_validate({**started, **annotations_kept(folder)})
@@ -66,6 +75,25 @@ def salvage(job: Job) -> None:
         images=(stats.images_done, stats.images_total or request.get("num_images") or rows_wanted),
     )
     log.info("salvaged the output of interrupted job %s: %s", job.job_id, counts.model_dump(exclude_none=True))
+
+
+def _quality(job: Job, folder: Path, output_format: str, spooled_rows: list[dict] | None) -> dict | None:
+    """quality.json of the rows the folder kept, as the run would have written it; None when it
+    cannot be made (the job's run writes one when it resumes)."""
+    try:
+        if job.type == "tables":
+            plan = tables_plan(TablesRequest.model_validate(job.request))
+            return {"tables": {t.name: table_report(read_rows(folder, output_format, t.schema, stem=t.name), t.text.read, t.keyed)
+                               for t in plan.tables.tables if (folder / f"{t.name}.{output_format}").exists()}}
+        if job.type not in ("text", "unified"):
+            return None
+        request = (TextRequest if job.type == "text" else UnifiedRequest).model_validate(job.request)
+        spec = text_spec(request, seed=0)  # what a sampler asks for does not depend on the seed
+        rows = spooled_rows if spooled_rows is not None else read_rows(folder, output_format, spec.schema)
+        return table_report(rows, spec.read, spec.carried)
+    except Exception:
+        log.exception("no quality report for the salvaged rows of job %s", job.job_id)
+        return None
 
 
 def annotations_kept(folder: Path) -> dict:

@@ -102,6 +102,11 @@ class TableSpec:
     per_parent: PerParent | None = None
 
     @property
+    def keyed(self) -> frozenset[str]:
+        """The fields its foreign keys give."""
+        return frozenset(fk.field for fk in self.foreign_keys)
+
+    @property
     def parent(self) -> ForeignKey | None:
         """The first foreign key: its row is shown in the prompt, and per_parent counts rows per it."""
         return self.foreign_keys[0] if self.foreign_keys else None
@@ -402,7 +407,7 @@ class TablesPhase:
         planned = plan_rows(self.spec, table, self.made)
         self.planned[table.name] = len(planned.given)
         rows = self.made[table.name] = list(kept)
-        tally = self.tallies[table.name] = QualityTally(table.text.read, frozenset(fk.field for fk in table.foreign_keys))
+        tally = self.tallies[table.name] = QualityTally(table.text.read, table.keyed)
         await asyncio.to_thread(tally.add, kept)
         summary = no_rows(dataclasses.replace(table.text, num_rows=len(planned.given)))
         seen = None if table.text.keep_duplicates else {row_key(row, table.schema) for row in kept}

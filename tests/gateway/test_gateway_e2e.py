@@ -885,6 +885,8 @@ def test_a_text_job_cut_off_by_a_crash_resumes_from_its_salvaged_rows(text_servi
             folder = job_folder(status)
             kept = pq.read_table(folder / "data.parquet").to_pylist()
             assert 1 <= len(kept) == status["stats"]["rows_done"] < 2000
+            # The salvaged rows have their quality report, as a run that stopped writes one.
+            assert "quality.json" in status["files"] and api.get(f"/jobs/{job_id}/quality").json()["rows"] == len(kept)
             assert api.post(f"/jobs/{job_id}/resume").status_code == 202
             resumed = wait_for_job(api, job_id, timeout=300)
             assert (resumed["status"], resumed["message"]) == ("completed", "completed: 2000 rows")

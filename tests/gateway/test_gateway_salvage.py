@@ -12,8 +12,10 @@ from PIL import Image
 
 from gateway.jobs import INTERRUPTED, Job
 from gateway.outputs import ImageDatasetWriter, write_json_atomic
+from gateway.plans import stored_plan
 from gateway.results import DetectedObject, GeneratedImage
 from gateway.salvage import salvage
+from gateway.settings import GatewaySettings
 
 
 def png() -> bytes:
@@ -61,3 +63,24 @@ def test_a_job_that_never_made_its_folder_is_left_alone(tmp_path):
     job = Job(job_id="job_000000000002", type="text", status="failed", created_at="2026-01-01T00:00:00Z", error=INTERRUPTED, output_dir=None)
     salvage(job)
     assert job.files is None or job.files == []
+
+
+def test_a_tables_job_gets_the_quality_report_of_the_rows_each_table_kept(tmp_path):
+    request = {"tables": {
+        "customers": {"schema": {"id": {"type": "integer", "x-sdg": {"sequence": {}}},
+                                 "tier": {"type": "string", "x-sdg": {"category": {"values": ["a", "b"]}}}}, "num_samples": 4},
+        "orders": {"schema": {"customer_id": {"type": "integer", "x-sdg": {"foreign_key": "customers.id"}}, "note": "string"}, "per_parent": 2},
+    }, "output_format": "jsonl"}
+    plan = stored_plan("tables", request, GatewaySettings())
+    dead = tmp_path / "tables_dead"
+    dead.mkdir()
+    write_json_atomic(dead / "schema.json", {t.name: t.schema for t in plan.tables.tables})
+    (dead / "customers.jsonl").write_text("".join(json.dumps({"id": i, "tier": "ab"[i % 2]}) + "\n" for i in (1, 2, 3)))
+    (dead / "orders.jsonl").write_text(json.dumps({"customer_id": 1, "note": "x"}) + "\n" + '{"customer_id": 1, "no')  # cut mid-row
+    job = Job(job_id="job_000000000003", type="tables", status="failed", created_at="2026-01-01T00:00:00Z", error=INTERRUPTED,
+              partial=True, output_dir=str(dead), request=request)
+    salvage(job)
+    report = json.loads((dead / "quality.json").read_text())["tables"]
+    assert (report["customers"]["rows"], report["orders"]["rows"]) == (3, 1)
+    assert report["customers"]["fields"]["tier"]["source"] == "sampled" and report["orders"]["fields"]["customer_id"]["source"] == "given"
+    assert "quality.json" in job.files
