@@ -388,8 +388,8 @@ def test_a_dead_gateways_running_job_keeps_its_rows_after_restart(tmp_path, scri
     with TestClient(create_app(app_settings)) as client:
         job = client.get(f"/status/{job_id}").json()
         assert (job["status"], job["partial"], job["error"]) == ("failed", True, "interrupted: gateway restarted")
-        assert job["files"] == ["data.parquet", "manifest.json", "schema.json"]
-        assert job["stats"]["rows_done"] == 1
+        assert job["files"] == ["data.parquet", "manifest.json", "quality.json", "schema.json"]
+        assert job["stats"]["rows_done"] == 1 and client.get(f"/jobs/{job_id}/quality").json()["rows"] == 1
         manifest = client.get(f"/jobs/{job_id}/files/manifest.json").json()
         assert (manifest["status"], manifest["partial"], manifest["counts"]["generated"]) == ("failed", True, 1)
         assert manifest["model"]["text"]["display_name"] == "scripted (test double)"
