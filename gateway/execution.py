@@ -355,9 +355,7 @@ class JobExecution:
             self.seed_account = seeded.manifest()
             spec = dataclasses.replace(spec, example_rows=seeded.examples)
             positions = seeded.carried
-        if spec.numbered:
-            positions = [{**(positions[i] if positions else {}), **spec.numbers(i)} for i in range(spec.num_rows)]
-        carried = await asyncio.to_thread(self._carried, positions, spec, kept) if positions else None
+        carried = await asyncio.to_thread(self._carried, positions, spec, kept) if positions or spec.numbered else None
 
         def given(call: TextSpec) -> TextSpec:
             """The call carrying the first of the seed rows still lacking, as many as it covers."""
@@ -517,8 +515,9 @@ class JobExecution:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     @staticmethod
-    def _carried(positions: Sequence[dict[str, Any]], spec: TextSpec, kept: list[dict[str, Any]]) -> CarriedRows:
-        """The given values of every output position, less those a kept row fills."""
+    def _carried(seeded: Sequence[dict[str, Any]], spec: TextSpec, kept: list[dict[str, Any]]) -> CarriedRows:
+        """The given values of every output position (seed rows' and numbers), less those a kept row fills."""
+        positions = [{**(seeded[i] if seeded else {}), **spec.numbers(i)} for i in range(spec.num_rows)] if spec.numbered else seeded
         carried = CarriedRows(positions, spec.schema)
         for row in kept:
             carried.fills(row)
@@ -683,7 +682,7 @@ class JobExecution:
         outcome stands."""
         try:
             if self.tables is not None:
-                return {"tables": {name: tally.report() for name, tally in self.tables.tallies.items()}}
+                return self.tables.quality()
             return self.tally.report() if self.tally is not None else None
         except Exception as err:  # a bug here must not lose the job's outcome
             log.exception("job %s: no quality report", self.job.job_id)

@@ -13,10 +13,10 @@ from gateway.jobs import Job
 from gateway.manifest import MANIFEST_FILE, Annotations, Manifest, read_manifest, write_manifest
 from gateway.models import TablesRequest, TextRequest, UnifiedRequest
 from gateway.outputs import QUALITY_FILE, RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
+from gateway.outputs.images import COCO_FILE
 from gateway.outputs.tables import read_rows
 from gateway.plans import tables_plan, text_spec
 from sdg.quality import table_report
-from gateway.outputs.images import COCO_FILE
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from gateway.streams import generate_rows
 from sdg.logs import log_context
 from sdg.given import MAX_CONTEXT_CHARS
 from sdg.limits import MAX_ROWS
-from sdg.quality import QualityTally
+from sdg.quality import table_report
 from sdg.samplers import KEYWORD
 from sdg.schema import SchemaError, read_schema
 
@@ -380,7 +380,6 @@ class TablesPhase:
         self.summaries: dict[str, RowsSummary] = {}
         self.writer: RowWriter | None = None
         self.shards: list[dict[str, Any]] = []
-        self.tallies: dict[str, QualityTally] = {}  # each table's rows, counted for quality.json
 
     @property
     def rows_written(self) -> int:
@@ -407,8 +406,6 @@ class TablesPhase:
         planned = plan_rows(self.spec, table, self.made)
         self.planned[table.name] = len(planned.given)
         rows = self.made[table.name] = list(kept)
-        tally = self.tallies[table.name] = QualityTally(table.text.read, table.keyed)
-        await asyncio.to_thread(tally.add, kept)
         summary = no_rows(dataclasses.replace(table.text, num_rows=len(planned.given)))
         seen = None if table.text.keep_duplicates else {row_key(row, table.schema) for row in kept}
         self.writer = RowWriter(run.folder, run.output_format, table.schema, kept=kept if run.resuming and kept else None, stem=table.name)
@@ -427,7 +424,6 @@ class TablesPhase:
                         fresh.append(row)
             self.writer.write(fresh)
             rows.extend(fresh)
-            tally.add(fresh)
             say()
             return len(fresh), len(received) - len(fresh)
 
@@ -487,6 +483,10 @@ class TablesPhase:
         return {"requested": sum(self.planned.values()), "generated": self.rows_written,
                 "invalid_regenerated": sum(s.rows_invalid for s in self.summaries.values()),
                 "duplicates_removed": sum(s.duplicates_removed for s in self.summaries.values())}
+
+    def quality(self) -> dict[str, Any]:
+        """quality.json: a report per table begun, over the rows it holds."""
+        return {"tables": {t.name: table_report(self.made[t.name], t.text.read, t.keyed) for t in self.spec.tables if t.name in self.made}}
 
     def manifest(self) -> dict[str, Any]:
         tables = {}
