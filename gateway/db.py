@@ -73,6 +73,25 @@ datasets = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
+# A run's shards (gateway/shards.py): one row per (job, run, table, shard), replaced when retried.
+shards = sa.Table(
+    "shards",
+    metadata,
+    sa.Column("job_id", sa.String(32), primary_key=True),
+    sa.Column("run", sa.Integer, primary_key=True),  # 0, then one more for each resume
+    sa.Column("table_name", sa.String(64), primary_key=True),  # a tables job's table; "" otherwise
+    sa.Column("shard", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("rows_added", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("replica", sa.String(256), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_expires_at", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 
 def database_url(url: str, output_dir: Path) -> str:
     """SDG_DATABASE_URL, or the embedded SQLite file beside the outputs."""

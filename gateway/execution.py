@@ -8,7 +8,6 @@ replica mid-stream is handed to its failover (gateway/failover.py) instead of fa
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import json
@@ -36,6 +35,7 @@ from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSumm
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows, SeedRows, seed_rows
 from gateway.settings import GatewaySettings
+from gateway.shards import Shard, ShardBook, run_shards
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from gateway.tables import TablesPhase, TablesRun
@@ -388,8 +388,8 @@ class JobExecution:
         def on_waiting(waited_s: float) -> None:
             self._progress("rows", self._rows_received() / spec.num_rows, waiting_for("text", waited_s))
 
-        def take(rows: list[dict[str, Any]]) -> tuple[int, int]:
-            """Writes the rows the job lacks; returns how many it wrote and how many repeated rows it has."""
+        def take(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+            """Writes the rows the job lacks; returns those it wrote and how many repeated rows it has."""
             repeats = 0
             if seen is not None or carried is not None:
                 fresh = []
@@ -413,21 +413,23 @@ class JobExecution:
                 self.row_spool.write(rows)
             self.tally.add(rows)
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
-            return len(rows), repeats
+            return rows, repeats
 
         began = time.monotonic()
         self._progress("rows", len(kept) / spec.num_rows, f"generating rows: {len(kept)}/{spec.num_rows}")
         timeout_s = self.settings.stream_inactivity_timeout_s
 
-        async def call_for(on: ServiceEndpoint, call: TextSpec) -> tuple[RowsSummary, int]:
-            """One call's rows, added to the job's account (calls on several replicas interleave);
-            returns its summary and the rows it added."""
+        async def call_for(on: ServiceEndpoint, call: TextSpec, shard: Shard | None = None) -> tuple[RowsSummary, int]:
+            """One call's rows, added to the job's account (calls on several replicas interleave)
+            and to its shard's; returns its summary and the rows it added."""
             added = repeats = 0
 
             def on_rows(rows: list[dict[str, Any]]) -> None:
                 nonlocal added, repeats
                 wrote, repeated = take(rows)
-                added, repeats = added + wrote, repeats + repeated
+                added, repeats = added + len(wrote), repeats + repeated
+                if shard is not None:
+                    shard.took(wrote)
 
             summary = await generate_rows(on, call, timeout_s, on_progress, on_rows, on_waiting)
             self.rows_summary = added_rows(self.rows_summary, summary, added, repeats)
@@ -468,13 +470,15 @@ class JobExecution:
             resume=len(self.job.resumes),
             resuming=self.resuming,
             progress=progress,
+            book=self._shard_book(),
+            max_attempts=self.settings.max_attempts,
         )
         self.tables = TablesPhase(self.plan.tables, run)
         began = time.monotonic()
         try:
             await self.tables.run()
         finally:
-            self.shards = self.tables.shards
+            self.shards = [shard.record() for shard in self.tables.shards if shard.attempts]
             self.timings["text_s"] = round(time.monotonic() - began, 3)
 
     def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
@@ -485,34 +489,35 @@ class JobExecution:
         return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
 
     async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for, carried: list[dict[str, Any]] | None) -> None:
-        """The rows the job lacks, in shards of SDG_SHARD_ROWS, one call at a time per replica, on
-        all of them at once: a replica that is done takes the next shard, with its slice of the
-        `carried` positions. A replica lost mid-shard stops them all, and the job fails over with
-        the rows it has (gateway/failover.py)."""
-        lacking = spec.num_rows - self._rows_received()
-        starts = range(0, lacking, self.settings.shard_rows)
-        shards = collections.deque((index, start, min(self.settings.shard_rows, lacking - start)) for index, start in enumerate(starts))
+        """The rows the job lacks, in shards of SDG_SHARD_ROWS over the replicas (gateway/shards.py),
+        each with its slice of the `carried` positions. A shard whose replica is lost goes to
+        another; with none left, the job fails over with the rows it has (gateway/failover.py)."""
+        lacking, size, resume = spec.num_rows - self._rows_received(), self.settings.shard_rows, len(self.job.resumes)
+        shards = [Shard(index, min(size, lacking - start), tuple(carried[start : start + size]) if carried is not None else ())
+                  for index, start in enumerate(range(0, lacking, size))]
 
-        async def replica_takes_shards(replica: ServiceEndpoint) -> None:
-            while shards:
-                index, start, size = shards.popleft()
-                seed = rows_seed(spec.seed, len(self.job.resumes), shard=index + 1)
-                call = dataclasses.replace(spec, num_rows=size, seed=seed)
-                if carried is not None:
-                    call = dataclasses.replace(call, given_rows=tuple(carried[start : start + size]))
-                with log_context(shard=index), self._shard_metered() as outcome:
-                    log.info("shard %d: %d rows on the %s", index, size, replica.label)
-                    summary, added = await call_for(replica, call)
-                    outcome.append("partial" if summary.partial else "completed")
-                self.shards.append({"shard": index, "rows": size, "rows_added": added, "replica": replica.address})
+        async def run(replica: ServiceEndpoint, shard: Shard) -> bool:
+            positions = shard.open_positions(spec.schema)
+            call = dataclasses.replace(spec, num_rows=len(positions), seed=rows_seed(spec.seed, resume, shard=shard.index + 1, attempt=shard.attempts))
+            if shard.given:
+                call = dataclasses.replace(call, given_rows=tuple(shard.given[i] for i in positions))
+            with log_context(shard=shard.index), self._shard_metered() as outcome:
+                log.info("shard %d: %d rows on the %s (attempt %d)", shard.index, call.num_rows, replica.label, shard.attempts)
+                try:
+                    summary, _ = await call_for(replica, call, shard)
+                except ReplicaLost:
+                    outcome.append("lost")
+                    raise
+                outcome.append("partial" if summary.partial else "completed")
+            return not summary.partial
 
-        tasks = [asyncio.create_task(replica_takes_shards(replica)) for replica in replicas]
         try:
-            await asyncio.gather(*tasks)
+            await run_shards(shards, replicas, run, self._shard_book(), self.settings.max_attempts)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.shards = [shard.record() for shard in shards if shard.attempts]
+
+    def _shard_book(self) -> ShardBook:
+        return ShardBook(self.store.engine, self.job.job_id, len(self.job.resumes), self.store.leases)
 
     @staticmethod
     def _carried(seeded: Sequence[dict[str, Any]], spec: TextSpec, kept: list[dict[str, Any]]) -> CarriedRows:

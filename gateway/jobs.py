@@ -174,6 +174,10 @@ class JobStore:
             if ids:
                 lease = {"lease_owner": self.leases.gateway_id, "lease_expires_at": self.leases.expiry()}
                 conn.execute(sa.update(table).where(table.c.job_id.in_(ids)).values(**lease))
+                # Their runs are over: the shards those left unfinished are planned again when they resume.
+                shards = db.shards.c
+                conn.execute(sa.update(db.shards).where(shards.job_id.in_(ids), shards.state.in_(("queued", "running")))
+                             .values(state="interrupted", lease_owner=None, lease_expires_at=None, updated_at=now))
         waiting, interrupted = [], []
         for record, cancel_requested in records:
             job = Job.model_validate(record)
@@ -207,6 +211,9 @@ class JobStore:
         mine = sa.and_(table.c.job_id.in_(ids), table.c.lease_owner == self.leases.gateway_id)
         with self.engine.begin() as conn:
             conn.execute(sa.update(table).where(mine).values(lease_expires_at=self.leases.expiry()))
+            shards = db.shards.c
+            running = sa.and_(shards.job_id.in_(ids), shards.lease_owner == self.leases.gateway_id, shards.state == "running")
+            conn.execute(sa.update(db.shards).where(running).values(lease_expires_at=self.leases.expiry()))
             held = dict(conn.execute(sa.select(table.c.job_id, table.c.cancel_requested).where(mine)).tuples().all())
         lost = [job_id for job_id in ids if job_id not in held]
         for job_id in lost:
@@ -288,6 +295,7 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(db.jobs).where(db.jobs.c.job_id == job_id))
             conn.execute(sa.delete(db.job_events).where(db.job_events.c.job_id == job_id))
+            conn.execute(sa.delete(db.shards).where(db.shards.c.job_id == job_id))
         self._forget(job_id)
 
     def fail(self, job: Job, error: str, partial: bool) -> None:

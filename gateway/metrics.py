@@ -34,9 +34,9 @@ GRPC_METHODS = {
 }
 
 
-# How a shard ends: all its rows, fewer (the service stopped it short), or stopped (a lost
-# replica, a cancel, a shutdown).
-SHARD_OUTCOMES = ("completed", "partial", "stopped")
+# How a shard's attempt ends: all its rows, fewer (the service stopped it short), lost (its
+# replica went away; the shard goes to another), or stopped (a cancel, a shutdown, a failure).
+SHARD_OUTCOMES = ("completed", "partial", "lost", "stopped")
 
 
 class GatewayMetrics:
@@ -55,9 +55,9 @@ class GatewayMetrics:
         self.failovers = Counter("sdg_failovers", "Jobs resumed on another replica after theirs went away mid-stream", ["kind"], registry=registry)
         for kind in GRPC_METHODS:
             self.failovers.labels(kind)
-        # Shards of rows a job spreads over replicas (JobExecution._sharded_rows).
+        # Shards of rows a job spreads over replicas (gateway/shards.py).
         self.shards_running = Gauge("sdg_shards_running", "Shards of jobs' rows being made now", registry=registry)
-        self.shards = Counter("sdg_shards", "Shards of jobs' rows that ended, by how", ["outcome"], registry=registry)
+        self.shards = Counter("sdg_shards", "Attempts at shards of jobs' rows that ended, by how", ["outcome"], registry=registry)
         for outcome in SHARD_OUTCOMES:
             self.shards.labels(outcome)
         self.http_latency = Histogram(

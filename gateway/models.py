@@ -273,6 +273,22 @@ class JobSummary(BaseModel):
     created_at: str
 
 
+class ShardStatus(BaseModel):
+    """One entry of GET /jobs/{job_id}/shards (gateway/shards.py)."""
+
+    run: int = Field(description="0 for the job's first run, then one more for each resume")
+    table: str | None = Field(None, description="a tables job's table")
+    shard: int
+    state: Literal["queued", "running", "completed", "partial", "failed", "interrupted"]
+    rows: int
+    rows_added: int
+    attempts: int
+    replica: str | None = Field(None, description="the address of the replica of its last attempt")
+    error: str | None = Field(None, description="why its last lost attempt was lost")
+    gateway: str | None = Field(None, description="the gateway holding its lease while it runs")
+    lease_expires_at: float | None = None
+
+
 class JobStatus(JobSummary):
     """GET /status/{job_id}."""
 

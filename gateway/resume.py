@@ -66,12 +66,12 @@ def recorded_seed(job: Job) -> int | None:
     return manifest.seed
 
 
-def rows_seed(seed: int, resume: int, top_up: int = 0, shard: int = 0) -> int:
+def rows_seed(seed: int, resume: int, top_up: int = 0, shard: int = 0, attempt: int = 1) -> int:
     """The seed the `resume`-th resume of a job with `seed` samples its rows with, and, when rows
     repeating kept ones were dropped, the seed of each `top_up` that replaces them; `shard` (from
-    1) for each shard of a run spread over replicas. A hash, so that no call samples the waves
-    another did (the engine seeds wave w with seed and w)."""
-    key = f"sdg-rows:{seed}:{resume}:{top_up}" + (f":shard{shard}" if shard else "")
+    1) for each shard of a run spread over replicas, and `attempt` for each try at it. A hash, so
+    that no call samples the waves another did (the engine seeds wave w with seed and w)."""
+    key = f"sdg-rows:{seed}:{resume}:{top_up}" + (f":shard{shard}" if shard else "") + (f":attempt{attempt}" if attempt > 1 else "")
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") % 2**63
 

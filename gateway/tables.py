@@ -8,7 +8,6 @@ shards and retries), so keys are unique across calls and every foreign key resol
 from __future__ import annotations
 
 import asyncio
-import collections
 import copy
 import dataclasses
 import hashlib
@@ -30,6 +29,7 @@ from gateway.plans import TextSpec, job_seed, numbered_by_gateway, top_propertie
 from gateway.results import RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows
+from gateway.shards import Shard, ShardBook, run_shards
 from gateway.streams import generate_rows
 from sdg.logs import log_context
 from sdg.given import MAX_CONTEXT_CHARS
@@ -366,6 +366,8 @@ class TablesRun:
     resume: int  # how many times the job was resumed: its calls' seeds differ each time
     resuming: bool  # the folder holds files of an earlier run
     progress: Callable[[int, int, str], None]  # rows written, rows planned so far, message
+    book: ShardBook  # where its shards' states are kept
+    max_attempts: int  # a shard's, before the job fails
 
 
 class TablesPhase:
@@ -379,7 +381,7 @@ class TablesPhase:
         self.planned: dict[str, int] = {}
         self.summaries: dict[str, RowsSummary] = {}
         self.writer: RowWriter | None = None
-        self.shards: list[dict[str, Any]] = []
+        self.shards: list[Shard] = []
 
     @property
     def rows_written(self) -> int:
@@ -413,7 +415,7 @@ class TablesPhase:
         def say() -> None:
             run.progress(self.rows_written, sum(self.planned.values()), f"table {table.name}: {len(rows)}/{len(planned.given)} rows")
 
-        def take(received: list[dict[str, Any]]) -> tuple[int, int]:
+        def take(received: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
             fresh = received
             if seen is not None:
                 fresh = []
@@ -425,10 +427,12 @@ class TablesPhase:
             self.writer.write(fresh)
             rows.extend(fresh)
             say()
-            return len(fresh), len(received) - len(fresh)
+            return fresh, len(received) - len(fresh)
 
-        async def call(replica: ServiceEndpoint, given: list[dict[str, Any]], context: list[dict[str, Any]], seed: int) -> RowsSummary:
+        async def call(replica: ServiceEndpoint, shard: Shard, seed: int) -> RowsSummary:
             nonlocal summary
+            positions = shard.open_positions(table.schema)
+            given, context = [shard.given[i] for i in positions], [shard.context[i] for i in positions]
             spec = dataclasses.replace(table.text, num_rows=len(given), seed=seed, given_rows=tuple(given) if any(given) else (),
                                        given_context=tuple(context) if any(context) else ())
             added = repeats = 0
@@ -436,7 +440,8 @@ class TablesPhase:
             def on_rows(received: list[dict[str, Any]]) -> None:
                 nonlocal added, repeats
                 wrote, repeated = take(received)
-                added, repeats = added + wrote, repeats + repeated
+                added, repeats = added + len(wrote), repeats + repeated
+                shard.took(wrote)
 
             result = await generate_rows(replica, spec, run.timeout_s, lambda done, total: None, on_rows, lambda waited: say())
             summary = added_rows(summary, result, added, repeats)
@@ -447,25 +452,26 @@ class TablesPhase:
             given, context = planned.missing(rows, table.schema)
             if not given:
                 break
-            size = run.shard_rows
-            shards = collections.deque((i, given[a:a + size], context[a:a + size]) for i, a in enumerate(range(0, len(given), size)))
+            size, first = run.shard_rows, len(self.shards_of(table.name))
+            shards = [Shard(first + i, len(given[a:a + size]), tuple(given[a:a + size]), table.name, tuple(context[a:a + size]))
+                      for i, a in enumerate(range(0, len(given), size))]
+            self.shards.extend(shards)
             progressed = len(rows)
 
-            async def replica_takes_shards(replica: ServiceEndpoint) -> None:
-                while shards:
-                    index, part, shown = shards.popleft()
-                    seed = rows_seed(self.spec.seed, run.resume, top_up, shard=index + 1)
-                    with log_context(shard=index):
-                        result = await call(replica, part, shown, seed)
-                    self.shards.append({"table": table.name, "shard": index, "rows": len(part), "partial": result.partial,
-                                        "replica": replica.address})
+            async def run_shard(replica: ServiceEndpoint, shard: Shard) -> bool:
+                seed = rows_seed(self.spec.seed, run.resume, top_up, shard=shard.index - first + 1, attempt=shard.attempts)
+                with log_context(shard=shard.index):
+                    return not (await call(replica, shard, seed)).partial
 
-            await gather_all([replica_takes_shards(r) for r in run.replicas[: max(1, len(shards))]])
+            await run_shards(shards, run.replicas[: max(1, len(shards))], run_shard, run.book, run.max_attempts)
             if len(rows) == progressed:
                 break  # the service made none of what is missing: more of the same would not
         self.writer.close()
         self.writer = None
         self.summaries[table.name] = summary
+
+    def shards_of(self, table: str) -> list[Shard]:
+        return [shard for shard in self.shards if shard.table == table]
 
     def close(self) -> None:
         if self.writer is not None:
@@ -503,14 +509,3 @@ class TablesPhase:
         checks = integrity(self.spec, self.made)
         return {"tables": tables, "referential_integrity": {
             "share": min((c["share"] for c in checks.values()), default=1.0), "foreign_keys": checks}}
-
-
-async def gather_all(coroutines: list) -> None:
-    """Runs them at once; the first to fail stops the others, and its error is raised."""
-    tasks = [asyncio.create_task(c) for c in coroutines]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

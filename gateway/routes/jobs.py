@@ -13,8 +13,9 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from gateway.deps import CallerDep, OwnedJobDep, RunnerDep, StoreDep
 from gateway.errors import JobConflict, OutputFileNotFound
+from gateway import shards
 from gateway.jobs import JobFilter
-from gateway.models import DeletedJob, JobState, JobStatus, JobSummary, JobType
+from gateway.models import DeletedJob, JobState, JobStatus, JobSummary, JobType, ShardStatus
 from gateway.outputs import QUALITY_FILE, list_files
 from gateway.outputs.archive import zip_folder
 from gateway.outputs.tables import read_rows
@@ -145,6 +146,13 @@ async def job_quality(job: OwnedJobDep) -> FileResponse:
     """A finished text, unified or tables job's quality report: its sampled fields tested against
     their distributions, null rates, uniqueness, coverage and string lengths (sdg/quality.py)."""
     return await job_file(job, QUALITY_FILE)
+
+
+@router.get("/jobs/{job_id}/shards", responses=NOT_FOUND)
+async def job_shards(job: OwnedJobDep, store: StoreDep) -> list[ShardStatus]:
+    """The shards of the job's runs, as the job database holds them: state, rows, attempts, the
+    replica of the last attempt and the gateway leasing it. A job that was not sharded has none."""
+    return [ShardStatus(**shard) for shard in await asyncio.to_thread(shards.job_shards, store.engine, job.job_id)]
 
 
 @router.get("/jobs/{job_id}/files/{file_path:path}", response_class=FileResponse, responses=NOT_FOUND)

@@ -302,7 +302,7 @@ def test_replicas_behind_a_dns_name_are_found_watched_and_given_jobs(text_servic
         gateway.stop()
 
 
-def test_a_job_of_several_shards_runs_on_both_replicas_at_once_with_exactly_its_rows(tmp_path):
+def test_a_job_of_several_shards_runs_on_both_replicas_and_a_shard_whose_replica_is_killed_goes_to_the_other(tmp_path):
     (tmp_path / "logs").mkdir()
     replicas = Replicas("text", tmp_path / "logs", tmp_path / "data", SDG_SHARD_ROWS="100")
     try:
@@ -311,17 +311,28 @@ def test_a_job_of_several_shards_runs_on_both_replicas_at_once_with_exactly_its_
                 replicas.wait_until_up(address, 1)
             # The gateway numbers a sequence by output position, so shards go on counting.
             schema = {**TEXT_JOB["schema"], "id": {"type": "integer", "x-sdg": {"sequence": {"start": 1}}}}
-            status = started(client, "text", {**TEXT_JOB, "schema": schema, "num_samples": 600}, "rows_done", 0)
-            status = wait_for_job(client, status["job_id"], timeout=180)
-        assert (status["status"], status["message"]) == ("completed", "completed: 600 rows"), status
+            status = started(client, "text", {**TEXT_JOB, "schema": schema, "num_samples": 600}, "rows_done", 150)
+            job_id = status["job_id"]
+            running = [s for s in client.get(f"/jobs/{job_id}/shards").json() if s["state"] == "running"]
+            lost = running[0]["replica"]
+            replicas.kill(lost)
+            status = wait_for_job(client, job_id, timeout=180)
+            book = client.get(f"/jobs/{job_id}/shards").json()
+        # The job never stopped: only the lost shard went to the other replica.
+        assert (status["status"], status["message"], status["resumes"]) == ("completed", "completed: 600 rows", []), status
         rows = json.loads((folder_of(replicas, status) / "data.json").read_text())
         assert sorted(row["id"] for row in rows) == list(range(1, 601))
         shards = json.loads((folder_of(replicas, status) / "manifest.json").read_text())["shards"]
         assert [shard["shard"] for shard in shards] == list(range(6))
-        assert {shard["replica"] for shard in shards} == {s.address for s in replicas.services}
-        assert sum(shard["rows_added"] for shard in shards) <= 600
+        assert {shard["replica"] for shard in shards} <= {s.address for s in replicas.services}
+        assert sum(shard["rows_added"] for shard in shards) == 600
+        assert [(s["shard"], s["state"], s["rows_added"]) for s in book] == [(i, "completed", 100) for i in range(6)]
+        [retried] = [s for s in book if s["attempts"] == 2]
+        assert retried["replica"] != lost and lost in retried["error"]
+        assert {s["replica"] for s in book if s["shard"] > retried["shard"]} - {lost}  # the other took the rest
         scrape = Scrape.of(replicas.gateway.address + "/metrics")
         assert scrape.value("sdg_shards_total", outcome="completed") == 6
+        assert scrape.value("sdg_shards_total", outcome="lost") == 1
         assert scrape.value("sdg_shards_running") == 0
     finally:
         replicas.stop()
