@@ -73,7 +73,7 @@ datasets = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 
-# A run's shards (gateway/shards.py): one row per (job, run, table, shard), replaced when retried.
+# A run's shards (gateway/shards.py): one row per (job, run, kind, table, shard), updated as it runs.
 shards = sa.Table(
     "shards",
     metadata,
@@ -82,8 +82,10 @@ shards = sa.Table(
     sa.Column("table_name", sa.String(64), primary_key=True),  # a tables job's table; "" otherwise
     sa.Column("shard", sa.Integer, primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False),
-    sa.Column("rows_added", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), primary_key=True),  # rows or images
+    sa.Column("first", sa.Integer, nullable=False),  # its first position (row or image index) in the run
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("replica", sa.String(256), nullable=True),
     sa.Column("error", sa.Text, nullable=True),

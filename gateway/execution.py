@@ -493,7 +493,7 @@ class JobExecution:
         each with its slice of the `carried` positions. A shard whose replica is lost goes to
         another; with none left, the job fails over with the rows it has (gateway/failover.py)."""
         lacking, size, resume = spec.num_rows - self._rows_received(), self.settings.shard_rows, len(self.job.resumes)
-        shards = [Shard(index, min(size, lacking - start), tuple(carried[start : start + size]) if carried is not None else ())
+        shards = [Shard(index, min(size, lacking - start), tuple(carried[start : start + size]) if carried is not None else (), first=start)
                   for index, start in enumerate(range(0, lacking, size))]
 
         async def run(replica: ServiceEndpoint, shard: Shard) -> bool:
@@ -627,11 +627,73 @@ class JobExecution:
 
         began = time.monotonic()
         self._progress("images", kept / spec.num_images, f"generating images: {kept}/{spec.num_images}")
-        self.images_summary = await generate_images(
-            endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image, on_waiting
-        )
+        replicas = self._image_replicas(endpoint, spec.num_images - kept)
+        if len(replicas) > 1:
+            self.images_summary = await self._sharded_images(replicas, spec, prompts, on_image, on_waiting)
+        else:
+            self.images_summary = await generate_images(
+                endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image, on_waiting
+            )
         self.timings["images_s"] = round(time.monotonic() - began, 3)
         self.timings["image_service_s"] = round(self.images_summary.elapsed_s, 3)
+
+    def _image_replicas(self, endpoint: ServiceEndpoint, lacking: int) -> list[ServiceEndpoint]:
+        """As _shard_replicas, for a job lacking `lacking` images."""
+        if lacking <= self.settings.shard_images:
+            return [endpoint]
+        return [endpoint, *(e for e in self.clients.image.endpoints if e.serving and e is not endpoint)]
+
+    async def _sharded_images(self, replicas: list[ServiceEndpoint], spec, prompts: list[str], on_image, on_waiting) -> ImagesSummary:
+        """The images the job lacks, in shards of SDG_SHARD_IMAGES over the replicas. Image i
+        depends only on the seed and i, so a shard is the whole request cut to its indexes, and a
+        shard whose replica is lost goes on from its first missing image on another."""
+        writer, size = self.image_writer, self.settings.shard_images
+        missing = [i for i in range(spec.first_index, spec.num_images) if i not in writer.written_indexes]
+        runs: list[list[int]] = []  # the missing indexes, in contiguous runs of at most `size`
+        for i in missing:
+            if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < size:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        shards = [Shard(index, len(run), kind="images", first=run[0]) for index, run in enumerate(runs)]
+        summaries: list[ImagesSummary] = []
+
+        async def run(replica: ServiceEndpoint, shard: Shard) -> bool:
+            span = range(shard.first, shard.first + shard.size)
+            first = next(i for i in span if i not in writer.written_indexes)
+            call = dataclasses.replace(spec, first_index=first, num_images=span.stop)
+
+            def on_shard_image(image: GeneratedImage) -> None:
+                on_image(image)
+                shard.done = sum(1 for i in span if i in writer.written_indexes)
+
+            with log_context(shard=shard.index), self._shard_metered() as outcome:
+                log.info("shard %d: images %d..%d on the %s (attempt %d)", shard.index, first, span.stop - 1, replica.label, shard.attempts)
+                try:
+                    summary = await generate_images(replica, call, prompts, self.settings.stream_inactivity_timeout_s,
+                                                    lambda step: None, on_shard_image, on_waiting)
+                except ReplicaLost:
+                    outcome.append("lost")
+                    raise
+                outcome.append("partial" if summary.partial else "completed")
+            summaries.append(summary)
+            return not summary.partial
+
+        try:
+            await run_shards(shards, replicas, run, self._shard_book(), self.settings.max_attempts)
+        finally:
+            self.shards += [shard.record() for shard in shards if shard.attempts]
+        first = summaries[0]
+        return dataclasses.replace(
+            first,
+            images_generated=sum(s.images_generated for s in summaries),
+            images_requested=len(missing),
+            elapsed_s=sum(s.elapsed_s for s in summaries),
+            annotations_produced=sorted({kind for s in summaries for kind in s.annotations_produced}),
+            partial=any(s.partial for s in summaries),
+            reason=next((s.reason for s in summaries if s.reason), ""),
+            negative_prompt_tokens_dropped=max(s.negative_prompt_tokens_dropped for s in summaries),
+        )
 
     def _progress(self, phase: str, fraction: float, message: str) -> None:
         low, high = PHASES[self.plan.type][phase]
@@ -798,7 +860,7 @@ class JobExecution:
             manifest["resumes"] = [resume.model_dump() for resume in job.resumes]
             manifest["failovers"] = failovers(job)
         if self.shards:
-            manifest["shards"] = sorted(self.shards, key=lambda shard: shard["shard"])
+            manifest["shards"] = sorted(self.shards, key=lambda shard: (shard.get("kind", "rows") != "rows", shard["shard"]))
         if self.tables is not None:
             manifest.update(self.tables.manifest())
         if plan.text is not None:

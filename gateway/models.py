@@ -277,11 +277,13 @@ class ShardStatus(BaseModel):
     """One entry of GET /jobs/{job_id}/shards (gateway/shards.py)."""
 
     run: int = Field(description="0 for the job's first run, then one more for each resume")
+    kind: Literal["rows", "images"]
     table: str | None = Field(None, description="a tables job's table")
     shard: int
     state: Literal["queued", "running", "completed", "partial", "failed", "interrupted"]
-    rows: int
-    rows_added: int
+    first: int = Field(description="its first row or image: for images, the index of its first image")
+    size: int = Field(description="the rows or images it is to make")
+    done: int = Field(description="the rows or images of it written")
     attempts: int
     replica: str | None = Field(None, description="the address of the replica of its last attempt")
     error: str | None = Field(None, description="why its last lost attempt was lost")

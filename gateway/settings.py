@@ -70,8 +70,10 @@ class GatewaySettings(BaseSettings):
     progress_write_interval_s: float = Field(1.0, ge=0, validation_alias="SDG_PROGRESS_WRITE_INTERVAL_S")
     log_format: LogFormat = Field("text", validation_alias="SDG_LOG_FORMAT")
     # A job lacking more rows than this spreads them, in shards this size, over every serving text
-    # replica at once (JobExecution._sharded_rows).
+    # replica at once (gateway/shards.py).
     shard_rows: int = Field(1024, ge=1, validation_alias="SDG_SHARD_ROWS")
+    # ...and one lacking more images than this, in shards this size over the image replicas.
+    shard_images: int = Field(16, ge=1, validation_alias="SDG_SHARD_IMAGES")
     # Gateways sharing a database tell their job leases apart by this; unset, host name and port,
     # which a restarted gateway keeps, so it takes back its own jobs at once.
     gateway_id: str = Field("", max_length=64, validation_alias="SDG_GATEWAY_ID")

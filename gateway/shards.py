@@ -29,24 +29,29 @@ ShardState = Literal["queued", "running", "completed", "partial", "failed", "int
 UNFINISHED_SHARDS = ("queued", "running")
 
 
+ShardKind = Literal["rows", "images"]
+
+
 @dataclass
 class Shard:
-    """One shard of a run: `size` rows, with the given values of its positions where the job has
-    any (sequence numbers, carried seed rows)."""
+    """One shard of a run: `size` rows or images from position `first`, with the given values of
+    its rows' positions where the job has any (sequence numbers, carried seed rows)."""
 
     index: int
     size: int
     given: tuple[dict[str, Any], ...] = ()
     table: str = ""
     context: tuple[dict[str, Any], ...] = ()  # a tables shard's parent row per position
+    kind: ShardKind = "rows"
+    first: int = 0
     attempts: int = 0
-    added: int = 0  # rows written, over all its attempts
-    written: list[dict[str, Any]] = field(default_factory=list)  # those rows, while it has given values
+    done: int = 0  # rows or images written, over all its attempts
+    written: list[dict[str, Any]] = field(default_factory=list)  # its rows, while it has given values
     replica: str | None = None
 
     @property
     def lacking(self) -> int:
-        return max(0, self.size - self.added)
+        return max(0, self.size - self.done)
 
     def open_positions(self, schema: dict[str, Any]) -> list[int]:
         """The positions of its `given` values its rows have yet to fill, in order."""
@@ -59,13 +64,16 @@ class Shard:
 
     def took(self, rows: list[dict[str, Any]]) -> None:
         """Counts the rows the job wrote of this shard."""
-        self.added += len(rows)
+        self.done += len(rows)
         if self.given:
             self.written.extend(rows)
 
     def record(self) -> dict[str, Any]:
         """Its entry in the manifest's `shards`."""
-        entry = {"shard": self.index, "rows": self.size, "rows_added": self.added, "replica": self.replica, "attempts": self.attempts}
+        if self.kind == "images":
+            return {"kind": "images", "shard": self.index, "first": self.first, "images": self.size, "images_added": self.done,
+                    "replica": self.replica, "attempts": self.attempts}
+        entry = {"shard": self.index, "rows": self.size, "rows_added": self.done, "replica": self.replica, "attempts": self.attempts}
         return {"table": self.table, **entry} if self.table else entry
 
 
@@ -76,39 +84,41 @@ class ShardBook:
         self.engine, self.job_id, self.run, self.leases = engine, job_id, run, leases
 
     def plan(self, shards: Sequence[Shard]) -> None:
-        rows = [{"job_id": self.job_id, "run": self.run, "table_name": s.table, "shard": s.index, "rows": s.size,
-                 "rows_added": 0, "state": "queued", "attempts": 0, "updated_at": time.time()} for s in shards]
-        with self.engine.begin() as conn:
-            if rows:  # a run queued again before it had its folder plans its shards anew
-                c = db.shards.c
-                conn.execute(sa.delete(db.shards).where(*self._of(), c.table_name == shards[0].table, c.shard.in_([s.index for s in shards])))
-                conn.execute(sa.insert(db.shards), rows)
+        rows = [{"job_id": self.job_id, "run": self.run, "kind": s.kind, "table_name": s.table, "shard": s.index, "first": s.first,
+                 "size": s.size, "done": s.done, "state": "queued", "attempts": 0, "updated_at": time.time()} for s in shards]
+        if not rows:
+            return
+        with self.engine.begin() as conn:  # a run queued again before it had its folder plans its shards anew
+            c = db.shards.c
+            conn.execute(sa.delete(db.shards).where(*self._of(shards[0]), c.shard.in_([s.index for s in shards])))
+            conn.execute(sa.insert(db.shards), rows)
 
     def update(self, shard: Shard, state: ShardState, error: str | None = None) -> None:
         leased = state == "running"
-        values = {"state": state, "attempts": shard.attempts, "rows_added": shard.added, "replica": shard.replica,
+        values = {"state": state, "attempts": shard.attempts, "done": shard.done, "replica": shard.replica,
                   "lease_owner": self.leases.gateway_id if leased else None,
                   "lease_expires_at": self.leases.expiry() if leased else None, "updated_at": time.time()}
         if error is not None:
             values["error"] = error
         with self.engine.begin() as conn:
-            conn.execute(sa.update(db.shards).where(*self._of(), db.shards.c.table_name == shard.table,
-                                                     db.shards.c.shard == shard.index).values(**values))
+            conn.execute(sa.update(db.shards).where(*self._of(shard), db.shards.c.shard == shard.index).values(**values))
 
-    def _of(self) -> tuple:
-        return db.shards.c.job_id == self.job_id, db.shards.c.run == self.run
+    def _of(self, shard: Shard) -> tuple:
+        c = db.shards.c
+        return c.job_id == self.job_id, c.run == self.run, c.kind == shard.kind, c.table_name == shard.table
+
+
+FIELDS = ("run", "kind", "table_name", "shard", "state", "first", "size", "done", "attempts", "replica", "error", "lease_owner", "lease_expires_at")
 
 
 def job_shards(engine: Engine, job_id: str) -> list[dict[str, Any]]:
     """GET /jobs/{id}/shards: every shard of every run of the job, in order."""
     c = db.shards.c
-    columns = [c.run, c.table_name, c.shard, c.state, c.rows, c.rows_added, c.attempts, c.replica, c.error, c.lease_owner, c.lease_expires_at]
-    query = sa.select(*columns).where(c.job_id == job_id).order_by(c.run, c.table_name, c.shard)
+    query = sa.select(*(c[name] for name in FIELDS)).where(c.job_id == job_id).order_by(c.run, c.kind.desc(), c.table_name, c.shard)
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [{"run": r["run"], "table": r["table_name"] or None, "shard": r["shard"], "state": r["state"], "rows": r["rows"],
-             "rows_added": r["rows_added"], "attempts": r["attempts"], "replica": r["replica"], "error": r["error"],
-             "gateway": r["lease_owner"], "lease_expires_at": r["lease_expires_at"]} for r in rows]
+    renamed = {"table_name": "table", "lease_owner": "gateway"}
+    return [{renamed.get(name, name): row[name] for name in FIELDS} | {"table": row["table_name"] or None} for row in rows]
 
 
 RunShard = Callable[[ServiceEndpoint, Shard], Awaitable[bool]]
@@ -136,8 +146,8 @@ async def run_shards(shards: Sequence[Shard], replicas: Sequence[ServiceEndpoint
                 if shard.attempts >= max_attempts:
                     book.update(shard, "failed", str(err))
                     raise JobFailure(f"shard {shard.index} lost its replica on each of its {shard.attempts} attempts: {err}") from None
-                log.warning("shard %s lost the %s after %d of its %d rows; it goes to another replica", shard.index, replica.label,
-                            shard.added, shard.size)
+                log.warning("shard %s lost the %s after %d of its %d %s; it goes to another replica", shard.index, replica.label,
+                            shard.done, shard.size, shard.kind)
                 book.update(shard, "queued", str(err))
                 queue.appendleft(shard)
                 alive.remove(replica)

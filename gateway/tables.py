@@ -453,7 +453,7 @@ class TablesPhase:
             if not given:
                 break
             size, first = run.shard_rows, len(self.shards_of(table.name))
-            shards = [Shard(first + i, len(given[a:a + size]), tuple(given[a:a + size]), table.name, tuple(context[a:a + size]))
+            shards = [Shard(first + i, len(given[a:a + size]), tuple(given[a:a + size]), table.name, tuple(context[a:a + size]), first=a)
                       for i, a in enumerate(range(0, len(given), size))]
             self.shards.extend(shards)
             progressed = len(rows)

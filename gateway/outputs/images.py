@@ -121,14 +121,13 @@ class ImageDatasetWriter:
     Until then each image's COCO entries are also in a hidden JSON Lines spool, from which
     salvage_images() writes the COCO file if the process dies first.
 
-    `resume=True` continues the dataset a stopped job left in `folder`: its images stay, listed
-    first, and the COCO file is written again with theirs and the new ones."""
+    `resume=True` continues the dataset a stopped job left in `folder`: its images stay, and the
+    COCO file is written again with theirs and the new ones. Closed, both list images by index."""
 
     def __init__(self, folder: Path, resume: bool = False):
         self.folder = folder
         self.images_dir = folder / IMAGES_DIR
         self.images_dir.mkdir(parents=True, exist_ok=True)
-        self._coco = CocoDataset()
         self.written_indexes: set[int] = set()
         self.coco_file: str | None = None
         # What the service actually delivered, which may be less than was asked for.
@@ -137,9 +136,12 @@ class ImageDatasetWriter:
         if resume:  # the metadata lists only whole images, each once, before new ones follow
             write_lines_atomic(self.images_dir / "metadata.jsonl", [image.metadata_line for image in kept])
         self._coco_spool = Spool(folder / COCO_SPOOL, [{"image": image.coco_image, "objects": image.objects} for image in kept])
+        # Each image's COCO entries and metadata line by index: images of several shards arrive
+        # interleaved, and close() lists them in index order.
+        self._entries: dict[int, tuple[dict[str, Any], list[dict[str, Any]], str]] = {}
+        self._in_order, self._last = True, -1
         for image in kept:
-            self._coco.add(image.coco_image, image.objects)
-            self.written_indexes.add(image.coco_image["id"] - 1)
+            self._keep(image.coco_image["id"] - 1, image.coco_image, image.objects, image.metadata_line)
         self.images_written = len(kept)  # 0 for a new dataset
         # Images whose prompt the text encoder read only in part.
         self.prompts_cut = sum(1 for image in kept if image.prompt_tokens_dropped)
@@ -184,12 +186,12 @@ class ImageDatasetWriter:
         coco_image = {"id": image.index + 1, "file_name": path.name, "width": image.width, "height": image.height}  # ids from 1
         self._coco_spool.write([{"image": coco_image, "objects": located}])
         # The metadata line last: an image it lists is whole, with its COCO entries spooled.
-        self._metadata.write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False)
+        self._metadata.write(line + "\n")
         self._metadata.flush()
-        self._coco.add(coco_image, located)
+        self._keep(image.index, coco_image, located, line + "\n")
         self.images_written += 1
         self.prompts_cut += bool(image.prompt_tokens_dropped)
-        self.written_indexes.add(image.index)
         if image.caption:
             self.kinds_produced.add("caption")
         if any(obj.bbox_asked for obj in image.objects):
@@ -198,18 +200,29 @@ class ImageDatasetWriter:
             self.kinds_produced.add("segmentation")
         return relative
 
+    def _keep(self, index: int, coco_image: dict[str, Any], objects: list[dict[str, Any]], line: str) -> None:
+        self._entries[index] = (coco_image, objects, line)
+        self.written_indexes.add(index)
+        self._in_order, self._last = self._in_order and index > self._last, max(index, self._last)
+
     @property
     def objects_written(self) -> int:
-        return len(self._coco.annotations)
+        return sum(len(objects) for _, objects, _ in self._entries.values())
 
     def close(self) -> None:
         if self._metadata.closed:
             return
         self._metadata.close()
+        ordered = [self._entries[i] for i in sorted(self._entries)]
+        if not self._in_order:
+            write_lines_atomic(self.images_dir / "metadata.jsonl", [line for _, _, line in ordered])
+        coco = CocoDataset()
+        for coco_image, objects, _ in ordered:
+            coco.add(coco_image, objects)
         self._coco_spool.discard()
         # An annotations file without annotations would claim a labelling that does not exist.
-        if self._coco.annotations:
-            self._coco.write(self.folder / COCO_FILE)
+        if coco.annotations:
+            coco.write(self.folder / COCO_FILE)
             self.coco_file = COCO_FILE
 
     def __enter__(self) -> ImageDatasetWriter:

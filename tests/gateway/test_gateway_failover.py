@@ -225,20 +225,32 @@ def test_a_job_that_loses_its_replica_while_the_other_is_down_waits_for_one_to_c
             text_replicas.restart(first)
 
 
-def test_an_images_job_whose_replica_is_killed_completes_on_the_other_with_exactly_its_images(image_replicas):
+def test_an_images_job_in_shards_whose_replica_is_killed_completes_on_the_other_with_exactly_its_images(image_replicas):
     with httpx.Client(base_url=image_replicas.gateway.address, timeout=30) as client:
+        for address in (s.address for s in image_replicas.services):
+            image_replicas.wait_until_up(address, 1)
         status = started(client, "images", IMAGES_JOB, "images_done", 3)
-        lost = replica_of(image_replicas, status)
+        job_id = status["job_id"]
+        lost = next(s for s in client.get(f"/jobs/{job_id}/shards").json() if s["state"] == "running")["replica"]
         image_replicas.kill(lost)
-        status = wait_for_job(client, status["job_id"], timeout=120)
-        assert status["status"] == "completed" and status["partial"] is False, status
+        try:
+            status = wait_for_job(client, job_id, timeout=120)
+            book = client.get(f"/jobs/{job_id}/shards").json()
+        finally:
+            image_replicas.restart(lost)
+        assert (status["status"], status["partial"], status["resumes"]) == ("completed", False, []), status
+        assert status["message"] == "completed: 40 images"
         folder = folder_of(image_replicas, status)
         metadata = [json.loads(line) for line in (folder / "images" / "metadata.jsonl").read_text().splitlines()]
         assert sorted(m["file_name"] for m in metadata) == [f"image_{i:05d}.png" for i in range(40)]
         assert len(list((folder / "images").glob("*.png"))) == 40
-        [resume] = status["resumes"]
-        assert resume["failover_from"] == lost and 0 < resume["images_kept"] < 40
-        assert status["message"] == "completed: 40 images (after 1 failover)"
+        # Shards of 16 images from index 0, 16 and 32; the lost one went to the other replica.
+        assert [(s["kind"], s["first"], s["size"], s["done"], s["state"]) for s in book] == [
+            ("images", 0, 16, 16, "completed"), ("images", 16, 16, 16, "completed"), ("images", 32, 8, 8, "completed")]
+        [retried] = [s for s in book if s["attempts"] == 2]
+        assert retried["replica"] != lost and lost in retried["error"]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert [s["images_added"] for s in manifest["shards"]] == [16, 16, 8] and "failovers" not in manifest
 
 
 @pytest.mark.parametrize("replicas", [1, 2])
@@ -326,7 +338,7 @@ def test_a_job_of_several_shards_runs_on_both_replicas_and_a_shard_whose_replica
         assert [shard["shard"] for shard in shards] == list(range(6))
         assert {shard["replica"] for shard in shards} <= {s.address for s in replicas.services}
         assert sum(shard["rows_added"] for shard in shards) == 600
-        assert [(s["shard"], s["state"], s["rows_added"]) for s in book] == [(i, "completed", 100) for i in range(6)]
+        assert [(s["kind"], s["shard"], s["state"], s["first"], s["done"]) for s in book] == [("rows", i, "completed", 100 * i, 100) for i in range(6)]
         [retried] = [s for s in book if s["attempts"] == 2]
         assert retried["replica"] != lost and lost in retried["error"]
         assert {s["replica"] for s in book if s["shard"] > retried["shard"]} - {lost}  # the other took the rest

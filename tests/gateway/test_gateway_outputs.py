@@ -561,6 +561,23 @@ def test_a_resumed_image_dataset_is_the_one_a_single_writer_makes(tmp_path):
             assert got[key] == expected[key]
 
 
+def test_images_of_several_shards_arriving_interleaved_are_listed_by_index_as_one_writer_lists_them(tmp_path):
+    def image(i: int) -> GeneratedImage:
+        label = ("dog", "cat", "dog", "bird")[i]
+        return GeneratedImage(i, f"a {label}", i, png(), 64, 48, objects=[boxed(label, 0.5, [1, 2, 3, 4])])
+
+    folders = {order: tmp_path / "".join(map(str, order)) for order in ((0, 1, 2, 3), (2, 0, 3, 1))}
+    for order, folder in folders.items():
+        with ImageDatasetWriter(folder) as writer:
+            for i in order:
+                writer.add(image(i))
+    whole, interleaved = folders.values()
+    assert (interleaved / "images" / "metadata.jsonl").read_text() == (whole / "images" / "metadata.jsonl").read_text()
+    got, expected = (json.loads((f / "annotations" / "annotations.json").read_text()) for f in (interleaved, whole))
+    for key in ("images", "annotations", "categories"):
+        assert got[key] == expected[key]
+
+
 @pytest.mark.parametrize("lost", ["images/image_00001.png", "annotations/annotations.json"])
 def test_a_resume_makes_again_the_images_whose_files_were_lost(tmp_path, lost):
     """A stopped dataset with a file deleted by hand: a lost PNG, or the COCO file with every

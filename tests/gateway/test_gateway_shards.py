@@ -58,10 +58,10 @@ async def test_a_shard_whose_replica_is_lost_goes_to_another_for_the_positions_i
 
     await run_shards(shards, [a, b], run, ShardBook(store.engine, job.job_id, 0, store.leases), max_attempts=3)
     assert ("a:1", 0, [0, 1, 2, 3]) in asked and ("b:1", 0, [0, 1, 3]) in asked
-    assert [(s.added, s.attempts) for s in shards] == [(4, 2), (4, 1), (4, 1)]
+    assert [(s.done, s.attempts) for s in shards] == [(4, 2), (4, 1), (4, 1)]
     assert {address for address, index, _ in asked if index > 0} == {"b:1"}  # a took no more
     book = job_shards(store.engine, job.job_id)
-    assert [(s["shard"], s["state"], s["rows_added"], s["attempts"], s["replica"]) for s in book] == [
+    assert [(s["shard"], s["state"], s["done"], s["attempts"], s["replica"]) for s in book] == [
         (0, "completed", 4, 2, "b:1"), (1, "completed", 4, 1, "b:1"), (2, "completed", 4, 1, "b:1")]
     assert "unavailable at a:1" in book[0]["error"] and book[1]["error"] is None
     assert all(s["gateway"] is None and s["lease_expires_at"] is None for s in book)  # done: nobody's
