@@ -35,7 +35,7 @@ from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSumm
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows, SeedRows, seed_rows
 from gateway.settings import GatewaySettings
-from gateway.shards import Shard, ShardBook, run_shards
+from gateway.shards import InOrder, Shard, ShardBook, run_shards
 from gateway.slots import SlotHolder
 from gateway.streams import generate_images, generate_rows
 from gateway.tables import TablesPhase, TablesRun
@@ -145,8 +145,9 @@ class JobExecution:
         self.images_summary: ImagesSummary | None = None
         self.models: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
-        # The shards of rows this run spread over replicas, each with its replica and rows added.
+        # The shards this run spread over replicas, each with its replica and rows added.
         self.shards: list[dict[str, Any]] = []
+        self.in_order: InOrder | None = None  # while rows are sharded: their way into the output, in shard order
         self.unique_ledger: UniqueLedger | None = None  # the job's unique fields' values, across its calls
         self.tables: TablesPhase | None = None
         self.tally: QualityTally | None = None  # a text or unified job's rows, counted for quality.json
@@ -388,8 +389,9 @@ class JobExecution:
         def on_waiting(waited_s: float) -> None:
             self._progress("rows", self._rows_received() / spec.num_rows, waiting_for("text", waited_s))
 
-        def take(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-            """Writes the rows the job lacks; returns those it wrote and how many repeated rows it has."""
+        def take(rows: list[dict[str, Any]], into: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[list[dict[str, Any]], int]:
+            """Writes the rows the job lacks (`into` a shard's place in the output, or the output);
+            returns those it wrote and how many repeated rows it has."""
             repeats = 0
             if seen is not None or carried is not None:
                 fresh = []
@@ -406,11 +408,7 @@ class JobExecution:
             rows = rows[: spec.num_rows - self._rows_received()]
             if ledger is not None:
                 rows = [row for row in rows if ledger.admit(row)]
-            if self.row_writer is not None:
-                self.row_writer.write(rows)
-            else:
-                self.rows.extend(rows)
-                self.row_spool.write(rows)
+            (into or self._write_rows)(rows)
             self.tally.add(rows)
             on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
             return rows, repeats
@@ -426,7 +424,7 @@ class JobExecution:
 
             def on_rows(rows: list[dict[str, Any]]) -> None:
                 nonlocal added, repeats
-                wrote, repeated = take(rows)
+                wrote, repeated = take(rows, None if shard is None else lambda written: self.in_order.add(shard, written))
                 added, repeats = added + len(wrote), repeats + repeated
                 if shard is not None:
                     shard.took(wrote)
@@ -490,7 +488,7 @@ class JobExecution:
 
     async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for, carried: list[dict[str, Any]] | None) -> None:
         """The rows the job lacks, in shards of SDG_SHARD_ROWS over the replicas (gateway/shards.py),
-        each with its slice of the `carried` positions. A shard whose replica is lost goes to
+        each with its slice of the `carried` positions, written in shard order. A shard whose replica is lost goes to
         another; with none left, the job fails over with the rows it has (gateway/failover.py)."""
         lacking, size, resume = spec.num_rows - self._rows_received(), self.settings.shard_rows, len(self.job.resumes)
         shards = [Shard(index, min(size, lacking - start), tuple(carried[start : start + size]) if carried is not None else (), first=start)
@@ -509,11 +507,15 @@ class JobExecution:
                     outcome.append("lost")
                     raise
                 outcome.append("partial" if summary.partial else "completed")
+            self.in_order.finished(shard)
             return not summary.partial
 
+        self.in_order = InOrder(self.folder, "data", shards, self._write_rows)
         try:
             await run_shards(shards, replicas, run, self._shard_book(), self.settings.max_attempts)
         finally:
+            self.in_order.close()
+            self.in_order = None
             self.shards = [shard.record() for shard in shards if shard.attempts]
 
     def _shard_book(self) -> ShardBook:
@@ -567,7 +569,14 @@ class JobExecution:
         )
 
     def _rows_received(self) -> int:
-        return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
+        return self._rows_written() + (self.in_order.waiting if self.in_order is not None else 0)
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
+        if self.row_writer is not None:
+            self.row_writer.write(rows)
+        else:
+            self.rows.extend(rows)
+            self.row_spool.write(rows)
 
     async def _generate_images(self, endpoint: ServiceEndpoint) -> None:
         spec = self.plan.images

@@ -13,6 +13,7 @@ from gateway.jobs import Job
 from gateway.manifest import MANIFEST_FILE, Annotations, Manifest, read_manifest, write_manifest
 from gateway.models import TablesRequest, TextRequest, UnifiedRequest
 from gateway.outputs import QUALITY_FILE, RowWriter, json_lines, list_files, salvage_images, salvage_rows, spooled, write_json_atomic
+from gateway.outputs.folders import waiting_rows
 from gateway.outputs.images import COCO_FILE
 from gateway.outputs.tables import read_rows
 from gateway.plans import tables_plan, text_spec
@@ -50,7 +51,7 @@ def salvage(job: Job) -> None:
     spool = folder / UNIFIED_ROWS_SPOOL
     if job.type == "unified" and spool.exists() and schema_file.exists():
         # The data file is written at the end; the spool holds every row received until then.
-        spooled_rows = spooled(spool)
+        spooled_rows = spooled(spool) + waiting_rows(folder, "data")
         with RowWriter(folder, output_format, json.loads(schema_file.read_text(encoding="utf-8"))) as writer:
             writer.write(paired_rows(spooled_rows, images))
         spool.unlink()

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from gateway import db
 from gateway.clients import ServiceEndpoint
 from gateway.errors import JobFailure, ReplicaLost
 from gateway.jobs import Leases
+from gateway.outputs.folders import Spool, shard_spool
 from gateway.seeding import CarriedRows
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,53 @@ class ShardBook:
     def _of(self, shard: Shard) -> tuple:
         c = db.shards.c
         return c.job_id == self.job_id, c.run == self.run, c.kind == shard.kind, c.table_name == shard.table
+
+
+class InOrder:
+    """A run's rows, written in shard order whichever replica is faster: a shard's rows stream to
+    `write` while every shard before it is done, and wait in memory and a hidden spool of their
+    own (for gateway.salvage) until then. `finished` moves the front on; `close` writes what
+    still waits, in order, when the run stops short."""
+
+    def __init__(self, folder: Path, stem: str, shards: Sequence[Shard], write: Callable[[list[dict[str, Any]]], None]):
+        self.folder, self.stem, self.write = folder, stem, write
+        self.order = sorted(shard.index for shard in shards)
+        self.front = 0  # the position in `order` of the shard whose rows stream
+        self.done: set[int] = set()
+        self.held: dict[int, list[dict[str, Any]]] = {}
+        self.spools: dict[int, Spool] = {}
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(rows) for rows in self.held.values())
+
+    def add(self, shard: Shard, rows: list[dict[str, Any]]) -> None:
+        if self.front < len(self.order) and self.order[self.front] == shard.index:
+            self.write(rows)
+            return
+        self.held.setdefault(shard.index, []).extend(rows)
+        if shard.index not in self.spools:
+            self.spools[shard.index] = Spool(shard_spool(self.folder, self.stem, shard.index))
+        self.spools[shard.index].write(rows)
+
+    def finished(self, shard: Shard) -> None:
+        self.done.add(shard.index)
+        while self.front < len(self.order) and self.order[self.front] in self.done:
+            self.front += 1
+            if self.front < len(self.order):
+                self._release(self.order[self.front])
+
+    def close(self) -> None:
+        for index in sorted(self.held):
+            self._release(index)
+
+    def _release(self, index: int) -> None:
+        rows = self.held.pop(index, None)
+        if rows:
+            self.write(rows)
+        spool = self.spools.pop(index, None)
+        if spool is not None:
+            spool.discard()
 
 
 FIELDS = ("run", "kind", "table_name", "shard", "state", "first", "size", "done", "attempts", "replica", "error", "lease_owner", "lease_expires_at")

@@ -29,7 +29,7 @@ from gateway.plans import TextSpec, job_seed, numbered_by_gateway, top_propertie
 from gateway.results import RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows
-from gateway.shards import Shard, ShardBook, run_shards
+from gateway.shards import InOrder, Shard, ShardBook, run_shards
 from gateway.streams import generate_rows
 from sdg.logs import log_context
 from sdg.given import MAX_CONTEXT_CHARS
@@ -415,7 +415,7 @@ class TablesPhase:
         def say() -> None:
             run.progress(self.rows_written, sum(self.planned.values()), f"table {table.name}: {len(rows)}/{len(planned.given)} rows")
 
-        def take(received: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        def take(received: list[dict[str, Any]], into: Callable[[list[dict[str, Any]]], None]) -> tuple[list[dict[str, Any]], int]:
             fresh = received
             if seen is not None:
                 fresh = []
@@ -424,7 +424,7 @@ class TablesPhase:
                     if key not in seen:
                         seen.add(key)
                         fresh.append(row)
-            self.writer.write(fresh)
+            into(fresh)
             rows.extend(fresh)
             say()
             return fresh, len(received) - len(fresh)
@@ -439,7 +439,7 @@ class TablesPhase:
 
             def on_rows(received: list[dict[str, Any]]) -> None:
                 nonlocal added, repeats
-                wrote, repeated = take(received)
+                wrote, repeated = take(received, lambda written: order.add(shard, written))
                 added, repeats = added + len(wrote), repeats + repeated
                 shard.took(wrote)
 
@@ -461,9 +461,15 @@ class TablesPhase:
             async def run_shard(replica: ServiceEndpoint, shard: Shard) -> bool:
                 seed = rows_seed(self.spec.seed, run.resume, top_up, shard=shard.index - first + 1, attempt=shard.attempts)
                 with log_context(shard=shard.index):
-                    return not (await call(replica, shard, seed)).partial
+                    whole = not (await call(replica, shard, seed)).partial
+                order.finished(shard)
+                return whole
 
-            await run_shards(shards, run.replicas[: max(1, len(shards))], run_shard, run.book, run.max_attempts)
+            order = InOrder(run.folder, table.name, shards, self.writer.write)
+            try:
+                await run_shards(shards, run.replicas[: max(1, len(shards))], run_shard, run.book, run.max_attempts)
+            finally:
+                order.close()
             if len(rows) == progressed:
                 break  # the service made none of what is missing: more of the same would not
         self.writer.close()

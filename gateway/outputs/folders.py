@@ -119,6 +119,21 @@ class Spool:
         self.path.unlink(missing_ok=True)
 
 
+def shard_spool(folder: Path, stem: str, shard: int) -> Path:
+    """Where a shard's rows wait, hidden, for the shards before it (gateway/shards.py InOrder)."""
+    return folder / f".{stem}.shard{shard:05d}.jsonl"
+
+
+def waiting_rows(folder: Path, stem: str) -> list:
+    """The whole rows of the shard spools a dead process left for `stem`, in shard order; the
+    spools are removed, so call it once the rows are written elsewhere."""
+    spools = sorted(folder.glob(f".{stem}.shard*.jsonl"))
+    rows = [row for spool in spools for row in spooled(spool)]
+    for spool in spools:
+        spool.unlink()
+    return rows
+
+
 def json_lines(text: str) -> list[str]:
     """The lines of JSON Lines text, each with its newline. Split on "\n" alone: JSON written with
     ensure_ascii=False holds U+2028 or U+0085 raw (a prompt may), and str.splitlines splits there."""

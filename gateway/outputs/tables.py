@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gateway.errors import JobFailure
-from gateway.outputs.folders import Spool, complete_lines, json_lines, spooled
+from gateway.outputs.folders import Spool, complete_lines, json_lines, spooled, waiting_rows
 
 # Rows are buffered into row groups of this size; the service sends rows in small batches and a
 # Parquet file of thousands of tiny row groups reads slowly.
@@ -504,9 +504,20 @@ def spool_path(data_file: Path) -> Path:
     """The hidden JSON Lines copy of a Parquet file's rows while it is being written."""
     return data_file.with_name(f".{data_file.name}.rows.jsonl")
 def salvage_rows(folder: Path, output_format: str, schema: dict[str, Any], stem: str = "data") -> int:
-    """Makes the data file a job's dead process left behind loadable, keeping every whole row;
-    returns how many rows it holds. JSON: the array is closed after the last whole row. JSON
-    Lines and CSV: a last, unfinished line is dropped. Parquet: written anew from its spool."""
+    """Makes the data file a job's dead process left behind loadable, keeping every whole row,
+    those of shards that waited for the ones before them too; returns how many rows it holds."""
+    held = _repair(folder, output_format, schema, stem)
+    waiting = waiting_rows(folder, stem)
+    if waiting:
+        kept = read_rows(folder, output_format, schema, stem=stem) if (folder / f"{stem}.{output_format}").exists() else None
+        with RowWriter(folder, output_format, schema, kept=kept, stem=stem) as writer:
+            writer.write(waiting)
+    return held + len(waiting)
+
+
+def _repair(folder: Path, output_format: str, schema: dict[str, Any], stem: str) -> int:
+    """JSON: the array is closed after the last whole row. JSON Lines and CSV: a last, unfinished
+    line is dropped. Parquet: written anew from its spool."""
     path = folder / f"{stem}.{output_format}"
     if output_format == "parquet":
         spool = spool_path(path)

@@ -1,6 +1,7 @@
 """The shard queue (gateway/shards.py) on both databases, with replicas that stand in for lost
 ones: a lost shard goes to another replica for the positions it lacks, its attempts are counted
-and kept in the job database, and a gateway taken over ends its shards' runs."""
+and kept in the job database, and a gateway taken over ends its shards' runs. Rows of shards are
+written in shard order, and those still waiting when a gateway dies are salvaged."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 
 from gateway.errors import JobFailure, ReplicaLost
 from gateway.jobs import JobStore, Leases
-from gateway.shards import Shard, ShardBook, job_shards, run_shards
+from gateway.outputs import RowWriter, salvage_rows
+from gateway.outputs.tables import read_rows
+from gateway.shards import InOrder, Shard, ShardBook, job_shards, run_shards
 
 SCHEMA = {"type": "object", "properties": {"id": {"type": "integer"}}}
 
@@ -113,3 +116,32 @@ def test_a_running_shard_is_leased_by_its_gateway_and_ends_its_run_when_another_
         assert (taken["state"], taken["gateway"]) == ("interrupted", None)
     finally:
         other.close()
+
+
+def test_rows_of_shards_reach_the_output_in_shard_order_whichever_finishes_first(tmp_path):
+    shards = [Shard(i, 2) for i in range(3)]
+    written: list[int] = []
+    order = InOrder(tmp_path, "data", shards, lambda rows: written.extend(row["id"] for row in rows))
+    order.add(shards[2], [{"id": 4}])
+    order.add(shards[0], [{"id": 0}])  # the front streams
+    order.add(shards[1], [{"id": 2}, {"id": 3}])
+    assert written == [0] and order.waiting == 3 and len(list(tmp_path.glob(".data.shard*.jsonl"))) == 2
+    order.finished(shards[1])
+    order.add(shards[0], [{"id": 1}])
+    order.finished(shards[0])  # 1 is done too: 2 is the front now, its held rows go first
+    assert written == [0, 1, 2, 3, 4] and order.waiting == 0
+    order.add(shards[2], [{"id": 5}])
+    assert written == [0, 1, 2, 3, 4, 5] and not list(tmp_path.glob(".data.shard*"))
+
+
+def test_rows_a_dead_gateway_left_waiting_for_earlier_shards_are_salvaged_after_the_others(tmp_path):
+    writer = RowWriter(tmp_path, "json", SCHEMA)
+    shards = [Shard(0, 2), Shard(1, 2), Shard(2, 2)]
+    order = InOrder(tmp_path, "data", shards, writer.write)
+    order.add(shards[0], [{"id": 0}])
+    order.add(shards[2], [{"id": 4}, {"id": 5}])
+    order.add(shards[1], [{"id": 2}])
+    # The process dies here: no close.
+    assert salvage_rows(tmp_path, "json", SCHEMA) == 4
+    assert [row["id"] for row in read_rows(tmp_path, "json", SCHEMA)] == [0, 2, 4, 5]
+    assert not list(tmp_path.glob(".data.shard*"))
