@@ -243,16 +243,18 @@
   }
 
   /** While a job runs, the last images it has finished (up to LATEST_IMAGES). The gateway writes
-   * them in index order under their final names, so image i exists once i images are done. */
+   * them under their final names, in index order, or in index order per shard when they are
+   * sharded (whose written images SDG.shards knows). */
   function showLatest(status) {
     const done = FINISHED.has(status.status) ? 0 : ((status.stats || {}).images_done || 0);
-    const key = `${status.job_id} ${done}`;
+    const written = SDG.shards.imagesWritten(status.job_id) || Array.from({ length: done }, (_, k) => k);
+    const indexes = done ? written.slice(-LATEST_IMAGES) : [];
+    const key = `${status.job_id} ${done} ${indexes.join(',')}`;
     if (key === latestFor) return;
     latestFor = key;
     const box = clear(byId('job-results'));
     if (!done) return;
-    const first = Math.max(0, done - LATEST_IMAGES);
-    const paths = Array.from({ length: done - first }, (_, k) => `images/image_${String(first + k).padStart(5, '0')}.png`);
+    const paths = indexes.map((i) => `images/image_${String(i).padStart(5, '0')}.png`);
     append(box, [section(`Latest images (${done} done so far)`, 'result-latest',
       el('div', { class: 'thumbs' }, paths.map((path) => SDG.preview.thumbnail(status.job_id, path))))]);
   }
@@ -261,7 +263,11 @@
    * they are not on screen yet). */
   function show(status, onCancel, onResume, onDelete) {
     byId('job-view').hidden = false;
+    if (byId('job-summary').dataset.jobId !== status.job_id) SDG.shards.reset();
     renderSummary(status, onCancel, onResume, onDelete);
+    // Once its shards are in, the latest images of a job still on screen as it was.
+    const shown = () => byId('job-summary').dataset.key === JSON.stringify(status) && !FINISHED.has(status.status);
+    SDG.shards.update(status).then(() => { if (shown()) showLatest(status); });
     const ready = FINISHED.has(status.status) && (status.files || []).length > 0;
     if (!ready) {
       resultsFor = null;
@@ -277,6 +283,7 @@
   function hide() {
     byId('job-view').hidden = true;
     clear(byId('job-results'));
+    SDG.shards.reset();
     resultsFor = latestFor = null;
   }
 
