@@ -176,7 +176,7 @@ class JobStore:
                 conn.execute(sa.update(table).where(table.c.job_id.in_(ids)).values(**lease))
                 # Their runs are over: the shards those left unfinished are planned again when they resume.
                 shards = db.shards.c
-                conn.execute(sa.update(db.shards).where(shards.job_id.in_(ids), shards.state.in_(("queued", "running")))
+                conn.execute(sa.update(db.shards).where(shards.job_id.in_(ids), shards.state.in_(UNFINISHED))
                              .values(state="interrupted", lease_owner=None, lease_expires_at=None, updated_at=now))
         waiting, interrupted = [], []
         for record, cancel_requested in records:
@@ -271,6 +271,12 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         """Jobs by status, in one query."""
         query = sa.select(db.jobs.c.status, sa.func.count()).group_by(db.jobs.c.status)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).tuples().all())
+
+    def shard_counts(self) -> dict[str, int]:
+        """Shards of every job's runs by state (gateway/shards.py), in one query."""
+        query = sa.select(db.shards.c.state, sa.func.count()).group_by(db.shards.c.state)
         with self.engine.connect() as conn:
             return dict(conn.execute(query).tuples().all())
 

@@ -17,13 +17,14 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import ServiceFailure
-from gateway.models import JobState
+from gateway.models import JobState, ShardState
 
 if TYPE_CHECKING:
     from gateway.clients import ServiceClients
     from gateway.jobs import JobStore
 
 JOB_STATES: tuple[str, ...] = get_args(JobState)
+SHARD_STATES: tuple[str, ...] = get_args(ShardState)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # Streaming calls last as long as a job's rows or images take; probes take milliseconds.
 GRPC_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 14400)
@@ -37,6 +38,7 @@ GRPC_METHODS = {
 # How a shard's attempt ends: all its rows, fewer (the service stopped it short), lost (its
 # replica went away; the shard goes to another), or stopped (a cancel, a shutdown, a failure).
 SHARD_OUTCOMES = ("completed", "partial", "lost", "stopped")
+
 
 
 class GatewayMetrics:
@@ -102,6 +104,11 @@ def job_families(store: JobStore) -> Iterator[Metric]:
         jobs.add_metric([state], counts.get(state, 0))
     yield jobs
     yield GaugeMetricFamily("sdg_queue_depth", "Jobs queued for a service slot", value=counts.get("queued", 0))
+    shard_counts = store.shard_counts()
+    shards = GaugeMetricFamily("sdg_shards_by_state", "Shards of jobs' runs in the job database, by state", labels=["state"])
+    for state in SHARD_STATES:
+        shards.add_metric([state], shard_counts.get(state, 0))
+    yield shards
 
 
 def replica_families(clients: ServiceClients) -> Iterator[Metric]:

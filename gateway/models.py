@@ -26,6 +26,7 @@ from sdg.limits import (
 OutputFormat = Literal["json", "jsonl", "csv", "parquet"]
 JobType = Literal["text", "images", "unified", "tables"]
 JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
+ShardState = Literal["queued", "running", "completed", "partial", "failed", "interrupted"]
 FINISHED_STATES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -280,7 +281,7 @@ class ShardStatus(BaseModel):
     kind: Literal["rows", "images"]
     table: str | None = Field(None, description="a tables job's table")
     shard: int
-    state: Literal["queued", "running", "completed", "partial", "failed", "interrupted"]
+    state: ShardState
     first: int = Field(description="its first row or image: for images, the index of its first image")
     size: int = Field(description="the rows or images it is to make")
     done: int = Field(description="the rows or images of it written")

@@ -22,13 +22,12 @@ from gateway import db
 from gateway.clients import ServiceEndpoint
 from gateway.errors import JobFailure, ReplicaLost
 from gateway.jobs import Leases
+from gateway.models import ShardState
 from gateway.outputs.folders import Spool, shard_spool
 from gateway.seeding import CarriedRows
 
 log = logging.getLogger(__name__)
 
-ShardState = Literal["queued", "running", "completed", "partial", "failed", "interrupted"]
-UNFINISHED_SHARDS = ("queued", "running")
 
 
 ShardKind = Literal["rows", "images"]

@@ -348,5 +348,6 @@ def test_a_job_of_several_shards_runs_on_both_replicas_and_a_shard_whose_replica
         assert scrape.value("sdg_shards_total", outcome="completed") == 6
         assert scrape.value("sdg_shards_total", outcome="lost") == 1
         assert scrape.value("sdg_shards_running") == 0
+        assert scrape.value("sdg_shards_by_state", state="completed") == 6 and scrape.value("sdg_shards_by_state", state="running") == 0
     finally:
         replicas.stop()
