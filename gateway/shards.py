@@ -28,8 +28,6 @@ from gateway.seeding import CarriedRows
 
 log = logging.getLogger(__name__)
 
-
-
 ShardKind = Literal["rows", "images"]
 
 
