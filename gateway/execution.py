@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -31,13 +30,14 @@ from gateway.outputs import QUALITY_FILE, ImageDatasetWriter, RowWriter, Spool, 
 from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
-from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary, RowsSummary
+from gateway.results import RowsSummary
 from gateway.resume import added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows, SeedRows, seed_rows
 from gateway.settings import GatewaySettings
 from gateway.shards import InOrder, Shard, ShardBook, run_shards
 from gateway.slots import SlotHolder
-from gateway.streams import generate_images, generate_rows
+from gateway.streams import generate_rows
+from gateway.images_phase import ImagesPhase, ImagesRun
 from gateway.tables import TablesPhase, TablesRun
 from sdg.design import UniqueLedger
 from sdg.logs import log_context
@@ -135,14 +135,13 @@ class JobExecution:
         self.resuming = job.output_dir is not None
         self.resumed_from: Manifest | None = None
         self.row_writer: RowWriter | None = None
-        self.image_writer: ImageDatasetWriter | None = None
+        self.images: ImagesPhase | None = None  # its image dataset and the images' account
         # Only unified jobs keep rows: their data file is written once each row's image is known.
         self.rows: list[dict[str, Any]] = []
         self.row_spool: Spool | None = None  # ...and a copy on disk until then, for gateway.salvage
         self.rows_summary: RowsSummary | None = None
         # A resumed job's rows, read back from its data file (None: it has none yet).
         self.kept_rows: list[dict[str, Any]] | None = None
-        self.images_summary: ImagesSummary | None = None
         self.models: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
         # The shards this run spread over replicas, each with its replica and rows added.
@@ -156,7 +155,6 @@ class JobExecution:
         self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
         self._started = 0.0
-        self._first_batch_size = 0
 
     # -- the steps ------------------------------------------------------------------------------
 
@@ -267,12 +265,12 @@ class JobExecution:
             self.resumed_from = read_manifest(self.folder) or Manifest(job_id=self.job.job_id, type=self.job.type)
             if self.plan.images is not None:
                 # Opened first, so that however this run ends, the outcome counts the kept images.
-                await self._open_off_loop("image_writer", lambda: ImageDatasetWriter(self.folder, resume=True))
+                await self._open_off_loop("images", lambda: ImagesPhase(ImageDatasetWriter(self.folder, resume=True)))
                 if self.job.resumes:  # what it keeps: the images still whole (queueing read no files)
-                    self.job.resumes[-1].images_kept = self.image_writer.images_written
+                    self.job.resumes[-1].images_kept = self.images.images_written
                 # The kinds the kept images carry, as their run's manifest recorded them.
                 if self.resumed_from.annotations is not None:
-                    self.image_writer.kinds_produced.update(self.resumed_from.annotations.produced)
+                    self.images.writer.kinds_produced.update(self.resumed_from.annotations.produced)
             self._check_same_models(self.resumed_from.model)
         else:
             self.folder = create_job_folder(root, FOLDER_PREFIX[self.plan.type])
@@ -595,11 +593,10 @@ class JobExecution:
         stats = self.job.stats
         stats.images_total = spec.num_images
         stats.step = stats.total_steps = 0  # a resumed job's are its last run's until its first step
-        if self.image_writer is None:
-            self.image_writer = ImageDatasetWriter(self.folder)
-        writer = self.image_writer
+        if self.images is None:
+            self.images = ImagesPhase(ImageDatasetWriter(self.folder))
         if self.resuming:
-            spec = dataclasses.replace(spec, first_index=writer.first_missing())
+            spec = dataclasses.replace(spec, first_index=self.images.writer.first_missing())
             if spec.first_index >= spec.num_images:
                 return  # every image is there; the run stopped before it could say so
         await self._take_image_slot()
@@ -607,102 +604,24 @@ class JobExecution:
             await self._describe_model(endpoint)
             if self.resumed_from is not None:
                 self._check_same_models(self.resumed_from.model)
-        kept = stats.images_done = writer.images_written
-        wanted = spec.num_images - spec.first_index  # this run's images
-
-        def on_step(step: DenoiseStep) -> None:
-            stats.step, stats.total_steps, stats.images_done = step.step, step.total_steps, kept + step.images_done
-            self._first_batch_size = self._first_batch_size or max(step.batch_size, 1)
-            batches = math.ceil(wanted / self._first_batch_size)
-            batch = min(step.images_done // self._first_batch_size + 1, batches)
-            done = stats.images_done + step.batch_size * step.step / max(step.total_steps, 1)
-            self._progress(
-                "images",
-                done / max(stats.images_total, 1),
-                f"generating images: batch {batch}/{batches}, step {step.step}/{step.total_steps}",
-            )
-
-        def on_image(image: GeneratedImage) -> None:
-            writer.add(image)
-            stats.images_done = writer.images_written
-            self._progress(
-                "images",
-                writer.images_written / max(stats.images_total, 1),
-                f"generating images: {writer.images_written}/{stats.images_total} done",
-            )
-
-        def on_waiting(waited_s: float) -> None:
-            self._progress("images", writer.images_written / max(stats.images_total, 1), waiting_for("image", waited_s))
-
         began = time.monotonic()
-        self._progress("images", kept / spec.num_images, f"generating images: {kept}/{spec.num_images}")
-        replicas = self._image_replicas(endpoint, spec.num_images - kept)
-        if len(replicas) > 1:
-            self.images_summary = await self._sharded_images(replicas, spec, prompts, on_image, on_waiting)
-        else:
-            self.images_summary = await generate_images(
-                endpoint, spec, prompts, self.settings.stream_inactivity_timeout_s, on_step, on_image, on_waiting
-            )
-        self.timings["images_s"] = round(time.monotonic() - began, 3)
-        self.timings["image_service_s"] = round(self.images_summary.elapsed_s, 3)
-
-    def _image_replicas(self, endpoint: ServiceEndpoint, lacking: int) -> list[ServiceEndpoint]:
-        """As _shard_replicas, for a job lacking `lacking` images."""
-        if lacking <= self.settings.shard_images:
-            return [endpoint]
-        return [endpoint, *(e for e in self.clients.image.endpoints if e.serving and e is not endpoint)]
-
-    async def _sharded_images(self, replicas: list[ServiceEndpoint], spec, prompts: list[str], on_image, on_waiting) -> ImagesSummary:
-        """The images the job lacks, in shards of SDG_SHARD_IMAGES over the replicas. Image i
-        depends only on the seed and i, so a shard is the whole request cut to its indexes, and a
-        shard whose replica is lost goes on from its first missing image on another."""
-        writer, size = self.image_writer, self.settings.shard_images
-        missing = [i for i in range(spec.first_index, spec.num_images) if i not in writer.written_indexes]
-        runs: list[list[int]] = []  # the missing indexes, in contiguous runs of at most `size`
-        for i in missing:
-            if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < size:
-                runs[-1].append(i)
-            else:
-                runs.append([i])
-        shards = [Shard(index, len(run), kind="images", first=run[0]) for index, run in enumerate(runs)]
-        summaries: list[ImagesSummary] = []
-
-        async def run(replica: ServiceEndpoint, shard: Shard) -> bool:
-            span = range(shard.first, shard.first + shard.size)
-            first = next(i for i in span if i not in writer.written_indexes)
-            call = dataclasses.replace(spec, first_index=first, num_images=span.stop)
-
-            def on_shard_image(image: GeneratedImage) -> None:
-                on_image(image)
-                shard.done = sum(1 for i in span if i in writer.written_indexes)
-
-            with log_context(shard=shard.index), self._shard_metered() as outcome:
-                log.info("shard %d: images %d..%d on the %s (attempt %d)", shard.index, first, span.stop - 1, replica.label, shard.attempts)
-                try:
-                    summary = await generate_images(replica, call, prompts, self.settings.stream_inactivity_timeout_s,
-                                                    lambda step: None, on_shard_image, on_waiting)
-                except ReplicaLost:
-                    outcome.append("lost")
-                    raise
-                outcome.append("partial" if summary.partial else "completed")
-            summaries.append(summary)
-            return not summary.partial
-
-        try:
-            await run_shards(shards, replicas, run, self._shard_book(), self.settings.max_attempts)
-        finally:
-            self.shards += [shard.record() for shard in shards if shard.attempts]
-        first = summaries[0]
-        return dataclasses.replace(
-            first,
-            images_generated=sum(s.images_generated for s in summaries),
-            images_requested=len(missing),
-            elapsed_s=sum(s.elapsed_s for s in summaries),
-            annotations_produced=sorted({kind for s in summaries for kind in s.annotations_produced}),
-            partial=any(s.partial for s in summaries),
-            reason=next((s.reason for s in summaries if s.reason), ""),
-            negative_prompt_tokens_dropped=max(s.negative_prompt_tokens_dropped for s in summaries),
+        run = ImagesRun(
+            replicas=[endpoint, *(e for e in self.clients.image.endpoints if e.serving and e is not endpoint)],
+            timeout_s=self.settings.stream_inactivity_timeout_s,
+            shard_images=self.settings.shard_images,
+            max_attempts=self.settings.max_attempts,
+            book=self._shard_book(),
+            metered=self._shard_metered,
+            stats=stats,
+            progress=lambda fraction, message: self._progress("images", fraction, message),
+            waiting=lambda waited_s: waiting_for("image", waited_s),
         )
+        try:
+            await self.images.run(spec, prompts, run)
+        finally:
+            self.shards += [shard.record() for shard in self.images.shards if shard.attempts]
+        self.timings["images_s"] = round(time.monotonic() - began, 3)
+        self.timings["image_service_s"] = round(self.images.summary.elapsed_s, 3)
 
     def _progress(self, phase: str, fraction: float, message: str) -> None:
         low, high = PHASES[self.plan.type][phase]
@@ -730,7 +649,7 @@ class JobExecution:
         self.timings["total_s"] = round(time.monotonic() - (self._started or self._submitted), 3)
         # A stopped job's bar shows what it kept, not the batch it dropped.
         job.progress = 100 if status == "completed" else self._progress_of(
-            self._rows_written(), self.image_writer.images_written if self.image_writer else 0
+            self._rows_written(), self.images.images_written if self.images else 0
         )
         if self.folder is not None:
             self._write_quality()
@@ -789,14 +708,14 @@ class JobExecution:
         )
 
     def _close_files(self) -> None:
-        if self.image_writer is not None:
-            self.image_writer.close()
+        if self.images is not None:
+            self.images.close()
         if self.tables is not None:
             self.tables.close()
         if self.row_writer is not None:
             self.row_writer.close()
         if self.plan.type == "unified" and self.folder is not None and self.plan.text is not None:
-            written = self.image_writer.written_indexes if self.image_writer is not None else set()
+            written = self.images.writer.written_indexes if self.images is not None else set()
             with RowWriter(self.folder, self.plan.output_format or "json", with_image_file(self.plan.text.schema)) as writer:
                 writer.write(paired_rows(self.rows, written))
                 self.row_writer = writer
@@ -823,9 +742,9 @@ class JobExecution:
                 reasons.append(f"{got} of {wanted} rows" + (f" ({service_reason})" if service_reason else ""))
         if self.plan.images is not None:
             wanted = self.plan.images.num_images
-            got = self.image_writer.images_written if self.image_writer is not None else 0
+            got = self.images.images_written if self.images is not None else 0
             if got < wanted:
-                service_reason = self.images_summary.reason if self.images_summary and self.images_summary.reason else ""
+                service_reason = self.images.summary.reason if self.images and self.images.summary and self.images.summary.reason else ""
                 reasons.append(f"{got} of {wanted} images" + (f" ({service_reason})" if service_reason else ""))
         return "; ".join(filter(None, reasons)) or None
 
@@ -836,7 +755,7 @@ class JobExecution:
             if self.plan.text is not None or self.plan.tables is not None:
                 made.append(counted(self._rows_written(), "row"))
             if self.plan.images is not None:
-                made.append(counted(self.image_writer.images_written if self.image_writer else 0, "image"))
+                made.append(counted(self.images.images_written if self.images else 0, "image"))
             message = "completed: " + ", ".join(made) + (f" (partial: {reason})" if reason else "")
         else:
             message = f"{job.status}: {reason}" if reason else job.status
@@ -888,9 +807,9 @@ class JobExecution:
                 "height": plan.images.height,
                 "num_inference_steps": plan.images.num_inference_steps,
                 "guidance_scale": plan.images.guidance_scale,
-                "scheduler": self.images_summary.scheduler if self.images_summary else plan.images.scheduler,
+                "scheduler": self.images.summary.scheduler if self.images and self.images.summary else plan.images.scheduler,
                 "feature_reuse": plan.images.feature_reuse,
-                "prompts_cut": self.image_writer.prompts_cut if self.image_writer else 0,
+                "prompts_cut": self.images.writer.prompts_cut if self.images else 0,
                 "negative_prompt_tokens_dropped": self._negative_prompt_tokens_dropped(),
             }
             notes = self._image_notes()
@@ -918,7 +837,7 @@ class JobExecution:
                 f"approximate: the whole UNet ran every {self.plan.images.feature_reuse} steps, its shallow layers reusing "
                 "the deep features in between (after DeepCache); the images differ from feature_reuse 1's"
             )
-        cut = self.image_writer.prompts_cut if self.image_writer else 0
+        cut = self.images.writer.prompts_cut if self.images else 0
         if cut:
             notes.append(
                 f"the prompts of {counted(cut, 'image')} were longer than the text encoder reads (CLIP: 77 tokens) and were cut: "
@@ -932,7 +851,7 @@ class JobExecution:
         return notes
 
     def _negative_prompt_tokens_dropped(self) -> int:
-        return self.images_summary.negative_prompt_tokens_dropped if self.images_summary else 0
+        return self.images.summary.negative_prompt_tokens_dropped if self.images and self.images.summary else 0
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -947,7 +866,7 @@ class JobExecution:
                 duplicates_removed=summary.duplicates_removed if summary else 0,
             )
         if self.plan.images is not None:
-            generated = self.image_writer.images_written if self.image_writer else 0
+            generated = self.images.images_written if self.images else 0
             if self.plan.type == "images":
                 counts.update(requested=self.plan.images.num_images, generated=generated)
             else:
@@ -956,7 +875,7 @@ class JobExecution:
 
     def _annotations(self) -> dict[str, Any]:
         assert self.plan.images is not None
-        writer = self.image_writer
+        writer = self.images.writer if self.images else None
         produced = sorted(writer.kinds_produced) if writer else []
         annotations: dict[str, Any] = {
             "requested": self.plan.images.annotations,
