@@ -1,7 +1,7 @@
 """JobExecution: what one job does, step by step. It asks each service what it has loaded (so an
 unreachable service fails the job within seconds, naming its address, before anything is written),
-creates the job folder, streams rows and images into files as they arrive, and finishes with a
-manifest. Every way out (done, service failure, cancellation, shutdown) closes the files so they
+creates the job folder, has its phases stream rows and images into files as they arrive
+(gateway/rows_phase.py, images_phase.py, tables.py), and finishes with a manifest. Every way out (done, service failure, cancellation, shutdown) closes the files so they
 load, and the status and manifest say whether the output is partial and why; a job that lost its
 replica mid-stream is handed to its failover (gateway/failover.py) instead of failing."""
 
@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,24 +23,20 @@ from gateway.datasets import DatasetStore
 from gateway.errors import InvalidRequest, JobFailure, ReplicaLost, ServiceFailure
 from gateway.failover import attempt, failovers
 from gateway.jobs import CANCELLED, Job, JobStore
-from gateway.manifest import MANIFEST_FILE, Manifest, Tokens, read_manifest, write_manifest
+from gateway.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
 from gateway.models import JobState, Resume
-from gateway.outputs import QUALITY_FILE, ImageDatasetWriter, RowWriter, Spool, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs import QUALITY_FILE, ImageDatasetWriter, create_job_folder, display_path, list_files, write_json_atomic
+from gateway.outputs.folders import opened_off_loop
 from gateway.outputs.images import image_file
 from gateway.outputs.tables import json_value, read_rows
 from gateway.plans import IMAGE_FILE_COLUMN, JobPlan, TextSpec, format_prompt
-from gateway.results import RowsSummary
-from gateway.resume import added_rows, no_rows, row_key, rows_seed
-from gateway.seeding import CarriedRows, SeedRows, seed_rows
+from gateway.seeding import SeedRows, seed_rows
 from gateway.settings import GatewaySettings
-from gateway.shards import InOrder, Shard, ShardBook, run_shards
+from gateway.shards import ShardBook
 from gateway.slots import SlotHolder
-from gateway.streams import generate_rows
 from gateway.images_phase import ImagesPhase, ImagesRun
+from gateway.rows_phase import RowsPhase, RowsRun
 from gateway.tables import TablesPhase, TablesRun
-from sdg.design import UniqueLedger
-from sdg.logs import log_context
-from sdg.quality import QualityTally
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +61,6 @@ def kept_progress(job_type: str, rows: tuple[int, int], images: tuple[int, int])
 
 
 SHUTDOWN = "interrupted: gateway shut down"
-# How many more calls a resumed job makes for the rows it dropped as repeats of kept ones.
-MAX_TOP_UPS = 3
-UNIFIED_ROWS_SPOOL = ".rows.jsonl"  # a unified job's rows until its data file is written
 SERVICE_POLL_S = 1.0  # how often a job waiting for a service asks it again
 
 
@@ -134,25 +126,15 @@ class JobExecution:
         # that folder, from what its last run's manifest said.
         self.resuming = job.output_dir is not None
         self.resumed_from: Manifest | None = None
-        self.row_writer: RowWriter | None = None
-        self.images: ImagesPhase | None = None  # its image dataset and the images' account
-        # Only unified jobs keep rows: their data file is written once each row's image is known.
-        self.rows: list[dict[str, Any]] = []
-        self.row_spool: Spool | None = None  # ...and a copy on disk until then, for gateway.salvage
-        self.rows_summary: RowsSummary | None = None
+        # The job's phases, each with its output and account: rows, images, or a tables job's tables.
+        self.text: RowsPhase | None = None
+        self.images: ImagesPhase | None = None
+        self.tables: TablesPhase | None = None
         # A resumed job's rows, read back from its data file (None: it has none yet).
         self.kept_rows: list[dict[str, Any]] | None = None
         self.models: dict[str, dict[str, Any]] = {}
         self.timings: dict[str, float] = {}
-        # The shards this run spread over replicas, each with its replica and rows added.
-        self.shards: list[dict[str, Any]] = []
-        self.in_order: InOrder | None = None  # while rows are sharded: their way into the output, in shard order
-        self.unique_ledger: UniqueLedger | None = None  # the job's unique fields' values, across its calls
-        self.tables: TablesPhase | None = None
-        self.tally: QualityTally | None = None  # a text or unified job's rows, counted for quality.json
         self.quality: dict[str, Any] | None = None  # its report, made off the event loop once all is done
-        # What the job's seed_data carried or showed, for the manifest.
-        self.seed_account: dict[str, Any] | None = None
         self._submitted = time.monotonic()
         self._started = 0.0
 
@@ -265,7 +247,7 @@ class JobExecution:
             self.resumed_from = read_manifest(self.folder) or Manifest(job_id=self.job.job_id, type=self.job.type)
             if self.plan.images is not None:
                 # Opened first, so that however this run ends, the outcome counts the kept images.
-                await self._open_off_loop("images", lambda: ImagesPhase(ImageDatasetWriter(self.folder, resume=True)))
+                await opened_off_loop(lambda: setattr(self, "images", ImagesPhase(ImageDatasetWriter(self.folder, resume=True))))
                 if self.job.resumes:  # what it keeps: the images still whole (queueing read no files)
                     self.job.resumes[-1].images_kept = self.images.images_written
                 # The kinds the kept images carry, as their run's manifest recorded them.
@@ -280,18 +262,6 @@ class JobExecution:
         # Rewritten at the end; until then it says what runs (models, seed, request), for a
         # folder whose gateway dies first (gateway.salvage completes it).
         write_manifest(self.folder, self._manifest([], "not finished"))
-
-    async def _open_off_loop(self, attribute: str, open_writer: Callable[[], Any]) -> None:
-        """Sets `attribute` to open_writer(), run on a worker thread: opening a resumed job's files
-        parses them (and writes a Parquet file anew), seconds for a large job, and the event loop
-        keeps serving meanwhile. A cancellation that arrives first waits for the writer, so that
-        _finish closes it like any other."""
-        task = asyncio.ensure_future(asyncio.to_thread(open_writer))
-        try:
-            setattr(self, attribute, await asyncio.shield(task))
-        except asyncio.CancelledError:
-            setattr(self, attribute, await task)
-            raise
 
     def _check_same_models(self, before: dict[str, dict[str, Any]]) -> None:
         """A resumed job's new images must come from the model that made its first ones."""
@@ -323,131 +293,39 @@ class JobExecution:
         return max(0, self.plan.text.num_rows - len(self.kept_rows or []))
 
     async def _generate_rows(self, endpoint: ServiceEndpoint | None) -> None:
-        """Streams the job's rows into its data file (a unified job keeps them until its images
-        are made). A resumed job starts from the rows it kept, and `endpoint` is None when it
-        lacks none."""
+        """The job's rows (gateway/rows_phase.py). A resumed job starts from the rows it kept, and
+        `endpoint` is None when it lacks none."""
         spec = self.plan.text
         assert spec is not None and self.folder is not None
-        stats = self.job.stats
-        stats.rows_total = spec.num_rows
+        self.job.stats.rows_total = spec.num_rows
         write_json_atomic(self.folder / "schema.json", self._data_schema())
-        kept = self.kept_rows or []
-        if self.plan.type == "text":
-            output_format = self.plan.output_format or "json"
-            await self._open_off_loop("row_writer", lambda: RowWriter(self.folder, output_format, spec.schema, kept=self.kept_rows))
-        else:
-            self.rows = list(kept)
-            await self._open_off_loop("row_spool", lambda: Spool(self.folder / UNIFIED_ROWS_SPOOL, kept))
-        stats.rows_done = len(kept)
-        self.tally = QualityTally(spec.read, spec.carried)
-        await asyncio.to_thread(self.tally.add, kept)
-        if self.resuming:
-            self.rows_summary = self._rows_before()
-            if "text" in self.resumed_from.model and "text" not in self.models:
-                self.models["text"] = self.resumed_from.model["text"]
-        if endpoint is None:
-            self.seed_account = self.resumed_from.seed_data if self.resumed_from else None
-            return
-        positions: Sequence[dict[str, Any]] = ()
-        if spec.seed_data is not None:
-            seeded = await asyncio.to_thread(self._seed_rows, spec)
-            self.seed_account = seeded.manifest()
-            spec = dataclasses.replace(spec, example_rows=seeded.examples)
-            positions = seeded.carried
-        carried = await asyncio.to_thread(self._carried, positions, spec, kept) if positions or spec.numbered else None
-
-        def given(call: TextSpec) -> TextSpec:
-            """The call carrying the first of the seed rows still lacking, as many as it covers."""
-            if carried is None:
-                return call
-            rows = carried.lacking()[: call.num_rows]
-            return dataclasses.replace(call, num_rows=len(rows), given_rows=tuple(rows))
-
-        replicas = self._shard_replicas(endpoint)
-        # A resumed or sharded job drops any row that repeats one it has; within one call, the
-        # service itself drops repeats.
-        seen = None
-        if (self.resuming or len(replicas) > 1) and not spec.keep_duplicates:
-            seen = await asyncio.to_thread(lambda: {row_key(row, spec.schema) for row in kept})  # seconds for a million rows
-        # A unique field's value written by one call is turned away from the next (each call
-        # keeps its own rows unique), and the top-ups below replace the row.
-        ledger = self.unique_ledger = UniqueLedger(spec.read.design) if spec.read.design and spec.read.design.unique else None
-        if ledger is not None:
-            for row in kept:
-                ledger.admit(row)
-            before = self.resumed_from.unique_collisions() if self.resumed_from else {}
-            ledger.collisions.update({name: count for name, count in before.items() if name in spec.read.design.unique})
-
-        def on_progress(done: int, total: int) -> None:
-            if self.resuming or len(replicas) > 1:  # the service counts this call's rows
-                done, total = self._rows_received(), spec.num_rows
-            stats.rows_done, stats.rows_total = done, total or spec.num_rows
-            self._progress("rows", done / max(stats.rows_total, 1), f"generating rows: {done}/{stats.rows_total}")
-
-        def on_waiting(waited_s: float) -> None:
-            self._progress("rows", self._rows_received() / spec.num_rows, waiting_for("text", waited_s))
-
-        def take(rows: list[dict[str, Any]], into: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[list[dict[str, Any]], int]:
-            """Writes the rows the job lacks (`into` a shard's place in the output, or the output);
-            returns those it wrote and how many repeated rows it has."""
-            repeats = 0
-            if seen is not None or carried is not None:
-                fresh = []
-                for row in rows:
-                    key = row_key(row, spec.schema) if seen is not None else None
-                    if key is not None and key in seen:
-                        continue
-                    if carried is not None and not carried.fills(row):
-                        raise JobFailure(f"the text service sent a row that holds none of the given values it was sent: {json.dumps(row)[:200]}")
-                    if key is not None:
-                        seen.add(key)
-                    fresh.append(row)
-                repeats, rows = len(rows) - len(fresh), fresh
-            rows = rows[: spec.num_rows - self._rows_received()]
-            if ledger is not None:
-                rows = [row for row in rows if ledger.admit(row)]
-            (into or self._write_rows)(rows)
-            self.tally.add(rows)
-            on_progress(max(stats.rows_done, self._rows_received()), stats.rows_total)
-            return rows, repeats
-
+        run = RowsRun(
+            folder=self.folder,
+            output_format=self.plan.output_format or "json",
+            unified=self.plan.type == "unified",
+            kept=self.kept_rows,
+            before=self.resumed_from if self.resuming else None,
+            resume=len(self.job.resumes),
+            replicas=[] if endpoint is None else [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)],
+            timeout_s=self.settings.stream_inactivity_timeout_s,
+            shard_rows=self.settings.shard_rows,
+            max_attempts=self.settings.max_attempts,
+            book=self._shard_book(),
+            metered=self._shard_metered,
+            seed_rows=self._seed_rows,
+            stats=self.job.stats,
+            progress=lambda fraction, message: self._progress("rows", fraction, message),
+            waiting=lambda waited_s: waiting_for("text", waited_s),
+        )
+        self.text = RowsPhase(spec, run)
+        await self.text.open()
+        if self.resuming and "text" in self.resumed_from.model and "text" not in self.models:
+            self.models["text"] = self.resumed_from.model["text"]
         began = time.monotonic()
-        self._progress("rows", len(kept) / spec.num_rows, f"generating rows: {len(kept)}/{spec.num_rows}")
-        timeout_s = self.settings.stream_inactivity_timeout_s
-
-        async def call_for(on: ServiceEndpoint, call: TextSpec, shard: Shard | None = None) -> tuple[RowsSummary, int]:
-            """One call's rows, added to the job's account (calls on several replicas interleave)
-            and to its shard's; returns its summary and the rows it added."""
-            added = repeats = 0
-
-            def on_rows(rows: list[dict[str, Any]]) -> None:
-                nonlocal added, repeats
-                wrote, repeated = take(rows, None if shard is None else lambda written: self.in_order.add(shard, written))
-                added, repeats = added + len(wrote), repeats + repeated
-                if shard is not None:
-                    shard.took(wrote)
-
-            summary = await generate_rows(on, call, timeout_s, on_progress, on_rows, on_waiting)
-            self.rows_summary = added_rows(self.rows_summary, summary, added, repeats)
-            return summary, added
-
-        if not self.resuming and len(replicas) == 1:
-            self.rows_summary = await generate_rows(endpoint, given(spec), timeout_s, on_progress, take, on_waiting)
-        else:
-            self.rows_summary = self.rows_summary or no_rows(spec)
-            if len(replicas) > 1:
-                await self._sharded_rows(replicas, spec, call_for, carried.lacking() if carried else None)
-            # Rows dropped as repeats are sampled again, with seeds of their own.
-            for top_up in range(MAX_TOP_UPS + 1):
-                lacking = spec.num_rows - self._rows_received()
-                if lacking <= 0:
-                    break
-                call = given(dataclasses.replace(spec, num_rows=lacking, seed=rows_seed(spec.seed, len(self.job.resumes), top_up)))
-                summary, added = await call_for(endpoint, call)
-                if summary.partial or not added:
-                    break
-        self.timings["text_s"] = round(time.monotonic() - began, 3)
-        self.timings["text_service_s"] = round(self.rows_summary.elapsed_s, 3)
+        await self.text.make()
+        if endpoint is not None:
+            self.timings["text_s"] = round(time.monotonic() - began, 3)
+            self.timings["text_service_s"] = round(self.text.summary.elapsed_s, 3)
 
     async def _generate_tables(self, endpoint: ServiceEndpoint) -> None:
         """A tables job's tables, parents first, over every serving text replica."""
@@ -474,59 +352,10 @@ class JobExecution:
         try:
             await self.tables.run()
         finally:
-            self.shards = [shard.record() for shard in self.tables.shards if shard.attempts]
             self.timings["text_s"] = round(time.monotonic() - began, 3)
-
-    def _shard_replicas(self, endpoint: ServiceEndpoint | None) -> list[ServiceEndpoint]:
-        """The text replicas a job's rows are spread over: `endpoint` first, then every other one
-        that serves, when the job lacks more than one shard's rows; else `endpoint` alone."""
-        if endpoint is None or self._rows_lacking() <= self.settings.shard_rows:
-            return [endpoint] if endpoint is not None else []
-        return [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)]
-
-    async def _sharded_rows(self, replicas: list[ServiceEndpoint], spec: TextSpec, call_for, carried: list[dict[str, Any]] | None) -> None:
-        """The rows the job lacks, in shards of SDG_SHARD_ROWS over the replicas (gateway/shards.py),
-        each with its slice of the `carried` positions, written in shard order. A shard whose replica is lost goes to
-        another; with none left, the job fails over with the rows it has (gateway/failover.py)."""
-        lacking, size, resume = spec.num_rows - self._rows_received(), self.settings.shard_rows, len(self.job.resumes)
-        shards = [Shard(index, min(size, lacking - start), tuple(carried[start : start + size]) if carried is not None else (), first=start)
-                  for index, start in enumerate(range(0, lacking, size))]
-
-        async def run(replica: ServiceEndpoint, shard: Shard) -> bool:
-            positions = shard.open_positions(spec.schema)
-            call = dataclasses.replace(spec, num_rows=len(positions), seed=rows_seed(spec.seed, resume, shard=shard.index + 1, attempt=shard.attempts))
-            if shard.given:
-                call = dataclasses.replace(call, given_rows=tuple(shard.given[i] for i in positions))
-            with log_context(shard=shard.index), self._shard_metered() as outcome:
-                log.info("shard %d: %d rows on the %s (attempt %d)", shard.index, call.num_rows, replica.label, shard.attempts)
-                try:
-                    summary, _ = await call_for(replica, call, shard)
-                except ReplicaLost:
-                    outcome.append("lost")
-                    raise
-                outcome.append("partial" if summary.partial else "completed")
-            self.in_order.finished(shard)
-            return not summary.partial
-
-        self.in_order = InOrder(self.folder, "data", shards, self._write_rows)
-        try:
-            await run_shards(shards, replicas, run, self._shard_book(), self.settings.max_attempts)
-        finally:
-            self.in_order.close()
-            self.in_order = None
-            self.shards = [shard.record() for shard in shards if shard.attempts]
 
     def _shard_book(self) -> ShardBook:
         return ShardBook(self.store.engine, self.job.job_id, len(self.job.resumes), self.store.leases)
-
-    @staticmethod
-    def _carried(seeded: Sequence[dict[str, Any]], spec: TextSpec, kept: list[dict[str, Any]]) -> CarriedRows:
-        """The given values of every output position (seed rows' and numbers), less those a kept row fills."""
-        positions = [{**(seeded[i] if seeded else {}), **spec.numbers(i)} for i in range(spec.num_rows)] if spec.numbered else seeded
-        carried = CarriedRows(positions, spec.schema)
-        for row in kept:
-            carried.fills(row)
-        return carried
 
     def _seed_rows(self, spec: TextSpec) -> SeedRows:
         """The job's seed rows, drawn as at its submission."""
@@ -546,48 +375,19 @@ class JobExecution:
             metrics.shards_running.dec()
             metrics.shards.labels(outcome[0] if outcome else "stopped").inc()
 
-    def _rows_before(self) -> RowsSummary:
-        """The account of a resumed job's kept rows that its last run's manifest gave."""
-        spec, before = self.plan.text, self.resumed_from
-        assert spec is not None and before is not None
-        counts, tokens = before.counts, before.tokens or Tokens()
-        kept = len(self.kept_rows or [])
-        return RowsSummary(
-            rows_generated=kept,
-            rows_requested=spec.num_rows,
-            rows_invalid=counts.invalid_regenerated or 0,
-            duplicates_removed=counts.duplicates_removed or 0,
-            distinct_ratio=1.0 if before.distinct_ratio is None else before.distinct_ratio,
-            seed=spec.seed,
-            elapsed_s=before.timings.get("text_service_s", 0.0),
-            tokens_generated=tokens.generated,
-            tokens_forced=tokens.forced,
-            partial=kept < spec.num_rows,
-            reason="",
-        )
-
-    def _rows_received(self) -> int:
-        return self._rows_written() + (self.in_order.waiting if self.in_order is not None else 0)
-
-    def _write_rows(self, rows: list[dict[str, Any]]) -> None:
-        if self.row_writer is not None:
-            self.row_writer.write(rows)
-        else:
-            self.rows.extend(rows)
-            self.row_spool.write(rows)
-
     async def _generate_images(self, endpoint: ServiceEndpoint) -> None:
         spec = self.plan.images
         assert spec is not None and self.folder is not None
         prompts = spec.prompts
         if self.plan.type == "unified":
             # Image i belongs to row i, so there can be no more images than rows.
-            count = min(spec.num_images, len(self.rows))
+            rows = self.text.rows if self.text else []
+            count = min(spec.num_images, len(rows))
             if count == 0:
                 return
             # Each row as its data file holds it (a float column's 5 as 5.0), so that a resumed
             # run, which reads the rows back from that file, formats the same prompts.
-            file_rows = [json_value(self.rows[i], self.plan.text.schema) for i in range(count)]
+            file_rows = [json_value(rows[i], self.plan.text.schema) for i in range(count)]
             prompts = [format_prompt(spec.prompts[i % len(spec.prompts)], file_rows[i]) for i in range(count)]
             spec = dataclasses.replace(spec, num_images=count)
         stats = self.job.stats
@@ -616,10 +416,7 @@ class JobExecution:
             progress=lambda fraction, message: self._progress("images", fraction, message),
             waiting=lambda waited_s: waiting_for("image", waited_s),
         )
-        try:
-            await self.images.run(spec, prompts, run)
-        finally:
-            self.shards += [shard.record() for shard in self.images.shards if shard.attempts]
+        await self.images.run(spec, prompts, run)
         self.timings["images_s"] = round(time.monotonic() - began, 3)
         self.timings["image_service_s"] = round(self.images.summary.elapsed_s, 3)
 
@@ -678,7 +475,7 @@ class JobExecution:
         try:
             if self.tables is not None:
                 return self.tables.quality()
-            return self.tally.report() if self.tally is not None else None
+            return self.text.tally.report() if self.text is not None and self.text.tally is not None else None
         except Exception as err:  # a bug here must not lose the job's outcome
             log.exception("job %s: no quality report", self.job.job_id)
             return {"error": f"{type(err).__name__}: {err}"}
@@ -712,20 +509,14 @@ class JobExecution:
             self.images.close()
         if self.tables is not None:
             self.tables.close()
-        if self.row_writer is not None:
-            self.row_writer.close()
-        if self.plan.type == "unified" and self.folder is not None and self.plan.text is not None:
+        if self.text is not None:
             written = self.images.writer.written_indexes if self.images is not None else set()
-            with RowWriter(self.folder, self.plan.output_format or "json", with_image_file(self.plan.text.schema)) as writer:
-                writer.write(paired_rows(self.rows, written))
-                self.row_writer = writer
-            if self.row_spool is not None:
-                self.row_spool.discard()
+            self.text.close(lambda rows: paired_rows(rows, written), self._data_schema())
 
     def _rows_written(self) -> int:
         if self.tables is not None:
             return self.tables.rows_written
-        return self.row_writer.rows_written if self.row_writer is not None else len(self.rows)
+        return self.text.written if self.text is not None else 0
 
     def _shortfall(self) -> str | None:
         """Why the output holds less than was asked for, or None when it is all there (or when
@@ -738,7 +529,8 @@ class JobExecution:
         if self.plan.text is not None:
             wanted, got = self.plan.text.num_rows, self._rows_written()
             if got < wanted:
-                service_reason = self.rows_summary.reason if self.rows_summary and self.rows_summary.reason else ""
+                summary = self.text.summary if self.text else None
+                service_reason = summary.reason if summary and summary.reason else ""
                 reasons.append(f"{got} of {wanted} rows" + (f" ({service_reason})" if service_reason else ""))
         if self.plan.images is not None:
             wanted = self.plan.images.num_images
@@ -787,19 +579,21 @@ class JobExecution:
         if job.resumes:
             manifest["resumes"] = [resume.model_dump() for resume in job.resumes]
             manifest["failovers"] = failovers(job)
-        if self.shards:
-            manifest["shards"] = sorted(self.shards, key=lambda shard: (shard.get("kind", "rows") != "rows", shard["shard"]))
+        shards = [shard.record() for phase in (self.text, self.images, self.tables) if phase for shard in phase.shards if shard.attempts]
+        if shards:
+            manifest["shards"] = shards
         if self.tables is not None:
             manifest.update(self.tables.manifest())
         if plan.text is not None:
             manifest["schema"] = self._schema_account()
-        if self.unique_ledger is not None:
-            manifest["constraints"] = {"unique": self.unique_ledger.manifest()}
-        if self.seed_account is not None:
-            manifest["seed_data"] = self.seed_account
-        if self.rows_summary is not None:
-            manifest["distinct_ratio"] = self.rows_summary.distinct_ratio
-            manifest["tokens"] = {"generated": self.rows_summary.tokens_generated, "forced": self.rows_summary.tokens_forced}
+        text = self.text
+        if text is not None and text.ledger is not None:
+            manifest["constraints"] = {"unique": text.ledger.manifest()}
+        if text is not None and text.seed_account is not None:
+            manifest["seed_data"] = text.seed_account
+        if text is not None and text.summary is not None:
+            manifest["distinct_ratio"] = text.summary.distinct_ratio
+            manifest["tokens"] = {"generated": text.summary.tokens_generated, "forced": text.summary.tokens_forced}
         if plan.images is not None:
             manifest["annotations"] = self._annotations()
             manifest["images"] = {
@@ -819,7 +613,7 @@ class JobExecution:
 
     def _schema_account(self) -> dict[str, Any]:
         """How the schema was read (sdg.schema), and what was checked after decoding."""
-        spec, summary = self.plan.text, self.rows_summary
+        spec, summary = self.plan.text, self.text.summary if self.text else None
         assert spec is not None
         account = spec.read.manifest()
         account["optional_rate"] = spec.optional_rate
@@ -858,7 +652,7 @@ class JobExecution:
         if self.plan.tables is not None:
             counts.update(self.tables.counts() if self.tables else {"requested": self.plan.rows, "generated": 0})
         if self.plan.text is not None:
-            summary = self.rows_summary
+            summary = self.text.summary if self.text else None
             counts.update(
                 requested=self.plan.text.num_rows,
                 generated=self._rows_written(),

@@ -66,6 +66,10 @@ def recorded_seed(job: Job) -> int | None:
     return manifest.seed
 
 
+# How many more calls a resumed job makes for the rows it dropped as repeats of kept ones.
+MAX_TOP_UPS = 3
+
+
 def rows_seed(seed: int, resume: int, top_up: int = 0, shard: int = 0, attempt: int = 1) -> int:
     """The seed the `resume`-th resume of a job with `seed` samples its rows with, and, when rows
     repeating kept ones were dropped, the seed of each `top_up` that replaces them; `shard` (from

@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from gateway.execution import UNIFIED_ROWS_SPOOL, kept_progress, paired_rows
+from gateway.execution import kept_progress, paired_rows
 from gateway.jobs import Job
 from gateway.manifest import MANIFEST_FILE, Annotations, Manifest, read_manifest, write_manifest
 from gateway.models import TablesRequest, TextRequest, UnifiedRequest
@@ -17,6 +17,7 @@ from gateway.outputs.folders import waiting_rows
 from gateway.outputs.images import COCO_FILE
 from gateway.outputs.tables import read_rows
 from gateway.plans import tables_plan, text_spec
+from gateway.rows_phase import UNIFIED_ROWS_SPOOL
 from sdg.quality import table_report
 
 log = logging.getLogger(__name__)

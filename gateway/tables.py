@@ -27,7 +27,7 @@ from gateway.outputs import RowWriter, write_json_atomic
 from gateway.outputs.tables import read_rows
 from gateway.plans import TextSpec, job_seed, numbered_by_gateway, top_properties, without_keys
 from gateway.results import RowsSummary
-from gateway.resume import added_rows, no_rows, row_key, rows_seed
+from gateway.resume import MAX_TOP_UPS, added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows
 from gateway.shards import InOrder, Shard, ShardBook, run_shards
 from gateway.streams import generate_rows
@@ -40,7 +40,6 @@ from sdg.schema import SchemaError, read_schema
 
 MAX_TABLES = 16
 # Calls made again for rows a table still lacks (repeats dropped, rows the service gave up on).
-MAX_TOP_UPS = 3
 # The per-parent counts a table may draw from.
 COUNT_KINDS = ("fixed", "poisson", "uniform")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 
 def create_job_folder(root: Path, prefix: str, now: datetime | None = None) -> Path:
@@ -117,6 +120,19 @@ class Spool:
         """The writer finished: the spool is not needed."""
         self._file.close()
         self.path.unlink(missing_ok=True)
+
+
+async def opened_off_loop(open_files: Callable[[], Any]) -> Any:
+    """open_files() on a worker thread: opening a resumed job's files parses them (and writes a
+    Parquet file anew), seconds for a large job, and the event loop keeps serving meanwhile. A
+    cancellation that arrives first waits for it, so that whatever it opened is closed like the
+    rest; `open_files` keeps what it opens where the job's end will find it."""
+    task = asyncio.ensure_future(asyncio.to_thread(open_files))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def shard_spool(folder: Path, stem: str, shard: int) -> Path:
