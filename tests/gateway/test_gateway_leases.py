@@ -1,5 +1,5 @@
 """Several gateways on one job database, each a real process beside the real text service: any of
-them answers and streams every job, and when one is killed mid-job another finishes it."""
+them answers and streams every job, and when one is killed mid-job (in shards) another finishes it."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from tests.gateway.test_gateway_events import read_events
 BODY = {"schema": {"city": {"type": "string", "maxLength": 10}, "zip": "int"}, "num_samples": 2000, "output_format": "jsonl"}
 
 
-def two_gateways(database_url: str, text_service, image_service, service_logs, output_dir: Path):
-    env = {"SDG_DATABASE_URL": database_url, "SDG_LEASE_TTL_S": "1.5"}
+def two_gateways(database_url: str, text_service, image_service, service_logs, output_dir: Path, text_addresses: str | None = None, **env):
+    env = {"SDG_DATABASE_URL": database_url, "SDG_LEASE_TTL_S": "1.5", **env}
     return [
-        start_gateway(service_logs, text_service.address, image_service.address, output_dir, SDG_GATEWAY_ID=name, **env)
+        start_gateway(service_logs, text_addresses or text_service.address, image_service.address, output_dir, SDG_GATEWAY_ID=name, **env)
         for name in ("first", "second")
     ]
 
@@ -26,9 +26,17 @@ def two_gateways(database_url: str, text_service, image_service, service_logs, o
 def test_a_gateway_killed_mid_job_is_taken_over_by_another_that_finishes_it(
     database_url, text_service, image_service, service_logs, tmp_path
 ):
-    first, second = two_gateways(database_url, text_service, image_service, service_logs, tmp_path)
+    # Two addresses of the one text service, so that each gateway runs the job in shards.
+    port = text_service.address.rpartition(":")[2]
+    replicas = f"{text_service.address},localhost:{port}"
+    first, second = two_gateways(database_url, text_service, image_service, service_logs, tmp_path, replicas, SDG_SHARD_ROWS="256")
     try:
         with httpx.Client(base_url=first.address, timeout=30) as api_first, httpx.Client(base_url=second.address, timeout=30) as api:
+            for gateway in (api_first, api):
+                deadline = time.monotonic() + 30
+                while sum(s["status"] == "serving" for s in gateway.get("/health").json()["services"].values()) < 3:
+                    assert time.monotonic() < deadline, gateway.get("/health").json()
+                    time.sleep(0.1)
             response = api_first.post("/generate/text", json=BODY)
             assert response.status_code == 202, response.text
             job_id = response.json()["job_id"]
@@ -45,11 +53,17 @@ def test_a_gateway_killed_mid_job_is_taken_over_by_another_that_finishes_it(
             first.proc.wait()
             status = wait_for_job(api, job_id, timeout=180)
             reader.join(timeout=60)
+            book = api.get(f"/jobs/{job_id}/shards").json()
         assert (status["status"], status["message"]) == ("completed", "completed: 2000 rows"), status
         [resume] = status["resumes"]
         assert resume["automatic"] and 1 <= resume["rows_kept"] < 2000
         rows = (Path(status["output_path"]) / "data.jsonl").read_text().splitlines()
         assert len(rows) == len(set(rows)) == 2000
+        # The first gateway's run ended with its unfinished shards; the second's made the rest.
+        cut_off, finished = [s for s in book if s["run"] == 0], [s for s in book if s["run"] == 1]
+        assert {s["state"] for s in cut_off} <= {"completed", "interrupted"} and "interrupted" in {s["state"] for s in cut_off}
+        assert finished and {(s["state"], s["gateway"]) for s in finished} == {("completed", None)}
+        assert 0 < sum(s["done"] for s in finished) <= 2000 - resume["rows_kept"]  # top-ups for repeats are not shards
         ids = [int(event["id"]) for event in streamed]
         assert ids == sorted(ids) and len(set(ids)) == len(ids)
         states = [event["data"]["status"] for event in streamed if event["event"] == "state"]
