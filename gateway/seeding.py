@@ -17,7 +17,7 @@ from gateway.datasets import DatasetInfo, DatasetStore, ParsedDataset
 from gateway.errors import DatasetNotFound, InvalidRequest
 from gateway.plans import TextSpec
 from gateway.resume import row_key
-from sdg.given import MAX_EXAMPLE_ROWS, GivenError, check_examples
+from sdg.given import GivenError, check_examples
 from sdg.samplers import FieldShape, SamplerError, field_shape
 from sdg.schema import resolve, writable_string
 

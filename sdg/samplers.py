@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache

@@ -13,6 +13,7 @@ __all__ = [
     "arrow_schema",
     "create_job_folder",
     "display_path",
+    "json_lines",
     "list_files",
     "salvage_images",
     "salvage_rows",
