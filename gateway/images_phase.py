@@ -98,6 +98,9 @@ class ImagesPhase:
             first = next(i for i in span if i not in writer.written_indexes)
             call = dataclasses.replace(spec, first_index=first, num_images=span.stop)
 
+            def on_shard_step(step: DenoiseStep) -> None:  # shards interleave: their steps only show they move
+                run.stats.step, run.stats.total_steps = step.step, step.total_steps
+
             def on_shard_image(image: GeneratedImage) -> None:
                 on_image(image)
                 shard.done = sum(1 for i in span if i in writer.written_indexes)
@@ -105,7 +108,7 @@ class ImagesPhase:
             with log_context(shard=shard.index), run.metered() as outcome:
                 log.info("shard %d: images %d..%d on the %s (attempt %d)", shard.index, first, span.stop - 1, replica.label, shard.attempts)
                 try:
-                    summary = await generate_images(replica, call, prompts, run.timeout_s, lambda step: None, on_shard_image, on_waiting)
+                    summary = await generate_images(replica, call, prompts, run.timeout_s, on_shard_step, on_shard_image, on_waiting)
                 except ReplicaLost:
                     outcome.append("lost")
                     raise
