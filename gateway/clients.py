@@ -173,6 +173,10 @@ class ServicePool(Generic[Stub]):
         self._turn = (self.endpoints.index(chosen) + 1) % len(self.endpoints)
         return chosen
 
+    def serving_with(self, first: ServiceEndpoint[Stub]) -> list[ServiceEndpoint[Stub]]:
+        """`first`, then every other replica that serves: where a job's shards go."""
+        return [first, *(e for e in self.endpoints if e.serving and e is not first)]
+
 
 @dataclass
 class ServiceClients:

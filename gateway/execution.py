@@ -1,18 +1,18 @@
 """JobExecution: what one job does, step by step. It asks each service what it has loaded (so an
 unreachable service fails the job within seconds, naming its address, before anything is written),
 creates the job folder, has its phases stream rows and images into files as they arrive
-(gateway/rows_phase.py, images_phase.py, tables.py), and finishes with a manifest. Every way out (done, service failure, cancellation, shutdown) closes the files so they
-load, and the status and manifest say whether the output is partial and why; a job that lost its
-replica mid-stream is handed to its failover (gateway/failover.py) instead of failing."""
+(gateway/rows_phase.py, images_phase.py, tables.py), and finishes with a manifest. Every way out
+(done, service failure, cancellation, shutdown) closes the files so they load, and the status and
+manifest say whether the output is partial and why; a job that lost its replica mid-stream is
+handed to its failover (gateway/failover.py) instead of failing."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -306,12 +306,11 @@ class JobExecution:
             kept=self.kept_rows,
             before=self.resumed_from if self.resuming else None,
             resume=len(self.job.resumes),
-            replicas=[] if endpoint is None else [endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)],
+            replicas=[] if endpoint is None else self.clients.text.serving_with(endpoint),
             timeout_s=self.settings.stream_inactivity_timeout_s,
             shard_rows=self.settings.shard_rows,
             max_attempts=self.settings.max_attempts,
             book=self._shard_book(),
-            metered=self._shard_metered,
             seed_rows=self._seed_rows,
             stats=self.job.stats,
             progress=lambda fraction, message: self._progress("rows", fraction, message),
@@ -338,7 +337,7 @@ class JobExecution:
         run = TablesRun(
             folder=self.folder,
             output_format=self.plan.output_format or "json",
-            replicas=[endpoint, *(e for e in self.clients.text.endpoints if e.serving and e is not endpoint)],
+            replicas=self.clients.text.serving_with(endpoint),
             shard_rows=self.settings.shard_rows,
             timeout_s=self.settings.stream_inactivity_timeout_s,
             resume=len(self.job.resumes),
@@ -355,7 +354,7 @@ class JobExecution:
             self.timings["text_s"] = round(time.monotonic() - began, 3)
 
     def _shard_book(self) -> ShardBook:
-        return ShardBook(self.store.engine, self.job.job_id, len(self.job.resumes), self.store.leases)
+        return ShardBook(self.store.engine, self.job.job_id, len(self.job.resumes), self.store.leases, self.clients.metrics)
 
     def _seed_rows(self, spec: TextSpec) -> SeedRows:
         """The job's seed rows, drawn as at its submission."""
@@ -363,17 +362,6 @@ class JobExecution:
             return seed_rows(spec, DatasetStore(self.store.engine), self.job.owner)
         except InvalidRequest as err:  # its dataset was deleted since
             raise JobFailure(f"seed data: {err}") from None
-
-    @contextlib.contextmanager
-    def _shard_metered(self) -> Iterator[list[str]]:
-        """Counts the shard run in the block as running, then by the outcome it appends."""
-        metrics, outcome = self.clients.metrics, []
-        metrics.shards_running.inc()
-        try:
-            yield outcome
-        finally:
-            metrics.shards_running.dec()
-            metrics.shards.labels(outcome[0] if outcome else "stopped").inc()
 
     async def _generate_images(self, endpoint: ServiceEndpoint) -> None:
         spec = self.plan.images
@@ -406,12 +394,11 @@ class JobExecution:
                 self._check_same_models(self.resumed_from.model)
         began = time.monotonic()
         run = ImagesRun(
-            replicas=[endpoint, *(e for e in self.clients.image.endpoints if e.serving and e is not endpoint)],
+            replicas=self.clients.image.serving_with(endpoint),
             timeout_s=self.settings.stream_inactivity_timeout_s,
             shard_images=self.settings.shard_images,
             max_attempts=self.settings.max_attempts,
             book=self._shard_book(),
-            metered=self._shard_metered,
             stats=stats,
             progress=lambda fraction, message: self._progress("images", fraction, message),
             waiting=lambda waited_s: waiting_for("image", waited_s),

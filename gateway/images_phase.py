@@ -8,18 +8,15 @@ import dataclasses
 import logging
 import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from gateway.clients import ServiceEndpoint
-from gateway.errors import ReplicaLost
 from gateway.models import JobStats
 from gateway.outputs import ImageDatasetWriter
 from gateway.plans import ImageSpec
 from gateway.results import DenoiseStep, GeneratedImage, ImagesSummary
 from gateway.shards import Shard, ShardBook, run_shards
 from gateway.streams import generate_images
-from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +29,7 @@ class ImagesRun:
     timeout_s: float
     shard_images: int
     max_attempts: int  # a shard's, before the job fails
-    book: ShardBook  # where its shards' states are kept
-    metered: Callable[[], AbstractContextManager[list[str]]]  # counts a shard's attempt by the outcome it appends
+    book: ShardBook  # where its shards' states are kept and counted
     stats: JobStats
     progress: Callable[[float, str], None]  # the share of the job's images done, and what it does
     waiting: Callable[[float], str]  # what it says while its call waits behind others, for so many seconds
@@ -105,14 +101,7 @@ class ImagesPhase:
                 on_image(image)
                 shard.done = sum(1 for i in span if i in writer.written_indexes)
 
-            with log_context(shard=shard.index), run.metered() as outcome:
-                log.info("shard %d: images %d..%d on the %s (attempt %d)", shard.index, first, span.stop - 1, replica.label, shard.attempts)
-                try:
-                    summary = await generate_images(replica, call, prompts, run.timeout_s, on_shard_step, on_shard_image, on_waiting)
-                except ReplicaLost:
-                    outcome.append("lost")
-                    raise
-                outcome.append("partial" if summary.partial else "completed")
+            summary = await generate_images(replica, call, prompts, run.timeout_s, on_shard_step, on_shard_image, on_waiting)
             summaries.append(summary)
             return not summary.partial
 

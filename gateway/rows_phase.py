@@ -13,13 +13,12 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gateway.clients import ServiceEndpoint
-from gateway.errors import JobFailure, ReplicaLost
+from gateway.errors import JobFailure
 from gateway.manifest import Manifest, Tokens
 from gateway.models import JobStats
 from gateway.outputs import RowWriter, Spool
@@ -31,7 +30,6 @@ from gateway.seeding import CarriedRows, SeedRows
 from gateway.shards import InOrder, Shard, ShardBook, run_shards
 from gateway.streams import generate_rows
 from sdg.design import UniqueLedger
-from sdg.logs import log_context
 from sdg.quality import QualityTally
 
 log = logging.getLogger(__name__)
@@ -54,8 +52,7 @@ class RowsRun:
     timeout_s: float
     shard_rows: int
     max_attempts: int  # a shard's, before the job fails
-    book: ShardBook
-    metered: Callable[[], AbstractContextManager[list[str]]]  # counts a shard's attempt by the outcome it appends
+    book: ShardBook  # where its shards' states are kept and counted
     seed_rows: Callable[[TextSpec], SeedRows]  # the job's seed rows, drawn as at its submission
     stats: JobStats
     progress: Callable[[float, str], None]  # the share of the job's rows done, and what it does
@@ -225,14 +222,7 @@ class RowsPhase:
             call = dataclasses.replace(spec, num_rows=len(positions), seed=rows_seed(spec.seed, run.resume, shard=shard.index + 1, attempt=shard.attempts))
             if shard.given:
                 call = dataclasses.replace(call, given_rows=tuple(shard.given[i] for i in positions))
-            with log_context(shard=shard.index), run.metered() as outcome:
-                log.info("shard %d: %d rows on the %s (attempt %d)", shard.index, call.num_rows, replica.label, shard.attempts)
-                try:
-                    summary, _ = await call_for(replica, call, shard)
-                except ReplicaLost:
-                    outcome.append("lost")
-                    raise
-                outcome.append("partial" if summary.partial else "completed")
+            summary, _ = await call_for(replica, call, shard)
             self.in_order.finished(shard)
             return not summary.partial
 

@@ -22,9 +22,11 @@ from gateway import db
 from gateway.clients import ServiceEndpoint
 from gateway.errors import JobFailure, ReplicaLost
 from gateway.jobs import Leases
+from gateway.metrics import GatewayMetrics
 from gateway.models import ShardState
 from gateway.outputs.folders import Spool, shard_spool
 from gateway.seeding import CarriedRows
+from sdg.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +79,11 @@ class Shard:
 
 
 class ShardBook:
-    """The shards of one run of one job, as the job database holds them."""
+    """The shards of one run of one job, as the job database holds them, and their attempts as
+    /metrics counts them."""
 
-    def __init__(self, engine: Engine, job_id: str, run: int, leases: Leases):
-        self.engine, self.job_id, self.run, self.leases = engine, job_id, run, leases
+    def __init__(self, engine: Engine, job_id: str, run: int, leases: Leases, metrics: GatewayMetrics):
+        self.engine, self.job_id, self.run, self.leases, self.metrics = engine, job_id, run, leases, metrics
 
     def plan(self, shards: Sequence[Shard]) -> None:
         rows = [{"job_id": self.job_id, "run": self.run, "kind": s.kind, "table_name": s.table, "shard": s.index, "first": s.first,
@@ -91,6 +94,16 @@ class ShardBook:
             c = db.shards.c
             conn.execute(sa.delete(db.shards).where(*self._of(shards[0]), c.shard.in_([s.index for s in shards])))
             conn.execute(sa.insert(db.shards), rows)
+
+    def started(self, shard: Shard) -> None:
+        self.metrics.shards_running.inc()
+        self.update(shard, "running")
+
+    def ended(self, shard: Shard, state: ShardState, outcome: str, error: str | None = None) -> None:
+        """The end of the attempt `started` counted: `outcome` is one of metrics.SHARD_OUTCOMES."""
+        self.metrics.shards_running.dec()
+        self.metrics.shards.labels(outcome).inc()
+        self.update(shard, state, error)
 
     def update(self, shard: Shard, state: ShardState, error: str | None = None) -> None:
         leased = state == "running"
@@ -185,24 +198,26 @@ async def run_shards(shards: Sequence[Shard], replicas: Sequence[ServiceEndpoint
         while queue:
             shard = queue.popleft()
             shard.attempts, shard.replica = shard.attempts + 1, replica.address
-            book.update(shard, "running")
+            book.started(shard)
             try:
-                whole = await run(replica, shard)
+                with log_context(shard=shard.index):
+                    log.info("shard %d: %d %s on the %s (attempt %d)", shard.index, shard.lacking, shard.kind, replica.label, shard.attempts)
+                    whole = await run(replica, shard)
             except ReplicaLost as err:
                 if shard.attempts >= max_attempts:
-                    book.update(shard, "failed", str(err))
+                    book.ended(shard, "failed", "lost", str(err))
                     raise JobFailure(f"shard {shard.index} lost its replica on each of its {shard.attempts} attempts: {err}") from None
                 log.warning("shard %s lost the %s after %d of its %d %s; it goes to another replica", shard.index, replica.label,
                             shard.done, shard.size, shard.kind)
-                book.update(shard, "queued", str(err))
+                book.ended(shard, "queued", "lost", str(err))
                 queue.appendleft(shard)
                 alive.remove(replica)
                 lost = err
                 return
             except BaseException:  # a failure or cancellation elsewhere stops them all
-                book.update(shard, "interrupted" if shard.lacking else "completed")
+                book.ended(shard, "interrupted" if shard.lacking else "completed", "stopped")
                 raise
-            book.update(shard, "completed" if whole else "partial")
+            book.ended(shard, "completed" if whole else "partial", "completed" if whole else "partial")
 
     try:
         while queue:

@@ -31,7 +31,6 @@ from gateway.resume import MAX_TOP_UPS, added_rows, no_rows, row_key, rows_seed
 from gateway.seeding import CarriedRows
 from gateway.shards import InOrder, Shard, ShardBook, run_shards
 from gateway.streams import generate_rows
-from sdg.logs import log_context
 from sdg.given import MAX_CONTEXT_CHARS
 from sdg.limits import MAX_ROWS
 from sdg.quality import table_report
@@ -459,8 +458,7 @@ class TablesPhase:
 
             async def run_shard(replica: ServiceEndpoint, shard: Shard) -> bool:
                 seed = rows_seed(self.spec.seed, run.resume, top_up, shard=shard.index - first + 1, attempt=shard.attempts)
-                with log_context(shard=shard.index):
-                    whole = not (await call(replica, shard, seed)).partial
+                whole = not (await call(replica, shard, seed)).partial
                 order.finished(shard)
                 return whole
 

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.errors import JobFailure, ReplicaLost
 from gateway.jobs import JobStore, Leases
+from gateway.metrics import GatewayMetrics
 from gateway.outputs import RowWriter, salvage_rows
 from gateway.outputs.tables import read_rows
 from gateway.shards import InOrder, Shard, ShardBook, job_shards, run_shards
@@ -59,7 +60,7 @@ async def test_a_shard_whose_replica_is_lost_goes_to_another_for_the_positions_i
         shard.took([{"id": i} for i in ids])
         return True
 
-    await run_shards(shards, [a, b], run, ShardBook(store.engine, job.job_id, 0, store.leases), max_attempts=3)
+    await run_shards(shards, [a, b], run, ShardBook(store.engine, job.job_id, 0, store.leases, GatewayMetrics()), max_attempts=3)
     assert ("a:1", 0, [0, 1, 2, 3]) in asked and ("b:1", 0, [0, 1, 3]) in asked
     assert [(s.done, s.attempts) for s in shards] == [(4, 2), (4, 1), (4, 1)]
     assert {address for address, index, _ in asked if index > 0} == {"b:1"}  # a took no more
@@ -78,7 +79,7 @@ async def test_shards_with_no_replica_left_raise_the_loss_for_the_job_to_fail_ov
         raise lost(replica)
 
     with pytest.raises(ReplicaLost):
-        await run_shards([Shard(0, 4), Shard(1, 4)], [a, b], run, ShardBook(store.engine, job.job_id, 0, store.leases), max_attempts=3)
+        await run_shards([Shard(0, 4), Shard(1, 4)], [a, b], run, ShardBook(store.engine, job.job_id, 0, store.leases, GatewayMetrics()), max_attempts=3)
     assert {s["state"] for s in job_shards(store.engine, job.job_id)} == {"interrupted"}
 
 
@@ -93,7 +94,7 @@ async def test_a_shard_lost_on_each_of_its_attempts_fails_the_job_naming_it(stor
         return True
 
     with pytest.raises(JobFailure, match=r"shard 1 lost its replica on each of its 2 attempts: text service unavailable at r\d:1"):
-        await run_shards([Shard(0, 2), Shard(1, 2)], replicas, run, ShardBook(store.engine, job.job_id, 0, store.leases), max_attempts=2)
+        await run_shards([Shard(0, 2), Shard(1, 2)], replicas, run, ShardBook(store.engine, job.job_id, 0, store.leases, GatewayMetrics()), max_attempts=2)
     states = {s["shard"]: s["state"] for s in job_shards(store.engine, job.job_id)}
     assert states[1] == "failed"
 
@@ -101,7 +102,7 @@ async def test_a_shard_lost_on_each_of_its_attempts_fails_the_job_naming_it(stor
 def test_a_running_shard_is_leased_by_its_gateway_and_ends_its_run_when_another_takes_the_job_over(store, database_url, tmp_path):
     job = store.create("text", {}, "queued")
     shard = Shard(0, 8, replica="a:1", attempts=1)
-    book = ShardBook(store.engine, job.job_id, 0, store.leases)
+    book = ShardBook(store.engine, job.job_id, 0, store.leases, GatewayMetrics())
     book.plan([shard])
     book.update(shard, "running")
     [running] = job_shards(store.engine, job.job_id)
